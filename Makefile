@@ -1,0 +1,41 @@
+# memhost: two entry points on a fresh machine that has python3 and make.
+#   make demo   the main job on the emulated board
+#   make test   every test
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STUBS   := .stubs
+STAMP   := $(VENV)/.installed
+
+.PHONY: demo test install system-deps stubs clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,ann,docs]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# ngspice for the schematic simulations (Debian). Needs root; prints what to run otherwise.
+system-deps:
+	@command -v ngspice >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice >/dev/null; \
+	  else echo "ngspice missing: run 'sudo apt-get install ngspice' (schematic tests will be skipped)"; fi; }
+
+# MicroPython stubs live in their own folders: in the host venv they would shadow sys/time.
+$(STUBS)/.done: $(STAMP)
+	$(BIN)/pip install -q --target $(STUBS)/rp2 micropython-rp2-stubs
+	$(BIN)/pip install -q --target $(STUBS)/stm32 micropython-stm32-stubs
+	touch $@
+
+stubs: $(STUBS)/.done
+
+demo: $(STAMP)
+	$(BIN)/memhost demo
+
+test: $(STAMP) system-deps stubs
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) $(STUBS) .pytest_cache

@@ -1,0 +1,102 @@
+"""The `memhost` command line. Thin: parse, call the library, print.
+
+Sub-commands are discovered: every module in `memhost.commands` and `memhost.bench` that defines
+`register(subparsers)` adds its own parsers and sets `func` (a callable taking the parsed args and
+returning an exit status or None). Errors derived from MemhostError print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+import sys
+from typing import Any, Callable
+
+from . import __version__, PROTOCOL_VERSION
+from .errors import MemhostError
+
+
+def add_port_args(parser: argparse.ArgumentParser, preset: bool = True) -> None:
+    """--port (and --preset/--seed for the emulated board) on any command that talks to a board."""
+    parser.add_argument("--port", default=None,
+                        help="serial port (e.g. /dev/ttyACM0), or 'emu' for the emulated board "
+                             "(default: the one board found, else emu)")
+    if preset:
+        parser.add_argument("--preset", default="tio2x-seed",
+                            help="emulated device preset: a name or a .toml path (only with --port emu)")
+        parser.add_argument("--seed", type=int, default=None,
+                            help="random seed of the emulated device (only with --port emu)")
+
+
+def add_json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(o, "_asdict"):
+        return o._asdict()
+    if hasattr(o, "__dict__"):
+        return vars(o)
+    return str(o)
+
+
+def _register_package(package: str, subparsers: Any) -> None:
+    pkg = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package}.{info.name}")
+        register: Callable[[Any], None] | None = getattr(module, "register", None)
+        if register is not None:
+            register(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memhost",
+        description="Program analog memristors precisely, on a real board or the emulated one.")
+    parser.add_argument("--version", action="version",
+                        version=f"memhost {__version__} (protocol {PROTOCOL_VERSION})")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _register_package("memhost.commands", sub)
+    bench = sub.add_parser("bench", help="benchmarks that print figures (--json for machines)")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
+    _register_package("memhost.bench", bench_sub)
+    bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        status = func(args)
+    except MemhostError as exc:
+        print(f"memhost: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("memhost: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
