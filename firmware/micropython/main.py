@@ -1,0 +1,35 @@
+# Firmware entry point: picks the HAL for this platform and serves binary frames on USB serial
+# (stdin/stdout) until the host sends REPL. Board-specific code lives only in memfw/hal/.
+import sys
+import micropython
+
+
+def select_hal():
+    if sys.platform == "rp2":
+        from memfw.hal.rp2 import Hal
+    elif sys.platform == "pyboard":
+        from memfw.hal.pyboard import Hal
+    else:                   # unix port: the emulated board (hil/memristor.py + virtual clock)
+        from memfw.hal.sim import Hal
+    return Hal()
+
+
+def new_session_id():
+    import os
+    b = os.urandom(4)
+    sid = b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+    return sid or 1
+
+
+def main():
+    from memfw.dispatch import Server
+    hal = select_hal()
+    server = Server(hal, new_session_id())
+    micropython.kbd_intr(-1)    # binary mode: 0x03 in a frame must not raise KeyboardInterrupt
+    try:
+        server.run()
+    finally:
+        micropython.kbd_intr(3)
+
+
+main()

@@ -1,0 +1,278 @@
+# The board's server: reads frames, queues commands (credit window), executes them one at a time,
+# answers every command exactly once, and caches replies so a re-sent command is never re-executed.
+import struct
+import time
+from micropython import const
+from memfw import link
+from memfw import protocol as P
+from memfw.control import Config, Controller
+
+QUEUE_DEPTH = const(8)          # commands the board holds; the host keeps at most this many in flight
+_CACHE_SIZE = const(64)         # replies kept for retransmitted commands
+_IDLE_POLL_MS = const(5)        # how long an idle board waits for input before looping
+
+
+class CmdError(Exception):
+    def __init__(self, code, message):
+        self.code = code
+        self.message = message
+
+
+def _finite(x):
+    return x == x and -3.0e38 < x < 3.0e38
+
+
+class Server:
+    def __init__(self, hal, session_id, config_defaults=None):
+        self.hal = hal
+        self.session_id = session_id
+        self.cfg = Config(hal, config_defaults)
+        self.ctrl = Controller(hal, self.cfg, self._check_abort)
+        self.reader = link.FrameReader(self._on_frame, self._on_bad_frame)
+        self.rx = bytearray(256)
+        self.queue = []                 # [(type, seq, body bytes)]
+        self.cache = {}                 # seq -> encoded reply frame
+        self.cache_order = []
+        self.lowest_live_seq = 0        # seqs below this were executed and evicted from the cache
+        self.abort = False
+        self.running = True
+        # counters reported in INFO
+        self.n_commands = 0
+        self.n_bad_frames = 0
+        self.n_duplicates = 0
+        self.n_errors = 0
+
+    # ---- input -----------------------------------------------------------------------------
+    def pump(self, timeout_ms=0):
+        n = self.hal.rx_into(self.rx, timeout_ms)
+        while n:
+            self.reader.feed(self.rx, n)
+            n = self.hal.rx_into(self.rx, 0)
+
+    def _check_abort(self):
+        self.pump(0)
+        return self.abort
+
+    def _on_bad_frame(self, code):
+        # the sequence number cannot be trusted: count it and answer with seq 0
+        self.n_bad_frames += 1
+        names = {P.E_CRC: "CRC mismatch", P.E_COBS: "COBS decoding error",
+                 P.E_TOO_LONG: "frame too long", P.E_BAD_LENGTH: "frame too short"}
+        self._send_error(P.SEQ_UNSOLICITED, 0, code, names.get(code, "bad frame"), cache=False)
+
+    def _on_frame(self, mv, n):
+        ver = mv[0]
+        mtype = mv[1]
+        seq = mv[2] | (mv[3] << 8) | (mv[4] << 16) | (mv[5] << 24)
+        body = bytes(mv[P.HEADER_SIZE:n])
+        if ver != P.PROTOCOL_VERSION:
+            self.n_bad_frames += 1
+            self._send_error(seq, mtype, P.E_VERSION,
+                             "firmware protocol %d, host sent %d: update the host or run memhost flash"
+                             % (P.PROTOCOL_VERSION, ver), cache=False)
+            return
+        if seq == P.SEQ_UNSOLICITED:
+            self.n_bad_frames += 1
+            self._send_error(seq, mtype, P.E_OUT_OF_RANGE, "sequence number 0 is reserved", cache=False)
+            return
+        if mtype == P.HELLO and len(body) == 1 and body[0] & 1:
+            self._new_session()
+        cached = self.cache.get(seq)
+        if cached is not None:
+            self.n_duplicates += 1
+            self.hal.tx(cached)
+            return
+        for q in self.queue:
+            if q[1] == seq:
+                self.n_duplicates += 1     # re-sent while still queued: it will be answered once
+                return
+        if seq < self.lowest_live_seq:
+            self.n_duplicates += 1
+            self._send_error(seq, mtype, P.E_STALE_SEQ,
+                             "sequence number %d already executed and forgotten" % seq, cache=False)
+            return
+        if mtype == P.ABORT:
+            self._abort(seq)
+            return
+        if len(self.queue) >= QUEUE_DEPTH:
+            self._send_error(seq, mtype, P.E_QUEUE_FULL,
+                             "queue full (%d): keep at most queue_depth commands in flight" % QUEUE_DEPTH,
+                             cache=False)
+            return
+        self.queue.append((mtype, seq, body))
+
+    def _new_session(self):
+        self.cache = {}
+        self.cache_order = []
+        self.lowest_live_seq = 0
+
+    def _abort(self, seq):
+        aborted = 0
+        for q in self.queue:
+            if q[0] == P.PROGRAM:
+                self._reply(q[1], P.RESULT, struct.pack(P.RESULT_LAYOUT, P.ST_ABORTED, 0, 0.0, 0.0,
+                                                        0, 0, 0, 0.0))
+            else:
+                self._send_error(q[1], q[0], P.E_ABORTED, "aborted before it ran")
+            aborted += 1
+        self.queue = []
+        self.abort = True           # a PROGRAM running now stops at its next check
+        self._reply(seq, P.ACK, struct.pack(P.ACK_LAYOUT, aborted))
+
+    # ---- output ----------------------------------------------------------------------------
+    def _reply(self, seq, mtype, body, cache=True):
+        frame = link.encode_frame(struct.pack(P.HEADER, P.PROTOCOL_VERSION, mtype, seq) + body)
+        if cache:
+            self.cache[seq] = frame
+            self.cache_order.append(seq)
+            if len(self.cache_order) > _CACHE_SIZE:
+                old = self.cache_order.pop(0)
+                del self.cache[old]
+                if old >= self.lowest_live_seq:
+                    self.lowest_live_seq = old + 1
+        self.hal.tx(frame)
+
+    def _send_error(self, seq, mtype, code, message, cache=True):
+        self.n_errors += 1
+        msg = message.encode()[:P.MAX_BODY - 2]
+        self._reply(seq, P.ERROR, struct.pack(P.ERROR_FIXED, code, mtype) + msg,
+                    cache=cache and seq != P.SEQ_UNSOLICITED)
+
+    # ---- execution -------------------------------------------------------------------------
+    def step(self):
+        """Executes one queued command, if any. Returns True if one ran."""
+        if not self.queue:
+            return False
+        mtype, seq, body = self.queue.pop(0)
+        self.abort = False
+        try:
+            rtype, rbody = self.execute(mtype, body)
+            self.n_commands += 1
+            self._reply(seq, rtype, rbody)
+        except CmdError as e:
+            self.n_commands += 1
+            self._send_error(seq, mtype, e.code, e.message)
+        except Exception as e:      # never let anything escape the loop
+            self.n_commands += 1
+            self._send_error(seq, mtype, P.E_INTERNAL, "internal error: %r" % (e,))
+        if mtype == P.REPL:
+            self.running = False
+        return True
+
+    def run(self):
+        while self.running:
+            self.pump(0 if self.queue else _IDLE_POLL_MS)
+            self.step()
+
+    def execute(self, mtype, body):
+        size = P.CMD_SIZE.get(mtype)
+        if mtype == P.PING:
+            return P.PONG, body
+        if size is None:
+            raise CmdError(P.E_UNKNOWN_TYPE, "unknown message type 0x%02x" % mtype)
+        if len(body) != size:
+            raise CmdError(P.E_BAD_LENGTH, "type 0x%02x needs a %d-byte body, got %d" % (
+                mtype, size, len(body)))
+        fields = struct.unpack(P.CMD_LAYOUT[mtype], body) if size else ()
+        if mtype == P.HELLO:
+            return P.INFO, self.info_body()
+        if mtype == P.READ:
+            return self._read(fields[0], fields[1])
+        if mtype == P.PULSE:
+            return self._pulse(fields[0], fields[1])
+        if mtype == P.PROGRAM:
+            return self._program(fields)
+        if mtype == P.CONFIG_GET:
+            return self._config(fields[0], None)
+        if mtype == P.CONFIG_SET:
+            return self._config(fields[0], fields[1])
+        if mtype == P.WAIT:
+            s = fields[0]
+            if not _finite(s) or s < 0 or s > 3600:
+                raise CmdError(P.E_OUT_OF_RANGE, "WAIT %r s: must be 0..3600 s" % s)
+            self.hal.wait(s)
+            return P.ACK, struct.pack(P.ACK_LAYOUT, 0)
+        if mtype == P.REPL:
+            return P.ACK, struct.pack(P.ACK_LAYOUT, 0)
+        # ABORT is handled on arrival
+        raise CmdError(P.E_UNKNOWN_TYPE, "type 0x%02x cannot be queued" % mtype)
+
+    def info_body(self):
+        c = self.cfg.values
+        h = self.hal
+        pulses, damage = h.counters()
+        fixed = struct.pack(
+            P.INFO_FIXED, P.FW_VERSION[0], P.FW_VERSION[1], P.FW_VERSION[2], P.PROTOCOL_VERSION,
+            QUEUE_DEPTH, 0, self.session_id,
+            c[P.K_MAX_V], h.ABS_MAX_V, c[P.K_MIN_WIDTH], c[P.K_MAX_WIDTH], c[P.K_READ_V],
+            c[P.K_MAX_READ_V], int(c[P.K_MAX_PULSES]), h.ABS_MAX_PULSES,
+            self.n_commands, pulses, self.n_bad_frames, self.n_duplicates, self.n_errors, damage)
+        out = bytearray(fixed)
+        for s in (h.board, h.name, h.preset()):
+            b = s.encode()[:60]
+            out.append(len(b))
+            out.extend(b)
+        return bytes(out)
+
+    def _read(self, n, read_v):
+        if n < 1 or n > 1000:
+            raise CmdError(P.E_OUT_OF_RANGE, "READ n=%d: must be 1..1000" % n)
+        if read_v == 0:
+            read_v = self.cfg.values[P.K_READ_V]
+        if not _finite(read_v) or read_v < 0 or read_v > self.cfg.values[P.K_MAX_READ_V]:
+            raise CmdError(P.E_SAFETY, "read voltage %r V outside 0..max_read_v %r V" % (
+                read_v, self.cfg.values[P.K_MAX_READ_V]))
+        t0 = self.hal.ticks_us()
+        s = 0.0
+        s2 = 0.0
+        for _ in range(n):
+            g = self.hal.read(1, read_v)
+            s += g
+            s2 += g * g
+        mean = s / n
+        var = s2 / n - mean * mean
+        std = var ** 0.5 if var > 0 else 0.0
+        return P.READING, struct.pack(P.READING_LAYOUT, mean, std, n,
+                                      time.ticks_diff(self.hal.ticks_us(), t0))
+
+    def _pulse(self, amplitude, width):
+        why = self.ctrl.pulse_error(amplitude, width)
+        if why is not None:
+            raise CmdError(P.E_SAFETY, "pulse refused, no pulse applied: " + why)
+        t0 = self.hal.ticks_us()
+        self.ctrl.safe_pulse(amplitude, width)
+        return P.PULSED, struct.pack(P.PULSED_LAYOUT, amplitude, width,
+                                     time.ticks_diff(self.hal.ticks_us(), t0))
+
+    def _program(self, f):
+        target, tol, alg, n_reads, max_pulses, p0, p1, p2, p3 = f
+        c = self.cfg.values
+        if not _finite(target) or target <= 0:
+            raise CmdError(P.E_OUT_OF_RANGE, "target %r S: must be a positive conductance" % target)
+        if not _finite(tol) or tol <= 0:
+            raise CmdError(P.E_OUT_OF_RANGE, "tolerance %r S: must be positive" % tol)
+        if alg != P.ALG_ISPP and alg != P.ALG_ADAPTIVE:
+            raise CmdError(P.E_OUT_OF_RANGE, "unknown algorithm %d (0 ispp, 1 adaptive)" % alg)
+        if max_pulses > c[P.K_MAX_PULSES]:
+            raise CmdError(P.E_SAFETY, "max_pulses %d > the limit in force %d" % (
+                max_pulses, c[P.K_MAX_PULSES]))
+        for p in (p0, p1, p2):
+            if not _finite(p) or p < 0 or p > c[P.K_MAX_V]:
+                raise CmdError(P.E_SAFETY, "amplitude parameter %r V outside 0..max_v %r V" % (
+                    p, c[P.K_MAX_V]))
+        if not _finite(p3) or (p3 != 0 and (p3 < c[P.K_MIN_WIDTH] or p3 > c[P.K_MAX_WIDTH])):
+            raise CmdError(P.E_SAFETY, "width %r s outside [%r, %r] s" % (
+                p3, c[P.K_MIN_WIDTH], c[P.K_MAX_WIDTH]))
+        status, g, pulses, reads, elapsed, overhead = self.ctrl.program(
+            target, tol, alg, n_reads, max_pulses, p0, p1, p2, p3)
+        return P.RESULT, struct.pack(P.RESULT_LAYOUT, status, alg, g, g - target, pulses, reads,
+                                     elapsed, overhead)
+
+    def _config(self, key, value):
+        if self.cfg.bounds(key) is None:
+            raise CmdError(P.E_UNKNOWN_KEY, "unknown CONFIG key %d" % key)
+        if value is not None:
+            why = self.cfg.set(key, value)
+            if why is not None:
+                raise CmdError(P.E_OUT_OF_RANGE, why)
+        return P.CONFIG, struct.pack(P.CONFIG_LAYOUT, key, self.cfg.get(key))

@@ -1,0 +1,98 @@
+# The emulated board's HAL: the scalar memristor model (hil/memristor.py) behind a virtual clock.
+# Pulse widths, read times and waits advance the device's clock instead of taking real time; the
+# board clock (ticks_us) is real time plus that virtual time, as it would be on a real board.
+import json
+import os
+import select
+import sys
+import time
+from memfw.hal import config
+
+from memristor import Memristor     # hil/memristor.py (on MICROPYPATH)
+
+
+class Hal:
+    name = "sim"
+    board = "unix-emulator"
+    ABS_MAX_V = config.ABS_MAX_V
+    ABS_MIN_WIDTH_S = config.ABS_MIN_WIDTH_S
+    ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S
+    ABS_MAX_READ_V = config.ABS_MAX_READ_V
+    ABS_MAX_PULSES = config.ABS_MAX_PULSES
+
+    def __init__(self):
+        path = os.getenv("MEMHOST_SIM_PRESET")
+        if not path:
+            raise RuntimeError("MEMHOST_SIM_PRESET is not set: start the emulator with memhost emulator")
+        with open(path) as f:
+            spec = json.load(f)
+        self._preset = spec["name"]
+        self.params = spec["params"]
+        self.dev = Memristor(self.params, int(os.getenv("MEMHOST_SIM_SEED") or "1"))
+        self._virt_us = 0
+        self.hal_us = 0
+        self._pulses = 0
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._in = sys.stdin.buffer
+        self._out = sys.stdout.buffer
+
+    def _advance(self, t_before, real0):
+        virt = int((self.dev.t - t_before) * 1e6)
+        self._virt_us += virt
+        self.hal_us += time.ticks_diff(time.ticks_us(), real0) + virt
+
+    def pulse(self, amplitude_v, width_s):
+        real0 = time.ticks_us()
+        t = self.dev.t
+        self.dev.pulse(amplitude_v, width_s)
+        self._pulses += 1
+        self._advance(t, real0)
+
+    def read(self, n, read_v):
+        real0 = time.ticks_us()
+        t = self.dev.t
+        dev = self.dev
+        s = 0.0
+        for _ in range(n):
+            s += dev.read(read_v)
+        self._advance(t, real0)
+        return s / n
+
+    def wait(self, seconds):
+        real0 = time.ticks_us()
+        t = self.dev.t
+        self.dev.wait(seconds)
+        self._advance(t, real0)
+
+    def ticks_us(self):
+        return time.ticks_add(time.ticks_us(), self._virt_us)
+
+    def rx_into(self, buf, timeout_ms=0):
+        """Copies what the host has sent (up to len(buf)); waits up to timeout_ms for the first byte."""
+        poll = self._poll
+        if not poll.poll(timeout_ms):
+            return 0
+        n = 0
+        cap = len(buf)
+        read = self._in.read
+        while n < cap:
+            b = read(1)
+            if not b:
+                if n == 0:
+                    raise SystemExit     # host side of the pty closed for good
+                break
+            buf[n] = b[0]
+            n += 1
+            if not poll.poll(0):
+                break
+        return n
+
+    def tx(self, data):
+        self._out.write(data)
+
+    def preset(self):
+        return self._preset
+
+    def counters(self):
+        return self._pulses, self.dev.damage_events

@@ -1,0 +1,95 @@
+# Byte layouts of the wire protocol (mirror of host/memhost/protocol.py; pinned by tests/vectors/).
+# Header: <BBI = protocol version, message type, sequence number. Bodies little-endian, SI units.
+from micropython import const
+
+PROTOCOL_VERSION = const(1)
+FW_VERSION = (0, 1, 0)
+HEADER = "<BBI"
+HEADER_SIZE = const(6)
+MAX_BODY = const(240)
+SEQ_UNSOLICITED = const(0)      # ERROR frames whose command's sequence number could not be trusted
+
+# commands (host -> board)
+HELLO = const(0x01)
+PING = const(0x02)
+READ = const(0x03)
+PULSE = const(0x04)
+PROGRAM = const(0x05)
+ABORT = const(0x06)
+CONFIG_GET = const(0x07)
+CONFIG_SET = const(0x08)
+WAIT = const(0x09)
+REPL = const(0x0A)
+# replies (board -> host)
+INFO = const(0x81)
+PONG = const(0x82)
+READING = const(0x83)
+PULSED = const(0x84)
+RESULT = const(0x85)
+ACK = const(0x86)
+CONFIG = const(0x87)
+ERROR = const(0xFF)
+
+# fixed command body layouts; the body length must match exactly (PING: 0..MAX_BODY bytes)
+CMD_LAYOUT = {
+    HELLO: "<B",            # flags: bit0 = new host session (clears the reply cache)
+    READ: "<Hf",            # n reads (1..1000), read voltage V (0 = CONFIG read_v)
+    PULSE: "<ff",           # amplitude V (signed), width s
+    PROGRAM: "<ffBBHffff",  # target S, tolerance S, algorithm, n_reads, max_pulses, p0..p3
+    ABORT: "",
+    CONFIG_GET: "<B",       # key
+    CONFIG_SET: "<Bf",      # key, value
+    WAIT: "<f",             # seconds
+    REPL: "",
+}
+CMD_SIZE = {HELLO: 1, READ: 6, PULSE: 8, PROGRAM: 28, ABORT: 0, CONFIG_GET: 1, CONFIG_SET: 5,
+            WAIT: 4, REPL: 0}
+
+INFO_FIXED = "<BBBBBBIffffffHHIIIIII"   # then 3 strings, each u8 length + UTF-8: board, hal, preset
+READING_LAYOUT = "<ffHI"       # g S, g_std S, n, elapsed_us
+PULSED_LAYOUT = "<ffI"         # amplitude V, width s, elapsed_us
+RESULT_LAYOUT = "<BBffHHIf"    # status, algorithm, g S, error S, pulses, reads, elapsed_us, overhead_us/iter
+ACK_LAYOUT = "<I"              # a count (ABORT: commands aborted), else 0
+CONFIG_LAYOUT = "<Bf"          # key, value in force
+ERROR_FIXED = "<BB"            # code, the message type it answers (0 if unknown); then UTF-8 message
+
+# PROGRAM algorithms
+ALG_ISPP = const(0)
+ALG_ADAPTIVE = const(1)
+
+# RESULT status
+ST_CONVERGED = const(0)
+ST_MAX_PULSES = const(1)
+ST_OUT_OF_RANGE = const(2)
+ST_ABORTED = const(3)
+ST_LIMIT = const(4)
+
+# ERROR codes
+E_CRC = const(1)
+E_COBS = const(2)
+E_TOO_LONG = const(3)
+E_UNKNOWN_TYPE = const(4)
+E_BAD_LENGTH = const(5)
+E_OUT_OF_RANGE = const(6)
+E_VERSION = const(7)
+E_QUEUE_FULL = const(8)
+E_SAFETY = const(9)
+E_INTERNAL = const(10)
+E_STALE_SEQ = const(11)
+E_ABORTED = const(12)
+E_UNKNOWN_KEY = const(13)
+
+# CONFIG keys (value always float32 on the wire)
+K_MAX_V = const(1)          # V, |pulse amplitude| limit (<= ABS_MAX_V)
+K_MIN_WIDTH = const(2)      # s
+K_MAX_WIDTH = const(3)      # s
+K_MAX_PULSES = const(4)     # pulses per PROGRAM
+K_READ_V = const(5)         # V, read bias
+K_MAX_READ_V = const(6)     # V
+K_N_READS = const(7)        # default reads averaged per verify
+K_SETTLE = const(8)         # s, wait before the final verify
+K_V_SET_START = const(9)    # V
+K_V_RESET_START = const(10)  # V (magnitude)
+K_V_STEP = const(11)        # V
+K_WIDTH = const(12)         # s, default pulse width
+K_V_SET_MAX = const(13)     # V, ISPP ramp ceiling (magnitude; clipped to max_v)

@@ -1,0 +1,120 @@
+"""The emulated board: the real firmware in the MicroPython unix port, on a pseudo-terminal.
+
+`Emulator` starts `micropython firmware/micropython/main.py` with the sim HAL; the firmware's
+stdin/stdout are the controller (master) side of a pty, and `port` is the path of the other side,
+which the host opens with pyserial like any serial port. The child process is always cleaned up:
+on stop(), at interpreter exit, and (Linux) by the kernel if this process dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+from pathlib import Path
+
+from .errors import MemhostError, PortError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent.parent
+FIRMWARE_DIR = REPO_DIR / "firmware" / "micropython"
+HIL_DIR = REPO_DIR / "hil"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    os.setsid()
+
+
+class Emulator:
+    """An emulated board running the firmware on a pty. Use as a context manager."""
+
+    def __init__(self, preset: str = "tio2x-seed", seed: int | None = None):
+        self.preset_arg = preset
+        self.seed = 1 if seed is None else int(seed)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port: str = ""
+        self._master = -1
+        self._slave = -1
+        self._tmp = None
+        self._stderr_path = ""
+
+    def start(self) -> "Emulator":
+        from .sim.presets import load_preset
+        preset = load_preset(self.preset_arg)
+        if not (FIRMWARE_DIR / "main.py").exists():
+            raise MemhostError(f"firmware not found at {FIRMWARE_DIR}: the emulator needs the memhost "
+                               "source tree (install with pip install -e .)")
+        self._tmp = tempfile.TemporaryDirectory(prefix="memhost-emu-")
+        preset_json = Path(self._tmp.name) / "preset.json"
+        preset_json.write_text(json.dumps(preset.to_json()))
+        self._stderr_path = str(Path(self._tmp.name) / "stderr.txt")
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE_DIR), str(HIL_DIR), ".frozen"])
+        env["MEMHOST_SIM_PRESET"] = str(preset_json)
+        env["MEMHOST_SIM_SEED"] = str(self.seed)
+        with open(self._stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "micropython_unix", str(FIRMWARE_DIR / "main.py")],
+                stdin=self._master, stdout=self._master, stderr=err, env=env,
+                cwd=str(FIRMWARE_DIR), preexec_fn=_die_with_parent, close_fds=True)
+        atexit.register(self.stop)
+        time.sleep(0.02)
+        if self.proc.poll() is not None:
+            raise PortError(f"the emulated board exited at start: {self.stderr_tail()}")
+        return self
+
+    def stderr_tail(self, n: int = 2000) -> str:
+        try:
+            return Path(self._stderr_path).read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    self.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+            self.proc = None
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = -1
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
