@@ -1,0 +1,382 @@
+"""Vectorized emulated memristors: the equations of hil/memristor.py over many devices at once.
+
+Every device has its own state, parameters (device-to-device variation when d2d=True) and virtual
+clock. State arrays are float32 (the state's noise is far above float32 resolution); clocks are
+float64. Operations work in place on preallocated buffers so that a pulse over 1 M devices costs a few
+dozen array passes. Units: V, s, S.
+
+mask arguments: None (every device), a bool array of shape (n,), or an integer index array. With an
+index array, array arguments may also be given per selected device, and read() returns one value per
+selected device (with a bool mask it returns shape (n,), NaN where not read).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .presets import Preset, load_preset
+
+F32 = np.float32
+
+
+def _as_preset(preset: Preset | str) -> Preset:
+    return preset if isinstance(preset, Preset) else load_preset(preset)
+
+
+class DeviceArray:
+    """n emulated memristors of one preset.
+
+    preset: a Preset or a preset name/path; n: number of devices; seed: RNG seed;
+    d2d: draw per-device parameters (device-to-device variation) as the scalar model does;
+    replicas: with d2d, each drawn device is repeated `replicas` times consecutively (index
+    i * replicas + r), e.g. to run several cycles of one device side by side (n must divide).
+    """
+
+    def __init__(self, preset: Preset | str, n: int, seed: int = 0, d2d: bool = True,
+                 replicas: int = 1):
+        self.preset = _as_preset(preset)
+        p = self.preset.params
+        n = int(n)
+        if n < 1 or n % replicas:
+            raise ValueError("n must be >= 1 and a multiple of replicas")
+        self.n = n
+        self.rng = np.random.default_rng(seed)
+        rng = self.rng
+
+        self._rf = p["relax_frac"]
+        self._tau = p["relax_tau_s"]
+        self._drift = p["drift_per_s"]
+        self._w_eq = p["drift_w_eq"]
+        self._c2c = p["c2c_rel"]
+        self._rn = p["read_noise_rel"]
+        self._lf = p["read_lf_rel"]
+        self._lf_tau = p["read_lf_tau_s"]
+        self._rtn = p["rtn_amp_rel"]
+        self._rtn_rate = p["rtn_rate_hz"]
+        self._disturb = p["read_disturb_per_s"]
+        self._v_damage = p["v_damage"]
+        self._read_time = p["read_time_s"]
+        self._a_set, self._a_reset = p["alpha_set"], p["alpha_reset"]
+        self._p_set, self._p_reset = p["p_set"], p["p_reset"]
+
+        # Per-device parameters: arrays with d2d, plain floats without (the fast path).
+        self.d2d = bool(d2d)
+        if d2d:
+            m = n // replicas
+
+            def rep(a: np.ndarray) -> np.ndarray:
+                return np.repeat(a, replicas).astype(F32) if replicas > 1 else a.astype(F32)
+
+            s = p["d2d_k_rel"]
+            self._k_set: Any = rep(p["k_set"] * np.exp(s * rng.standard_normal(m) - 0.5 * s * s))
+            self._k_reset: Any = rep(p["k_reset"] * np.exp(s * rng.standard_normal(m) - 0.5 * s * s))
+            vs = np.maximum(p["vth_set"] + p["d2d_vth_v"] * rng.standard_normal(m), 0.05)
+            vr = np.maximum(p["vth_reset"] + p["d2d_vth_v"] * rng.standard_normal(m), 0.05)
+            self._ivs: Any = rep(1.0 / vs)
+            self._ivr: Any = rep(1.0 / vr)
+            gs = 1.0 + p["d2d_g_rel"] * rng.standard_normal(m)
+            self.g_min: Any = rep(p["g_min"] * gs)
+            self._span: Any = rep((p["g_max"] - p["g_min"]) * gs)
+        else:
+            self._k_set, self._k_reset = p["k_set"], p["k_reset"]
+            self._ivs, self._ivr = 1.0 / p["vth_set"], 1.0 / p["vth_reset"]
+            self.g_min = p["g_min"]
+            self._span = p["g_max"] - p["g_min"]
+
+        self.w = np.full(n, p["w0"], dtype=F32)      # non-volatile state
+        self.u = np.zeros(n, dtype=F32)              # volatile state
+        self.t = np.zeros(n)                         # virtual time per device, s
+        self._t_drift = np.zeros(n)                  # drift applied up to this time
+        self._drift_pending = 0.0                    # upper bound of un-applied drift time, s
+        self._t_read = np.zeros(n)                   # last read (low-frequency noise, RTN)
+        self._y = np.zeros(n, dtype=F32) if self._lf > 0 else None
+        self._rtn_s = np.ones(n, dtype=F32) if self._rtn > 0 else None
+        self.damage_events = np.zeros(n, dtype=np.int32)
+        self.damaged = np.zeros(n, dtype=bool)
+        self.stuck = np.zeros(n, dtype=bool)
+        if p["stuck_frac"] > 0:
+            self.stuck[:] = rng.random(n) < p["stuck_frac"]
+            k = int(self.stuck.sum())
+            self.w[self.stuck] = (rng.random(k) < 0.5).astype(F32)
+        self._frozen = self.stuck.copy()             # damaged or stuck: no switching
+        self._any_frozen = bool(self._frozen.any())
+        self.pulses = 0                              # device-pulse updates applied (all devices)
+        # Scratch buffers for the full-array path.
+        self._b1 = np.empty(n, dtype=F32)
+        self._b2 = np.empty(n, dtype=F32)
+        self._z = np.empty(n, dtype=F32)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _sel(self, mask: Any) -> np.ndarray | None:
+        """None for all devices, else an integer index array."""
+        if mask is None:
+            return None
+        m = np.asarray(mask)
+        if m.dtype == bool:
+            if m.shape != (self.n,):
+                raise ValueError("a bool mask must have shape (n,)")
+            return np.flatnonzero(m)
+        return m.astype(np.intp, copy=False)
+
+    def _arg(self, x: Any, idx: np.ndarray | None) -> Any:
+        """A scalar, or an array restricted to the selection (full-length or per-selected)."""
+        if np.ndim(x) == 0:
+            return float(x)
+        a = np.asarray(x)
+        if idx is None or a.shape[0] == len(idx) and a.shape[0] != self.n:
+            return a
+        return a[idx]
+
+    @staticmethod
+    def _par(x: Any, idx: np.ndarray | None) -> Any:
+        return x if idx is None or not isinstance(x, np.ndarray) else x[idx]
+
+    def _normal(self, k: int, full: bool) -> np.ndarray:
+        if full:
+            return self.rng.standard_normal(out=self._z, dtype=F32)
+        return self.rng.standard_normal(k, dtype=F32)
+
+    # ---- time ---------------------------------------------------------------------------------
+    def _advance(self, dt: Any, idx: np.ndarray | None) -> None:
+        """Clock += dt; volatile part decays by exp(-dt / relax_tau_s)."""
+        if idx is None:
+            self.t += dt
+            if np.ndim(dt) == 0:
+                self.u *= F32(math.exp(-dt / self._tau))
+            else:
+                self.u *= np.exp(-np.asarray(dt) / self._tau).astype(F32)
+        else:
+            self.t[idx] += dt
+            self.u[idx] *= np.exp(-np.asarray(dt, dtype=float) / self._tau).astype(F32)
+        self._drift_pending += float(np.max(dt)) if np.ndim(dt) else float(dt)
+
+    def _apply_drift(self) -> None:
+        """Slow drift of w towards drift_w_eq, applied lazily (skipped while below 1e-7 in w)."""
+        if self._drift <= 0.0 or self._drift * self._drift_pending < 1e-7:
+            return
+        dt = self.t - self._t_drift
+        f = np.exp(-self._drift * dt).astype(F32)
+        keep = self.w.copy() if self._any_frozen else None
+        self.w -= F32(self._w_eq)
+        self.w *= f
+        self.w += F32(self._w_eq)
+        if keep is not None:
+            self.w[self.stuck] = keep[self.stuck]
+        self._t_drift[:] = self.t
+        self._drift_pending = 0.0
+
+    # ---- the devices --------------------------------------------------------------------------
+    def pulse(self, v: Any, width_s: Any, mask: Any = None) -> None:
+        """One pulse per selected device: amplitude v (V; > 0 SET, < 0 RESET), width width_s (s)."""
+        idx = self._sel(mask)
+        v = self._arg(v, idx)
+        width = self._arg(width_s, idx)
+        full = idx is None
+        k = self.n if full else len(idx)
+        if k == 0:
+            return
+        self._advance(width, idx)
+        self.pulses += k
+        w = self.w if full else self.w[idx]
+
+        # Damage above v_damage: recorded; state breaks down to damage_w; no more switching.
+        if np.ndim(v) == 0:
+            hit_any = abs(v) > self._v_damage
+            hit = None
+        else:
+            hit = np.abs(v) > self._v_damage
+            hit_any = bool(hit.any())
+        if hit_any:
+            hsel = (np.arange(self.n) if full else idx) if hit is None else \
+                (np.flatnonzero(hit) if full else idx[hit])
+            self.damage_events[hsel] += 1
+            new = hsel[~self.damaged[hsel]]
+            self.damaged[new] = True
+            self._frozen[new] = True
+            self._any_frozen = True
+            self.w[new] = F32(self.preset.params["damage_w"])
+            self.u[new] = 0
+            if not full:
+                w = self.w[idx]
+
+        if np.ndim(v) == 0:
+            dw = self._rate_scalar_v(v, width, w, idx, full)
+            if dw is None:
+                return  # below threshold for every device
+        else:
+            dw = self._rate_array_v(np.asarray(v, dtype=F32), width, w, idx)
+
+        # Cycle-to-cycle noise: factor (1 + c2c * N(0,1)) clipped at 0.
+        if self._c2c > 0:
+            z = self._normal(k, full)
+            z *= F32(self._c2c)
+            z += F32(1.0)
+            np.maximum(z, F32(0.0), out=z)
+            dw *= z
+        if self._any_frozen:
+            dw[self._frozen if full else self._frozen[idx]] = 0
+        # Split into kept and volatile parts.
+        if full:
+            u = self.u
+            u += F32(self._rf) * dw
+            dw *= F32(1.0 - self._rf)
+            w += dw
+            np.clip(w, F32(0.0), F32(1.0), out=w)
+        else:
+            self.u[idx] += F32(self._rf) * dw
+            w += F32(1.0 - self._rf) * dw
+            np.clip(w, F32(0.0), F32(1.0), out=w)
+            self.w[idx] = w
+
+    def _rate_scalar_v(self, v: float, width: Any, w: np.ndarray, idx: Any, full: bool) -> Any:
+        """dw before noise for one amplitude v on every selected device (None: nothing switches)."""
+        if v > 0:
+            iv, kk, alpha, pw, window_of_w = self._ivs, self._k_set, self._a_set, self._p_set, False
+        else:
+            iv, kk, alpha, pw, window_of_w = self._ivr, self._k_reset, self._a_reset, self._p_reset, True
+        iv = self._par(iv, idx)
+        kk = self._par(kk, idx)
+        a = abs(v)
+        out = self._b1 if full else np.empty(len(w), dtype=F32)
+        if isinstance(iv, np.ndarray):
+            np.multiply(iv, F32(a), out=out)
+            out -= F32(1.0)
+            np.maximum(out, F32(0.0), out=out)
+            _pow_inplace(out, alpha)
+            out *= kk if isinstance(kk, np.ndarray) else F32(kk)
+        else:
+            x = a * iv - 1.0
+            if x <= 0.0:
+                return None
+            c = kk * x ** alpha
+            if isinstance(c, np.ndarray):
+                out[:] = c
+            else:
+                out.fill(c)
+        if np.ndim(width) == 0:
+            out *= F32(width if v > 0 else -width)
+        else:
+            out *= np.asarray(width, dtype=F32) if v > 0 else -np.asarray(width, dtype=F32)
+        # Window: (1 - w)^p_set on SET, w^p_reset on RESET.
+        if pw != 0.0:
+            win = self._b2 if full else np.empty(len(w), dtype=F32)
+            if window_of_w:
+                win[:] = w
+            else:
+                np.subtract(F32(1.0), w, out=win)
+            _pow_inplace(win, pw)
+            out *= win
+        return out
+
+    def _rate_array_v(self, v: np.ndarray, width: Any, w: np.ndarray, idx: Any) -> np.ndarray:
+        """dw before noise for per-device amplitudes v."""
+        pos = v > 0
+        a = np.abs(v)
+        ivs, ivr = self._par(self._ivs, idx), self._par(self._ivr, idx)
+        ks, kr = self._par(self._k_set, idx), self._par(self._k_reset, idx)
+        x = a * np.where(pos, ivs, ivr).astype(F32)
+        x -= F32(1.0)
+        np.maximum(x, F32(0.0), out=x)
+        if self._a_set == self._a_reset:
+            _pow_inplace(x, self._a_set)
+        else:
+            x = np.power(x, np.where(pos, F32(self._a_set), F32(self._a_reset)))
+        x *= np.where(pos, ks, np.negative(kr)).astype(F32)
+        x *= np.asarray(width, dtype=F32) if np.ndim(width) else F32(width)
+        base = np.where(pos, F32(1.0) - w, w)
+        if self._p_set == self._p_reset:
+            if self._p_set != 0.0:
+                _pow_inplace(base, self._p_set)
+                x *= base
+        else:
+            x *= np.power(base, np.where(pos, F32(self._p_set), F32(self._p_reset)))
+        return x
+
+    def conductance(self) -> np.ndarray:
+        """True conductance of every device in S (no read noise), shape (n,)."""
+        self._apply_drift()
+        s = self.w + self.u
+        np.clip(s, F32(0.0), F32(1.0), out=s)
+        return self.g_min + self._span * s.astype(np.float64)
+
+    def read(self, v_read: float, n_avg: int = 1, mask: Any = None) -> np.ndarray:
+        """Read the selected devices at v_read (V), mean of n_avg conversions: G in S.
+
+        White read noise averages down as 1/sqrt(n_avg); the clock advances n_avg * read_time_s.
+        """
+        idx = self._sel(mask)
+        full = idx is None
+        self._apply_drift()
+        if full:
+            s = self.w + self.u
+        else:
+            s = self.w[idx] + self.u[idx]
+        np.clip(s, F32(0.0), F32(1.0), out=s)
+        k = len(s)
+        z = self.rng.standard_normal(k, dtype=F32)
+        z *= F32(self._rn / math.sqrt(n_avg))
+        if self._lf > 0 or self._rtn > 0:
+            t = self.t if full else self.t[idx]
+            dt = t - (self._t_read if full else self._t_read[idx])
+            if self._lf > 0:
+                c = np.exp(-dt / self._lf_tau)
+                y = (self._y if full else self._y[idx]) * c + \
+                    self._lf * np.sqrt(1 - c * c) * self.rng.standard_normal(k)
+                if full:
+                    self._y[:] = y
+                else:
+                    self._y[idx] = y
+                z += y.astype(F32)
+            if self._rtn > 0:
+                flip = self.rng.random(k) < 0.5 * (1 - np.exp(-2 * self._rtn_rate * dt))
+                if full:
+                    self._rtn_s[flip] *= -1
+                    z += F32(self._rtn) * self._rtn_s
+                else:
+                    self._rtn_s[idx[flip]] *= -1
+                    z += F32(self._rtn) * self._rtn_s[idx]
+            if full:
+                self._t_read[:] = t
+            else:
+                self._t_read[idx] = t
+        z += F32(1.0)
+        g = (self._par(self.g_min, idx) + self._par(self._span, idx) * s) * z
+        self._advance(n_avg * self._read_time, idx)
+        if self._disturb:
+            d = F32(self._disturb * self._read_time * n_avg * (1 if v_read >= 0 else -1))
+            sel = slice(None) if full else idx
+            ok = ~self._frozen[sel]
+            self.w[sel] = np.where(ok, np.clip(self.w[sel] + d, 0, 1), self.w[sel])
+        if mask is not None and np.asarray(mask).dtype == bool:
+            out = np.full(self.n, np.nan)
+            out[idx] = g
+            return out
+        return g.astype(np.float64)
+
+    def wait(self, seconds: float, mask: Any = None) -> None:
+        """Let `seconds` of virtual time pass on the selected devices: relaxation and drift."""
+        idx = self._sel(mask)
+        if seconds > 0 and (idx is None or len(idx)):
+            self._advance(float(seconds), idx)
+            self._apply_drift()
+
+
+def _pow_inplace(x: np.ndarray, e: float) -> None:
+    """x **= e, with cheap paths for small integer exponents."""
+    if e == 1.0:
+        return
+    if e == 2.0:
+        np.multiply(x, x, out=x)
+    elif e == 3.0:
+        sq = x * x
+        x *= sq
+    elif e == 0.5:
+        np.sqrt(x, out=x)
+    elif e == 1.5:
+        r = np.sqrt(x)
+        x *= r
+    else:
+        np.power(x, F32(e), out=x)
