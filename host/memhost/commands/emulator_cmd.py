@@ -1,0 +1,38 @@
+"""memhost emulator: start an emulated board and print its serial port path until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ..emulator import Emulator
+from ..errors import PortError
+
+
+def _run(args: argparse.Namespace) -> int:
+    emu = Emulator(preset=args.preset, seed=args.seed).start()
+    try:
+        if args.json:
+            print(json.dumps({"port": emu.port, "preset": args.preset, "pid": emu.proc.pid if emu.proc else None}))
+        else:
+            print(emu.port)
+            print(f"emulated board ({args.preset}) on {emu.port}; Ctrl-C to stop", file=sys.stderr)
+        sys.stdout.flush()
+        while emu.alive():
+            time.sleep(0.2)
+        raise PortError(f"the emulated board exited: {emu.stderr_tail()}")
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        emu.stop()
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("emulator", help="run an emulated board; prints its serial port path")
+    p.add_argument("--preset", default="tio2x-seed", help="device preset name or .toml path")
+    p.add_argument("--seed", type=int, default=None, help="random seed of the emulated device")
+    p.add_argument("--json", action="store_true", help="print the port as JSON")
+    p.set_defaults(func=_run)
