@@ -1,0 +1,336 @@
+"""Weight transfer: per-layer uniform quantization onto 2**b device levels, the signed-weight
+mapping, and the programming-error models.
+
+Notation. A layer's weights ``w`` are scaled by ``s = max|w|`` (per layer). A device holds one of
+``n = 2**b`` levels placed uniformly on its range ``[g_lo, g_hi]`` (span ``D = g_hi - g_lo``); level
+``k`` sits at position ``p_k = k / (n - 1)`` in [0, 1] and at conductance ``g_lo + p_k * D``. A
+programming error ``e`` (siemens, achieved - target) moves a device by ``e / D`` in position units;
+error models return those normalised errors.
+
+Mappings (see docs/ann-benchmark.md for why differential is the default):
+
+* ``differential`` (default): two devices per weight, ``w = s * (G+ - G-) / D``. Sign-magnitude: the
+  device of the weight's sign holds level ``m = round(|w| / s * (n - 1))``, the other one level 0.
+  Zero is exact, the common-mode conductance (g_lo, large on a ratio-1.19 device) cancels, and a
+  weight has ``2n - 1`` values.
+* ``offset``: one device per weight, ``w = s * (2 * (G - g_lo) / D - 1)``, the mid-range reference
+  subtracted digitally (error-free). ``n`` weight values; with an even ``n`` there is no zero.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import RunFolderError, UsageError
+
+MAPPINGS = ("differential", "offset")
+
+
+# --------------------------------------------------------------------------- quantization / mapping
+
+def layer_scale(w: np.ndarray) -> float:
+    """The per-layer scale: the largest weight magnitude (1.0 for an all-zero layer)."""
+    s = float(np.max(np.abs(w))) if w.size else 0.0
+    return s if s > 0 else 1.0
+
+
+def encode(w: np.ndarray, n_levels: int, mapping: str = "differential") -> tuple[np.ndarray, ...]:
+    """Level indices of the device(s) that hold ``w`` (int16 arrays shaped like w).
+
+    differential -> (k_plus, k_minus); offset -> (k,).
+    """
+    if n_levels < 2:
+        raise UsageError("at least 2 levels (1 bit) are needed")
+    s = layer_scale(w)
+    top = n_levels - 1
+    if mapping == "differential":
+        m = np.rint(np.abs(w) / s * top).astype(np.int16)
+        pos = w > 0
+        zero = np.zeros_like(m)
+        return (np.where(pos, m, zero), np.where(pos, zero, m))
+    if mapping == "offset":
+        k = np.rint((w / s + 1.0) * 0.5 * top).astype(np.int16)
+        return (np.clip(k, 0, top),)
+    raise UsageError(f"unknown mapping {mapping!r}: choose {', '.join(MAPPINGS)}")
+
+
+def decode(codes: tuple[np.ndarray, ...], n_levels: int, scale: float, mapping: str,
+           errors: tuple[np.ndarray, ...] | None = None, dtype: Any = np.float32) -> np.ndarray:
+    """Weights from level indices (+ normalised programming errors of each device, if given)."""
+    top = n_levels - 1
+    pos = [c.astype(dtype) / top for c in codes]
+    if errors is not None:
+        pos = [p + e.astype(dtype) for p, e in zip(pos, errors)]
+    if mapping == "differential":
+        return (scale * (pos[0] - pos[1])).astype(dtype)
+    return (scale * (2.0 * pos[0] - 1.0)).astype(dtype)
+
+
+def quantize(w: np.ndarray, n_levels: int, mapping: str = "differential") -> np.ndarray:
+    """Ideal transfer: quantization only (no programming error)."""
+    return decode(encode(w, n_levels, mapping), n_levels, layer_scale(w), mapping, dtype=w.dtype)
+
+
+# --------------------------------------------------------------------------- error models
+
+class ErrorModel(Protocol):
+    kind: str
+
+    def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
+        """Normalised errors (position units) for devices programmed to ``levels`` of ``n_levels``."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class IdealModel:
+    """Quantization only."""
+
+    kind = "ideal"
+
+    def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(levels.shape, np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+@dataclass
+class LevelTable:
+    """Per measured level position: the achieved-minus-target samples (S) of every cycle."""
+
+    positions: np.ndarray          # (L,) in [0, 1], sorted
+    targets: np.ndarray            # (L,) S
+    samples: list[np.ndarray]      # L arrays of errors in S
+    g_lo: float
+    g_hi: float
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def span(self) -> float:
+        return self.g_hi - self.g_lo
+
+
+def read_level_run(run: str | Path, direction: str | None = None) -> LevelTable:
+    """Read a level run folder (meta.json + results.csv) into a LevelTable.
+
+    Level positions come from each level's target (median over cycles) on the range spanned by the
+    lowest and highest target level: that is where the levels were placed and what the device
+    reached. Rows with a non-finite achieved value are skipped. ``direction`` keeps only rows of
+    that direction (if the run has the column).
+    """
+    run = Path(run)
+    meta_path, csv_path = run / "meta.json", run / "results.csv"
+    if not run.is_dir() or not csv_path.is_file():
+        raise RunFolderError(f"{run}: not a run folder (needs results.csv and meta.json)")
+    meta: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunFolderError(f"{meta_path}: not valid JSON: {exc}") from None
+    by_level: dict[int, list[tuple[float, float]]] = {}
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"level", "target", "achieved"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise RunFolderError(f"{csv_path}: needs columns level,target,achieved "
+                                 f"(has {', '.join(reader.fieldnames or [])})")
+        for row in reader:
+            if direction and row.get("direction") not in (None, "", direction):
+                continue
+            try:
+                level = int(row["level"])
+                target = float(row["target"])
+                achieved = float(row["achieved"])
+            except (TypeError, ValueError):
+                continue  # torn last line or a non-numeric cell
+            if not (math.isfinite(target) and math.isfinite(achieved)):
+                continue
+            by_level.setdefault(level, []).append((target, achieved - target))
+    if len(by_level) < 2:
+        raise RunFolderError(f"{run}: needs results for at least 2 levels (has {len(by_level)})")
+    levels = sorted(by_level)
+    targets = np.array([np.median([t for t, _ in by_level[k]]) for k in levels])
+    samples = [np.array([e for _, e in by_level[k]]) for k in levels]
+    order = np.argsort(targets)
+    targets = targets[order]
+    samples = [samples[i] for i in order]
+    g_lo, g_hi = float(targets[0]), float(targets[-1])
+    if not g_hi > g_lo:
+        raise RunFolderError(f"{run}: all level targets are equal; cannot place levels")
+    positions = (targets - g_lo) / (g_hi - g_lo)
+    return LevelTable(positions, targets, samples, g_lo, g_hi, str(run), meta)
+
+
+class EmpiricalModel:
+    """Errors drawn from a measured level table.
+
+    A device at level k of n sits at position p = k/(n-1). If a measured level lies at p, its
+    samples are drawn (uniformly, with replacement). Otherwise p lies between measured positions
+    q_j <= p < q_{j+1}; the draw comes from level j with probability 1 - t and from level j+1 with
+    probability t, t = (p - q_j)/(q_{j+1} - q_j): a mixture that interpolates the error
+    distribution between the two neighbours and keeps the shape of each.
+    """
+
+    kind = "empirical"
+
+    def __init__(self, table: LevelTable):
+        self.table = table
+        counts = np.array([len(s) for s in table.samples])
+        if np.any(counts == 0):
+            raise RunFolderError(f"{table.source}: a level has no samples")
+        self.counts = counts
+        width = int(counts.max())
+        pad = np.zeros((len(counts), width), np.float32)
+        for j, s in enumerate(table.samples):
+            pad[j, :len(s)] = s / table.span
+        self.padded = pad                        # normalised errors, (L, max samples)
+        self._lut: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    @classmethod
+    def from_run(cls, run: str | Path, direction: str | None = None) -> "EmpiricalModel":
+        return cls(read_level_run(run, direction))
+
+    def neighbours(self, n_levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per level k of n: (lower measured level j0, upper j1, probability t of taking j1)."""
+        if n_levels not in self._lut:
+            q = self.table.positions
+            p = np.arange(n_levels) / (n_levels - 1)
+            j1 = np.clip(np.searchsorted(q, p, side="left"), 0, len(q) - 1)
+            exact = np.isclose(q[j1], p, rtol=0, atol=1e-9)
+            j0 = np.where(exact, j1, np.clip(j1 - 1, 0, len(q) - 1))
+            gap = q[j1] - q[j0]
+            t = np.where(exact | (gap <= 0), 0.0, (p - q[j0]) / np.where(gap > 0, gap, 1.0))
+            self._lut[n_levels] = (j0.astype(np.int32), j1.astype(np.int32), t)
+        return self._lut[n_levels]
+
+    def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
+        j0, j1, t = self.neighbours(n_levels)
+        flat = levels.reshape(-1)
+        u = rng.random(flat.size, dtype=np.float32)
+        j = np.where(u < t[flat].astype(np.float32), j1[flat], j0[flat])
+        idx = (rng.random(flat.size, dtype=np.float32) * self.counts[j]).astype(np.int64)
+        idx = np.minimum(idx, self.counts[j] - 1)
+        return self.padded[j, idx].reshape(levels.shape)
+
+    def describe(self) -> dict[str, Any]:
+        tab = self.table
+        return {"kind": self.kind, "run": tab.source, "levels": len(tab.positions),
+                "samples": int(self.counts.sum()), "g_lo": tab.g_lo, "g_hi": tab.g_hi,
+                "error_rms_S": float(np.sqrt(np.mean(np.concatenate(tab.samples) ** 2))),
+                "preset": tab.meta.get("preset")}
+
+
+def _sim():
+    """memhost.sim.{device, control, presets}, or a clear error while they are missing."""
+    try:
+        from ..sim import control, device, presets  # noqa: F401
+    except ImportError as exc:
+        raise UsageError("--closed-loop needs the vectorized device model memhost.sim.device and "
+                         f"the controller twins memhost.sim.control, which are not available ({exc})"
+                         ) from None
+    return device, control, presets
+
+
+class ClosedLoopModel:
+    """Every device programmed by the numpy twin of the firmware controller on the vectorized device
+    model (device-to-device variation on); the error is what the loop leaves (achieved - target).
+
+    Levels are placed on ``[g_lo, g_hi]``: by default the preset's range pulled in by ``margin``
+    times the device-to-device G-scale spread on each side, so that nearly every device can reach
+    every level; override with ``g_range``.
+    """
+
+    kind = "closed-loop"
+
+    def __init__(self, preset: str, algorithm: str = "adaptive", seed: int = 0,
+                 g_range: tuple[float, float] | None = None, margin: float = 2.0,
+                 chunk: int = 1 << 20, params: dict[str, Any] | None = None):
+        device, control, presets = _sim()
+        self._device, self._control = device, control
+        self.preset = presets.load_preset(preset)
+        self.algorithm = algorithm
+        self.seed = seed
+        self.chunk = int(chunk)
+        self.params = dict(params or {})
+        p = self.preset.params
+        if g_range is None:
+            d = float(p.get("d2d_g_rel", 0.0)) * margin
+            g_lo, g_hi = float(p["g_min"]) * (1 + d), float(p["g_max"]) * (1 - d)
+            if not g_hi > g_lo:
+                g_lo, g_hi = float(p["g_min"]), float(p["g_max"])
+        else:
+            g_lo, g_hi = g_range
+        if not g_hi > g_lo:
+            raise UsageError(f"level range {g_lo:g}..{g_hi:g} S is empty")
+        self.g_lo, self.g_hi = float(g_lo), float(g_hi)
+        self.devices_programmed = 0
+        self.pulses = 0
+        self.reads = 0
+        self.not_converged = 0
+        self.seconds = 0.0
+        self._calls = 0
+
+    @property
+    def span(self) -> float:
+        return self.g_hi - self.g_lo
+
+    def program_targets(self, targets: np.ndarray, seed: int) -> np.ndarray:
+        """Program fresh devices to ``targets`` (S) in chunks; returns achieved conductances."""
+        out = np.empty(targets.shape, np.float64)
+        flat_t = targets.reshape(-1)
+        flat_o = out.reshape(-1)
+        t0 = time.perf_counter()
+        for c, start in enumerate(range(0, flat_t.size, self.chunk)):
+            tt = flat_t[start:start + self.chunk]
+            dev = self._device.DeviceArray(self.preset, tt.size, seed=seed * 1_000_003 + c, d2d=True)
+            res = self._control.program(dev, tt, algorithm=self.algorithm, **self.params)
+            flat_o[start:start + tt.size] = np.asarray(res.achieved, np.float64)
+            self.pulses += int(np.sum(res.pulses))
+            self.reads += int(np.sum(res.reads))
+            status = np.asarray(res.status)
+            if status.dtype.kind in "US":
+                self.not_converged += int(np.sum(status != "converged"))
+            else:
+                self.not_converged += int(np.sum(status != 0))
+        self.seconds += time.perf_counter() - t0
+        self.devices_programmed += flat_t.size
+        return out
+
+    def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
+        targets = self.g_lo + levels.astype(np.float64) / (n_levels - 1) * self.span
+        seed = int(rng.integers(0, 2**31 - 1))
+        achieved = self.program_targets(targets, seed)
+        return ((achieved - targets) / self.span).astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "preset": self.preset.name, "algorithm": self.algorithm,
+                "g_lo": self.g_lo, "g_hi": self.g_hi, "params": self.params,
+                "devices_programmed": self.devices_programmed, "pulses": self.pulses,
+                "reads": self.reads, "not_converged": self.not_converged,
+                "program_seconds": round(self.seconds, 3)}
+
+
+# --------------------------------------------------------------------------- transfer
+
+def transfer(weights: list[np.ndarray], n_levels: int, model: ErrorModel | None,
+             rng: np.random.Generator, mapping: str = "differential") -> list[np.ndarray]:
+    """Each layer quantized to n_levels, mapped to device(s), device errors drawn, read back."""
+    out = []
+    for w in weights:
+        codes = encode(w, n_levels, mapping)
+        if model is None or isinstance(model, IdealModel):
+            errs = None
+        else:
+            errs = tuple(model.draw(c, n_levels, rng) for c in codes)
+        out.append(decode(codes, n_levels, layer_scale(w), mapping, errs, dtype=w.dtype))
+    return out

@@ -1,0 +1,243 @@
+"""`memhost bench ann`: accuracy of ANNs whose weights are transferred onto programmed devices
+(the seed's Fig. 2), from measured levels (--from-run), a closed-loop programming simulation
+(--closed-loop) or quantization alone (--ideal). See docs/ann-benchmark.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+
+
+def _parse_bits(s: str) -> list[int]:
+    out: list[int] = []
+    try:
+        for part in s.split(","):
+            if "-" in part:
+                a, b = part.split("-")
+                out.extend(range(int(a), int(b) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError:
+        raise UsageError(f"--bits {s!r}: use e.g. '1-9' or '2,3,4,9'") from None
+    if not out or any(b < 1 or b > 12 for b in out):
+        raise UsageError(f"--bits {s!r}: bit depths must be 1..12")
+    return sorted(set(out))
+
+
+def _parse_count(s: str) -> int:
+    mult = {"k": 1e3, "m": 1e6, "g": 1e9}
+    t = s.strip().lower()
+    try:
+        if t and t[-1] in mult:
+            return int(float(t[:-1]) * mult[t[-1]])
+        return int(float(t))
+    except ValueError:
+        raise UsageError(f"{s!r}: give a count such as 21.8M or 200000") from None
+
+
+def register(subparsers: Any) -> None:
+    from ..cli import add_json_arg
+    p = subparsers.add_parser(
+        "ann", help="ANN accuracy vs bits after weight transfer (the seed's Fig. 2)",
+        description="Transfer trained weights onto 2^b device levels (b = --bits) with a programming "
+                    "error model and report test accuracy (Monte Carlo mean +- std), the ideal "
+                    "(quantization only) and the float baseline. Writes ann.json, table.txt and "
+                    "accuracy_vs_bits.png to --out.")
+    p.add_argument("--model", default=None,
+                   help="comma list of mlp (784-256-10, numpy), cnn (ResNet-style, torch) or a torch "
+                        "checkpoint path (with --data). Default: mlp,cnn (mlp if torch is missing)")
+    em = p.add_mutually_exclusive_group()
+    em.add_argument("--from-run", metavar="RUN", help="empirical error model from a level run folder")
+    em.add_argument("--closed-loop", action="store_true",
+                    help="program every device with the controller twin on the vectorized model")
+    em.add_argument("--ideal", action="store_true", help="quantization only (the default)")
+    p.add_argument("--preset", default="tio2x-seed", help="device preset for --closed-loop")
+    p.add_argument("--algorithm", default="adaptive", help="controller for --closed-loop")
+    p.add_argument("--algo-param", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra controller parameter for --closed-loop (repeatable), e.g. tolerance=1e-7")
+    p.add_argument("--g-range", metavar="LO,HI", help="level range in S for --closed-loop "
+                   "(default: the preset's range less 2 sigma of device-to-device G variation)")
+    p.add_argument("--direction", default=None, help="--from-run: only rows of this direction")
+    p.add_argument("--mapping", default="differential", choices=("differential", "offset"))
+    p.add_argument("--bits", default="1-9", help="bit depths, e.g. 1-9 (default) or 3,9")
+    p.add_argument("--trials", type=int, default=10, help="Monte Carlo trials per bit depth (10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the trials and of training")
+    p.add_argument("--weights", metavar="N", default=None,
+                   help="closed-loop transfer speed bench: program the devices of N Gaussian weights "
+                        "(e.g. 21.8M, ResNet-34 size) at the largest --bits, report time and pulses/s")
+    p.add_argument("--chunk", type=int, default=1 << 20, help="devices per controller call")
+    p.add_argument("--cache-dir", default=None, help="trained-model cache (default ~/.cache/memhost/ann)")
+    p.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    p.add_argument("--out", default=None, help="output folder (default runs/<UTC time>_ann)")
+    p.add_argument("--no-plot", action="store_true")
+    g = p.add_argument_group("your own model (--model CHECKPOINT --data FOLDER)")
+    g.add_argument("--data", help="test images in ImageFolder layout: FOLDER/<class>/<image>")
+    g.add_argument("--arch", help="for a state_dict checkpoint: module:callable building the model, "
+                                  "e.g. torchvision.models:resnet34")
+    g.add_argument("--arch-kwargs", default="{}", help='JSON keyword arguments, e.g. {"num_classes": 101}')
+    g.add_argument("--channels", type=int, default=3, help="1 (grey) or 3 (RGB, default)")
+    g.add_argument("--resize", type=int, default=None, help="scale the shorter side to N pixels")
+    g.add_argument("--crop", type=int, default=None, help="centre crop N x N")
+    g.add_argument("--normalize", default="none", help="none | imagenet | m1,m2,m3/s1,s2,s3")
+    g.add_argument("--limit", type=int, default=None, help="at most N test images (spread over classes)")
+    g.add_argument("--batch", type=int, default=64, help="evaluation batch size")
+    add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def _algo_params(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for it in items:
+        if "=" not in it:
+            raise UsageError(f"--algo-param {it!r}: use NAME=VALUE")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def _error_model(args: Any) -> Any:
+    from ..ann import transfer as tr
+    if args.from_run:
+        return tr.EmpiricalModel.from_run(args.from_run, args.direction)
+    if args.closed_loop or args.weights:
+        g_range = None
+        if args.g_range:
+            try:
+                lo, hi = (float(v) for v in args.g_range.split(","))
+            except ValueError:
+                raise UsageError("--g-range: give LO,HI in siemens, e.g. 1.04e-3,1.14e-3") from None
+            g_range = (lo, hi)
+        return tr.ClosedLoopModel(args.preset, args.algorithm, seed=args.seed, g_range=g_range,
+                                  chunk=args.chunk, params=_algo_params(args.algo_param))
+    return tr.IdealModel()
+
+
+def _transfer_bench(args: Any, model: Any, bits: list[int], log: Any) -> dict[str, Any]:
+    import numpy as np
+    from ..ann.transfer import encode
+    n_w = _parse_count(args.weights)
+    b = max(bits)
+    n = 2 ** b
+    rng = np.random.default_rng(args.seed)
+    w = rng.standard_normal(n_w, dtype=np.float32)
+    log(f"closed-loop transfer: {n_w:,} weights ({args.mapping}), {b} bits ({n} levels), "
+        f"{args.algorithm} on {model.preset.name}, chunks of {args.chunk:,} devices ...")
+    t0 = time.perf_counter()
+    codes = encode(w, n, args.mapping)
+    del w
+    errs = []
+    for c in codes:
+        errs.append(model.draw(c, n, rng))
+    wall = time.perf_counter() - t0
+    e = np.concatenate([x.reshape(-1) for x in errs]) * (n - 1)  # in LSB
+    devices = model.devices_programmed
+    res = {"weights": n_w, "devices": devices, "bits": b, "levels": n, "wall_s": round(wall, 3),
+           "program_s": round(model.seconds, 3), "pulses": model.pulses, "reads": model.reads,
+           "device_pulses_per_s": model.pulses / wall, "devices_per_s": devices / wall,
+           "weights_per_s": n_w / wall, "pulses_per_device": model.pulses / max(devices, 1),
+           "not_converged": model.not_converged, "error_rms_lsb": float(np.sqrt(np.mean(e ** 2))),
+           "within_half_lsb": float(np.mean(np.abs(e) <= 0.5)), "error_model": model.describe()}
+    return res
+
+
+def run(args: Any) -> int | None:
+    from ..ann import datasets, evaluate, models
+
+    quiet = bool(args.json)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr if quiet else sys.stdout, flush=True)
+
+    bits = _parse_bits(args.bits)
+    if args.trials < 1:
+        raise UsageError("--trials must be at least 1")
+    if args.weights:
+        if args.from_run or args.ideal:
+            raise UsageError("--weights is the closed-loop transfer bench: use it with --closed-loop")
+        model = _error_model(args)
+        res = _transfer_bench(args, model, bits, log)
+        if args.json:
+            from ..cli import print_json
+            print_json(res)
+        else:
+            print(f"closed-loop transfer of {res['weights']:,} weights = {res['devices']:,} devices: "
+                  f"{res['wall_s']:.1f} s wall, {res['pulses']:,} pulses, "
+                  f"{res['device_pulses_per_s'] / 1e6:.2f} M device-pulses/s, "
+                  f"{res['weights_per_s'] / 1e6:.2f} M weights/s, "
+                  f"{res['pulses_per_device']:.1f} pulses/device, error rms {res['error_rms_lsb']:.3f} "
+                  f"LSB, {res['within_half_lsb'] * 100:.1f} % within 1/2 LSB, "
+                  f"{res['not_converged']:,} not converged")
+        return 0
+
+    if args.model is None:
+        try:
+            import torch  # noqa: F401
+            names = ["mlp", "cnn"]
+        except ImportError:
+            names = ["mlp"]
+            log("torch is not installed: running the MLP only (pip install 'memhost[ann]' for the CNN)")
+    else:
+        names = [s.strip() for s in args.model.split(",") if s.strip()]
+    error_model = _error_model(args)
+    nets = []
+    mnist = None
+    for name in names:
+        if name in ("mlp", "cnn"):
+            if mnist is None:
+                mnist = datasets.load_mnist_5k(seed=0)
+            if name == "mlp":
+                nets.append(models.load_mlp(mnist, args.cache_dir, args.retrain, args.seed, log=log))
+            else:
+                nets.append(models.load_cnn(mnist, args.cache_dir, args.retrain, args.seed, log=log))
+        else:
+            if not args.data:
+                raise UsageError(f"--model {name}: give the test images with --data FOLDER "
+                                 "(ImageFolder layout)")
+            try:
+                kw = json.loads(args.arch_kwargs)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"--arch-kwargs: not JSON: {exc}") from None
+            data = datasets.load_image_folder(args.data, args.channels, args.resize, args.crop,
+                                              args.normalize, args.limit)
+            nets.append(models.user_net(name, data, args.arch, kw, args.batch))
+    results = []
+    for net in nets:
+        log(f"{net.title}: {net.n_params:,} parameters, float accuracy on {len(net.data.y_test)} "
+            f"test images ...")
+        r = evaluate.sweep(net, bits, error_model, args.trials, args.seed, args.mapping,
+                           log=None if quiet else log)
+        results.append(r)
+        log(f"  {net.name}: sweep of {len(bits)} bit depths x {args.trials} trials "
+            f"({error_model.kind}): {r['sweep_s']:.2f} s wall"
+            + (f" (training {r['model_info'].get('train_s')} s)"
+               if not r['model_info'].get('cached', True) else ""))
+    result = {"error_model": error_model.describe(), "mapping": args.mapping, "trials": args.trials,
+              "seed": args.seed, "bits": bits, "models": results, "argv": sys.argv}
+    if args.out:
+        out = Path(args.out)
+    else:
+        from ..runlog import new_run_path
+        out = new_run_path("runs", "ann")
+    evaluate.write_outputs(result, out, make_plot=not args.no_plot)
+    if args.json:
+        from ..cli import print_json
+        print_json(result)
+    else:
+        print(evaluate.format_table(result))
+        for r in results:
+            three = next((x for x in r["bits"] if x["bits"] == 3), None)
+            if three is not None:
+                acc = three.get("mean", three["ideal"])
+                print(f"{r['model']}: 3 bits {acc * 100:.2f} % vs float {r['float'] * 100:.2f} % "
+                      f"({(r['float'] - acc) * 100:+.2f} points)")
+        print(f"wrote {out}")
+    return 0
