@@ -32,6 +32,41 @@ class LinkStats:
         return dict(vars(self))
 
 
+class FrameSplitter:
+    """Splits a byte stream on 0x00 into frames; drops over-long runs (resync at the next 0x00)."""
+
+    def __init__(self, max_len: int = P.MAX_ENCODED):
+        self.max_len = max_len
+        self._buf = bytearray()
+        self._overflow = False
+        self._overflows = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        frames = []
+        start = 0
+        while True:
+            end = data.find(b"\x00", start)
+            chunk = data[start:] if end < 0 else data[start:end]
+            if not self._overflow:
+                self._buf += chunk
+                if len(self._buf) > self.max_len:
+                    self._overflow = True
+                    self._buf.clear()
+            if end < 0:
+                return frames
+            if self._overflow:
+                self._overflow = False
+                self._overflows += 1
+            elif self._buf:
+                frames.append(bytes(self._buf))
+            self._buf.clear()
+            start = end + 1
+
+    def take_overflows(self) -> int:
+        n, self._overflows = self._overflows, 0
+        return n
+
+
 @dataclass
 class _Pending:
     seq: int
@@ -135,8 +170,7 @@ class Link:
     _last_rx = 0.0
 
     def _reader(self) -> None:
-        buf = bytearray()
-        overflow = False
+        splitter = FrameSplitter()
         try:
             while not self._closed:
                 try:
@@ -149,23 +183,9 @@ class Link:
                     continue
                 self._last_rx = time.monotonic()
                 self.stats.bytes_received += len(data)
-                start = 0
-                while True:
-                    end = data.find(b"\x00", start)
-                    if end < 0:
-                        buf += data[start:]
-                        if len(buf) > P.MAX_ENCODED:
-                            overflow = True
-                            buf.clear()
-                        break
-                    buf += data[start:end]
-                    start = end + 1
-                    if overflow:
-                        overflow = False
-                        self.stats.resyncs += 1
-                    elif buf:
-                        self._on_frame(bytes(buf))
-                    buf.clear()
+                for wire in splitter.feed(data):
+                    self._on_frame(wire)
+                self.stats.resyncs += splitter.take_overflows()
         except BaseException as exc:  # surface to waiting callers
             self._fatal = exc
             with self._credit:

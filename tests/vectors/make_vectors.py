@@ -1,0 +1,76 @@
+"""Writes tests/vectors/frames.json from the host codec. Run only when the protocol changes ON
+PURPOSE (and bump PROTOCOL_VERSION): the file pins the wire bytes for both codecs.
+
+    python tests/vectors/make_vectors.py
+"""
+
+import json
+import struct
+import zlib
+from dataclasses import fields
+from pathlib import Path
+
+from cobs import cobs
+
+from memhost import protocol as P
+
+MESSAGES = [
+    (1, P.Hello(1)),
+    (2, P.Ping(b"\x00\x03hello\x00")),
+    (3, P.Read(16, 0.1)),
+    (4, P.Pulse(1.5, 100e-6)),
+    (5, P.Pulse(-2.25, 1e-6)),
+    (6, P.Program(1.05e-3, 1e-6, 1, 4, 200, 1.0, 1.2, 0.02, 100e-6)),
+    (7, P.Program(2.5e-4, 5e-7, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)),
+    (8, P.Abort()),
+    (9, P.ConfigGet(1)),
+    (10, P.ConfigSet(1, 2.5)),
+    (11, P.Wait(0.25)),
+    (12, P.Repl()),
+    (1, P.Info(0, 1, 0, 1, 8, 0, 0xDEADBEEF, 3.0, 4.0, 1e-6, 0.01, 0.1, 0.5, 500, 5000,
+               10, 200, 1, 2, 3, 0, "unix-emulator", "sim", "tio2x-seed")),
+    (2, P.Pong(b"\x00\x03hello\x00")),
+    (3, P.Reading(1.0234e-3, 1.5e-7, 16, 1711)),
+    (4, P.Pulsed(1.5, 100e-6, 117)),
+    (6, P.Result(0, 1, 1.0501e-3, 1.0e-7, 12, 30, 4521, 3.25)),
+    (8, P.Ack(3)),
+    (10, P.Config(1, 2.5)),
+    (0, P.Error(1, 0, "CRC mismatch")),
+    (13, P.Error(9, 4, "pulse refused, no pulse applied: |amplitude| 5 V > max_v 3 V")),
+    (0x12345678, P.Ping(bytes(range(256))[:240])),
+]
+
+
+def as_jsonable(message):
+    out = {}
+    for f in fields(message):
+        v = getattr(message, f.name)
+        out[f.name] = v.hex() if isinstance(v, bytes) else v
+    return out
+
+
+def main():
+    vectors = []
+    for seq, msg in MESSAGES:
+        wire = P.encode_frame(msg, seq)
+        vectors.append({"seq": seq, "version": P.PROTOCOL_VERSION, "type": msg.TYPE,
+                        "name": type(msg).__name__, "fields": as_jsonable(msg),
+                        "values": list(as_jsonable(msg).values()), "wire": wire.hex()})
+    # bad frames: what each codec must reject, and why
+    good = bytes.fromhex(vectors[3]["wire"])[:-1]
+    raw = cobs.decode(good)
+    bad_crc = cobs.encode(raw[:-4] + struct.pack("<I", zlib.crc32(raw[:-4]) ^ 1)) + b"\x00"
+    bad = [
+        {"why": "crc", "error_code": 1, "wire": bad_crc.hex()},
+        {"why": "cobs", "error_code": 2, "wire": (bytes([0x09]) + good[1:5] + b"\x00").hex()},
+        {"why": "too_long", "error_code": 3, "wire": (b"\x41" * 300 + b"\x00").hex()},
+        {"why": "too_short", "error_code": 5, "wire": (cobs.encode(b"\x01\x02\x03") + b"\x00").hex()},
+    ]
+    path = Path(__file__).with_name("frames.json")
+    path.write_text(json.dumps({"protocol_version": P.PROTOCOL_VERSION, "frames": vectors,
+                                "bad_frames": bad}, indent=1) + "\n")
+    print(f"wrote {len(vectors)} frames and {len(bad)} bad frames to {path}")
+
+
+if __name__ == "__main__":
+    main()
