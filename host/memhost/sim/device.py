@@ -295,6 +295,11 @@ class DeviceArray:
             x *= np.power(base, np.where(pos, F32(self._p_set), F32(self._p_reset)))
         return x
 
+    def g_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """(g_min, g_max) of every device in S, shape (n,) each (device-to-device variation included)."""
+        g0 = np.broadcast_to(np.asarray(self.g_min, dtype=float), (self.n,))
+        return g0.copy(), g0 + np.asarray(self._span, dtype=float)
+
     def conductance(self) -> np.ndarray:
         """True conductance of every device in S (no read noise), shape (n,)."""
         self._apply_drift()

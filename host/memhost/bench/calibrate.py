@@ -1,0 +1,180 @@
+"""`memhost bench calibrate`: the ISPP baseline on a preset, against the seed's figures.
+
+For each of --devices devices (device-to-device variation on), --cycles copies of the device are
+simulated side by side (each cycle = one copy with its own noise, same device parameters). Each copy
+programs n linear levels in order (level 0 = lowest) with the vectorized fixed-step ISPP, one read per
+verify; after each level the device is left --settle seconds and read once more: that read-back is
+the achieved level (relaxation included), as a lab measures its levels.
+
+Figures: NL index at 512 levels (memhost.analysis.nonlinearity_index, ideal line through the first and
+last achieved level, per cycle; median over cycles), overlap verdict at 32 and 512 levels (bands
+mean +- 3 sigma over the cycles, memhost.analysis.bands_separate), and the open-loop identical-pulse
+curves' nonlinearity (max deviation from the endpoint line / range, and the NeuroSim label).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from ..analysis import bands_separate, fit_neurosim, nonlinearity_index
+from ..sim.device import DeviceArray
+from ..sim.ispp import STATUS_NAMES, ispp
+from ..sim.presets import Preset, load_preset
+
+SEED_NL_512 = 4.95e-3
+
+
+def level_sweep(preset: Preset, n_levels: int, cycles: int, devices: int, seed: int,
+                tol_lsb512: float = 0.5, margin: float = 0.05, settle_s: float = 0.02,
+                max_pulses: int = 500) -> dict[str, Any]:
+    """Program n_levels linear levels in order, `cycles` times, on `devices` devices.
+
+    Targets span [g_min + margin*span, g_max - margin*span] of each device's own range. The tolerance
+    is tol_lsb512 LSBs of a 512-level set over that range, the same for every level count.
+    Returns achieved (devices, cycles, n_levels) in S, targets (devices, n_levels), pulses, status.
+    """
+    arr = DeviceArray(preset, devices * cycles, seed=seed, d2d=True, replicas=cycles)
+    g0, g1 = arr.g_range()
+    lo = g0 + margin * (g1 - g0)
+    hi = g1 - margin * (g1 - g0)
+    frac = np.linspace(0.0, 1.0, n_levels)
+    targets = lo[:, None] + (hi - lo)[:, None] * frac[None, :]          # (n_dev_total, levels)
+    tol = 0.5 * (hi - lo) / 511 * (tol_lsb512 / 0.5)
+    rv = preset.params["read_v"]
+    achieved = np.empty((arr.n, n_levels))
+    pulses = np.empty((arr.n, n_levels), dtype=np.int32)
+    status = np.empty((arr.n, n_levels), dtype=np.int8)
+    for j in range(n_levels):
+        out = ispp(arr, targets[:, j], tol, max_pulses=max_pulses)
+        arr.wait(settle_s)
+        achieved[:, j] = arr.read(rv)
+        pulses[:, j] = out.pulses
+        status[:, j] = out.status
+    shape = (devices, cycles, n_levels)
+    return {"achieved": achieved.reshape(shape), "targets": targets[::cycles],
+            "pulses": pulses.reshape(shape), "status": status.reshape(shape), "tol": tol[::cycles]}
+
+
+def open_loop(preset: Preset, n_pulses: int, v_set: float, v_reset: float, seed: int) -> dict[str, Any]:
+    """Identical SET pulses from the lowest state, then identical RESET pulses; G after each (S)."""
+    p = preset.params
+    arr = DeviceArray(preset, 1, seed=seed, d2d=False)
+    arr.w[:] = 0.0
+    rv, width = p["read_v"], p["width_s"]
+    up, down = [], []
+    for _ in range(n_pulses):
+        arr.pulse(v_set, width)
+        up.append(float(arr.read(rv)[0]))
+    for _ in range(n_pulses):
+        arr.pulse(v_reset, width)
+        down.append(float(arr.read(rv)[0]))
+    res = {}
+    for name, g in (("potentiation", up), ("depression", down)):
+        nl = nonlinearity_index(g)
+        fit = fit_neurosim(g)
+        res[name] = {"max_dev_over_range": round(nl.index, 4), "neurosim_label": round(fit.label, 2),
+                     "g_first_S": g[0], "g_last_S": g[-1]}
+    return {"pulses": n_pulses, "v_set": v_set, "v_reset": v_reset, "width_s": width, **res,
+            "curves_S": {"potentiation": up, "depression": down}}
+
+
+def summarize(sweep: dict[str, Any]) -> dict[str, Any]:
+    """NL index per cycle and of the mean over cycles; 3-sigma band separation over cycles."""
+    a = sweep["achieved"]
+    devices, cycles, n = a.shape
+    nl_cycle = np.array([[nonlinearity_index(a[d, c]).index for c in range(cycles)]
+                         for d in range(devices)])
+    nl_mean = np.array([nonlinearity_index(a[d].mean(axis=0)).index for d in range(devices)])
+    sep = np.array([bands_separate(a[d].mean(axis=0), a[d].std(axis=0, ddof=1))
+                    for d in range(devices)])
+    span = sweep["targets"][:, -1] - sweep["targets"][:, 0]
+    err = (a - sweep["targets"][:, None, :]) / span[:, None, None]
+    st = sweep["status"]
+    return {
+        "levels": n, "cycles": cycles, "devices": devices,
+        "nl_index_per_cycle_median": float(np.median(nl_cycle)),
+        "nl_index_per_cycle_range": [float(nl_cycle.min()), float(nl_cycle.max())],
+        "nl_index_of_cycle_mean_median": float(np.median(nl_mean)),
+        "levels_separate_3sigma_fraction_of_devices": float(sep.mean()),
+        "overlap": bool(sep.mean() < 0.5),
+        "sigma_over_cycles_rel_range_median": float(np.median(a.std(axis=1, ddof=1) /
+                                                              span[:, None, None][:, 0])),
+        "error_rel_range_rms": float(np.sqrt(np.mean(err ** 2))),
+        "pulses_mean": float(sweep["pulses"].mean()),
+        "status_counts": {STATUS_NAMES[k]: int((st == k).sum()) for k in np.unique(st)},
+    }
+
+
+def calibrate(preset: Preset, devices: int = 8, cycles: int = 10, seed: int = 1,
+              settle_s: float = 0.02, tol_lsb512: float = 0.5,
+              open_loop_v: tuple[float, float] | None = None) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"preset": preset.name, "preset_path": str(preset.path),
+                           "ratio_gmax_gmin": preset.g_max / preset.g_min,
+                           "method": {"algorithm": "fixed-step ISPP, one read per verify",
+                                      "tolerance": f"{tol_lsb512} LSB of 512 levels (all level counts)",
+                                      "achieved": f"read-back {settle_s} s after each level",
+                                      "nl_index_line": "endpoints (first and last achieved level)",
+                                      "overlap": "bands mean +- 3 sigma over cycles, adjacent levels"}}
+    for n in (512, 32):
+        sw = level_sweep(preset, n, cycles, devices, seed + n, tol_lsb512=tol_lsb512,
+                         settle_s=settle_s)
+        out[f"levels_{n}"] = summarize(sw)
+    s512 = out["levels_512"]
+    s32 = out["levels_32"]
+    p = preset.params
+    vs, vr = open_loop_v if open_loop_v else (1.5 * p["vth_set"], -1.5 * p["vth_reset"])
+    ol = open_loop(preset, 100, vs, vr, seed)
+    out["open_loop"] = {k: v for k, v in ol.items() if k != "curves_S"}
+    out["seed_comparison"] = {
+        "nl_index_512": s512["nl_index_per_cycle_median"], "seed_nl_index_512": SEED_NL_512,
+        "nl_within_factor_2": bool(SEED_NL_512 / 2 <= s512["nl_index_per_cycle_median"] <= SEED_NL_512 * 2),
+        "levels_32_separate": not s32["overlap"], "levels_512_overlap": s512["overlap"],
+        "open_loop_nonlinear": bool(min(ol["potentiation"]["max_dev_over_range"],
+                                        ol["depression"]["max_dev_over_range"]) > 0.1),
+    }
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def register(subparsers: Any) -> None:
+    from ..cli import add_json_arg
+    p = subparsers.add_parser("calibrate", help="ISPP baseline on a preset vs the seed's figures",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="tio2x-seed", help="preset name or .toml path")
+    p.add_argument("--devices", type=int, default=8, help="devices (d2d variation) [8]")
+    p.add_argument("--cycles", type=int, default=10, help="cycles per level set [10]")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--settle", type=float, default=0.02, help="s before the read-back [0.02]")
+    p.add_argument("--tolerance-lsb512", type=float, default=0.5,
+                   help="verify tolerance in LSB of 512 levels [0.5]")
+    add_json_arg(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import print_json
+    res = calibrate(load_preset(args.preset), devices=args.devices, cycles=args.cycles,
+                    seed=args.seed, settle_s=args.settle, tol_lsb512=args.tolerance_lsb512)
+    if args.json:
+        print_json(res)
+        return 0
+    s512, s32, ol, cmp_ = res["levels_512"], res["levels_32"], res["open_loop"], res["seed_comparison"]
+    print(f"preset {res['preset']} (Gmax/Gmin {res['ratio_gmax_gmin']:.3g}), "
+          f"{s512['devices']} devices x {s512['cycles']} cycles, {res['seconds']} s")
+    print(f"NL index at 512 levels: {s512['nl_index_per_cycle_median']:.3g} per cycle (median; seed "
+          f"{SEED_NL_512:.3g}), {s512['nl_index_of_cycle_mean_median']:.3g} of the cycle mean")
+    print(f"32 levels: {'overlap' if s32['overlap'] else 'separate'} "
+          f"({s32['levels_separate_3sigma_fraction_of_devices']:.0%} of devices separate at 3 sigma)")
+    print(f"512 levels: {'overlap' if s512['overlap'] else 'separate'} "
+          f"({s512['levels_separate_3sigma_fraction_of_devices']:.0%} of devices separate at 3 sigma)")
+    print(f"open loop, {ol['pulses']} identical pulses: potentiation max dev "
+          f"{ol['potentiation']['max_dev_over_range']:.3g} (NeuroSim {ol['potentiation']['neurosim_label']}),"
+          f" depression {ol['depression']['max_dev_over_range']:.3g} "
+          f"(NeuroSim {ol['depression']['neurosim_label']})")
+    print(f"pulses per level (mean): 512: {s512['pulses_mean']:.1f}, 32: {s32['pulses_mean']:.1f}")
+    return 0
