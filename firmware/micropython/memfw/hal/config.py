@@ -19,6 +19,7 @@ PYB_DAC_WRITE = const(1)        # X5 DAC1: write amplitude (through the bipolar 
 PYB_DAC_READ = const(2)         # X6 DAC2: read bias
 PYB_PIN_PULSE_GATE = "X1"       # analog switch enable
 PYB_PIN_ADC = "X19"             # ADC: TIA output
+PYB_PIN_READ_EN = "X2"          # connects the read bias / TIA (high = read path on), as RP2 GP14
 
 # ---- absolute maxima (CONFIG can lower these, never raise them) ----------------------------
 ABS_MAX_V = 4.0             # V, |pulse amplitude|
