@@ -40,6 +40,7 @@ CONFIG_KEYS = {
     "max_v": 1, "min_width": 2, "max_width": 3, "max_pulses": 4, "read_v": 5, "max_read_v": 6,
     "n_reads": 7, "settle": 8, "v_set_start": 9, "v_reset_start": 10, "v_step": 11, "width": 12,
     "v_set_max": 13,
+    "max_reads": 14,    # adaptive: most reads averaged per verify (docs/algorithms.md)
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

@@ -1,10 +1,102 @@
 # Write-verify algorithms and the safety gate. Every pulse the firmware applies goes through
 # Controller.safe_pulse(), which checks the limits in force, whatever the host sent.
+#
+# Hot loops allocate nothing themselves (a test under the unix port checks it with gc.mem_alloc):
+# MicroPython boxes every float result on the heap, so the loops never do float arithmetic. ISPP
+# compares the read (a float the HAL returns) against bounds computed before the loop, and takes its
+# amplitudes from a ramp table built once per parameter set. The adaptive controller converts each
+# read to a fixed-point integer in a viper helper (IEEE-754 bits -> counts of a power-of-two quantum
+# near tolerance/32), decides in small integers (log2 in Q8), and picks its amplitude from a table of
+# float objects on a 5 mV grid. On an RP2040 (no FPU) integer decisions are also the fast ones.
+# Algorithms and parameters: docs/algorithms.md.
+import array
 import time
+import micropython
 from micropython import const
 from memfw import protocol as P
 
 _POLL_EVERY = const(8)      # iterations between checks for an ABORT from the host
+_DV_UV = const(5000)        # adaptive amplitude grid step, µV (5 mV; a 12-bit DAC over ±4 V is ~2 mV)
+_Q_PER_TOL = const(5)       # quantum = 2^E <= tolerance / 2^5: tolerance is 32..63 counts
+_B0 = const(24)             # prior slope, Q8 log2(dG) per 5 mV step (x1.07 per 5 mV)
+_B_MIN = const(6)           # response at most x1.6 per 100 mV... at least (Q8 per grid step)
+_B_MAX = const(256)
+_SLOPE_MIN_DI = const(4)    # secant only between amplitudes >= 20 mV apart
+_TRUST = const(32)          # the model moves the amplitude at most 160 mV from its anchor per pulse
+_MAX_INNOV = const(512)     # a clear observation moves the level at most 2 octaves
+_MISS_STEP = const(128)     # no clear response: the level drops half an octave (amplitude goes up)
+_RHO_ONE = const(256)       # kept fraction after relaxation, Q8
+_STALL_AT_MAX = const(8)    # pulses at the top amplitude without a response -> out of range
+_VAR_UNKNOWN = const(-1)
+_FIRST_READS = const(8)     # reads of the first verify, before the read noise is known
+
+# adaptive state (array 'i'); per polarity p in (0 SET, 1 RESET) a block of _M ints at p * _M
+_A = const(0)       # model: log2|dG| (Q8, absolute: includes E * 256) at amplitude index _IA
+_IA = const(1)
+_B = const(2)       # slope, Q8 log2 per grid step
+_IP = const(3)      # previous observation (amplitude index, log2 response, clear?)
+_YP = const(4)
+_CP = const(5)
+_NOBS = const(6)    # clear responses seen (0: still searching)
+_SI = const(7)      # search: next amplitude index and step
+_SS = const(8)
+_IMAX = const(9)    # largest amplitude index applied so far
+_M = const(10)
+_VAR = const(20)    # read noise: variance of one read, counts^2 * 16, at quantum _VARE
+_VARE = const(21)
+_RHO = const(22)    # kept fraction, Q8
+_NS = const(23)
+
+
+@micropython.viper
+def _fix(fb, sb: int) -> int:
+    """fb[0] (float32) in counts of 2^E, rounded; sb = -150 - E. Integers only (no heap)."""
+    b = int(ptr32(fb)[0])
+    e = (b >> 23) & 0xFF
+    if e == 0:
+        return 0
+    m = (b & 0x7FFFFF) | 0x800000
+    sh = e + sb
+    if sh >= 0:
+        if sh > 5:
+            sh = 5              # saturate below 2^29 (a small int on 32-bit ports)
+        r = m << sh
+    else:
+        sh = 0 - sh
+        if sh > 30:
+            return 0
+        r = (m + (1 << (sh - 1))) >> sh
+    if (b >> 31) & 1:
+        return 0 - r
+    return r
+
+
+@micropython.viper
+def _log2q8(x: int) -> int:
+    """log2(x) in Q8 for x >= 1 (0 for x < 1); error < 0.01 (log2(1+f) ~ f + 0.3466 f (1 - f))."""
+    if x < 1:
+        return 0
+    p = 0
+    t = x
+    while t >= 2:
+        t = t >> 1
+        p += 1
+    if p >= 8:
+        f = (x >> (p - 8)) & 0xFF
+    else:
+        f = (x << (8 - p)) & 0xFF
+    return (p << 8) + f + ((89 * f * (256 - f)) >> 16)
+
+
+def _isqrt(n):
+    if n <= 0:
+        return 0
+    x = n
+    y = (x + 1) // 2
+    while y < x:
+        x = y
+        y = (x + n // x) // 2
+    return x
 
 
 class Config:
@@ -26,7 +118,9 @@ class Config:
             P.K_V_STEP: 0.02,
             P.K_WIDTH: 100e-6,
             P.K_V_SET_MAX: 3.0,
+            P.K_MAX_READS: 64.0,
         }
+        self.neg_max_v = -self.values[P.K_MAX_V]    # kept so that the gate compares, never computes
         if defaults:
             for k in defaults:
                 self.set(k, defaults[k])
@@ -48,6 +142,8 @@ class Config:
             return 1.0, 1000.0
         if key == P.K_SETTLE:
             return 0.0, 10.0
+        if key == P.K_MAX_READS:
+            return 1.0, 1000.0
         return None
 
     def get(self, key):
@@ -62,6 +158,8 @@ class Config:
             return "CONFIG key %d: %r outside [%r, %r] (the board's absolute limits)" % (
                 key, value, b[0], b[1])
         self.values[key] = float(value)
+        if key == P.K_MAX_V:
+            self.neg_max_v = -self.values[key]
         return None
 
 
@@ -72,15 +170,46 @@ class Controller:
         self.check_abort = check_abort      # callable -> True when the host sent ABORT
         self.pulses_total = 0
         self.iterations = 0
+        self._ramp_key = None               # ISPP ramp tables, rebuilt when their parameters change
+        self._ramp_set = None
+        self._ramp_reset = None
+        # adaptive: amplitude tables on the _DV_UV grid up to ABS_MAX_V (float objects made once)
+        n = int(hal.ABS_MAX_V * 1e6) // _DV_UV + 1
+        self._amp_set = [i * _DV_UV * 1e-6 for i in range(n)]
+        self._amp_reset = [-a for a in self._amp_set]
+        self._fb = array.array("f", [0.0])
+        self.st = array.array("i", [0] * _NS)
+        self.reset_model()
 
+    def reset_model(self):
+        """Forgets what the adaptive controller learned (another device, or a fresh start)."""
+        st = self.st
+        for p in (0, _M):
+            st[p + _A] = 0
+            st[p + _IA] = 0
+            st[p + _B] = _B0
+            st[p + _IP] = 0
+            st[p + _YP] = 0
+            st[p + _CP] = 0
+            st[p + _NOBS] = 0
+            st[p + _SI] = 0
+            st[p + _SS] = 0
+            st[p + _IMAX] = 0
+        st[_VAR] = _VAR_UNKNOWN
+        st[_VARE] = 0
+        st[_RHO] = _RHO_ONE
+
+    # ---- the safety gate -------------------------------------------------------------------
     def pulse_error(self, amplitude, width):
-        """None if a pulse is allowed now, else the reason (safety gate; no pulse is applied)."""
-        v = self.cfg.values
+        """None if a pulse is allowed now, else the reason (safety gate; no pulse is applied).
+
+        Compares only (no arithmetic), so it allocates nothing on the pass path."""
+        c = self.cfg
+        v = c.values
         if amplitude != amplitude or width != width:
             return "amplitude/width is NaN"
-        a = amplitude if amplitude >= 0 else -amplitude
-        if a > v[P.K_MAX_V]:
-            return "|amplitude| %.4g V > max_v %.4g V" % (a, v[P.K_MAX_V])
+        if amplitude > v[P.K_MAX_V] or amplitude < c.neg_max_v:
+            return "|amplitude| %.4g V > max_v %.4g V" % (abs(amplitude), v[P.K_MAX_V])
         if width < v[P.K_MIN_WIDTH] or width > v[P.K_MAX_WIDTH]:
             return "width %.4g s outside [%.4g, %.4g] s" % (width, v[P.K_MIN_WIDTH], v[P.K_MAX_WIDTH])
         return None
@@ -95,11 +224,15 @@ class Controller:
     def read(self, n):
         return self.hal.read(n, self.cfg.values[P.K_READ_V])
 
+    # ---- PROGRAM ---------------------------------------------------------------------------
     def program(self, target, tol, algorithm, n_reads, max_pulses, p0, p1, p2, p3):
-        """Runs one write-verify; returns (status, g, pulses, reads, overhead_us_per_iteration)."""
+        """Runs one write-verify.
+
+        Returns (status, g S, pulses, reads, elapsed_us, overhead_us_per_iteration).
+        p0 start amplitude SET (V), p1 start amplitude RESET (V, magnitude), p2 step (V),
+        p3 width (s); 0 = the CONFIG value. Adaptive: p0/p1 start its search, p2 its first step.
+        """
         v = self.cfg.values
-        if n_reads == 0:
-            n_reads = int(v[P.K_N_READS])
         if max_pulses == 0:
             max_pulses = int(v[P.K_MAX_PULSES])
         v_set = p0 if p0 > 0 else v[P.K_V_SET_START]
@@ -109,22 +242,61 @@ class Controller:
         v_max = v[P.K_V_SET_MAX]
         if v_max > v[P.K_MAX_V]:
             v_max = v[P.K_MAX_V]
-        return self._ispp(target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max)
-
-    def _ispp(self, target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max):
         hal = self.hal
-        read_v = self.cfg.values[P.K_READ_V]
         t0 = hal.ticks_us()
         hal_us0 = hal.hal_us
+        if algorithm == P.ALG_ADAPTIVE:
+            status, g, pulses, reads = self._adaptive(
+                target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max)
+        else:
+            if n_reads == 0:
+                n_reads = int(v[P.K_N_READS])
+            status, g, pulses, reads = self._ispp(
+                target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max)
+        elapsed = time.ticks_diff(hal.ticks_us(), t0)
+        overhead = (elapsed - (hal.hal_us - hal_us0)) / (pulses + 1)
+        return status, g, pulses, reads, elapsed, overhead
+
+    # ---- ISPP ------------------------------------------------------------------------------
+    def _ramps(self, v_set, v_reset, step, v_max, max_pulses):
+        key = (v_set, v_reset, step, v_max, max_pulses)
+        if key != self._ramp_key:
+            out = []
+            for v0, sign in ((v_set, 1.0), (v_reset, -1.0)):
+                r = []
+                a = v0 if v0 < v_max else v_max
+                for _ in range(max_pulses):
+                    r.append(sign * a)
+                    if a >= v_max:
+                        break
+                    a += step
+                    if a > v_max:
+                        a = v_max
+                out.append(r)
+            self._ramp_key = key
+            self._ramp_set, self._ramp_reset = out
+        return self._ramp_set, self._ramp_reset
+
+    def _ispp(self, target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max):
+        """Fixed-step ISPP: start amplitude, +step per pulse, polarity from the error's sign, ramp
+        restarted on a reversal, stop within tolerance or at max_pulses. n_reads per verify."""
+        rs, rr = self._ramps(v_set, v_reset, step, v_max, max_pulses)
+        return self._ispp_loop(target - tol, target + tol, n_reads, max_pulses, rs, rr, width,
+                               self.cfg.values[P.K_READ_V])
+
+    @micropython.native
+    def _ispp_loop(self, lo, hi, n_reads, max_pulses, rs, rr, width, read_v):
+        hal = self.hal
+        ns = len(rs) - 1
+        nr = len(rr) - 1
         g = hal.read(n_reads, read_v)
         reads = n_reads
         pulses = 0
         polarity = 0
-        amp = 0.0
+        k = 0
         status = P.ST_MAX_PULSES
         while True:
-            err = g - target
-            if -tol <= err <= tol:
+            if g >= lo and g <= hi:
                 status = P.ST_CONVERGED
                 break
             if pulses >= max_pulses:
@@ -132,21 +304,279 @@ class Controller:
             if pulses % _POLL_EVERY == 7 and self.check_abort():
                 status = P.ST_ABORTED
                 break
-            pol = 1 if err < 0 else -1
+            pol = 1 if g < lo else -1
             if pol != polarity:
                 polarity = pol
-                amp = v_set if pol > 0 else v_reset
-            else:
-                amp += step
-                if amp > v_max:
-                    amp = v_max
-            if not self.safe_pulse(pol * amp, width):
+                k = 0
+            elif pol > 0:
+                if k < ns:
+                    k += 1
+            elif k < nr:
+                k += 1
+            amp = rs[k] if pol > 0 else rr[k]
+            if not self.safe_pulse(amp, width):
                 status = P.ST_LIMIT
                 break
             pulses += 1
             g = hal.read(n_reads, read_v)
             reads += n_reads
-        elapsed = time.ticks_diff(hal.ticks_us(), t0)
-        iters = pulses + 1
-        overhead = (elapsed - (hal.hal_us - hal_us0)) / iters
-        return status, g, pulses, reads, elapsed, overhead
+        return status, g, pulses, reads
+
+    # ---- adaptive --------------------------------------------------------------------------
+    def _adaptive(self, target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max):
+        """Setup in floats (before the loop), then the integer loop."""
+        st = self.st
+        # quantum 2^E with tol / 2^E in [32, 64), raised if the target would not fit in 2^26 counts
+        e = 0
+        q = 1.0
+        while q > tol:
+            q *= 0.5
+            e -= 1
+        while q * 2 <= tol:
+            q *= 2.0
+            e += 1
+        e -= _Q_PER_TOL
+        q = q / 32
+        while target / q > 67108864.0:
+            q *= 2.0
+            e += 1
+        tol_i = int(tol / q)
+        if tol_i < 1:
+            tol_i = 1
+        sb = -150 - e
+        self._fb[0] = target
+        t_i = _fix(self._fb, sb)
+        # read-noise estimate: rescale a variance learned at another quantum
+        if st[_VAR] != _VAR_UNKNOWN and st[_VARE] != e:
+            d = st[_VARE] - e
+            var = st[_VAR]
+            if d > 0:
+                var = var << (2 * d) if d < 8 else 1 << 28
+            else:
+                var = var >> (-2 * d)
+            st[_VAR] = var
+        st[_VARE] = e
+        top = int(v_max * 1e6) // _DV_UV
+        if top >= len(self._amp_set):
+            top = len(self._amp_set) - 1
+        i_set = int(v_set * 1e6 + 0.5) // _DV_UV
+        i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
+        di = int(step * 1e6 + 0.5) // _DV_UV
+        if di < 1:
+            di = 1
+        settle = self.cfg.values[P.K_SETTLE]
+        max_reads = int(self.cfg.values[P.K_MAX_READS])
+        if n_reads > 0:
+            max_reads = n_reads     # the host fixed the reads per verify
+        return self._adaptive_loop(t_i, tol_i, e * 256, sb, max_pulses, max_reads, n_reads,
+                                   min(i_set, top), min(i_reset, top), di, top, width, settle,
+                                   self.cfg.values[P.K_READ_V], q)
+
+    @micropython.native
+    def _readn(self, n, sb, read_v):
+        """Mean of n single reads in counts; updates the read-noise estimate (n >= 2)."""
+        hal = self.hal
+        fb = self._fb
+        fb[0] = hal.read(1, read_v)
+        x0 = _fix(fb, sb)
+        s = 0
+        s2 = 0
+        k = 1
+        while k < n:
+            fb[0] = hal.read(1, read_v)
+            d = _fix(fb, sb) - x0
+            s += d
+            s2 += d * d
+            k += 1
+        if n >= 2:
+            st = self.st
+            # sample variance * 16 of one read: 16 (s2 - s^2/n) / (n - 1)
+            var = (16 * (s2 - (s * s) // n)) // (n - 1)
+            if st[_VAR] == _VAR_UNKNOWN:
+                st[_VAR] = var
+            else:
+                st[_VAR] += (var - st[_VAR]) // 8
+        return x0 + (2 * s + n) // (2 * n)
+
+    @micropython.native
+    def _n_for(self, tol_i, sigmas, max_reads):
+        """Reads whose mean has sigma <= tol / sigmas, from the measured read noise."""
+        var = self.st[_VAR]
+        if var == _VAR_UNKNOWN:
+            return _FIRST_READS if _FIRST_READS < max_reads else max_reads
+        n = (sigmas * sigmas * var + 16 * tol_i * tol_i - 1) // (16 * tol_i * tol_i)
+        if n < 2:
+            n = 2
+        if n > max_reads:
+            n = max_reads
+        return n
+
+    @micropython.native
+    def _aim(self, g0, t_i, tol_i):
+        """Immediate reading to aim for so that the kept part lands on the target."""
+        d = t_i - g0
+        corr = (d * _RHO_ONE) // self.st[_RHO] - d
+        lim = 4 * tol_i
+        if corr > lim:
+            corr = lim
+        elif corr < -lim:
+            corr = -lim
+        return t_i + corr
+
+    @micropython.native
+    def _adaptive_loop(self, t_i, tol_i, e256, sb, max_pulses, max_reads, n_fixed, i_set,
+                       i_reset, di, top, width, settle, read_v, q):
+        hal = self.hal
+        st = self.st
+        amps_set = self._amp_set
+        amps_reset = self._amp_reset
+        floor = tol_i // 4
+        if floor < 1:
+            floor = 1
+        n_app = n_fixed if n_fixed > 0 else self._n_for(tol_i, 2, max_reads)
+        g = self._readn(n_app, sb, read_v)
+        reads = n_app
+        g0 = g                      # settled reading the kept-fraction correction refers to
+        aim = self._aim(g0, t_i, tol_i)
+        pulses = 0
+        reversed_ = 0
+        first_pol = 0
+        stall = 0
+        status = P.ST_MAX_PULSES
+        verified = 0                # 1 while g is a settled, final-verify reading
+        while True:
+            err = g - aim
+            if -tol_i <= err and err <= tol_i:
+                if pulses > 0 and settle > 0:
+                    hal.wait(settle)
+                n_fin = n_fixed if n_fixed > 0 else self._n_for(tol_i, 3, max_reads)
+                gf = self._readn(n_fin, sb, read_v)
+                reads += n_fin
+                if pulses > 0 and reversed_ == 0:
+                    dimm = g - g0
+                    if dimm >= tol_i or dimm <= -tol_i:
+                        rho = ((gf - g0) * _RHO_ONE) // dimm
+                        if rho < 128:
+                            rho = 128
+                        elif rho > 288:
+                            rho = 288
+                        st[_RHO] += (rho - st[_RHO]) // 8
+                g = gf
+                verified = 1
+                err = g - t_i
+                if -tol_i <= err and err <= tol_i:
+                    status = P.ST_CONVERGED
+                    break
+                g0 = g
+                aim = self._aim(g0, t_i, tol_i)
+                reversed_ = 0
+                first_pol = 0
+                err = g - aim
+            if pulses >= max_pulses:
+                break
+            if pulses % _POLL_EVERY == 7 and self.check_abort():
+                status = P.ST_ABORTED
+                break
+            if err < 0:
+                pol = 1
+                need = -err
+                b = 0
+                amps = amps_set
+                i_min_search = i_set
+            else:
+                pol = -1
+                need = err
+                b = _M
+                amps = amps_reset
+                i_min_search = i_reset
+            if first_pol == 0:
+                first_pol = pol
+            elif pol != first_pol:
+                reversed_ = 1
+            # choose the amplitude index
+            if st[b + _NOBS] == 0:
+                if st[b + _SS] == 0:
+                    st[b + _SI] = i_min_search
+                    st[b + _SS] = di
+                i = st[b + _SI]
+            else:
+                y = _log2q8(need) + e256
+                slope = st[b + _B]
+                i = st[b + _IA] + (y - st[b + _A] + (slope >> 1)) // slope
+                lim = st[b + _IA] + _TRUST          # trust region around the last amplitude used
+                if i > lim:
+                    i = lim
+                lim = st[b + _IA] - _TRUST
+                if i < lim:
+                    i = lim
+            if i < 1:
+                i = 1
+            if i > top:
+                i = top
+            if not self.safe_pulse(amps[i], width):
+                status = P.ST_LIMIT
+                break
+            pulses += 1
+            if i > st[b + _IMAX]:
+                st[b + _IMAX] = i
+            gn = self._readn(n_app, sb, read_v)
+            reads += n_app
+            dg = (gn - g) * pol
+            g = gn
+            verified = 0
+            clear = 1 if dg >= tol_i else 0
+            if dg < floor:
+                dg = floor
+            yobs = _log2q8(dg) + e256
+            if st[b + _NOBS] == 0:
+                if clear:
+                    st[b + _A] = yobs
+                    st[b + _IA] = i
+                    st[b + _IP] = i
+                    st[b + _YP] = yobs
+                    st[b + _CP] = 1
+                    st[b + _NOBS] = 1
+                else:
+                    st[b + _SI] = i + st[b + _SS]
+                    if st[b + _SS] < 32:
+                        st[b + _SS] = 2 * st[b + _SS]
+            else:
+                slope = st[b + _B]
+                yhat = st[b + _A] + slope * (i - st[b + _IA])
+                dip = i - st[b + _IP]
+                if clear and st[b + _CP] and (dip >= _SLOPE_MIN_DI or dip <= -_SLOPE_MIN_DI):
+                    bobs = (yobs - st[b + _YP]) // dip
+                    slope += (bobs - slope) // 8
+                    if slope < _B_MIN:
+                        slope = _B_MIN
+                    elif slope > _B_MAX:
+                        slope = _B_MAX
+                    st[b + _B] = slope
+                innov = yobs - yhat
+                if not clear:
+                    # censored: the response was below the floor; only "smaller than predicted"
+                    innov = -_MISS_STEP if innov < 0 else 0
+                elif st[b + _NOBS] < 4:
+                    innov = innov // 2
+                else:
+                    innov = innov // 4
+                if innov > _MAX_INNOV:
+                    innov = _MAX_INNOV
+                elif innov < -_MAX_INNOV:
+                    innov = -_MAX_INNOV
+                st[b + _A] = yhat + innov
+                st[b + _IA] = i
+                st[b + _IP] = i
+                st[b + _YP] = yobs
+                st[b + _CP] = clear
+                if st[b + _NOBS] < 1000:
+                    st[b + _NOBS] += 1
+            # a target beyond the device's range: no response at the top amplitude
+            if i == top and not clear:
+                stall += 1
+                if stall >= _STALL_AT_MAX:
+                    status = P.ST_OUT_OF_RANGE
+                    break
+            else:
+                stall = 0
+        return status, g * q, pulses, reads

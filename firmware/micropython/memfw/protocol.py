@@ -93,3 +93,4 @@ K_V_RESET_START = const(10)  # V (magnitude)
 K_V_STEP = const(11)        # V
 K_WIDTH = const(12)         # s, default pulse width
 K_V_SET_MAX = const(13)     # V, ISPP ramp ceiling (magnitude; clipped to max_v)
+K_MAX_READS = const(14)     # adaptive: most reads averaged per verify (docs/algorithms.md)
