@@ -40,7 +40,7 @@ FE_DAC_BITS = const(12)           # MCP4922 (both channels, gain 1x)
 FE_DAC_VREF = 2.048               # V, REF3020 on VREFA and VREFB
 FE_PULSE_VMID = 1.024             # V, FE_DAC_VREF / 2: R3/R4 divider buffered by U4A; DAC A = VMID gives 0 V
 FE_PULSE_GAIN = 5.0               # V at W+ per V of DAC A above VMID (R6/R5 = 10k/2k); full scale +-5.12 V
-FE_PULSE_EDGE_S = 300e-9          # s, 10-90 % rise/fall at W+ (load <= 220 pF, device >= 310 ohm)
+FE_PULSE_EDGE_S = 300e-9          # s, 10-90 % rise/fall at W+ (device >= 1 kohm, load <= 220 pF; ~470 ns at 330 ohm)
 FE_PULSE_R_SERIES_OHM = 330.0     # R9 inside the loop: current compliance ~ 10.4 V / 330 ohm = 31 mA
 FE_READ_BIAS_GAIN = 0.5           # V of read bias per V of DAC B (R11/R10 = 10k/20k)
 FE_READ_V = 0.1                   # V, default read bias (full scale 3 mS at 0.1 V)
