@@ -34,10 +34,10 @@ RESULTS = "results.csv"
 
 #: columns of a level-type run (cycles, levels); other kinds declare their own
 LEVEL_COLUMNS = ("step", "cycle", "level", "direction", "target", "achieved", "error", "status",
-                 "pulses", "reads", "elapsed_us", "overhead_us")
+                 "pulses", "reads", "elapsed_us", "overhead_us", "verify_g", "attempts")
 
 #: columns read back as numbers; everything else stays a string
-_INT_COLUMNS = {"step", "cycle", "level", "pulses", "reads", "index", "pulse"}
+_INT_COLUMNS = {"step", "cycle", "level", "pulses", "reads", "index", "pulse", "attempts"}
 _STR_COLUMNS = {"status", "direction", "kind"}
 
 

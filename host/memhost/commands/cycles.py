@@ -1,0 +1,23 @@
+"""memhost cycles: one level set repeated over many cycles (the CPD data of Fig. 1(b))."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._runargs import add_common
+from .levels import add_level_args, run_level_command
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run_level_command(args, "cycles")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("cycles", help="one level set repeated over many cycles (CPD data)")
+    add_common(p)
+    add_level_args(p, n=32, cycles=50)
+    p.add_argument("--order", default="sequential",
+                   help="sequential | shuffled (a new random order every cycle)")
+    p.add_argument("--shuffle-seed", type=int, default=0)
+    p.set_defaults(func=_run)

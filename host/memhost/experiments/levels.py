@@ -1,0 +1,326 @@
+"""The main job: program n linear levels in order, for several cycles, logging every result.
+
+The plan (every target of the run, in order) follows from the config in meta.json alone, so a run
+can be resumed after a crash: the steps already in results.csv are skipped, the rest are streamed to
+the board (board.program_many keeps its queue full). Ctrl-C aborts the board's queue, closes the log
+and leaves the run resumable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from .. import analysis
+from ..errors import RunFolderError, UsageError
+from ..progress import Progress
+from ..protocol import ALGORITHMS
+from ..runlog import LEVEL_COLUMNS, RunFolder, iter_pending
+from ._common import board_meta
+from .range import DEFAULT_MARGIN, DeviceRange, characterize_range, check_range
+
+DIRECTIONS = ("up", "down", "both")
+ORDERS = ("sequential", "shuffled")
+LEVEL_KINDS = ("levels", "cycles")
+
+
+@dataclass
+class LevelsConfig:
+    """What a level run does. Conductances in S; tolerance in LSB of the programmed set."""
+
+    n: int = 512
+    cycles: int = 10
+    direction: str = "up"
+    algorithm: str = "adaptive"
+    tolerance_lsb: float = 0.5
+    n_reads: int = 0                   # reads averaged per verify (0 = the board's setting)
+    max_pulses: int = 0                # per target (0 = the board's setting)
+    g_range: tuple[float, float] | None = None   # user's --range; None = measured
+    margin: float = DEFAULT_MARGIN     # fraction of the measured span left out at each end
+    v_set_start: float = 0.0           # V, algorithm parameters (0 = the board's CONFIG value)
+    v_reset_start: float = 0.0
+    v_step: float = 0.0
+    width_s: float = 0.0
+    check_reads: int = 8               # independent reads after each PROGRAM (0 = trust the verify read)
+    settle_s: float = 0.02             # s to wait before the check read (volatile relaxation)
+    retries: int = 0                   # re-PROGRAM while the check read is outside the tolerance
+    order: str = "sequential"          # or 'shuffled' (a new order every cycle, from shuffle_seed)
+    shuffle_seed: int = 0
+    kind: str = "levels"
+
+    def validate(self) -> None:
+        """UsageError for anything the user can fix (before any file is written)."""
+        if int(self.n) != self.n or self.n < 2:
+            raise UsageError(f"-n {self.n}: need at least 2 levels")
+        if int(self.cycles) != self.cycles or self.cycles < 1:
+            raise UsageError(f"--cycles {self.cycles}: need at least 1 cycle")
+        if self.direction not in DIRECTIONS:
+            raise UsageError(f"--direction {self.direction!r}: choose one of {', '.join(DIRECTIONS)}")
+        if self.algorithm not in ALGORITHMS:
+            raise UsageError(f"--algorithm {self.algorithm!r}: choose one of {', '.join(ALGORITHMS)}")
+        if not (self.tolerance_lsb > 0 and math.isfinite(self.tolerance_lsb)):
+            raise UsageError(f"--tolerance {self.tolerance_lsb}: must be a positive number of LSB")
+        if self.n_reads < 0 or self.n_reads > 1000:
+            raise UsageError(f"--reads {self.n_reads}: must be 0 (board default) .. 1000")
+        if self.max_pulses < 0 or self.max_pulses > 65535:
+            raise UsageError(f"--max-pulses {self.max_pulses}: must be 0 (board default) .. 65535")
+        for name in ("v_set_start", "v_reset_start", "v_step", "width_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise UsageError(f"{name} {v}: must be >= 0 (0 = the board's setting)")
+        if not 0 <= self.check_reads <= 1000:
+            raise UsageError(f"--check-reads {self.check_reads}: must be 0 (none) .. 1000")
+        if not 0 <= self.retries <= 100:
+            raise UsageError(f"--retries {self.retries}: must be 0 .. 100")
+        if self.retries and not self.check_reads:
+            raise UsageError("--retries needs check reads (--check-reads > 0)")
+        if not 0 <= self.settle_s <= 10:
+            raise UsageError(f"--settle {self.settle_s}: must be 0 .. 10 s")
+        if self.order not in ORDERS:
+            raise UsageError(f"order {self.order!r}: choose one of {', '.join(ORDERS)}")
+        if self.kind not in LEVEL_KINDS:
+            raise UsageError(f"kind {self.kind!r}: choose one of {', '.join(LEVEL_KINDS)}")
+        if self.g_range is not None:
+            check_range(float(self.g_range[0]), float(self.g_range[1]))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["g_range"] = list(self.g_range) if self.g_range is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LevelsConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        if kw.get("g_range") is not None:
+            kw["g_range"] = tuple(kw["g_range"])
+        return cls(**kw)
+
+
+class Step(NamedTuple):
+    cycle: int
+    level: int
+    direction: str
+    target: float
+
+
+def plan_levels(n: int, cycles: int, direction: str, g_min: float, g_max: float,
+                order: str = "sequential", shuffle_seed: int = 0) -> list[Step]:
+    """Every target of a level run in order. Level 0 is g_min. 'both' = up then down each cycle."""
+    targets = analysis.linear_targets(g_min, g_max, n)
+    rng = np.random.default_rng(shuffle_seed)
+    plan: list[Step] = []
+    for c in range(cycles):
+        passes: list[tuple[str, Sequence[int]]]
+        if order == "shuffled":
+            passes = [("shuffled", rng.permutation(n).tolist())]
+        elif direction == "up":
+            passes = [("up", range(n))]
+        elif direction == "down":
+            passes = [("down", range(n - 1, -1, -1))]
+        else:
+            passes = [("up", range(n)), ("down", range(n - 1, -1, -1))]
+        for d, idx in passes:
+            plan.extend(Step(c, int(i), d, float(targets[i])) for i in idx)
+    return plan
+
+
+def _plan_of(run: RunFolder) -> list[Step]:
+    cfg = LevelsConfig.from_dict(run.meta["config"])
+    return plan_levels(cfg.n, cfg.cycles, cfg.direction, float(run.meta["g_min"]),
+                       float(run.meta["g_max"]), cfg.order, cfg.shuffle_seed)
+
+
+def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
+               path: str | Path | None = None, resume: str | Path | None = None,
+               progress: bool | None = None, argv: list[str] | None = None,
+               preset: str | None = None, seed: int | None = None,
+               device_range: DeviceRange | None = None) -> tuple[RunFolder, dict[str, Any]]:
+    """Run (or resume) a level run on `board`; returns the run folder and its summary.
+
+    New run: validates cfg, measures the device range (or checks cfg.g_range against it), then
+    creates `out/<UTC>_<kind>/`. Resume: `resume` is the run folder; its meta.json gives the config.
+    progress: None = a bar on stderr when it is a terminal.
+    """
+    t_start = time.monotonic()
+    if resume is not None:
+        run = RunFolder.open(resume)
+        if run.kind not in LEVEL_KINDS:
+            raise RunFolderError(f"{run.path} is a {run.kind!r} run, not a level run: resume it "
+                                 f"with 'memhost {run.kind.replace('_', '-')} --resume'")
+        run.require("config", "g_min", "g_max", "n_levels", "cycles")
+        plan = _plan_of(run)
+        rows = run.read_rows()
+        for r in rows:
+            s = r["step"]
+            if not 0 <= s < len(plan) or plan[s].level != r["level"] or plan[s].cycle != r["cycle"]:
+                raise RunFolderError(f"{run.path}: results.csv step {s} does not match the run's plan "
+                                     "(meta.json config): the folder is corrupt")
+        done = {r["step"] for r in rows}
+        cfg = LevelsConfig.from_dict(run.meta["config"])
+        sessions = list(run.meta.get("sessions", []))
+        sessions.append({"resumed_at_step_count": len(done), "board": board_meta(board)})
+        run.update_meta(status="running", sessions=sessions)
+    else:
+        cfg.validate()
+        dr = device_range if device_range is not None else characterize_range(board, cfg.margin)
+        if cfg.g_range is not None:
+            g_min, g_max = float(cfg.g_range[0]), float(cfg.g_range[1])
+            check_range(g_min, g_max, dr)
+        else:
+            g_min, g_max = dr.g_min, dr.g_max
+        meta = {
+            "n_levels": cfg.n, "cycles": cfg.cycles, "g_min": g_min, "g_max": g_max,
+            "lsb": analysis.lsb(g_min, g_max, cfg.n),
+            "tolerance_s": cfg.tolerance_lsb * analysis.lsb(g_min, g_max, cfg.n),
+            "device_range": dr.as_dict(),
+            "board": board_meta(board),
+            "firmware_version": getattr(board.info, "firmware_version", None),
+            "preset": preset if preset is not None else (getattr(board.info, "preset", "") or None),
+            "seed": seed,
+            "config": cfg.as_dict(),
+            "plan_length": cfg.n * cfg.cycles * (2 if cfg.direction == "both" else 1),
+            "wall_seconds": 0.0,
+            "sessions": [],
+        }
+        if argv is not None:
+            meta["argv"] = list(argv)
+        run = RunFolder.create(out, cfg.kind, meta, LEVEL_COLUMNS, path=path)
+        plan = plan_levels(cfg.n, cfg.cycles, cfg.direction, g_min, g_max, cfg.order,
+                           cfg.shuffle_seed)
+        done = set()
+    _execute(board, run, cfg, plan, done, progress, t_start)
+    return run, summarize_run(run.path)
+
+
+def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], done: set[int],
+             progress: bool | None, t_start: float) -> None:
+    tol = float(run.meta["tolerance_s"])
+    step_s = float(run.meta["lsb"])
+    pending = list(iter_pending(plan, done))
+    bar = Progress(len(plan), "levels", initial=len(done), enabled=progress)
+    status = "failed"
+    try:
+        for (step, item), res, g, attempts in _program(board, cfg, pending, tol):
+            run.append({
+                "step": step, "cycle": item.cycle, "level": item.level,
+                "direction": item.direction, "target": item.target, "achieved": g,
+                "error": g - item.target, "status": res.status, "pulses": res.pulses,
+                "reads": res.reads, "elapsed_us": res.elapsed_us, "overhead_us": res.overhead_us,
+                "verify_g": res.g, "attempts": attempts,
+            })
+            bar.update(1, error_lsb=(g - item.target) / step_s)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        try:
+            board.abort()
+        except Exception:  # the link may be mid-reply; the run is resumable either way
+            pass
+        raise
+    finally:
+        bar.close()
+        wall = float(run.meta.get("wall_seconds", 0.0)) + (time.monotonic() - t_start)
+        run.close(status=status, wall_seconds=wall)
+
+
+def _program(board: Any, cfg: LevelsConfig, pending: list[tuple[int, Step]],
+             tol: float) -> Iterator[tuple[tuple[int, Step], Any, float, int]]:
+    """(pending item, PROGRAM result, achieved G, attempts) per target.
+
+    With check reads, achieved = the mean of cfg.check_reads reads taken cfg.settle_s after the
+    PROGRAM (an independent measurement: the verify read that ended the loop is biased to lie within
+    the tolerance). With cfg.retries, a target whose check read is outside the tolerance is
+    programmed again (pulses, reads and time summed over the attempts). Without check reads, the
+    PROGRAMs are streamed and achieved = the final verify read.
+    """
+    kw = {"n_reads": cfg.n_reads, "max_pulses": cfg.max_pulses,
+          "params": (cfg.v_set_start, cfg.v_reset_start, cfg.v_step, cfg.width_s)}
+    if cfg.check_reads <= 0:
+        results = board.program_many((item.target for _, item in pending), tol, cfg.algorithm, **kw)
+        for p, res in zip(pending, results):
+            yield p, res, res.g, 1
+        return
+    for p in pending:
+        pulses = reads = elapsed = 0
+        for attempt in range(cfg.retries + 1):
+            res = board.program(p[1].target, tol, cfg.algorithm, **kw)
+            pulses += res.pulses
+            reads += res.reads + cfg.check_reads
+            elapsed += res.elapsed_us
+            if cfg.settle_s > 0:
+                board.wait(cfg.settle_s)
+            g = board.read(cfg.check_reads).g
+            if abs(g - p[1].target) <= tol:
+                break
+        if attempt:
+            res = dataclasses.replace(res, pulses=pulses, reads=reads, elapsed_us=elapsed)
+        yield p, res, g, attempt + 1
+
+
+def summarize_run(path: str | Path) -> dict[str, Any]:
+    """The summary of a level run, from its folder alone (what `memhost analyze --json` prints)."""
+    run = RunFolder.open(path)
+    if run.kind not in LEVEL_KINDS:
+        raise RunFolderError(f"{run.path} is a {run.kind!r} run, not a level run")
+    run.require("n_levels", "g_min", "g_max", "config")
+    cols = run.columns_as_arrays()
+    s = analysis.summarize_levels(cols, int(run.meta["n_levels"]), float(run.meta["g_min"]),
+                                  float(run.meta["g_max"]))
+    cfg = run.meta.get("config", {})
+    plan_len = int(run.meta.get("plan_length", 0)) or None
+    s.update({
+        "kind": run.kind,
+        "algorithm": cfg.get("algorithm"),
+        "direction": cfg.get("direction"),
+        "preset": run.meta.get("preset"),
+        "cycles_planned": int(run.meta["cycles"]),
+        "tolerance_lsb": cfg.get("tolerance_lsb"),
+        "complete": plan_len is not None and s["results"] == plan_len,
+        "status": run.meta.get("status"),
+        "duration_s": float(run.meta.get("wall_seconds", 0.0)),
+        "run_dir": str(run.path),
+    })
+    return s
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """Human-readable summary (what `memhost levels` and `memhost analyze` print)."""
+    def num(v: Any, fmt: str) -> str:
+        return "n/a" if v is None else format(v, fmt)
+
+    lines = [
+        f"run       {s['run_dir']}  ({s['kind']}, {s.get('preset') or 'board'}, "
+        f"{s.get('algorithm')}, {s.get('direction')}, {s['status']})",
+        f"levels    {s['levels']} over {s['g_min'] * 1e6:.3f} .. {s['g_max'] * 1e6:.3f} uS "
+        f"(LSB {s['lsb'] * 1e9:.2f} nS), cycles {s['cycles']}/{s['cycles_planned']}, "
+        f"results {s['results']}",
+        f"NL index  {num(s['nonlinearity_index'], '.3e')} (ideal line: {s['nonlinearity_line']}, "
+        f"median of {s['nonlinearity_passes']} passes; least squares "
+        f"{num(s.get('nonlinearity_index_lsq'), '.3e')}; mean curve "
+        f"{num(s.get('nonlinearity_index_mean_curve'), '.3e')})",
+        f"error     sigma {num(s['sigma_lsb'], '.3f')} LSB, mean {num(s['error_mean_lsb'], '+.3f')} LSB, "
+        f"within +-0.5 LSB {num(s['within_half_lsb'], '.1%')}",
+        f"c2c sigma mean {num(s['c2c_sigma_lsb_mean'], '.3f')} LSB, max "
+        f"{num(s['c2c_sigma_lsb_max'], '.3f')} LSB",
+    ]
+    w = s.get("worst_level")
+    if w:
+        lines.append(f"worst     level {w['level']} (cycle {w['cycle']}): {w['error_lsb']:+.2f} LSB")
+    if s.get("reproducible_levels") is not None:
+        lines.append(f"reproducible levels {s['reproducible_levels']} ({s['reproducible_bits']} bits; "
+                     f"every {s['reproducible_step']}th level, mean +-3 sigma bands disjoint)")
+    else:
+        lines.append("reproducible levels n/a (needs >= 2 cycles of every level)")
+    lines.append(f"pulses    {num(s.get('pulses_mean'), '.1f')} per target (max "
+                 f"{num(s.get('pulses_max'), 'd')}), converged {num(s.get('converged_fraction'), '.1%')}")
+    lines.append(f"duration  {s['duration_s']:.1f} s wall, {num(s.get('board_seconds'), '.1f')} s on "
+                 "the board clock")
+    return "\n".join(lines)
+
