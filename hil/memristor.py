@@ -145,7 +145,7 @@ class Memristor:
         """Slow drift of the non-volatile state towards drift_w_eq (applied lazily at reads/waits)."""
         dt = self.t - self._t_drift
         self._t_drift = self.t
-        if self._drift > 0.0 and dt > 0.0 and not self.stuck:
+        if self._drift > 0.0 and dt > 0.0 and not (self.stuck or self.damaged):
             self.w = self._w_eq + (self.w - self._w_eq) * math.exp(-self._drift * dt)
 
     # ---- the device ---------------------------------------------------------------------------

@@ -163,8 +163,8 @@ class DeviceArray:
         self.w -= F32(self._w_eq)
         self.w *= f
         self.w += F32(self._w_eq)
-        if keep is not None:
-            self.w[self.stuck] = keep[self.stuck]
+        if keep is not None:  # stuck and damaged devices do not drift
+            self.w[self._frozen] = keep[self._frozen]
         self._t_drift[:] = self.t
         self._drift_pending = 0.0
 
