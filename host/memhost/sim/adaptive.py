@@ -1,0 +1,252 @@
+"""Vectorized adaptive write-verify: the numpy twin of `Controller._adaptive` in
+firmware/micropython/memfw/control.py (docs/algorithms.md describes both).
+
+Same rules and constants as the firmware, in floats instead of fixed point: a per-device, per-polarity
+model log2|dG| = a + b * (i - i_a) over the 5 mV amplitude grid index i, learned online (level
+re-anchored at every pulse, slope by secant); a search ramp until a first clear response; reads
+averaged so that the mean's sigma is tol/2 (approach) and tol/3 (final verify); a settle wait before
+the final verify; a learned kept fraction (relaxation) that shifts the immediate aim.
+
+Differences from the firmware (statistical twin, not bit-exact): the read-noise sigma comes from the
+preset (read_noise_rel, read_lf_rel, rtn_amp_rel) instead of being measured from read batches; log2 is
+exact instead of Q8; devices run in lock-step. The learned state lives on the DeviceArray
+(`devices.adaptive_state`), so successive calls continue learning, as the firmware does on its device.
+Units: V, s, S.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .device import DeviceArray
+from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE, ProgramOutcome
+
+DV = 0.005              # V, amplitude grid (firmware _DV_UV)
+B0 = 24 / 256           # prior slope, log2 per grid step (firmware _B0 in Q8)
+B_MIN, B_MAX = 6 / 256, 1.0
+SLOPE_MIN_DI = 4
+TRUST = 32
+MAX_INNOV = 2.0
+MISS_STEP = 0.5
+STALL_AT_MAX = 8
+RHO_MIN, RHO_MAX = 0.5, 1.125
+
+
+class AdaptiveState:
+    """Learned per-device state (index 0 SET, 1 RESET along the first axis)."""
+
+    def __init__(self, n: int):
+        self.a = np.zeros((2, n))
+        self.ia = np.zeros((2, n), dtype=np.int32)
+        self.b = np.full((2, n), B0)
+        self.ip = np.zeros((2, n), dtype=np.int32)
+        self.yp = np.zeros((2, n))
+        self.cp = np.zeros((2, n), dtype=bool)
+        self.nobs = np.zeros((2, n), dtype=np.int32)
+        self.si = np.full((2, n), -1, dtype=np.int32)    # search index (-1: not started)
+        self.ss = np.zeros((2, n), dtype=np.int32)
+        self.rho = np.ones(n)
+
+
+def _state(devices: DeviceArray) -> AdaptiveState:
+    st = getattr(devices, "adaptive_state", None)
+    if st is None:
+        st = AdaptiveState(devices.n)
+        devices.adaptive_state = st  # type: ignore[attr-defined]
+    return st
+
+
+def read_sigma(devices: DeviceArray, g: np.ndarray) -> np.ndarray:
+    """Sigma (S) of one read at conductance g, from the preset's noise fields."""
+    p = devices.preset.params
+    rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
+    return rel * np.abs(g)
+
+
+def _n_reads(sigma: np.ndarray, tol: np.ndarray, z: float, max_reads: int) -> np.ndarray:
+    n = np.ceil((z * sigma / tol) ** 2).astype(np.int32)
+    return np.clip(n, 2, max_reads)
+
+
+def _read_grouped(devices: DeviceArray, idx: np.ndarray, n: np.ndarray, read_v: float) -> np.ndarray:
+    """Reads devices idx, each averaged over its own n (grouped by the few distinct n)."""
+    out = np.empty(len(idx))
+    for k in np.unique(n):
+        m = n == k
+        out[m] = devices.read(read_v, n_avg=int(k), mask=idx[m])
+    return out
+
+
+def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
+             v_reset_start: float | None = None, v_step: float | None = None,
+             v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
+             max_pulses: int = 500, settle_s: float | None = None, max_reads: int = 64,
+             n_reads: int = 0, mask: Any = None) -> ProgramOutcome:
+    """Program every selected device to its target (S) within tolerance (S), adaptively.
+
+    Defaults come from the preset's [firmware] fields; settle_s defaults to 5 relax_tau_s.
+    n_reads > 0 fixes the reads per verify (as the PROGRAM parameter does on the board).
+    """
+    p = devices.preset.params
+    vss = p["v_set_start"] if v_set_start is None else float(v_set_start)
+    vrs = p["v_reset_start"] if v_reset_start is None else float(v_reset_start)
+    step = p["v_step"] if v_step is None else float(v_step)
+    vmax = p["v_max"] if v_max is None else float(v_max)
+    width = p["width_s"] if width_s is None else float(width_s)
+    rv = p["read_v"] if read_v is None else float(read_v)
+    settle = 5 * p["relax_tau_s"] if settle_s is None else float(settle_s)
+    top = int(round(vmax * 1e6)) // 5000
+    i_start = np.array([int(round(vss * 1e6)) // 5000, int(round(vrs * 1e6)) // 5000])
+    i_start = np.minimum(i_start, top)
+    di0 = max(1, int(round(step * 1e6)) // 5000)
+
+    n = devices.n
+    st = _state(devices)
+    tgt_all = np.broadcast_to(np.asarray(targets, dtype=float), (n,))
+    tol_all = np.broadcast_to(np.asarray(tolerance, dtype=float), (n,))
+    sel = np.ones(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    achieved = np.full(n, np.nan)
+    pulses = np.zeros(n, dtype=np.int32)
+    reads = np.zeros(n, dtype=np.int32)
+    status = np.full(n, CONVERGED, dtype=np.int8)
+
+    idx = np.flatnonzero(sel)
+    tgt, tol = tgt_all[idx], tol_all[idx]
+
+    def nfor(gg: np.ndarray, tt: np.ndarray, z: float) -> np.ndarray:
+        if n_reads > 0:
+            return np.full(len(gg), n_reads, dtype=np.int32)
+        return _n_reads(read_sigma(devices, gg), tt, z, max_reads)
+
+    def aim_of(g0: np.ndarray, t: np.ndarray, tl: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        d = t - g0
+        return t + np.clip(d / rho - d, -4 * tl, 4 * tl)
+
+    nr = nfor(tgt, tol, 2.0)
+    g = _read_grouped(devices, idx, nr, rv)
+    reads[idx] += nr
+    g0 = g.copy()
+    aim = aim_of(g0, tgt, tol, st.rho[idx])
+    npulse = np.zeros(len(idx), dtype=np.int32)
+    first = np.zeros(len(idx), dtype=np.int8)
+    rev = np.zeros(len(idx), dtype=bool)
+    stall = np.zeros(len(idx), dtype=np.int32)
+    log2tol = np.log2(tol)
+
+    while len(idx):
+        # ---- verify the devices whose immediate reading is on the aim -----------------------
+        on = np.abs(g - aim) <= tol
+        done = np.zeros(len(idx), dtype=bool)
+        if on.any():
+            j = np.flatnonzero(on)
+            moved = j[npulse[j] > 0]
+            if settle > 0 and len(moved):
+                devices.wait(settle, mask=idx[moved])
+            nf = nfor(g[j], tol[j], 3.0)
+            gf = _read_grouped(devices, idx[j], nf, rv)
+            reads[idx[j]] += nf
+            # kept fraction after relaxation (single-polarity programs with a clear change)
+            dimm = g[j] - g0[j]
+            upd = (npulse[j] > 0) & ~rev[j] & (np.abs(dimm) >= tol[j])
+            if upd.any():
+                k = j[upd]
+                r = np.clip((gf[upd] - g0[k]) / dimm[upd], RHO_MIN, RHO_MAX)
+                st.rho[idx[k]] += (r - st.rho[idx[k]]) / 8
+            g[j] = gf
+            ok = np.abs(gf - tgt[j]) <= tol[j]
+            done[j[ok]] = True
+            again = j[~ok]
+            g0[again] = g[again]
+            aim[again] = aim_of(g0[again], tgt[again], tol[again], st.rho[idx[again]])
+            rev[again] = False
+            first[again] = 0
+        maxed = ~done & (npulse >= max_pulses)
+        out = ~done & (stall >= STALL_AT_MAX)
+        stop = done | maxed | out
+        if stop.any():
+            s = idx[stop]
+            achieved[s] = g[stop]
+            pulses[s] = npulse[stop]
+            status[idx[maxed & ~out]] = MAX_PULSES
+            status[idx[out]] = OUT_OF_RANGE
+            keep = ~stop
+            idx, tgt, tol, g, g0, aim = idx[keep], tgt[keep], tol[keep], g[keep], g0[keep], aim[keep]
+            npulse, first, rev, stall = npulse[keep], first[keep], rev[keep], stall[keep]
+            log2tol = log2tol[keep]
+            if not len(idx):
+                break
+
+        # ---- choose and apply one pulse per device --------------------------------------------
+        err = g - aim
+        up = err < 0
+        pi = np.where(up, 0, 1)                       # model row: 0 SET, 1 RESET
+        pol = np.where(up, 1, -1)
+        need = np.abs(err)
+        first = np.where(first == 0, pol, first).astype(np.int8)
+        rev |= pol != first
+        nobs = st.nobs[pi, idx]
+        searching = nobs == 0
+        fresh = searching & (st.si[pi, idx] < 0)
+        if fresh.any():
+            st.si[pi[fresh], idx[fresh]] = i_start[pi[fresh]]
+            st.ss[pi[fresh], idx[fresh]] = di0
+        a, ia, b = st.a[pi, idx], st.ia[pi, idx], st.b[pi, idx]
+        y = np.log2(np.maximum(need, 1e-30))
+        i_model = ia + np.floor((y - a) / b + 0.5).astype(np.int32)
+        i_model = np.clip(i_model, ia - TRUST, ia + TRUST)
+        i = np.where(searching, st.si[pi, idx], i_model)
+        i = np.clip(i, 1, top)
+        devices.pulse(pol * (i * DV), width, mask=idx)
+        npulse += 1
+        nr = nfor(g, tol, 2.0)
+        gn = _read_grouped(devices, idx, nr, rv)
+        reads[idx] += nr
+        dg = (gn - g) * pol
+        g = gn
+        clear = dg >= tol
+        yobs = np.log2(np.maximum(dg, tol / 4))
+
+        # search phase
+        s_first = searching & clear
+        s_miss = searching & ~clear
+        if s_first.any():
+            r, c = pi[s_first], idx[s_first]
+            st.a[r, c] = yobs[s_first]
+            st.ia[r, c] = i[s_first]
+            st.ip[r, c] = i[s_first]
+            st.yp[r, c] = yobs[s_first]
+            st.cp[r, c] = True
+            st.nobs[r, c] = 1
+        if s_miss.any():
+            r, c = pi[s_miss], idx[s_miss]
+            st.si[r, c] = i[s_miss] + st.ss[r, c]
+            st.ss[r, c] = np.where(st.ss[r, c] < 32, 2 * st.ss[r, c], st.ss[r, c])
+        # model phase
+        m = ~searching
+        if m.any():
+            r, c = pi[m], idx[m]
+            im, ym, cm = i[m], yobs[m], clear[m]
+            bb = st.b[r, c]
+            yhat = st.a[r, c] + bb * (im - st.ia[r, c])
+            dip = im - st.ip[r, c]
+            sl = cm & st.cp[r, c] & (np.abs(dip) >= SLOPE_MIN_DI)
+            if sl.any():
+                bobs = (ym[sl] - st.yp[r[sl], c[sl]]) / dip[sl]
+                bb_sl = bb[sl] + (bobs - bb[sl]) / 8
+                bb[sl] = np.clip(bb_sl, B_MIN, B_MAX)
+                st.b[r, c] = bb
+            innov = ym - yhat
+            innov = np.where(~cm, np.where(innov < 0, -MISS_STEP, 0.0),
+                             np.where(st.nobs[r, c] < 4, innov / 2, innov / 4))
+            st.a[r, c] = yhat + np.clip(innov, -MAX_INNOV, MAX_INNOV)
+            st.ia[r, c] = im
+            st.ip[r, c] = im
+            st.yp[r, c] = ym
+            st.cp[r, c] = cm
+            st.nobs[r, c] = np.minimum(st.nobs[r, c] + 1, 1000)
+        stall = np.where((i == top) & ~clear, stall + 1, 0)
+
+    return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status)

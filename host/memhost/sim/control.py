@@ -1,0 +1,40 @@
+"""numpy twins of the firmware's write-verify algorithms (firmware/micropython/memfw/control.py).
+
+`program(devices, targets, algorithm='ispp'|'adaptive', **params)` programs every device of a
+DeviceArray to its target, vectorized over devices, with the same parameters as a PROGRAM command:
+v_set_start, v_reset_start, v_step, v_max (V), width_s, read_v, max_pulses, and for adaptive also
+settle_s, max_reads, n_reads (docs/algorithms.md). One implementation each: ISPP is
+`memhost.sim.ispp.ispp`, adaptive is `memhost.sim.adaptive.adaptive`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .adaptive import adaptive
+from .device import DeviceArray
+from .ispp import STATUS_NAMES, ProgramOutcome, ispp
+
+ALGORITHMS = {"ispp": ispp, "adaptive": adaptive}
+
+__all__ = ["program", "ProgramOutcome", "STATUS_NAMES", "ALGORITHMS"]
+
+
+def program(devices: DeviceArray, targets: Any, algorithm: str = "ispp", tolerance: Any = None,
+            **params: Any) -> ProgramOutcome:
+    """Write-verify every device of `devices` to `targets` (S) within `tolerance` (S).
+
+    tolerance defaults to half a level of 512 over the preset's nominal range.
+    Returns ProgramOutcome(achieved, error, pulses, reads, status) per device.
+    """
+    try:
+        fn = ALGORITHMS[algorithm]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(ALGORITHMS)}") from None
+    if tolerance is None:
+        p = devices.preset.params
+        tolerance = 0.5 * (p["g_max"] - p["g_min"]) / 511
+    if algorithm == "ispp":
+        for k in ("settle_s", "max_reads", "n_reads"):
+            params.pop(k, None)
+    return fn(devices, targets, tolerance, **params)
