@@ -1,0 +1,141 @@
+"""`memhost flash`: copy the MicroPython firmware onto a board with mpremote.
+
+Copies firmware/micropython/main.py and memfw/** (without the other boards' HALs and the emulator's
+sim HAL) to the board's filesystem, then resets it (machine.reset) so main.py starts. MicroPython
+itself must already be on the board (a UF2 for the Pico, DFU for the pyboard). `--dry-run` prints the files and the
+mpremote command without touching any port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PortError, UsageError
+
+BOARDS = {
+    # board name -> (MicroPython sys.platform, firmware files left out: other boards' HALs, emulator)
+    "pico": ("rp2", ("memfw/hal/pyboard.py", "memfw/hal/sim.py")),
+    "pyboard": ("pyboard", ("memfw/hal/rp2.py", "memfw/hal/pulse_pio.py", "memfw/hal/sim.py")),
+}
+
+
+def default_firmware_dir() -> Path:
+    """firmware/micropython of the source tree this package runs from."""
+    return Path(__file__).resolve().parents[3] / "firmware" / "micropython"
+
+
+@dataclass(frozen=True)
+class Copy:
+    local: Path         # file on this machine
+    remote: str         # path on the board, relative to its filesystem root
+
+    def as_dict(self) -> dict[str, object]:
+        return {"local": str(self.local), "remote": ":" + self.remote, "bytes": self.local.stat().st_size}
+
+
+def plan(board: str, firmware_dir: Path | None = None) -> list[Copy]:
+    """The files to copy for a board, main.py first, then memfw/** in sorted order."""
+    if board not in BOARDS:
+        raise UsageError(f"unknown board {board!r}: choose one of {', '.join(BOARDS)}")
+    root = Path(firmware_dir) if firmware_dir is not None else default_firmware_dir()
+    main = root / "main.py"
+    if not main.is_file() or not (root / "memfw").is_dir():
+        raise UsageError(f"no firmware in {root} (expected main.py and memfw/): "
+                         "run from a memhost source tree or pass --firmware DIR")
+    skip = set(BOARDS[board][1])
+    copies = [Copy(main, "main.py")]
+    for f in sorted((root / "memfw").rglob("*.py")):
+        rel = f.relative_to(root).as_posix()
+        if rel in skip or "__pycache__" in f.parts:
+            continue
+        copies.append(Copy(f, rel))
+    return copies
+
+
+def mpremote_argv(port: str, stage: str) -> list[str]:
+    """One mpremote invocation: copy main.py and the staged memfw tree, then a hard reset (main.py runs).
+    `fs cp -r DIR :` creates the folders it needs and keeps existing ones."""
+    return [sys.executable, "-m", "mpremote", "connect", port,
+            "fs", "cp", f"{stage}/main.py", ":main.py", "+",
+            "fs", "cp", "-r", f"{stage}/memfw", ":", "+",
+            "reset"]
+
+
+def _leave_binary_mode(port: str) -> str:
+    """If the board runs memhost firmware, ask it back to the REPL (its main.py ignores Ctrl-C)."""
+    try:
+        from ..board import Board
+        with Board.open(port, timeout=2.0) as board:
+            board.leave_binary_mode()
+        return "board left memhost binary mode"
+    except Exception as exc:     # not running memhost firmware, or at the REPL already: carry on
+        return f"no memhost firmware answering ({type(exc).__name__}); using the REPL directly"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "flash", help="copy the MicroPython firmware to a board (mpremote)",
+        description="Copy firmware/micropython (main.py, memfw/**) to a board running MicroPython, "
+                    "then reset it so main.py starts. MicroPython must already be installed on the board.")
+    p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
+    p.add_argument("--board", required=True, choices=sorted(BOARDS), help="which HAL to install")
+    p.add_argument("--dry-run", action="store_true", help="print what would be copied and run; touch nothing")
+    p.add_argument("--firmware", type=Path, default=None, help="firmware folder (default: this source tree's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    copies = plan(args.board, args.firmware)
+    stage = "<staging dir>" if args.dry_run else tempfile.mkdtemp(prefix="memhost-flash-")
+    argv = mpremote_argv(args.port, stage)
+    summary = {
+        "board": args.board, "platform": BOARDS[args.board][0], "port": args.port,
+        "dry_run": bool(args.dry_run), "files": [c.as_dict() for c in copies],
+        "total_bytes": sum(c.local.stat().st_size for c in copies), "command": argv,
+    }
+    if args.dry_run:
+        _print(summary, args.json, "would copy")
+        return 0
+    try:
+        for c in copies:
+            dest = Path(stage) / c.remote
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(c.local, dest)
+        summary["leave_binary_mode"] = _leave_binary_mode(args.port)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True)
+        except OSError as exc:
+            raise PortError(f"could not start mpremote ({exc}): pip install mpremote") from None
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise PortError(f"mpremote failed on {args.port}: {' | '.join(tail)} "
+                            "(is MicroPython on the board and the port free? check with "
+                            f"'mpremote connect {args.port} ls')")
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    _print(summary, args.json, "copied")
+    return 0
+
+
+def _print(summary: dict, as_json: bool, verb: str) -> None:
+    if as_json:
+        from ..cli import print_json
+        print_json(summary)
+        return
+    print(f"memhost flash: {summary['board']} (sys.platform {summary['platform']!r}) on {summary['port']}")
+    print(f"{verb} {len(summary['files'])} files, {summary['total_bytes']} bytes:")
+    for f in summary["files"]:
+        print(f"  {f['local']} -> {f['remote']}")
+    if summary["dry_run"]:
+        print("would run: " + " ".join(shlex.quote(a) for a in summary["command"]))
+    else:
+        print(summary.get("leave_binary_mode", ""))
+        print("board reset: main.py runs the memhost firmware")
