@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import UsageError
 from .datasets import Dataset
 
-MODEL_VERSION = "1"  # bump when training code changes results
+MODEL_VERSION = "2"  # bump when training code changes results
 
 
 def default_cache_dir() -> Path:
@@ -69,17 +69,19 @@ class MLPNet:
 
 def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 64, lr: float = 1e-3,
               seed: int = 0, weight_decay: float = 1e-4) -> dict[str, np.ndarray]:
-    """Deterministic numpy training (float64): He init, Adam, fixed per-epoch shuffles."""
+    """Deterministic numpy training (float32): He init, Adam, fixed per-epoch shuffles."""
     assert data.x_train is not None and data.y_train is not None
     rng = np.random.default_rng(seed)
-    x, y = data.x_train.astype(np.float64), data.y_train
+    x, y = data.x_train.astype(np.float32), data.y_train
     d_in, d_out = x.shape[1], 10
     p = {"W1": rng.normal(0, np.sqrt(2 / d_in), (d_in, hidden)), "b1": np.zeros(hidden),
          "W2": rng.normal(0, np.sqrt(2 / hidden), (hidden, d_out)), "b2": np.zeros(d_out)}
+    p = {k: v.astype(np.float32) for k, v in p.items()}
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v2 = {k: np.zeros_like(v) for k, v in p.items()}
-    b1, b2, eps, step = 0.9, 0.999, 1e-8, 0
-    onehot = np.eye(d_out)[y]
+    b1, b2, eps, step = np.float32(0.9), np.float32(0.999), np.float32(1e-8), 0
+    lr, weight_decay = np.float32(lr), np.float32(weight_decay)
+    onehot = np.eye(d_out, dtype=np.float32)[y]
     for _ in range(epochs):
         order = rng.permutation(len(x))
         for s in range(0, len(x), batch):
@@ -91,7 +93,7 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
             z -= z.max(axis=1, keepdims=True)
             prob = np.exp(z)
             prob /= prob.sum(axis=1, keepdims=True)
-            dz = (prob - tb) / len(idx)
+            dz = (prob - tb) / np.float32(len(idx))
             g = {"W2": h.T @ dz, "b2": dz.sum(0)}
             dh = (dz @ p["W2"].T) * (h_pre > 0)
             g["W1"] = xb.T @ dh
@@ -101,8 +103,8 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
                 gk = g[k] + (weight_decay * p[k] if k.startswith("W") else 0)
                 m[k] = b1 * m[k] + (1 - b1) * gk
                 v2[k] = b2 * v2[k] + (1 - b2) * gk * gk
-                mh = m[k] / (1 - b1 ** step)
-                vh = v2[k] / (1 - b2 ** step)
+                mh = m[k] / np.float32(1 - 0.9 ** step)
+                vh = v2[k] / np.float32(1 - 0.999 ** step)
                 p[k] -= lr * mh / (np.sqrt(vh) + eps)
     return {k: v.astype(np.float32) for k, v in p.items()}
 

@@ -245,15 +245,17 @@ class ClosedLoopModel:
     """Every device programmed by the numpy twin of the firmware controller on the vectorized device
     model (device-to-device variation on); the error is what the loop leaves (achieved - target).
 
-    Levels are placed on ``[g_lo, g_hi]``: by default the preset's range pulled in by ``margin``
-    times the device-to-device G-scale spread on each side, so that nearly every device can reach
-    every level; override with ``g_range``.
+    Levels are placed on ``[g_lo, g_hi]``: by default the preset's range pulled in on each side by
+    ``sigmas`` times the device-to-device G-scale spread (so that nearly every device's own window
+    contains every level) and then by ``margin`` of the span (switching slows at a window's edge, as
+    in memhost.experiments.range); override with ``g_range``.
     """
 
     kind = "closed-loop"
 
     def __init__(self, preset: str, algorithm: str = "adaptive", seed: int = 0,
-                 g_range: tuple[float, float] | None = None, margin: float = 2.0,
+                 g_range: tuple[float, float] | None = None, sigmas: float = 2.0,
+                 margin: float = 0.05,
                  chunk: int = 1 << 20, params: dict[str, Any] | None = None):
         device, control, presets = _sim()
         self._device, self._control = device, control
@@ -264,10 +266,13 @@ class ClosedLoopModel:
         self.params = dict(params or {})
         p = self.preset.params
         if g_range is None:
-            d = float(p.get("d2d_g_rel", 0.0)) * margin
-            g_lo, g_hi = float(p["g_min"]) * (1 + d), float(p["g_max"]) * (1 - d)
+            d = float(p.get("d2d_g_rel", 0.0)) * sigmas
+            span = float(p["g_max"]) - float(p["g_min"])
+            g_lo = float(p["g_min"]) * (1 + d) + margin * span
+            g_hi = float(p["g_max"]) * (1 - d) - margin * span
             if not g_hi > g_lo:
-                g_lo, g_hi = float(p["g_min"]), float(p["g_max"])
+                raise UsageError(f"preset {self.preset.name}: device-to-device G variation leaves "
+                                 "no common range; give --g-range LO,HI")
         else:
             g_lo, g_hi = g_range
         if not g_hi > g_lo:

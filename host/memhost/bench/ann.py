@@ -74,6 +74,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--chunk", type=int, default=1 << 20, help="devices per controller call")
     p.add_argument("--cache-dir", default=None, help="trained-model cache (default ~/.cache/memhost/ann)")
     p.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs of the built-in models (default: MLP 20, CNN 4)")
     p.add_argument("--out", default=None, help="output folder (default runs/<UTC time>_ann)")
     p.add_argument("--no-plot", action="store_true")
     g = p.add_argument_group("your own model (--model CHECKPOINT --data FOLDER)")
@@ -195,9 +197,11 @@ def run(args: Any) -> int | None:
             if mnist is None:
                 mnist = datasets.load_mnist_5k(seed=0)
             if name == "mlp":
-                nets.append(models.load_mlp(mnist, args.cache_dir, args.retrain, args.seed, log=log))
+                nets.append(models.load_mlp(mnist, args.cache_dir, args.retrain, args.seed,
+                                            epochs=args.epochs or 20, log=log))
             else:
-                nets.append(models.load_cnn(mnist, args.cache_dir, args.retrain, args.seed, log=log))
+                nets.append(models.load_cnn(mnist, args.cache_dir, args.retrain, args.seed,
+                                            epochs=args.epochs or 4, log=log))
         else:
             if not args.data:
                 raise UsageError(f"--model {name}: give the test images with --data FOLDER "
