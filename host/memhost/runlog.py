@@ -38,7 +38,7 @@ LEVEL_COLUMNS = ("step", "cycle", "level", "direction", "target", "achieved", "e
 
 #: columns read back as numbers; everything else stays a string
 _INT_COLUMNS = {"step", "cycle", "level", "pulses", "reads", "index", "pulse", "attempts"}
-_STR_COLUMNS = {"status", "direction", "kind"}
+_STR_COLUMNS = {"status", "direction", "kind", "polarity"}
 
 
 def utc_stamp(now: _dt.datetime | None = None) -> str:
@@ -86,10 +86,11 @@ def _json_default(o: Any) -> Any:
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
-    if isinstance(v, float):
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
         return repr(v) if math.isfinite(v) else str(v)
-    if isinstance(v, np.floating):
-        return repr(float(v))
+    if isinstance(v, np.integer):
+        return str(int(v))
     return str(v)
 
 

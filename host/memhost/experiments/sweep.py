@@ -89,6 +89,6 @@ def summarize_sweep(path: str | Path) -> dict[str, Any]:
         moved = dg > 0.05 * (np.max(g) - np.min(g))
         for pol in ("set", "reset"):
             sel = (cols["polarity"] == pol) & moved
-            out[f"v_{pol}_threshold"] = (float(np.min(np.abs(cols["amplitude_v"][sel])))
+            out[f"v_{pol}_threshold"] = (round(float(np.min(np.abs(cols["amplitude_v"][sel]))), 4)
                                          if np.any(sel) else None)
     return out

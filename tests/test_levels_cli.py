@@ -1,0 +1,124 @@
+"""`memhost levels` / `analyze` / `plot` as a user runs them, on the emulated board.
+
+The resume tests kill a real `memhost levels --port emu` process midway (SIGINT like Ctrl-C, and
+SIGKILL like a crash) and resume it: every planned target ends up in results.csv exactly once.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memhost.runlog import RunFolder
+
+KEYS = {"levels", "cycles", "nonlinearity_index", "sigma_lsb", "within_half_lsb",
+        "reproducible_levels", "pulses_mean", "run_dir"}
+
+
+def memhost(*args, cwd=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "memhost", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def start(*args, cwd=None):
+    return subprocess.Popen([sys.executable, "-m", "memhost", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
+
+
+def _rows(path: Path) -> int:
+    try:
+        return max(0, len((path / "results.csv").read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def _wait_for_rows(out: Path, k: int, proc, timeout=60.0) -> Path:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        runs = [p for p in out.iterdir()] if out.exists() else []
+        if runs and _rows(runs[0]) >= k:
+            return runs[0]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the run did not log results in time")
+
+
+@pytest.fixture(scope="module")
+def json_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    r = memhost("levels", "-n", "8", "--cycles", "2", "--port", "emu", "--seed", "5", "--out",
+                str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_levels_json_has_the_summary_keys(json_run):
+    assert KEYS <= json_run.keys() and json_run["levels"] == 8 and json_run["cycles"] == 2
+
+
+def test_levels_writes_the_figures_into_the_run_folder(json_run):
+    names = {p.name for p in Path(json_run["run_dir"]).iterdir()}
+    assert {"meta.json", "results.csv", "levels.png", "cpd.png", "error_hist.svg"} <= names
+
+
+def test_analyze_json_reproduces_the_levels_summary(json_run):
+    r = memhost("analyze", json_run["run_dir"], "--json")
+    assert r.returncode == 0 and json.loads(r.stdout) == json_run
+
+
+def test_analyze_text_states_the_ideal_line(json_run):
+    r = memhost("analyze", json_run["run_dir"])
+    assert r.returncode == 0 and "ideal line: endpoints" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", "1"], "at least 2 levels"),
+    (["--cycles", "0"], "at least 1 cycle"),
+    (["--algorithm", "magic"], "choose one of"),
+    (["--preset", "no-such-device"], "unknown preset"),
+    (["--range", "1e-3", "9e-3"], "outside the device's range"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "runs"
+    r = memhost("levels", "--port", "emu", "--out", str(out), "-n", "4", "--cycles", "1", *args)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and message in r.stderr
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_analyze_of_a_folder_that_is_not_a_run_is_exit_2(tmp_path):
+    r = memhost("analyze", str(tmp_path))
+    assert r.returncode == 2 and "not a run folder" in r.stderr
+
+
+def test_resume_of_a_corrupt_run_is_exit_2(tmp_path):
+    (tmp_path / "meta.json").write_text("{")
+    (tmp_path / "results.csv").write_text("step\n")
+    r = memhost("levels", "--resume", str(tmp_path), "--port", "emu")
+    assert r.returncode == 2 and "corrupt" in r.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_run_resumes_with_no_target_lost_or_repeated(tmp_path, sig):
+    out = tmp_path / "runs"
+    n, cycles = 32, 6
+    proc = start("levels", "-n", str(n), "--cycles", str(cycles), "--port", "emu", "--seed", "3",
+                 "--out", str(out), "--quiet", "--no-plots", "--check-reads", "2", "--retries", "0")
+    run_dir = _wait_for_rows(out, 20, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    logged = _rows(run_dir)
+    assert 0 < logged < n * cycles, "kill the run midway"
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and f"--resume {run_dir}" in err
+        assert RunFolder.open(run_dir).meta["status"] == "interrupted"
+    r = memhost("levels", "--resume", str(run_dir), "--port", "emu", "--json", "--no-plots")
+    assert r.returncode == 0, r.stderr
+    steps = [row["step"] for row in RunFolder.open(run_dir).read_rows()]
+    assert sorted(steps) == list(range(n * cycles))
+    assert json.loads(r.stdout)["complete"] is True
