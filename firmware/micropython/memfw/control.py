@@ -16,6 +16,7 @@ from micropython import const
 from memfw import protocol as P
 
 _POLL_EVERY = const(8)      # iterations between checks for an ABORT from the host
+_RAMP_MAX = const(2048)     # longest ISPP ramp (then it stays at its top)
 _DV_UV = const(5000)        # adaptive amplitude grid step, µV (5 mV; a 12-bit DAC over ±4 V is ~2 mV)
 _Q_PER_TOL = const(5)       # quantum = 2^E <= tolerance / 2^5: tolerance is 32..63 counts
 _B0 = const(24)             # prior slope, Q8 log2(dG) per 5 mV step (x1.07 per 5 mV)
@@ -258,16 +259,17 @@ class Controller:
         return status, g, pulses, reads, elapsed, overhead
 
     # ---- ISPP ------------------------------------------------------------------------------
-    def _ramps(self, v_set, v_reset, step, v_max, max_pulses):
-        key = (v_set, v_reset, step, v_max, max_pulses)
+    def _ramps(self, v_set, v_reset, step, v_max):
+        """ISPP amplitude ramps (float objects made once per parameter set, not per pulse)."""
+        key = (v_set, v_reset, step, v_max)
         if key != self._ramp_key:
             out = []
             for v0, sign in ((v_set, 1.0), (v_reset, -1.0)):
                 r = []
                 a = v0 if v0 < v_max else v_max
-                for _ in range(max_pulses):
+                while len(r) < _RAMP_MAX:
                     r.append(sign * a)
-                    if a >= v_max:
+                    if a >= v_max or step <= 0:
                         break
                     a += step
                     if a > v_max:
@@ -280,7 +282,7 @@ class Controller:
     def _ispp(self, target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max):
         """Fixed-step ISPP: start amplitude, +step per pulse, polarity from the error's sign, ramp
         restarted on a reversal, stop within tolerance or at max_pulses. n_reads per verify."""
-        rs, rr = self._ramps(v_set, v_reset, step, v_max, max_pulses)
+        rs, rr = self._ramps(v_set, v_reset, step, v_max)
         return self._ispp_loop(target - tol, target + tol, n_reads, max_pulses, rs, rr, width,
                                self.cfg.values[P.K_READ_V])
 
@@ -443,7 +445,6 @@ class Controller:
         first_pol = 0
         stall = 0
         status = P.ST_MAX_PULSES
-        verified = 0                # 1 while g is a settled, final-verify reading
         while True:
             err = g - aim
             if -tol_i <= err and err <= tol_i:
@@ -462,7 +463,6 @@ class Controller:
                             rho = 288
                         st[_RHO] += (rho - st[_RHO]) // 8
                 g = gf
-                verified = 1
                 err = g - t_i
                 if -tol_i <= err and err <= tol_i:
                     status = P.ST_CONVERGED
@@ -523,7 +523,6 @@ class Controller:
             reads += n_app
             dg = (gn - g) * pol
             g = gn
-            verified = 0
             clear = 1 if dg >= tol_i else 0
             if dg < floor:
                 dg = floor

@@ -1,0 +1,170 @@
+# MicroPython driver for tests/test_control_*.py: runs memfw.control on the scalar model (hil/) with
+# no link, and prints JSON lines (sweep: one per target, then {"end": 1}). Usage:
+#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED
+#   micropython control_fw_driver.py alloc ALG
+#   micropython control_fw_driver.py gate
+import sys
+import json
+import time
+import gc
+from memfw.hal import config
+from memfw.control import Config, Controller
+from memfw import protocol as P
+
+
+class _Limits:
+    name = "test"
+    board = "test"
+    ABS_MAX_V = config.ABS_MAX_V
+    ABS_MIN_WIDTH_S = config.ABS_MIN_WIDTH_S
+    ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S
+    ABS_MAX_READ_V = config.ABS_MAX_READ_V
+    ABS_MAX_PULSES = config.ABS_MAX_PULSES
+
+
+class ModelHal(_Limits):
+    """The scalar memristor model, virtual clock only (what memfw/hal/sim.py wraps)."""
+
+    def __init__(self, params, seed):
+        from memristor import Memristor
+        self.dev = Memristor(params, seed)
+        self.hal_us = 0
+        self.pulses = 0
+
+    def pulse(self, a, w):
+        self.pulses += 1
+        self.dev.pulse(a, w)
+
+    def read(self, n, v):
+        s = 0.0
+        for _ in range(n):
+            s += self.dev.read(v)
+        return s / n
+
+    def wait(self, s):
+        self.dev.wait(s)
+
+    def ticks_us(self):
+        return int(self.dev.t * 1e6)
+
+
+class TableHal(_Limits):
+    """Allocation-free fake: G moves along a table of prebuilt floats, one or more steps per pulse
+    depending on |amplitude| (comparisons only), so the controller's own allocations can be counted."""
+
+    def __init__(self, table):
+        self.table = table
+        self.k = len(table) // 2
+        self.hal_us = 0
+        self.pulses = 0
+
+    def pulse(self, a, w):
+        self.pulses += 1
+        step = 3 if (a > 2.0 or a < -2.0) else (2 if (a > 1.5 or a < -1.5) else 1)
+        if a > 0:
+            self.k += step
+        else:
+            self.k -= step
+        if self.k < 0:
+            self.k = 0
+        if self.k >= len(self.table):
+            self.k = len(self.table) - 1
+
+    def read(self, n, v):
+        return self.table[self.k]
+
+    def wait(self, s):
+        pass
+
+    def ticks_us(self):
+        return time.ticks_us()
+
+
+def configure(cfg, p):
+    cfg.set(P.K_V_SET_START, p["v_set_start"])
+    cfg.set(P.K_V_RESET_START, p["v_reset_start"])
+    cfg.set(P.K_V_STEP, p["v_step"])
+    cfg.set(P.K_WIDTH, p["width_s"])
+    cfg.set(P.K_READ_V, p["read_v"])
+    cfg.set(P.K_SETTLE, 5 * p["relax_tau_s"])
+
+
+def sweep(path, alg, levels, cycles, seed):
+    with open(path) as f:
+        p = json.load(f)["params"]
+    hal = ModelHal(p, seed)
+    cfg = Config(hal)
+    configure(cfg, p)
+    ctl = Controller(hal, cfg, lambda: False)
+    rv = p["read_v"]
+    settle = 5 * p["relax_tau_s"]
+    for _ in range(30):
+        hal.pulse(-p["v_max"], p["width_s"])
+    hal.wait(settle)
+    lo = hal.read(64, rv)
+    for _ in range(30):
+        hal.pulse(p["v_max"], p["width_s"])
+    hal.wait(settle)
+    hi = hal.read(64, rv)
+    lsb = (hi - lo) / (levels - 1)
+    print(json.dumps({"lo": lo, "hi": hi}))
+    for c in range(cycles):
+        for k in range(levels):
+            t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
+            st, g, n, r, el, ov = ctl.program(t, 0.5 * lsb, alg, 0, 0, 0, 0, 0, 0)
+            hal.wait(settle)
+            print("[%d, %r, %d, %d]" % (n, (hal.dev.conductance() - t) / lsb, st, r))
+    print(json.dumps({"end": 1}))
+
+
+def alloc(alg):
+    # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
+    # the spacing: the loop never converges and runs max_pulses iterations.
+    table = [1.0e-3 + j * 1.0e-6 for j in range(200)]
+    hal = TableHal(table)
+    cfg = Config(hal)
+    cfg.set(P.K_MAX_PULSES, 5000)
+    cfg.set(P.K_SETTLE, 1e-3)
+    ctl = Controller(hal, cfg, lambda: False)
+    target = 1.0e-3 + 100.5e-6
+    tol = 0.2e-6
+    res = {}
+    for npulse in (20, 20, 400):        # the first call warms up (first-call allocations of natives)
+        hal.k = 60
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
+        st, g, n, r, el, ov = ctl.program(target, tol, alg, 0, npulse, 0, 0, 0, 0)
+        a1 = gc.mem_alloc()
+        gc.enable()
+        res[npulse] = [a1 - a0, n, st]
+    print(json.dumps({"small": res[20], "large": res[400]}))
+
+
+def gate():
+    hal = TableHal([1.0e-3, 1.1e-3])
+    cfg = Config(hal)
+    ctl = Controller(hal, cfg, lambda: False)
+    out = {}
+    cfg.set(P.K_MAX_V, 2.0)
+    out["over_max_v"] = [ctl.pulse_error(2.5, 1e-4) is not None, ctl.safe_pulse(2.5, 1e-4),
+                         ctl.safe_pulse(-2.5, 1e-4), hal.pulses]
+    out["nan"] = [ctl.safe_pulse(float("nan"), 1e-4), hal.pulses]
+    out["width"] = [ctl.safe_pulse(1.0, 1.0), ctl.safe_pulse(1.0, 1e-9), hal.pulses]
+    out["raise_past_abs"] = cfg.set(P.K_MAX_V, config.ABS_MAX_V + 1) is not None
+    out["ok"] = [ctl.safe_pulse(1.5, 1e-4), hal.pulses]
+    # a PROGRAM whose width is outside the limits: status limit, no pulse applied
+    hal.pulses = 0
+    for alg in (P.ALG_ISPP, P.ALG_ADAPTIVE):
+        st = ctl.program(1.05e-3, 1e-6, alg, 0, 10, 0, 0, 0, 0.5)
+        out["program_%d" % alg] = [st[0], st[2], hal.pulses]
+    print(json.dumps(out))
+
+
+mode = sys.argv[1]
+if mode == "sweep":
+    sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+elif mode == "alloc":
+    alloc(int(sys.argv[2]))
+else:
+    gate()

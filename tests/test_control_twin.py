@@ -1,0 +1,81 @@
+"""The numpy twin (memhost.sim.control) and the firmware controller (memfw.control under the real
+MicroPython) give statistically the same pulses-per-target and error distributions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import REPO, run_micropython
+
+DRIVER = REPO / "tests" / "control_fw_driver.py"
+
+
+def _results(stdout: str) -> list:
+    lines = [json.loads(x) for x in stdout.strip().splitlines()]
+    assert lines and lines[-1] == {"end": 1}, "the driver stopped early: " + stdout[-500:]
+    return [x for x in lines if isinstance(x, list)]
+LEVELS, SEEDS = 256, (11, 12, 13)
+
+
+def firmware_sweep(preset: str, alg: int, tmp: Path) -> tuple[np.ndarray, np.ndarray]:
+    from memhost.sim.presets import load_preset
+    path = load_preset(preset).write_json(tmp / f"{preset}.json")
+    pulses, errors = [], []
+    for seed in SEEDS:
+        out = run_micropython(DRIVER, "sweep", str(path), str(alg), str(LEVELS), "1", str(seed))
+        assert out.returncode == 0, out.stderr[-2000:]
+        res = _results(out.stdout)
+        pulses += [r[0] for r in res]
+        errors += [r[1] for r in res]
+    return np.array(pulses), np.array(errors)
+
+
+def twin_sweep(preset: str, alg: str) -> tuple[np.ndarray, np.ndarray]:
+    """The same protocol as the driver's sweep: range from saturating pulses, 2..98 % of it."""
+    from memhost.sim.control import program
+    from memhost.sim.device import DeviceArray
+    d = DeviceArray(preset, 16, seed=3)
+    p = d.preset.params
+    settle = 5 * p["relax_tau_s"]
+    for _ in range(30):
+        d.pulse(-p["v_max"], p["width_s"])
+    d.wait(settle)
+    lo = d.read(p["read_v"], n_avg=64)
+    for _ in range(30):
+        d.pulse(p["v_max"], p["width_s"])
+    d.wait(settle)
+    hi = d.read(p["read_v"], n_avg=64)
+    lsb = (hi - lo) / (LEVELS - 1)
+    pulses, errors = [], []
+    for k in range(LEVELS):
+        t = lo + (hi - lo) * (0.02 + 0.96 * k / (LEVELS - 1))
+        o = program(d, t, alg, tolerance=0.5 * lsb, settle_s=settle)
+        d.wait(settle)
+        pulses.append(o.pulses)
+        errors.append((d.conductance() - t) / lsb)
+    return np.concatenate(pulses), np.concatenate(errors)
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_adaptive_twin_matches_firmware(preset: str, tmp_path: Path) -> None:
+    fw_p, fw_e = firmware_sweep(preset, 1, tmp_path)
+    tw_p, tw_e = twin_sweep(preset, "adaptive")
+    # pulses per target: same mean within 20 %, same distribution (two-sample KS, small effect)
+    assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
+    assert stats.ks_2samp(fw_p, tw_p).statistic < 0.1
+    # final (settled, true) error in LSB: same sigma within 20 %, means within 0.1 LSB
+    assert abs(tw_e.std() / fw_e.std() - 1) < 0.2, (fw_e.std(), tw_e.std())
+    assert abs(tw_e.mean() - fw_e.mean()) < 0.1
+    assert stats.ks_2samp(fw_e, tw_e).statistic < 0.1
+
+
+def test_ispp_twin_matches_firmware(tmp_path: Path) -> None:
+    fw_p, fw_e = firmware_sweep("tio2x-seed", 0, tmp_path)
+    tw_p, tw_e = twin_sweep("tio2x-seed", "ispp")
+    assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
+    assert abs(tw_e.std() / fw_e.std() - 1) < 0.25, (fw_e.std(), tw_e.std())
