@@ -7,7 +7,8 @@ verify; after each level the device is left --settle seconds and read once more:
 the achieved level (relaxation included), as a lab measures its levels.
 
 Figures: NL index at 512 levels (memhost.analysis.nonlinearity_index, ideal line through the first and
-last achieved level, per cycle; median over cycles), overlap verdict at 32 and 512 levels (bands
+last achieved level, per cycle; median over cycles; also given against the least-squares line and
+against the targets' line), overlap verdict at 32 and 512 levels (bands
 mean +- 3 sigma over the cycles, memhost.analysis.bands_separate), and the open-loop identical-pulse
 curves' nonlinearity (max deviation from the endpoint line / range, and the NeuroSim label).
 """
@@ -89,6 +90,10 @@ def summarize(sweep: dict[str, Any]) -> dict[str, Any]:
     nl_cycle = np.array([[nonlinearity_index(a[d, c]).index for c in range(cycles)]
                          for d in range(devices)])
     nl_mean = np.array([nonlinearity_index(a[d].mean(axis=0)).index for d in range(devices)])
+    nl_lsq = np.array([[nonlinearity_index(a[d, c], "lsq").index for c in range(cycles)]
+                       for d in range(devices)])
+    tg = sweep["targets"]
+    nl_tgt = (np.abs(a - tg[:, None, :]).max(axis=2) / (tg[:, -1] - tg[:, 0])[:, None])
     sep = np.array([bands_separate(a[d].mean(axis=0), a[d].std(axis=0, ddof=1))
                     for d in range(devices)])
     span = sweep["targets"][:, -1] - sweep["targets"][:, 0]
@@ -99,6 +104,8 @@ def summarize(sweep: dict[str, Any]) -> dict[str, Any]:
         "nl_index_per_cycle_median": float(np.median(nl_cycle)),
         "nl_index_per_cycle_range": [float(nl_cycle.min()), float(nl_cycle.max())],
         "nl_index_of_cycle_mean_median": float(np.median(nl_mean)),
+        "nl_index_per_cycle_lsq_line_median": float(np.median(nl_lsq)),
+        "nl_index_per_cycle_target_line_median": float(np.median(nl_tgt)),
         "levels_separate_3sigma_fraction_of_devices": float(sep.mean()),
         "overlap": bool(sep.mean() < 0.5),
         "sigma_over_cycles_rel_range_median": float(np.median(a.std(axis=1, ddof=1) /
@@ -111,7 +118,8 @@ def summarize(sweep: dict[str, Any]) -> dict[str, Any]:
 
 def calibrate(preset: Preset, devices: int = 8, cycles: int = 10, seed: int = 1,
               settle_s: float = 0.02, tol_lsb512: float = 0.5,
-              open_loop_v: tuple[float, float] | None = None) -> dict[str, Any]:
+              open_loop_v: tuple[float, float] | None = None, plot: str | None = None
+              ) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"preset": preset.name, "preset_path": str(preset.path),
                            "ratio_gmax_gmin": preset.g_max / preset.g_min,
@@ -120,9 +128,11 @@ def calibrate(preset: Preset, devices: int = 8, cycles: int = 10, seed: int = 1,
                                       "achieved": f"read-back {settle_s} s after each level",
                                       "nl_index_line": "endpoints (first and last achieved level)",
                                       "overlap": "bands mean +- 3 sigma over cycles, adjacent levels"}}
+    sweeps = {}
     for n in (512, 32):
         sw = level_sweep(preset, n, cycles, devices, seed + n, tol_lsb512=tol_lsb512,
                          settle_s=settle_s)
+        sweeps[n] = sw
         out[f"levels_{n}"] = summarize(sw)
     s512 = out["levels_512"]
     s32 = out["levels_32"]
@@ -138,7 +148,40 @@ def calibrate(preset: Preset, devices: int = 8, cycles: int = 10, seed: int = 1,
                                         ol["depression"]["max_dev_over_range"]) > 0.1),
     }
     out["seconds"] = round(time.perf_counter() - t0, 1)
+    if plot:
+        out["plot"] = str(_plot(plot, preset, sweeps, ol))
     return out
+
+
+def _plot(path: str, preset: Preset, sweeps: dict[int, dict[str, Any]], ol: dict[str, Any]) -> str:
+    """Open-loop curves, 512 levels of one cycle against the ideal line, CPD of 32 levels (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    up, down = ol["curves_S"]["potentiation"], ol["curves_S"]["depression"]
+    k = np.arange(1, len(up) + 1)
+    ax[0].plot(k, np.array(up) * 1e3, ".", ms=3, label=f"SET {ol['v_set']:.2f} V")
+    ax[0].plot(k + len(up), np.array(down) * 1e3, ".", ms=3, label=f"RESET {ol['v_reset']:.2f} V")
+    ax[0].set(xlabel="pulse number", ylabel="G (mS)", title="open loop, identical pulses")
+    ax[0].legend()
+    a = sweeps[512]["achieved"][0, 0]
+    lv = np.arange(a.size)
+    line = a[0] + (a[-1] - a[0]) * lv / (a.size - 1)
+    ax[1].plot(lv, (a - line) / (a[-1] - a[0]) * 1e3, ".", ms=2)
+    ax[1].set(xlabel="level", ylabel="(achieved - ideal line) / range  (x 1e-3)",
+              title="512 levels, ISPP, one cycle")
+    b = sweeps[32]["achieved"][0]                      # (cycles, 32)
+    for j in range(b.shape[1]):
+        x = np.sort(b[:, j])
+        ax[2].plot(x * 1e3, (np.arange(x.size) + 0.5) / x.size, "-", lw=1)
+    ax[2].set(xlabel="G (mS)", ylabel="cumulative probability",
+              title=f"32 levels x {b.shape[0]} cycles (CPD)")
+    fig.suptitle(f"memhost bench calibrate --preset {preset.name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def register(subparsers: Any) -> None:
@@ -152,6 +195,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--settle", type=float, default=0.02, help="s before the read-back [0.02]")
     p.add_argument("--tolerance-lsb512", type=float, default=0.5,
                    help="verify tolerance in LSB of 512 levels [0.5]")
+    p.add_argument("--plot", metavar="PNG", default=None, help="also write a figure to this file")
     add_json_arg(p)
     p.set_defaults(func=run)
 
@@ -159,7 +203,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cli import print_json
     res = calibrate(load_preset(args.preset), devices=args.devices, cycles=args.cycles,
-                    seed=args.seed, settle_s=args.settle, tol_lsb512=args.tolerance_lsb512)
+                    seed=args.seed, settle_s=args.settle, tol_lsb512=args.tolerance_lsb512,
+                    plot=args.plot)
     if args.json:
         print_json(res)
         return 0
@@ -177,4 +222,6 @@ def run(args: argparse.Namespace) -> int:
           f" depression {ol['depression']['max_dev_over_range']:.3g} "
           f"(NeuroSim {ol['depression']['neurosim_label']})")
     print(f"pulses per level (mean): 512: {s512['pulses_mean']:.1f}, 32: {s32['pulses_mean']:.1f}")
+    if args.plot:
+        print(f"figure: {res['plot']}")
     return 0
