@@ -121,7 +121,7 @@ class Config:
             P.K_V_SET_MAX: 3.0,
             P.K_MAX_READS: 64.0,
         }
-        self.neg_max_v = -self.values[P.K_MAX_V]    # kept so that the gate compares, never computes
+        self._limits()
         if defaults:
             for k in defaults:
                 self.set(k, defaults[k])
@@ -159,9 +159,16 @@ class Config:
             return "CONFIG key %d: %r outside [%r, %r] (the board's absolute limits)" % (
                 key, value, b[0], b[1])
         self.values[key] = float(value)
-        if key == P.K_MAX_V:
-            self.neg_max_v = -self.values[key]
+        self._limits()
         return None
+
+    def _limits(self):
+        # the gate reads these attributes: it compares, never computes (no float allocated per pulse)
+        v = self.values
+        self.max_v = v[P.K_MAX_V]
+        self.neg_max_v = -v[P.K_MAX_V]
+        self.min_width = v[P.K_MIN_WIDTH]
+        self.max_width = v[P.K_MAX_WIDTH]
 
 
 class Controller:
@@ -206,13 +213,12 @@ class Controller:
 
         Compares only (no arithmetic), so it allocates nothing on the pass path."""
         c = self.cfg
-        v = c.values
         if amplitude != amplitude or width != width:
             return "amplitude/width is NaN"
-        if amplitude > v[P.K_MAX_V] or amplitude < c.neg_max_v:
-            return "|amplitude| %.4g V > max_v %.4g V" % (abs(amplitude), v[P.K_MAX_V])
-        if width < v[P.K_MIN_WIDTH] or width > v[P.K_MAX_WIDTH]:
-            return "width %.4g s outside [%.4g, %.4g] s" % (width, v[P.K_MIN_WIDTH], v[P.K_MAX_WIDTH])
+        if amplitude > c.max_v or amplitude < c.neg_max_v:
+            return "|amplitude| %.4g V > max_v %.4g V" % (abs(amplitude), c.max_v)
+        if width < c.min_width or width > c.max_width:
+            return "width %.4g s outside [%.4g, %.4g] s" % (width, c.min_width, c.max_width)
         return None
 
     def safe_pulse(self, amplitude, width):

@@ -1,0 +1,193 @@
+"""memhost bench loop: the on-board write-verify loop against a host-driven one.
+
+1. On the emulated board (pty), the same targets programmed (a) by PROGRAM (ISPP, one read per
+   verify: the loop runs on the board) and (b) by the host: the same ISPP rules, one PULSE and one
+   READ command per iteration over the link. Wall-clock time per iteration, and their ratio.
+2. Firmware overhead: memfw.control's ISPP loop against a HAL-only loop (pulse + read, no decision),
+   both timed in real microseconds under the MicroPython unix port on the scalar model.
+3. USB full speed: a host-driven iteration costs two command round trips; the on-board one costs its
+   decision plus the device's pulse and read. Ratio from the measured firmware overhead per iteration,
+   the preset's pulse width and read time, and a stated round-trip time (default 1 ms: USB FS polls
+   every 1 ms frame, so a request/response pair over CDC takes about 1 ms and often more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..board import Board
+from ..cli import add_json_arg, add_port_args, print_json
+from ..emulator import FIRMWARE_DIR, HIL_DIR
+from ..sim.presets import load_preset
+from .controller import characterise, configure
+
+_MPY_SCRIPT = r"""
+import sys, json, time
+from memfw.hal import config
+from memfw.control import Config, Controller
+from memfw import protocol as P
+from memristor import Memristor
+class Hal:
+    name = "t"; board = "t"
+    ABS_MAX_V = config.ABS_MAX_V; ABS_MIN_WIDTH_S = config.ABS_MIN_WIDTH_S
+    ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S; ABS_MAX_READ_V = config.ABS_MAX_READ_V
+    ABS_MAX_PULSES = config.ABS_MAX_PULSES
+    def __init__(self, p):
+        self.dev = Memristor(p, 1); self.hal_us = 0
+    def pulse(self, a, w):
+        t = time.ticks_us(); self.dev.pulse(a, w); self.hal_us += time.ticks_diff(time.ticks_us(), t)
+    def read(self, n, v):
+        t = time.ticks_us(); s = 0.0
+        for _ in range(n):
+            s += self.dev.read(v)
+        self.hal_us += time.ticks_diff(time.ticks_us(), t)
+        return s / n
+    def wait(self, s):
+        self.dev.wait(s)
+    def ticks_us(self):
+        return time.ticks_us()
+p = json.load(open(sys.argv[1]))["params"]
+N = int(sys.argv[2])
+hal = Hal(p); cfg = Config(hal)
+cfg.set(P.K_V_SET_START, p["v_set_start"]); cfg.set(P.K_V_RESET_START, p["v_reset_start"])
+cfg.set(P.K_V_STEP, p["v_step"]); cfg.set(P.K_WIDTH, p["width_s"]); cfg.set(P.K_READ_V, p["read_v"])
+cfg.set(P.K_MAX_PULSES, 5000)
+ctl = Controller(hal, cfg, lambda: False)
+w = p["width_s"]; rv = p["read_v"]
+# HAL-only: pulse + read, no decision (alternating polarity keeps the device in range)
+t = time.ticks_us()
+for i in range(N):
+    hal.pulse(1.0 if i & 1 else -1.0, w)
+    hal.read(1, rv)
+hal_only = time.ticks_diff(time.ticks_us(), t) / N
+# firmware loops, never converging (tolerance 1e-12 S is out of reach), one read per verify:
+# N iterations; [us per iteration, firmware overhead us per iteration, HAL us per iteration]
+res = {}
+for alg in (0, 1):
+    hal.hal_us = 0
+    t = time.ticks_us()
+    st, g, n, r, el, ov = ctl.program(0.5 * (p["g_min"] + p["g_max"]), 1e-12, alg, 1, N, 0, 0, 0, 0)
+    res[alg] = [time.ticks_diff(time.ticks_us(), t) / (n + 1), ov, hal.hal_us / (n + 1), n]
+print(json.dumps({"hal_only_us": hal_only, "ispp": res[0], "adaptive": res[1]}))
+"""
+
+
+def firmware_overhead(preset: str, n: int = 2000) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        pj = load_preset(preset).write_json(Path(tmp) / "p.json")
+        script = Path(tmp) / "loop.py"
+        script.write_text(_MPY_SCRIPT)
+        env = dict(os.environ)
+        env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE_DIR), str(HIL_DIR), ".frozen"])
+        out = subprocess.run([sys.executable, "-m", "micropython_unix", str(script), str(pj), str(n)],
+                             capture_output=True, text=True, env=env, timeout=300)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode or not lines:
+        raise RuntimeError("micropython loop benchmark failed: " + out.stderr[-500:])
+    return json.loads(lines[-1])
+
+
+def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float],
+                     max_pulses: int = 500) -> int:
+    """The firmware's ISPP rules, driven from the host: one PULSE + one READ per iteration."""
+    g = board.read(1).g
+    pol, amp, pulses = 0, 0.0, 0
+    while abs(g - target) > tol and pulses < max_pulses:
+        new = 1 if g < target - tol else -1
+        if new != pol:
+            pol = new
+            amp = p["v_set_start"] if pol > 0 else p["v_reset_start"]
+        else:
+            amp = min(amp + p["v_step"], p["v_max"])
+        board.pulse(pol * amp, p["width_s"])
+        pulses += 1
+        g = board.read(1).g
+    return pulses
+
+
+def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float) -> dict[str, Any]:
+    p = load_preset(preset).params
+    out: dict[str, Any] = {"preset": preset, "targets": n_targets}
+    # (a) on-board and (b) host-driven, same targets, each on a fresh emulated board
+    times = {}
+    for mode in ("on_board", "host_driven"):
+        with Board.open("emu", preset=preset, seed=seed) as board:
+            settle = configure(board, p)
+            lo, hi = characterise(board, p["v_max"], p["width_s"], settle)
+            lsb = (hi - lo) / 511
+            targets = lo + (hi - lo) * (0.02 + 0.96 * np.arange(n_targets) / (n_targets - 1))
+            t0 = time.perf_counter()
+            iters = 0
+            if mode == "on_board":
+                for r in board.program_many([float(t) for t in targets], 0.5 * lsb, "ispp"):
+                    iters += r.pulses + 1
+            else:
+                for t in targets:
+                    iters += host_driven_ispp(board, float(t), 0.5 * lsb, p) + 1
+            dt = time.perf_counter() - t0
+            times[mode] = {"iterations": iters, "wall_s": dt, "us_per_iteration": dt / iters * 1e6}
+    out.update(times)
+    out["host_driven_over_on_board"] = (times["host_driven"]["us_per_iteration"] /
+                                        times["on_board"]["us_per_iteration"])
+    # firmware overhead against a HAL-only loop (MicroPython unix port, real time)
+    fw = firmware_overhead(preset)
+    out["hal_only_us_per_iteration"] = fw["hal_only_us"]
+    out["firmware_ispp_us_per_iteration"] = fw["ispp"][0]
+    out["firmware_adaptive_us_per_iteration"] = fw["adaptive"][0]
+    # loop time over the time spent in the HAL during the same loop (same pulses, same reads)
+    out["firmware_over_hal_only_ispp"] = fw["ispp"][0] / fw["ispp"][2]
+    out["firmware_over_hal_only_adaptive"] = fw["adaptive"][0] / fw["adaptive"][2]
+    out["firmware_ispp_over_hal_only_loop"] = fw["ispp"][0] / fw["hal_only_us"]
+    out["firmware_overhead_us_ispp"] = fw["ispp"][1]
+    out["firmware_overhead_us_adaptive"] = fw["adaptive"][1]
+    # USB full speed estimate
+    device_s = p["width_s"] + p["read_time_s"]
+    onboard_s = device_s + max(fw["ispp"][1], fw["adaptive"][1]) * 1e-6
+    host_s = 2 * rtt_s + device_s
+    out["usb_fs"] = {
+        "round_trip_s": rtt_s,
+        "device_time_per_iteration_s": device_s,
+        "on_board_iteration_s": onboard_s,
+        "host_driven_iteration_s": host_s,
+        "ratio": host_s / onboard_s,
+        "derivation": "host-driven = 2 command round trips (PULSE, READ) + pulse width + read time; "
+                      "on-board = pulse width + read time + the larger measured firmware overhead "
+                      "per iteration (this CPU, unix port; an RP2040 is slower: docs/performance.md)",
+    }
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    out = run_loop_bench(args.preset, args.seed if args.seed is not None else 1, args.targets,
+                         args.rtt_ms * 1e-3)
+    if args.json:
+        print_json(out)
+    else:
+        print(f"on-board {out['on_board']['us_per_iteration']:.1f} us/iteration, host-driven "
+              f"{out['host_driven']['us_per_iteration']:.1f} us/iteration over the pty: ratio "
+              f"{out['host_driven_over_on_board']:.1f}")
+        print(f"firmware loop / HAL-only loop: ispp {out['firmware_over_hal_only_ispp']:.2f}, "
+              f"adaptive {out['firmware_over_hal_only_adaptive']:.2f} (goal <= 1.5)")
+        print(f"expected over USB full speed (RTT {args.rtt_ms} ms): {out['usb_fs']['ratio']:.0f}x "
+              "(goal >= 20)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("loop", help="on-board loop vs host-driven loop, firmware overhead")
+    add_port_args(p)
+    p.add_argument("--targets", type=int, default=100, help="targets per mode (default 100)")
+    p.add_argument("--rtt-ms", type=float, default=1.0,
+                   help="USB full-speed command round trip for the estimate, ms (default 1)")
+    add_json_arg(p)
+    p.set_defaults(func=run)
