@@ -57,11 +57,19 @@ def fig_levels(level: ArrayLike, achieved: ArrayLike, g_min: float, g_max: float
     return fig
 
 
-def fig_cpd(level: ArrayLike, achieved: ArrayLike, n_levels: int, title: str = "") -> Any:
-    """Fig. 1(b): cumulative probability of each level across cycles (one curve per level)."""
+def fig_cpd(level: ArrayLike, achieved: ArrayLike, n_levels: int, title: str = "",
+            zoom: int = 8) -> Any:
+    """Fig. 1(b): cumulative probability of each level across cycles (one curve per level).
+
+    With more than 32 levels the curves fill the range, so a second panel zooms on `zoom`
+    neighbouring levels in the middle of the range, where overlap between levels shows.
+    """
     groups = analysis.group_by_level(level, achieved, n_levels)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     cmap = plt.get_cmap("viridis")
+    zoomed = n_levels > 32
+    fig, axes = plt.subplots(1, 2 if zoomed else 1, figsize=(11.5 if zoomed else 6.4, 4.4),
+                             squeeze=False)
+    ax = axes[0, 0]
     lw = 0.5 if n_levels > 64 else 1.0
     for i, vals in enumerate(groups):
         if vals.size == 0:
@@ -75,6 +83,21 @@ def fig_cpd(level: ArrayLike, achieved: ArrayLike, n_levels: int, title: str = "
     ax.set_ylim(0, 1)
     ax.set_title(title or "cumulative probability across cycles")
     ax.grid(alpha=0.3)
+    if zoomed:
+        az = axes[0, 1]
+        first = max(0, n_levels // 2 - zoom // 2)
+        for i in range(first, min(n_levels, first + zoom)):
+            vals = groups[i]
+            if vals.size == 0:
+                continue
+            x, p = analysis.cpd(vals)
+            az.plot(x * US, p, "o-", ms=3, lw=1.0, color=plt.get_cmap("tab10")((i - first) % 10),
+                    label=f"level {i}")
+        az.set_xlabel("conductance (µS)")
+        az.set_ylim(0, 1)
+        az.set_title(f"zoom: levels {first}..{min(n_levels, first + zoom) - 1}")
+        az.legend(fontsize=7, loc="lower right")
+        az.grid(alpha=0.3)
     return fig
 
 
@@ -107,10 +130,10 @@ def _levels_figures(run: RunFolder, cols: dict[str, Any]) -> list[Path]:
     out: list[Path] = []
     if cols["level"].size == 0:
         return out
-    stats = analysis.level_stats(cols["level"], cols["achieved"], n)
+    summary = analysis.summarize_levels(cols, n, g_min, g_max)
     nl = ""
-    if np.all(stats.count > 0):
-        nl = f", NL index {analysis.nonlinearity_index(stats.mean).index:.2e}"
+    if summary["nonlinearity_index"] is not None:
+        nl = f", NL index {summary['nonlinearity_index']:.2e}"
     out += _save(fig_levels(cols["level"], cols["achieved"], g_min, g_max, n,
                             title=f"{n} levels ({tag}){nl}"), run.path, "levels")
     out += _save(fig_cpd(cols["level"], cols["achieved"], n,
