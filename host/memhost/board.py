@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import protocol as P
-from .errors import BoardError, PortError, ProtocolMismatch, SafetyLimitError, UsageError
+from .errors import (BoardError, BoardReset, PortError, ProtocolMismatch, SafetyLimitError,
+                     UsageError)
 from .link import Link
 
 PICO_VID_PID = (0x2E8A, 0x0005)
 PYBOARD_VID_PID = (0xF055, 0x9800)
 BAUD = 115200            # ignored by USB CDC and ptys, needed by pyserial
+
+
+class BoardResetWarning(UserWarning):
+    """The board reset during a session; the host re-synchronised and carries on."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class ProgramResult:
     reads: int
     elapsed_us: int
     overhead_us: float
+    session_id: int = 0         # the board session that ran it
+    rerun: bool = False         # run again after a board reset (the first run's fate is unknown)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -61,22 +69,37 @@ class Board:
     """A memhost board. Open with Board.open(port); use as a context manager."""
 
     def __init__(self, ser: Any, emulator: Any = None, window: int | None = None,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, *, reopen: Callable[[], Any] | None = None,
+                 retry_interval: float = 0.5, new_session: bool = True, first_seq: int = 0,
+                 on_reset: Callable[[P.Info, P.Info], None] | None = None):
+        """new_session=False + first_seq: a host process resuming its predecessor's session (the
+        board keeps its reply cache, so re-sent sequence numbers are answered, not re-run).
+        on_reset(old_info, new_info) is called when the board is found to have reset."""
         self.emulator = emulator
         self.timeout = timeout
-        self.link = Link(ser, window=1)
+        self.on_reset = on_reset
+        self.resets: list[tuple[P.Info, P.Info]] = []
+        self._config_set: dict[int, float] = {}
+        self.link = Link(ser, window=1, retry_interval=retry_interval, reopen=reopen)
+        if first_seq:
+            self.link.start_seq_after(first_seq)
         try:
-            self.info = self.hello(new_session=True)
+            self.info = self.hello(new_session=new_session)
         except BaseException:
             self.link.close()
             raise
+        self.link.session_id = self.info.session_id
         self.link.window = max(1, min(window or self.info.queue_depth, self.info.queue_depth))
 
     # ---- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, port: str | None = None, preset: str = "tio2x-seed", seed: int | None = None,
-             window: int | None = None, timeout: float = 10.0) -> "Board":
-        """port: a device path, 'emu' for the emulated board, or None (the one board found, else emu)."""
+             window: int | None = None, timeout: float = 10.0, **kw: Any) -> "Board":
+        """port: a device path, 'emu' for the emulated board, or None (the one board found, else emu).
+
+        kw: retry_interval, new_session, first_seq, on_reset (see Board), reconnect=True (reopen
+        the same path if the port fails)."""
+        reconnect = kw.pop("reconnect", True)
         import serial
         if port is None:
             boards = find_board_ports()
@@ -96,8 +119,12 @@ class Board:
                 emulator.stop()
             raise PortError(f"cannot open {port}: {exc}. Check the name with 'memhost ports', "
                             "and that no other program (mpremote, a terminal) holds it") from None
+        if reconnect:
+            def reopen(path: str = port) -> Any:
+                return serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
+            kw["reopen"] = reopen
         try:
-            return cls(ser, emulator=emulator, window=window, timeout=timeout)
+            return cls(ser, emulator=emulator, window=window, timeout=timeout, **kw)
         except BaseException:
             if emulator is not None:
                 emulator.stop()
@@ -116,9 +143,36 @@ class Board:
         self.close()
 
     # ---- commands --------------------------------------------------------------------------
+    _NOT_REPEATABLE = (P.Pulse, P.Wait, P.Abort, P.Repl)
+
     def _call(self, message: P.Message, expect: type[P.Message], timeout: float | None = None) -> Any:
-        reply = self.link.request(message, timeout or self.timeout)
+        try:
+            reply = self.link.request(message, timeout or self.timeout)
+        except BoardReset as exc:
+            self.resync_after_reset()
+            if isinstance(message, self._NOT_REPEATABLE):
+                raise BoardReset(f"{exc}; {type(message).__name__} is not repeated: check the device "
+                                 "and decide") from None
+            reply = self.link.request(message, timeout or self.timeout)
         return self._check(reply, expect)
+
+    def resync_after_reset(self) -> P.Info:
+        """After the link saw a new session id: forget what was in flight, start a new host session,
+        re-apply CONFIG values set in this session, warn and call on_reset. Returns the new INFO."""
+        old = self.info
+        self.link.accept_reset()
+        info = self._call(P.Hello(1), P.Info)
+        self.link.session_id = info.session_id
+        self.info = info
+        for key, value in self._config_set.items():
+            self._call(P.ConfigSet(key, value), P.Config)
+        self.resets.append((old, info))
+        warnings.warn(BoardResetWarning(
+            f"the board reset (session {old.session_id:#010x} -> {info.session_id:#010x}): "
+            "re-synchronised; commands in flight are run again"), stacklevel=3)
+        if self.on_reset is not None:
+            self.on_reset(old, info)
+        return info
 
     @staticmethod
     def _check(reply: P.Message, expect: type[P.Message], seq: int | None = None) -> Any:
@@ -162,8 +216,10 @@ class Board:
         return self._call(P.ConfigGet(self._config_key(name)), P.Config).value
 
     def config_set(self, name: str, value: float) -> float:
-        return self._call(P.ConfigSet(self._config_key(name), _check_finite(name, value)),
-                          P.Config).value
+        key = self._config_key(name)
+        got = self._call(P.ConfigSet(key, _check_finite(name, value)), P.Config).value
+        self._config_set[key] = got       # re-applied after a board reset
+        return got
 
     @staticmethod
     def _config_key(name: str) -> int:
@@ -194,29 +250,45 @@ class Board:
         return P.Program(target, tolerance, P.ALGORITHMS[algorithm], int(n_reads), int(max_pulses),
                          *p[:4])
 
-    def _result(self, req: P.Program, seq: int, reply: P.Message) -> ProgramResult:
+    def _result(self, req: P.Program, seq: int, reply: P.Message, rerun: bool = False) -> ProgramResult:
         r: P.Result = self._check(reply, P.Result, seq)
         return ProgramResult(seq, req.target, req.tolerance, P.ALGORITHM_NAMES[req.algorithm],
                              r.status_name, r.g, r.error, r.pulses, r.reads, r.elapsed_us,
-                             r.overhead_us)
+                             r.overhead_us, self.info.session_id, rerun)
 
     def program(self, target: float, tolerance: float, algorithm: str = "adaptive",
                 **kw: Any) -> ProgramResult:
-        """Write-verify one device to `target` S within `tolerance` S, on the board."""
+        """Write-verify one device to `target` S within `tolerance` S, on the board.
+        After a board reset the PROGRAM is run again (write-verify to an absolute target is
+        repeatable) and the result says rerun=True."""
         req = self.program_request(target, tolerance, algorithm, **kw)
         seq = self.link.submit(req, self.timeout)
-        return self._result(req, seq, self.link.wait(seq, self.program_timeout(req)))
+        try:
+            return self._result(req, seq, self.link.wait(seq, self.program_timeout(req)))
+        except BoardReset:
+            self.resync_after_reset()
+            seq = self.link.submit(req, self.timeout)
+            return self._result(req, seq, self.link.wait(seq, self.program_timeout(req)), True)
 
     def program_timeout(self, req: P.Program) -> float:
         pulses = req.max_pulses or self.info.max_pulses
         return self.timeout + pulses * (self.info.max_width + 1e-3) * 2
 
     def program_many(self, targets: Iterable[float], tolerance: float, algorithm: str = "adaptive",
+                     *, seqs: Iterable[int | None] | None = None,
+                     on_submit: Callable[[int, int], None] | None = None,
                      **kw: Any) -> Iterator[ProgramResult]:
-        """Streams PROGRAM commands, keeping the credit window full; yields results in order."""
-        in_flight: deque[tuple[P.Program, int]] = deque()
+        """Streams PROGRAM commands, keeping the credit window full; yields results in order.
+
+        seqs: per target, a sequence number to re-send it with (None = a new one): a resumed host
+        re-sends what its predecessor had in flight and gets the board's cached replies.
+        on_submit(index, seq): called before each command is sent (journal it for a resume).
+        After a board reset the commands in flight are run again (rerun=True in their results)."""
+        in_flight: deque[tuple[P.Program, int, int, bool]] = deque()
         it = iter(targets)
+        seq_it = iter(seqs) if seqs is not None else None
         exhausted = False
+        index = 0
         while True:
             while not exhausted and len(in_flight) < self.link.window:
                 try:
@@ -224,13 +296,35 @@ class Board:
                 except StopIteration:
                     exhausted = True
                     break
+                want = next(seq_it, None) if seq_it is not None else None
                 req = self.program_request(target, tolerance, algorithm, **kw)
-                in_flight.append((req, self.link.submit(req, self.timeout)))
+                seq = self._submit_journaled(req, index, want, on_submit)
+                in_flight.append((req, seq, index, False))
+                index += 1
             if not in_flight:
                 return
-            req, seq = in_flight.popleft()
-            yield self._result(req, seq, self.link.wait(seq, self.program_timeout(req) * len(in_flight)
-                                                        + self.program_timeout(req)))
+            req, seq, i, rerun = in_flight[0]
+            try:
+                reply = self.link.wait(seq, self.program_timeout(req) * len(in_flight))
+            except BoardReset:
+                self.resync_after_reset()
+                again = deque()
+                for req2, _, i2, _ in in_flight:
+                    again.append((req2, self._submit_journaled(req2, i2, None, on_submit), i2, True))
+                in_flight = again
+                continue
+            in_flight.popleft()
+            yield self._result(req, seq, reply, rerun)
+
+    def _submit_journaled(self, req: P.Program, index: int, seq: int | None,
+                          on_submit: Callable[[int, int], None] | None) -> int:
+        if on_submit is None:
+            return self.link.submit(req, self.timeout, seq=seq)
+        if seq is None:
+            with self.link._credit:             # reserve the number, journal it, then send
+                seq = self.link.next_seq()
+        on_submit(index, seq)
+        return self.link.submit(req, self.timeout, seq=seq)
 
 
 def open_board(args: Any) -> Board:

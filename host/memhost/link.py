@@ -3,6 +3,15 @@
 `Link` knows bytes and sequence numbers, not what commands mean (that is `memhost.board`).
 Exactly-once: a command is re-sent with the SAME sequence number when its reply is late; the board
 answers a re-sent command from its reply cache and never executes it twice.
+
+Recovery (docs/reliability.md):
+- loss: a bad frame on either side (host resync, or an unsolicited board ERROR) re-sends every
+  unanswered command at once; silence for retry_interval does the same. The board dedups.
+- silence: before re-sending after retry_interval without a byte from the board, the link probes
+  with HELLO(flags=0) and compares the session id; a new one means the board reset: waiters get
+  BoardReset and nothing more is re-sent until the caller accepts it (`accept_reset`).
+- a failed port (cable pulled): with `reopen` given, the reader reopens the same path, probes the
+  session and re-sends the outstanding commands with their sequence numbers.
 """
 
 from __future__ import annotations
@@ -10,11 +19,11 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from . import PROTOCOL_VERSION
 from . import protocol as P
-from .errors import LinkError, LinkTimeout, ProtocolMismatch
+from .errors import BoardReset, LinkError, LinkTimeout, ProtocolMismatch
 
 
 @dataclass
@@ -27,6 +36,9 @@ class LinkStats:
     resyncs: int = 0            # bad frames skipped on the host side (garbage, CRC, COBS)
     board_errors: int = 0       # unsolicited ERRORs from the board (it saw a bad frame)
     late_duplicates: int = 0    # replies for commands already answered (after a re-send)
+    reconnects: int = 0         # the port failed and was reopened
+    probes: int = 0             # HELLO(0) session checks after silence or a reconnect
+    resets: int = 0             # board resets detected (session id changed)
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -77,21 +89,35 @@ class _Pending:
     reply_version: int = PROTOCOL_VERSION
 
 
-class Link:
-    """Frames over a pyserial-like object (needs read, write, in_waiting, timeout, close)."""
 
-    def __init__(self, ser: Any, window: int = 1, retry_interval: float = 0.5):
+class Link:
+    """Frames over a pyserial-like object (needs read, write, in_waiting, timeout, close).
+
+    reopen: optional callable returning a new serial object for the same port; with it the link
+    survives a port that fails (reconnects within reconnect_timeout s)."""
+
+    def __init__(self, ser: Any, window: int = 1, retry_interval: float = 0.5,
+                 reopen: Callable[[], Any] | None = None, reconnect_timeout: float = 30.0):
         self.ser = ser
         self.window = max(1, window)
         self.retry_interval = retry_interval
+        self.reopen = reopen
+        self.reconnect_timeout = reconnect_timeout
         self.stats = LinkStats()
+        self.session_id: int | None = None      # set by Board after HELLO; None = no reset checks
+        self.reset_info: P.Info | None = None   # INFO of a new board session not yet accepted
         self._seq = 0
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._probe_lock = threading.Lock()
         self._credit = threading.Condition(self._lock)
         self._closed = False
         self._fatal: BaseException | None = None
+        self._reconnecting = False
+        self._need_probe = False
+        self._loss_at = 0.0          # last time a frame was seen lost (bad frame either side)
+        self._last_resend = 0.0
         self.unsolicited: list[P.Error] = []
         self._thread = threading.Thread(target=self._reader, name="memhost-link", daemon=True)
         self._thread.start()
@@ -101,8 +127,19 @@ class Link:
         self._seq = self._seq % 0xFFFFFFFF + 1      # 1..2^32-1; 0 is reserved
         return self._seq
 
-    def submit(self, message: P.Message, timeout: float = 30.0) -> int:
-        """Sends a command once a credit is free; returns its sequence number."""
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def start_seq_after(self, seq: int) -> None:
+        """The next command gets seq+1 (a resumed host continues its predecessor's numbering)."""
+        self._seq = int(seq) % 0xFFFFFFFF
+
+    def submit(self, message: P.Message, timeout: float = 30.0, seq: int | None = None) -> int:
+        """Sends a command once a credit is free; returns its sequence number.
+
+        seq: re-send a command a previous host process sent (same number: the board answers it from
+        its reply cache if it ran); by default the next number."""
         deadline = time.monotonic() + timeout
         with self._credit:
             while len(self._pending) >= self.window:
@@ -112,32 +149,54 @@ class Link:
                     raise LinkTimeout(f"no credit for {timeout:.1f} s: the board stopped answering; "
                                       "check the cable, or reset the board and re-run")
                 self._credit.wait(min(left, 0.1))
-            seq = self.next_seq()
+            if seq is None:
+                seq = self.next_seq()
+            elif seq in self._pending:
+                raise LinkError(f"sequence number {seq} is already outstanding")
             frame = P.encode_frame(message, seq)
             pend = _Pending(seq, frame, time.monotonic())
             self._pending[seq] = pend
         self._write(frame)
         return seq
 
-    def _write(self, frame: bytes) -> None:
+    def _write(self, frame: bytes) -> bool:
         with self._write_lock:
             try:
                 self.ser.write(frame)
             except Exception as exc:  # serial.SerialException, OSError
+                if self.reopen is not None and not self._closed:
+                    return False    # the reader reconnects and re-sends what is outstanding
                 raise LinkError(f"cannot write to the port: {exc}; is the board still attached?") from exc
             self.stats.frames_sent += 1
             self.stats.bytes_sent += len(frame)
+            return True
+
+    def _resend_unanswered(self) -> None:
+        with self._lock:
+            todo = [p for p in self._pending.values() if not p.event.is_set()]
+        self._last_resend = time.monotonic()
+        for p in sorted(todo, key=lambda p: p.seq):
+            self.stats.retries += 1
+            p.sent_at = self._last_resend
+            self._write(p.frame)
 
     def wait(self, seq: int, timeout: float = 10.0) -> P.Message:
-        """Waits for the reply to `seq`, re-sending the same frame every retry_interval of silence."""
+        """Waits for the reply to `seq`, re-sending unanswered commands (same sequence numbers) when
+        a frame was lost or after retry_interval of silence. Raises BoardReset if the board reset."""
         with self._lock:
             pend = self._pending.get(seq)
         if pend is None:
             raise LinkError(f"sequence number {seq} is not outstanding")
         deadline = time.monotonic() + timeout
-        while not pend.event.wait(self.retry_interval):
+        tick = max(0.002, min(self.retry_interval / 5, 0.02))
+        while not pend.event.wait(tick):
             self._raise_if_dead()
+            if self.reset_info is not None:
+                raise BoardReset(self._reset_message())
             now = time.monotonic()
+            if self._reconnecting:
+                deadline = max(deadline, now + self.retry_interval)
+                continue
             if now >= deadline:
                 with self._credit:
                     self._pending.pop(seq, None)
@@ -145,9 +204,17 @@ class Link:
                 raise LinkTimeout(
                     f"no reply to command {seq} within {timeout:.1f} s after {self.stats.retries} "
                     "re-sends: check the port and that the board runs the memhost firmware")
-            if now - self._last_rx >= self.retry_interval:
-                self.stats.retries += 1
-                self._write(pend.frame)
+            silent = now - self._last_rx >= self.retry_interval
+            since_resend = now - self._last_resend
+            lost = self._loss_at > self._last_resend
+            if (silent and since_resend >= self.retry_interval) or lost or self._need_probe:
+                if (silent or self._need_probe) and self.session_id is not None:
+                    self._probe()
+                    if pend.event.is_set():
+                        break
+                    if self.reset_info is not None:
+                        raise BoardReset(self._reset_message())
+                self._resend_unanswered()
         with self._credit:
             self._pending.pop(seq, None)
             self._credit.notify_all()
@@ -166,6 +233,57 @@ class Link:
     def outstanding(self) -> int:
         return len(self._pending)
 
+    # ---- board reset detection -------------------------------------------------------------
+    def _reset_message(self) -> str:
+        new = self.reset_info.session_id if self.reset_info else 0
+        return (f"the board reset (session {self.session_id:#010x} -> {new:#010x}); "
+                f"{self.outstanding} command(s) in flight may or may not have run")
+
+    def _probe(self) -> None:
+        """HELLO(flags=0) outside the credit window; sets reset_info if the session id changed."""
+        if not self._probe_lock.acquire(blocking=False):
+            return                  # another waiter is probing
+        try:
+            self.stats.probes += 1
+            with self._lock:
+                seq = self.next_seq()
+                pend = _Pending(seq, P.encode_frame(P.Hello(0), seq), time.monotonic())
+                self._pending[seq] = pend
+            self._write(pend.frame)
+            deadline = time.monotonic() + max(2.0, 10 * self.retry_interval)
+            while not pend.event.wait(self.retry_interval):
+                if time.monotonic() >= deadline or self._fatal is not None or self._closed:
+                    break
+                if self._reconnecting:
+                    continue
+                self.stats.retries += 1
+                self._write(pend.frame)
+            with self._credit:
+                self._pending.pop(seq, None)
+                self._credit.notify_all()
+            reply = pend.reply
+            if isinstance(reply, P.Info):
+                self._need_probe = False
+                if self.session_id is not None and reply.session_id != self.session_id:
+                    self.stats.resets += 1
+                    self.reset_info = reply
+            elif isinstance(reply, P.Error):
+                self._need_probe = False     # the board answered (e.g. QUEUE_FULL): it did not reset
+        finally:
+            self._probe_lock.release()
+
+    def accept_reset(self) -> list[int]:
+        """After BoardReset: forget every outstanding command (returns their sequence numbers) and
+        take the new session id. The caller decides what to run again."""
+        with self._credit:
+            seqs = sorted(self._pending)
+            self._pending.clear()
+            if self.reset_info is not None:
+                self.session_id = self.reset_info.session_id
+            self.reset_info = None
+            self._credit.notify_all()
+        return seqs
+
     # ---- receiving -------------------------------------------------------------------------
     _last_rx = 0.0
 
@@ -178,24 +296,61 @@ class Link:
                 except Exception as exc:
                     if self._closed:
                         return
-                    raise LinkError(f"the port failed: {exc}; is the board still attached?") from exc
+                    if self.reopen is None:
+                        raise LinkError(f"the port failed: {exc}; is the board still attached?") from exc
+                    self._reconnect(exc)
+                    splitter = FrameSplitter()
+                    continue
                 if not data:
                     continue
                 self._last_rx = time.monotonic()
                 self.stats.bytes_received += len(data)
                 for wire in splitter.feed(data):
                     self._on_frame(wire)
-                self.stats.resyncs += splitter.take_overflows()
+                overflows = splitter.take_overflows()
+                if overflows:
+                    self.stats.resyncs += overflows
+                    self._loss_at = time.monotonic()
         except BaseException as exc:  # surface to waiting callers
             self._fatal = exc
             with self._credit:
                 self._credit.notify_all()
+
+    def _reconnect(self, exc: BaseException) -> None:
+        assert self.reopen is not None
+        self._reconnecting = True
+        try:
+            try:
+                self.ser.close()
+            except Exception:
+                pass
+            deadline = time.monotonic() + self.reconnect_timeout
+            while not self._closed:
+                try:
+                    ser = self.reopen()
+                    break
+                except Exception:
+                    if time.monotonic() >= deadline:
+                        raise LinkError(f"the port failed ({exc}) and did not come back within "
+                                        f"{self.reconnect_timeout:.0f} s: reconnect the board and "
+                                        "resume the run") from None
+                    time.sleep(0.05)
+            else:
+                return
+            with self._write_lock:
+                self.ser = ser
+            self.stats.reconnects += 1
+            self._need_probe = True
+            self._last_rx = 0.0
+        finally:
+            self._reconnecting = False
 
     def _on_frame(self, wire: bytes) -> None:
         try:
             frame = P.decode_frame(wire)
         except P.CodecError:
             self.stats.resyncs += 1
+            self._loss_at = time.monotonic()
             return
         self.stats.frames_received += 1
         with self._lock:
@@ -205,7 +360,7 @@ class Link:
                 self.stats.board_errors += 1
                 self.unsolicited.append(frame.message)
                 del self.unsolicited[:-100]
-                self._last_rx = 0.0         # a command may have been lost: re-send promptly
+                self._loss_at = time.monotonic()    # a command may have been lost: re-send now
             else:
                 self.stats.late_duplicates += 1
             return

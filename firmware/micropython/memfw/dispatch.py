@@ -36,6 +36,7 @@ class Server:
         self.lowest_live_seq = 0        # seqs below this were executed and evicted from the cache
         self.abort = False
         self.running = True
+        self.current_seq = 0            # the command executing now (a re-send of it is a duplicate)
         # counters reported in INFO
         self.n_commands = 0
         self.n_bad_frames = 0
@@ -81,6 +82,9 @@ class Server:
         if cached is not None:
             self.n_duplicates += 1
             self.hal.tx(cached)
+            return
+        if seq == self.current_seq:
+            self.n_duplicates += 1         # re-sent while it runs: it will be answered once
             return
         for q in self.queue:
             if q[1] == seq:
@@ -145,6 +149,7 @@ class Server:
             return False
         mtype, seq, body = self.queue.pop(0)
         self.abort = False
+        self.current_seq = seq
         try:
             rtype, rbody = self.execute(mtype, body)
             self.n_commands += 1
@@ -155,6 +160,7 @@ class Server:
         except Exception as e:      # never let anything escape the loop
             self.n_commands += 1
             self._send_error(seq, mtype, P.E_INTERNAL, "internal error: %r" % (e,))
+        self.current_seq = 0
         if mtype == P.REPL:
             self.running = False
         return True
