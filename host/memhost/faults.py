@@ -17,7 +17,7 @@ chunks. Two events are driven by the test:
   account for what the old board did.
 
 The proxy also taps the board's clean output (before faults) and records every RESULT it sent:
-`tap` = {(session_id, seq): pulses}; that is the board-side truth a soak test checks the log against.
+`tap` = {(board generation, seq): pulses}; that is the board-side truth a soak test checks the log against.
 Everything is real ptys and real processes; nothing is mocked.
 """
 
@@ -83,8 +83,9 @@ class FaultyLink:
         self.board_seed = board_seed
         self.boot_s = boot_s
         self.counters = FaultCounters()
-        self.tap: dict[tuple[int, int], int] = {}       # (session, seq) -> pulses of a RESULT
-        self.sessions: list[int] = []                   # session ids seen in INFO, in order
+        self.tap: dict[tuple[int, int], int] = {}       # (board generation, seq) -> RESULT pulses
+        self.sessions: dict[int, int] = {}              # board generation -> its session id
+        self.generation = -1                            # 0 = the first board process, +1 per reset
         self.snapshots: list[P.Info] = []               # INFO taken by the proxy before each reset
         self.emulator: Emulator | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="memhost-faults-")
@@ -135,6 +136,7 @@ class FaultyLink:
         tty.setraw(fd)
         self._board_fd = fd
         self._tap_split = FrameSplitter()
+        self.generation += 1
 
     def _stop_board(self) -> None:
         if self._board_fd >= 0:
@@ -279,14 +281,14 @@ class FaultyLink:
                 out += wire + b"\x00"
                 continue
             if frame.seq == _SNAPSHOT_SEQ:
+                self.sessions.setdefault(self.generation, frame.message.session_id)  # type: ignore
                 self._snap_buf[:] = wire
                 self._snap_event.set()
                 continue
             if isinstance(frame.message, P.Info):
-                if not self.sessions or self.sessions[-1] != frame.message.session_id:
-                    self.sessions.append(frame.message.session_id)
-            elif isinstance(frame.message, P.Result) and self.sessions:
-                self.tap[(self.sessions[-1], frame.seq)] = frame.message.pulses
+                self.sessions.setdefault(self.generation, frame.message.session_id)
+            elif isinstance(frame.message, P.Result):
+                self.tap[(self.generation, frame.seq)] = frame.message.pulses
             out += wire + b"\x00"
         return bytes(out)
 
