@@ -271,7 +271,7 @@ class Controller:
         if key != self._ramp_key:
             out = []
             for v0, sign in ((v_set, 1.0), (v_reset, -1.0)):
-                r = []
+                r: list = []
                 a = v0 if v0 < v_max else v_max
                 while len(r) < _RAMP_MAX:
                     r.append(sign * a)
