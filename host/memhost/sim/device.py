@@ -92,8 +92,8 @@ class DeviceArray:
         self._t_drift = np.zeros(n)                  # drift applied up to this time
         self._drift_pending = 0.0                    # upper bound of un-applied drift time, s
         self._t_read = np.zeros(n)                   # last read (low-frequency noise, RTN)
-        self._y = np.zeros(n, dtype=F32) if self._lf > 0 else None
-        self._rtn_s = np.ones(n, dtype=F32) if self._rtn > 0 else None
+        self._y: Any = np.zeros(n, dtype=F32) if self._lf > 0 else None
+        self._rtn_s: Any = np.ones(n, dtype=F32) if self._rtn > 0 else None
         self.damage_events = np.zeros(n, dtype=np.int32)
         self.damaged = np.zeros(n, dtype=bool)
         self.stuck = np.zeros(n, dtype=bool)
@@ -171,7 +171,7 @@ class DeviceArray:
     # ---- the devices --------------------------------------------------------------------------
     def pulse(self, v: Any, width_s: Any, mask: Any = None) -> None:
         """One pulse per selected device: amplitude v (V; > 0 SET, < 0 RESET), width width_s (s)."""
-        idx = self._sel(mask)
+        idx: Any = self._sel(mask)   # None = all devices
         v = self._arg(v, idx)
         width = self._arg(width_s, idx)
         full = idx is None
@@ -304,7 +304,7 @@ class DeviceArray:
 
         White read noise averages down as 1/sqrt(n_avg); the clock advances n_avg * read_time_s.
         """
-        idx = self._sel(mask)
+        idx: Any = self._sel(mask)   # None = all devices
         full = idx is None
         self._apply_drift()
         if full:
