@@ -1,0 +1,83 @@
+"""Reliability: soak through a faulty link, board reset detection, fuzzed frames, host-side bad input."""
+
+from __future__ import annotations
+
+import math
+import threading
+import warnings
+
+import pytest
+
+from memhost.board import Board, BoardResetWarning
+from memhost.errors import PortError, UsageError
+from memhost.faults import FaultyLink, Faults
+
+
+def test_soak_500_targets_with_a_cut_a_host_kill_and_a_board_reset(tmp_path) -> None:
+    from memhost.bench.soak import soak
+    rep = soak(500, seed=3, out=str(tmp_path))
+    assert (rep["lost"], rep["duplicated"], rep["rows_not_matching_board"]) == (0, 0, 0)
+    assert rep["counters_agree"] and rep["host_kills"] == 1
+    assert rep["reconnects"] >= 1 and rep["resets_detected"] == 1 and rep["retries"] > 0
+    assert all(s["damage_events"] == 0 for s in rep["sessions"])
+
+
+def test_a_board_reset_is_detected_reported_and_the_stream_continues() -> None:
+    seen = []
+    with FaultyLink(seed=1) as fl:
+        with Board.open(fl.port, retry_interval=0.1, on_reset=lambda o, n: seen.append((o, n))) as b:
+            b.config_set("n_reads", 2)
+            g0 = b.read(8).g
+            targets = [g0 * (1 + 0.02 * (k % 5)) for k in range(120)]
+            out = []
+            with pytest.warns(BoardResetWarning, match="reset"):
+                for i, r in enumerate(b.program_many(targets, g0 * 1e-3, "ispp")):
+                    out.append(r)
+                    if i == 40:
+                        threading.Thread(target=fl.reset_board, kwargs={"snapshot": False}).start()
+            assert [r.target for r in out] == targets
+            assert len(seen) == 1 and seen[0][0].session_id != seen[0][1].session_id
+            assert b.info.session_id == seen[0][1].session_id
+            assert b.config_get("n_reads") == 2        # re-applied after the reset
+
+
+def test_a_pulled_cable_reconnects_and_nothing_is_lost() -> None:
+    with FaultyLink(Faults(flip=0.005, drop=0.002), seed=4) as fl:
+        with Board.open(fl.port, retry_interval=0.05) as b:
+            before = b.refresh_info().pulses
+            g0 = b.read(8).g
+            rs = []
+            for i, r in enumerate(b.program_many([g0 * 1.01] * 100, g0 * 1e-3, "ispp")):
+                rs.append(r)
+                if i == 30:
+                    threading.Thread(target=fl.cut, args=(0.2,)).start()
+            fl.set_faults(flip=0, drop=0)
+            assert len(rs) == 100 and b.link.stats.reconnects == 1
+            assert b.refresh_info().pulses - before == sum(r.pulses for r in rs)
+
+
+def test_fuzzed_frames_never_kill_the_board_nor_exceed_its_limits() -> None:
+    from memhost.bench.fuzz import fuzz
+    rep = fuzz(600, batch=50)
+    assert rep["alive"] and rep["crashes"] == 0 and rep["hangs"] == 0
+    assert rep["limit_violations"] == 0 and rep["error_replies"] > 0
+
+
+@pytest.mark.parametrize("target", [math.nan, math.inf, -math.inf, -1e-5, 0.0, "x"])
+def test_bad_targets_are_refused_on_the_host_with_a_clear_message(board: Board, target) -> None:
+    with pytest.raises(UsageError, match="target"):
+        board.program(target, 1e-6)
+    with pytest.raises(UsageError):
+        list(board.program_many([1e-4, target], 1e-6))
+
+
+def test_an_unknown_port_says_what_to_do() -> None:
+    with pytest.raises(PortError, match="memhost ports"):
+        Board.open("/dev/does-not-exist-memhost")
+
+
+def test_a_busy_port_says_what_to_do() -> None:
+    with FaultyLink(seed=5) as fl:
+        with Board.open(fl.port):
+            with pytest.raises(PortError, match="no other program"):
+                Board.open(fl.port)
