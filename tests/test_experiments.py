@@ -13,7 +13,7 @@ from memhost.experiments import (LevelsConfig, ReadTrainConfig, RetentionConfig,
 from memhost.plots import plot_run
 from memhost.runlog import RunFolder
 
-SMALL = dict(n=8, cycles=2, tolerance_lsb=0.5, check_reads=4, retries=1)
+SMALL = dict(n=8, cycles=2, tolerance_lsb=0.25, check_reads=4, retries=1)
 
 
 @pytest.fixture(scope="module")

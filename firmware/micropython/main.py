@@ -24,7 +24,8 @@ def new_session_id():
 def main():
     from memfw.dispatch import Server
     hal = select_hal()
-    server = Server(hal, new_session_id())
+    defaults = hal.config_defaults() if hasattr(hal, "config_defaults") else None
+    server = Server(hal, new_session_id(), defaults)
     micropython.kbd_intr(-1)    # binary mode: 0x03 in a frame must not raise KeyboardInterrupt
     try:
         server.run()

@@ -91,6 +91,19 @@ class Hal:
     def tx(self, data):
         self._out.write(data)
 
+    def config_defaults(self):
+        """CONFIG defaults from the preset's [firmware] section: the emulated lab set the board up
+        for this device, as a user does over CONFIG on a real board."""
+        from memfw import protocol as P
+        names = ((P.K_MAX_V, "v_max"), (P.K_V_SET_MAX, "v_max"), (P.K_V_SET_START, "v_set_start"),
+                 (P.K_V_RESET_START, "v_reset_start"), (P.K_V_STEP, "v_step"),
+                 (P.K_WIDTH, "width_s"), (P.K_READ_V, "read_v"))
+        out = {}
+        for key, name in names:
+            if name in self.params:
+                out[key] = self.params[name]
+        return out
+
     def preset(self):
         return self._preset
 
