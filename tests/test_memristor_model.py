@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import micropython_exe
 
 from memhost.sim.presets import load_preset
 
@@ -217,7 +218,7 @@ print(json.dumps({"below": below, "up": up, "g0": g0, "damage": m.damage_events,
 
 @pytest.fixture(scope="module")
 def micropython() -> str:
-    exe = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
+    exe = micropython_exe()
     if not os.path.exists(exe):
         pytest.skip("the micropython command is not installed")
     return exe

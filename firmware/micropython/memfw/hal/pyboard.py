@@ -13,11 +13,10 @@
 from micropython import const
 import array
 import pyb
-import select
-import sys
 import time
 
 from memfw.hal import config
+from memfw.hal.stdio import StdioPort
 
 _DAC_CODE_MAX = const(4095)         # 12-bit DAC (DHR12R register)
 _DAC_SETTLE_US = const(5)           # STM32F4 DAC, output buffer on: 3 us typical settling, 6 us max
@@ -29,7 +28,7 @@ _ADC_CHUNK = const(16)              # read_timed fills whole buffers: n = 16 k +
 _READ_SETTLE_US = const(15)         # FE_READ_SETTLE_S
 
 
-class Hal:
+class Hal(StdioPort):
     name = "pyboard"
     board = "pyboard (STM32F405)"
     ABS_MAX_V = config.ABS_MAX_V
@@ -40,6 +39,7 @@ class Hal:
 
     def __init__(self, dac_write=None, dac_read=None, gate=None, read_en=None, adc=None, timer=None):
         """Converters and pins can be passed in (tests, other wirings); by default from config."""
+        StdioPort.__init__(self)
         Pin = pyb.Pin
         if gate is None:
             gate = Pin(config.PYB_PIN_PULSE_GATE, Pin.OUT_PP)
@@ -64,7 +64,6 @@ class Hal:
         self._samples = array.array("H", [0] * _ADC_CHUNK)
         mv = memoryview(self._samples)
         self._views = [mv[:k] for k in range(_ADC_CHUNK + 1)]    # views[k]: the first k samples
-        self._rx_byte = bytearray(1)
         full = 1 << config.FE_DAC_BITS
         self._a_per_v = full / (config.FE_PYB_DAC_VREF * config.FE_PULSE_GAIN)
         self._a_mid = config.FE_PULSE_VMID * full / config.FE_PYB_DAC_VREF
@@ -74,10 +73,6 @@ class Hal:
         self._mid_code = self.amplitude_code(0.0)
         self._pulses = 0
         self.hal_us = 0
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
         dac_write.write(self._mid_code)             # write path at 0 V
         dac_read.write(0)                           # read bias 0 V
 
@@ -163,28 +158,6 @@ class Hal:
 
     def ticks_us(self):
         return time.ticks_us()
-
-    def rx_into(self, buf, timeout_ms=0):
-        """Copies what the host has sent, up to len(buf); never blocks (waits at most timeout_ms for
-        the first byte)."""
-        poll = self._poll
-        if not poll.poll(timeout_ms):
-            return 0
-        one = self._rx_byte
-        readinto = self._in.readinto
-        n = 0
-        cap = len(buf)
-        while n < cap:
-            if not readinto(one):
-                break
-            buf[n] = one[0]
-            n += 1
-            if not poll.poll(0):
-                break
-        return n
-
-    def tx(self, data):
-        self._out.write(data)
 
     def preset(self):
         return ""

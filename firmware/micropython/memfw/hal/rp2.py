@@ -12,11 +12,10 @@
 from micropython import const
 import machine
 import rp2
-import select
-import sys
 import time
 
 from memfw.hal import config
+from memfw.hal.stdio import StdioPort
 from memfw.hal import pulse_pio
 
 # MCP4922 16-bit command word (datasheet register 5-1), sent MSB first, latched on /CS rising
@@ -37,7 +36,7 @@ _ADC_SHIFT = const(4)               # read_u16() = counts << 4 | counts >> 8: co
 _READ_SETTLE_US = const(15)         # FE_READ_SETTLE_S: READ_EN high until the ADC input is within 0.1 %
 
 
-class Hal:
+class Hal(StdioPort):
     name = "rp2"
     board = "Raspberry Pi Pico (RP2040)"
     ABS_MAX_V = config.ABS_MAX_V
@@ -48,6 +47,7 @@ class Hal:
 
     def __init__(self, spi=None, cs=None, gate=None, read_en=None, adc=None, sm=None):
         """Buses and pins can be passed in (tests, other wirings); by default they come from config."""
+        StdioPort.__init__(self)
         Pin = machine.Pin
         if cs is None:
             cs = Pin(config.RP2_PIN_DAC_CS, Pin.OUT, value=1)
@@ -74,7 +74,6 @@ class Hal:
         self._adc = adc
         self._sm = sm
         self._dac_buf = bytearray(2)
-        self._rx_byte = bytearray(1)
         # scaling, from the FE_* constants (floats computed once)
         full = 1 << config.FE_DAC_BITS
         self._a_per_v = full / (config.FE_DAC_VREF * config.FE_PULSE_GAIN)     # DAC A codes per V at W+
@@ -84,10 +83,6 @@ class Hal:
         self._mid_code = self.amplitude_code(0.0)
         self._pulses = 0
         self.hal_us = 0
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
         self._dac_write(0, self._mid_code)          # write path at 0 V, read bias 0 V
         self._dac_write(_DAC_SEL_B, 0)
         sm.active(1)
@@ -181,28 +176,6 @@ class Hal:
 
     def ticks_us(self):
         return time.ticks_us()
-
-    def rx_into(self, buf, timeout_ms=0):
-        """Copies what the host has sent, up to len(buf); never blocks (waits at most timeout_ms for
-        the first byte). Reads one byte per poll so a partial frame never stalls the loop."""
-        poll = self._poll
-        if not poll.poll(timeout_ms):
-            return 0
-        one = self._rx_byte
-        readinto = self._in.readinto
-        n = 0
-        cap = len(buf)
-        while n < cap:
-            if not readinto(one):
-                break
-            buf[n] = one[0]
-            n += 1
-            if not poll.poll(0):
-                break
-        return n
-
-    def tx(self, data):
-        self._out.write(data)
 
     def preset(self):
         return ""

@@ -3,15 +3,14 @@
 # board clock (ticks_us) is real time plus that virtual time, as it would be on a real board.
 import json
 import os
-import select
-import sys
 import time
 from memfw.hal import config
+from memfw.hal.stdio import StdioPort
 
 from memristor import Memristor     # hil/memristor.py (on MICROPYPATH)
 
 
-class Hal:
+class Hal(StdioPort):
     name = "sim"
     board = "unix-emulator"
     ABS_MAX_V = config.ABS_MAX_V
@@ -21,6 +20,7 @@ class Hal:
     ABS_MAX_PULSES = config.ABS_MAX_PULSES
 
     def __init__(self):
+        StdioPort.__init__(self)
         path = os.getenv("MEMHOST_SIM_PRESET")
         if not path:
             raise RuntimeError("MEMHOST_SIM_PRESET is not set: start the emulator with memhost emulator")
@@ -32,10 +32,6 @@ class Hal:
         self._virt_us = 0
         self.hal_us = 0
         self._pulses = 0
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
 
     def _advance(self, t_before, real0):
         virt = int((self.dev.t - t_before) * 1e6)
@@ -67,29 +63,6 @@ class Hal:
 
     def ticks_us(self):
         return time.ticks_add(time.ticks_us(), self._virt_us)
-
-    def rx_into(self, buf, timeout_ms=0):
-        """Copies what the host has sent (up to len(buf)); waits up to timeout_ms for the first byte."""
-        poll = self._poll
-        if not poll.poll(timeout_ms):
-            return 0
-        n = 0
-        cap = len(buf)
-        read = self._in.read
-        while n < cap:
-            b = read(1)
-            if not b:
-                if n == 0:
-                    raise SystemExit     # host side of the pty closed for good
-                break
-            buf[n] = b[0]
-            n += 1
-            if not poll.poll(0):
-                break
-        return n
-
-    def tx(self, data):
-        self._out.write(data)
 
     def config_defaults(self):
         """CONFIG defaults from the preset's [firmware] section: the emulated lab set the board up
