@@ -173,7 +173,7 @@ def test_mlp_training_is_deterministic():
 def mlp(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     d = datasets.load_mnist_5k()
-    net = models.load_mlp(d, cache, epochs=4)
+    net = models.load_mlp(d, cache, epochs=3)
     return net, cache
 
 
@@ -181,7 +181,7 @@ def test_mlp_is_cached_and_beats_chance_by_far(mlp):
     net, cache = mlp
     assert net.n_params == 203_530
     assert net.accuracy() > 0.85                  # chance is 0.10
-    again = models.load_mlp(datasets.load_mnist_5k(), cache, epochs=4)
+    again = models.load_mlp(datasets.load_mnist_5k(), cache, epochs=3)
     assert again.info["cached"] and not net.info["cached"]
     assert all(np.array_equal(a, b) for a, b in zip(net.weights(), again.weights()))
 
@@ -215,7 +215,7 @@ def test_cli_from_run_writes_table_json_plot(mlp, tmp_path, capsys):
     run = write_level_run(tmp_path / "run", targets, [list(rng.normal(0, 2e-6, 4)) for _ in targets])
     out = tmp_path / "out"
     rc = main(["bench", "ann", "--model", "mlp", "--from-run", str(run), "--bits", "2,3",
-               "--trials", "2", "--epochs", "4", "--cache-dir", str(cache), "--out", str(out),
+               "--trials", "2", "--epochs", "3", "--cache-dir", str(cache), "--out", str(out),
                "--json"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out)

@@ -66,7 +66,7 @@ def _tiny_model(seed: int = 0):
 def checkpoint(folder, tmp_path_factory) -> Path:
     d = datasets.load_image_folder(folder)
     model = _tiny_model()
-    models.train_torch(model, d.x_test, d.y_test, epochs=40, batch=12, lr=2e-2, seed=0)
+    models.train_torch(model, d.x_test, d.y_test, epochs=15, batch=12, lr=2e-2, seed=0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     torch.save(model, path)
     return path
@@ -127,3 +127,13 @@ def test_resnet_training_is_deterministic_and_deep():
     full = models.build_resnet()                              # the built-in size
     assert sum(p.numel() for p in full.parameters()) >= 1_000_000
     assert len(models.transfer_modules(full)) == 16
+
+
+def test_torchscript_checkpoint(folder, checkpoint, tmp_path):
+    eager = torch.load(checkpoint, weights_only=False)
+    ts = tmp_path / "tiny_ts.pt"
+    torch.jit.save(torch.jit.script(eager), ts)
+    d = datasets.load_image_folder(folder)
+    net = models.user_net(ts, d)
+    assert len(net.weights()) == 2
+    assert net.accuracy() == models.user_net(checkpoint, d).accuracy()

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -58,6 +59,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
 def load_mnist_5k(seed: int = 0, test_per_class: int = 100) -> Dataset:
     """The 5,000 shipped MNIST digits, pixels scaled to [0, 1], images shaped (N, 784).
 
@@ -80,7 +82,10 @@ def load_mnist_5k(seed: int = 0, test_per_class: int = 100) -> Dataset:
     te = np.sort(np.concatenate(test_idx))
     tr = tr[rng.permutation(len(tr))]
     fp = hashlib.sha256(f"{_sha256(path)}:{seed}:{test_per_class}".encode()).hexdigest()[:16]
-    return Dataset(x[tr], y[tr], x[te], y[te], [str(c) for c in range(10)], "mnist-5k", fp)
+    arrays = [x[tr], y[tr], x[te], y[te]]
+    for a in arrays:
+        a.flags.writeable = False
+    return Dataset(*arrays, [str(c) for c in range(10)], "mnist-5k", fp)
 
 
 def _parse_norm(normalize: str | None, channels: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -180,7 +180,7 @@ class TorchNet:
         self.weight_names = [f"{n}.weight" if n else "weight" for n, _ in self.mods]
         self._float = [m.weight.detach().cpu().numpy().copy() for _, m in self.mods]
         self.n_params = int(sum(p.numel() for p in self.model.parameters()))
-        self._x = torch.from_numpy(np.ascontiguousarray(data.x_test, dtype=np.float32))
+        self._x = torch.from_numpy(np.array(data.x_test, dtype=np.float32))
         if self._x.ndim == 4:  # channels-last convolutions are ~2x faster on CPU
             try:
                 self.model = self.model.to(memory_format=torch.channels_last)
@@ -258,7 +258,7 @@ def train_torch(model: Any, x: np.ndarray, y: np.ndarray, epochs: int, batch: in
     torch = _torch()
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    xt = torch.from_numpy(np.array(x, dtype=np.float32))
     yt = torch.from_numpy(y.astype(np.int64))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = epochs * ((len(xt) + batch - 1) // batch)
@@ -337,6 +337,15 @@ def _import_callable(spec: str) -> Callable[..., Any]:
         raise UsageError(f"--arch {spec!r}: {exc}") from None
 
 
+def _is_torchscript(path: Path) -> bool:
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("/constants.pkl") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def load_user_model(path: str | Path, arch: str | None = None,
                     arch_kwargs: dict[str, Any] | None = None) -> Any:
     """A user's trained model: TorchScript, a pickled nn.Module (torch.save(model)), or a state_dict
@@ -349,10 +358,14 @@ def load_user_model(path: str | Path, arch: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: model checkpoint not found")
-    try:
-        return torch.jit.load(str(path), map_location="cpu")
-    except Exception:  # not TorchScript
-        pass
+    if _is_torchscript(path):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                return torch.jit.load(str(path), map_location="cpu")
+            except Exception as exc:
+                raise UsageError(f"{path}: cannot load the TorchScript archive: {exc}") from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:

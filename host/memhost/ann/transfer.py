@@ -248,7 +248,8 @@ class ClosedLoopModel:
     Levels are placed on ``[g_lo, g_hi]``: by default the preset's range pulled in on each side by
     ``sigmas`` times the device-to-device G-scale spread (so that nearly every device's own window
     contains every level) and then by ``margin`` of the span (switching slows at a window's edge, as
-    in memhost.experiments.range); override with ``g_range``.
+    in memhost.experiments.range); override with ``g_range``. The controller's tolerance is half a
+    level of 512 on that range unless ``params['tolerance']`` (S) is given.
     """
 
     kind = "closed-loop"
@@ -278,6 +279,10 @@ class ClosedLoopModel:
         if not g_hi > g_lo:
             raise UsageError(f"level range {g_lo:g}..{g_hi:g} S is empty")
         self.g_lo, self.g_hi = float(g_lo), float(g_hi)
+        # write-verify tolerance (S): half a level of 512 on this range, at every bit depth (the
+        # seed's precision; coarser level sets are programmed with the same loop). An explicit
+        # params['tolerance'] wins.
+        self.tolerance = 0.5 * (self.g_hi - self.g_lo) / 511
         self.devices_programmed = 0
         self.pulses = 0
         self.reads = 0
@@ -298,7 +303,9 @@ class ClosedLoopModel:
         for c, start in enumerate(range(0, flat_t.size, self.chunk)):
             tt = flat_t[start:start + self.chunk]
             dev = self._device.DeviceArray(self.preset, tt.size, seed=seed * 1_000_003 + c, d2d=True)
-            res = self._control.program(dev, tt, algorithm=self.algorithm, **self.params)
+            params = dict(self.params)
+            params.setdefault("tolerance", self.tolerance)
+            res = self._control.program(dev, tt, algorithm=self.algorithm, **params)
             flat_o[start:start + tt.size] = np.asarray(res.achieved, np.float64)
             self.pulses += int(np.sum(res.pulses))
             self.reads += int(np.sum(res.reads))
@@ -320,9 +327,25 @@ class ClosedLoopModel:
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "preset": self.preset.name, "algorithm": self.algorithm,
                 "g_lo": self.g_lo, "g_hi": self.g_hi, "params": self.params,
+                "tolerance_S": self.params.get("tolerance", self.tolerance),
                 "devices_programmed": self.devices_programmed, "pulses": self.pulses,
                 "reads": self.reads, "not_converged": self.not_converged,
                 "program_seconds": round(self.seconds, 3)}
+
+
+class ScaledModel:
+    """Another model's errors times ``factor``: how much precision a network needs (sensitivity)."""
+
+    def __init__(self, inner: Any, factor: float):
+        self.inner = inner
+        self.factor = float(factor)
+        self.kind = inner.kind
+
+    def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
+        return self.inner.draw(levels, n_levels, rng) * np.float32(self.factor)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "error_scale": self.factor}
 
 
 # --------------------------------------------------------------------------- transfer

@@ -64,6 +64,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--g-range", metavar="LO,HI", help="level range in S for --closed-loop "
                    "(default: the preset's range less 2 sigma of device-to-device G variation)")
     p.add_argument("--direction", default=None, help="--from-run: only rows of this direction")
+    p.add_argument("--error-scale", type=float, default=1.0, metavar="K",
+                   help="multiply every programming error by K (sensitivity: a K-times less precise "
+                        "device)")
     p.add_argument("--mapping", default="differential", choices=("differential", "offset"))
     p.add_argument("--bits", default="1-9", help="bit depths, e.g. 1-9 (default) or 3,9")
     p.add_argument("--trials", type=int, default=10, help="Monte Carlo trials per bit depth (10)")
@@ -147,7 +150,10 @@ def _transfer_bench(args: Any, model: Any, bits: list[int], log: Any) -> dict[st
            "device_pulses_per_s": model.pulses / wall, "devices_per_s": devices / wall,
            "weights_per_s": n_w / wall, "pulses_per_device": model.pulses / max(devices, 1),
            "not_converged": model.not_converged, "error_rms_lsb": float(np.sqrt(np.mean(e ** 2))),
-           "within_half_lsb": float(np.mean(np.abs(e) <= 0.5)), "error_model": model.describe()}
+           "within_half_lsb": float(np.mean(np.abs(e) <= 0.5)),
+           "error_median_abs_lsb": float(np.median(np.abs(e))),
+           "error_p999_abs_lsb": float(np.quantile(np.abs(e), 0.999)),
+           "error_model": model.describe()}
     return res
 
 
@@ -176,7 +182,8 @@ def run(args: Any) -> int | None:
                   f"{res['device_pulses_per_s'] / 1e6:.2f} M device-pulses/s, "
                   f"{res['weights_per_s'] / 1e6:.2f} M weights/s, "
                   f"{res['pulses_per_device']:.1f} pulses/device, error rms {res['error_rms_lsb']:.3f} "
-                  f"LSB, {res['within_half_lsb'] * 100:.1f} % within 1/2 LSB, "
+                  f"LSB (median |e| {res['error_median_abs_lsb']:.3f}), "
+                  f"{res['within_half_lsb'] * 100:.1f} % within 1/2 LSB, "
                   f"{res['not_converged']:,} not converged")
         return 0
 
@@ -190,6 +197,11 @@ def run(args: Any) -> int | None:
     else:
         names = [s.strip() for s in args.model.split(",") if s.strip()]
     error_model = _error_model(args)
+    if args.error_scale != 1.0:
+        if error_model.kind == "ideal":
+            raise UsageError("--error-scale needs an error model (--from-run or --closed-loop)")
+        from ..ann.transfer import ScaledModel
+        error_model = ScaledModel(error_model, args.error_scale)
     nets = []
     mnist = None
     for name in names:
