@@ -4,6 +4,8 @@
 stdin/stdout are the controller (master) side of a pty, and `port` is the path of the other side,
 which the host opens with pyserial like any serial port. The child process is always cleaned up:
 on stop(), at interpreter exit, and (Linux) by the kernel if this process dies (PR_SET_PDEATHSIG).
+Note: PR_SET_PDEATHSIG follows the *thread* that started the child: start emulators from the main
+thread (or a thread that lives as long as they do), or the child is killed when that thread ends.
 """
 
 from __future__ import annotations
