@@ -234,3 +234,12 @@ def test_cli_closed_loop_without_sim_or_bad_args_is_a_clear_error(tmp_path, caps
     assert "bit depths" in capsys.readouterr().err
     assert main(["bench", "ann", "--model", "x.pt"]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_error_scale_multiplies_the_drawn_errors(four_level_run):
+    m = tr.EmpiricalModel.from_run(four_level_run)
+    levels = np.arange(4, dtype=np.int16).repeat(50)
+    a = m.draw(levels, 4, np.random.default_rng(3))
+    b = tr.ScaledModel(m, 3.0).draw(levels, 4, np.random.default_rng(3))
+    np.testing.assert_allclose(b, 3 * a, rtol=1e-6)
+    assert tr.ScaledModel(m, 3.0).describe()["error_scale"] == 3.0

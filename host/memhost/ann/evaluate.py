@@ -66,7 +66,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     em = result.get("error_model", {})
     label = {"empirical": "measured levels", "closed-loop": "closed-loop transfer"}.get(
         em.get("kind", ""), em.get("kind", ""))
-    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(max(6.0, 4.6 * len(models)), 3.9), squeeze=False)
     for ax, m, tag in zip(axes[0], models, "abcdefgh"):
         b = [r["bits"] for r in m["bits"]]
         ax.plot(b, [r["ideal"] * 100 for r in m["bits"]], "o--", color="0.35", label="Ideal")
@@ -82,9 +82,12 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    sub = em.get("run") or em.get("preset") or ""
+    sub = ", ".join(str(v) for v in (Path(em["run"]).name if em.get("run") else None,
+                                        em.get("preset"), em.get("algorithm"),
+                                        f"errors x{em['error_scale']:g}" if "error_scale" in em
+                                        else None) if v)
     fig.suptitle(f"Accuracy after weight transfer ({result['mapping']} mapping"
-                 f"{', ' + str(sub) if sub else ''})", fontsize=9)
+                 f"{', ' + sub if sub else ''})", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)

@@ -23,7 +23,10 @@ import numpy as np
 from ..errors import UsageError
 from .datasets import Dataset
 
-MODEL_VERSION = "2"  # bump when training code changes results
+# bump when a model's training code changes its result (each model has its own, so that retraining
+# one does not invalidate the other's cache)
+MLP_VERSION = "2"
+CNN_VERSION = "1"
 
 
 def default_cache_dir() -> Path:
@@ -112,7 +115,7 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
 def load_mlp(data: Dataset, cache_dir: Path | None = None, retrain: bool = False, seed: int = 0,
              epochs: int = 20, log: Callable[[str], None] | None = None) -> MLPNet:
     cfg = {"model": "mlp-784-256-10", "data": data.fingerprint, "seed": seed, "epochs": epochs,
-           "v": MODEL_VERSION}
+           "v": MLP_VERSION}
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"mlp-{_key(cfg)}.npz"
     info: dict[str, Any] = {"cache": str(path), "config": cfg}
@@ -284,7 +287,7 @@ def load_cnn(data: Dataset, cache_dir: Path | None = None, retrain: bool = False
     torch = _torch()
     assert data.x_train is not None and data.y_train is not None
     cfg = {"model": "resnet-mnist", "width": width, "blocks": list(blocks), "data": data.fingerprint,
-           "seed": seed, "epochs": epochs, "batch": batch, "lr": lr, "v": MODEL_VERSION,
+           "seed": seed, "epochs": epochs, "batch": batch, "lr": lr, "v": CNN_VERSION,
            "torch": torch.__version__.split("+")[0]}
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"cnn-{_key(cfg)}.pt"
