@@ -122,3 +122,29 @@ def test_killed_run_resumes_with_no_target_lost_or_repeated(tmp_path, sig):
     steps = [row["step"] for row in RunFolder.open(run_dir).read_rows()]
     assert sorted(steps) == list(range(n * cycles))
     assert json.loads(r.stdout)["complete"] is True
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("firmware_version", "9.9.9", "programmed by firmware 9.9.9"),
+    ("protocol", 99, "over protocol 99"),
+])
+def test_resume_on_another_firmware_or_protocol_is_exit_2(json_run, tmp_path, field, value, message):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(json_run["run_dir"], run)
+    meta = json.loads((run / "meta.json").read_text())
+    meta[field] = value
+    meta["status"] = "interrupted"
+    (run / "meta.json").write_text(json.dumps(meta))
+    before = (run / "results.csv").read_text()
+    r = memhost("levels", "--resume", str(run), "--port", "emu")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+    assert (run / "results.csv").read_text() == before
+
+
+def test_resume_on_another_emulated_preset_is_exit_2(json_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(json_run["run_dir"], run)
+    r = memhost("levels", "--resume", str(run), "--port", "emu", "--preset", "gaox")
+    assert r.returncode == 2 and "--preset tio2x-seed" in r.stderr, r.stderr

@@ -18,6 +18,24 @@ def board_meta(board: Any) -> dict[str, Any]:
     return d
 
 
+def check_resume_board(run: Any, board: Any) -> None:
+    """Refuses to resume a run on a board with another protocol, firmware or emulated preset: one run
+    folder must come from one setup, or its figures mix two instruments."""
+    from ..errors import RunFolderError
+    meta, info = run.meta, board.info
+    then = meta.get("board") or {}
+    was_fw = meta.get("firmware_version") or then.get("firmware_version")
+    if meta.get("protocol") not in (None, info.protocol):
+        raise RunFolderError(f"{run.path} was logged over protocol {meta['protocol']}, the board speaks "
+                             f"{info.protocol}: flash the firmware the run used, or start a new run")
+    if was_fw and was_fw != info.firmware_version:
+        raise RunFolderError(f"{run.path} was programmed by firmware {was_fw}, the board runs "
+                             f"{info.firmware_version}: flash {was_fw} to resume, or start a new run")
+    if then.get("hal") == "sim" and then.get("preset") and then.get("preset") != info.preset:
+        raise RunFolderError(f"{run.path} ran on the emulated preset {then['preset']!r}, this board "
+                             f"emulates {info.preset!r}: resume with --preset {then['preset']}")
+
+
 def new_run(board: Any, kind: str, config: dict[str, Any], columns: Sequence[str],
             out: str | Path = "runs", path: str | Path | None = None, preset: str | None = None,
             seed: int | None = None, argv: list[str] | None = None,

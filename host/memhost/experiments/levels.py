@@ -22,7 +22,7 @@ from ..errors import RunFolderError, UsageError
 from ..progress import Progress
 from ..protocol import ALGORITHMS
 from ..runlog import LEVEL_COLUMNS, RunFolder, iter_pending
-from ._common import board_meta
+from ._common import board_meta, check_resume_board
 from .range import DEFAULT_MARGIN, DeviceRange, characterize_range, check_range
 
 DIRECTIONS = ("up", "down", "both")
@@ -155,6 +155,7 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
             raise RunFolderError(f"{run.path} is a {run.kind!r} run, not a level run: resume it "
                                  f"with 'memhost {run.kind.replace('_', '-')} --resume'")
         run.require("config", "g_min", "g_max", "n_levels", "cycles")
+        check_resume_board(run, board)
         plan = _plan_of(run)
         rows = run.read_rows()
         for r in rows:
