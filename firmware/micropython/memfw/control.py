@@ -10,6 +10,7 @@
 # float objects on a 5 mV grid. On an RP2040 (no FPU) integer decisions are also the fast ones.
 # Algorithms and parameters: docs/algorithms.md.
 import array
+import sys
 import time
 import micropython
 from micropython import const
@@ -47,6 +48,10 @@ _VAR = const(20)    # read noise: variance of one read, counts^2 * 16, at quantu
 _VARE = const(21)
 _RHO = const(22)    # kept fraction, Q8
 _NS = const(23)
+
+# viper loads 32-bit array words zero-extended into a machine word: (x << _SX) >> _SX restores the
+# sign of the state words that can be negative (_A, _YP) on 64-bit ports; 0 on 32-bit boards.
+_SX = 32 if sys.maxsize > 0x7FFFFFFF else 0
 
 
 @micropython.viper
@@ -87,6 +92,110 @@ def _log2q8(x: int) -> int:
     else:
         f = (x << (8 - p)) & 0xFF
     return (p << 8) + f + ((89 * f * (256 - f)) >> 16)
+
+
+@micropython.viper
+def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -> int:
+    """Amplitude index for this pulse (polarity block b of st): the search ramp until the first
+    clear response, then the model's index for |dG| = need counts, within the trust region."""
+    p = ptr32(st)
+    if int(p[b + _NOBS]) == 0:
+        if int(p[b + _SS]) == 0:
+            p[b + _SI] = i_search
+            p[b + _SS] = di
+        return int(p[b + _SI])
+    # y = log2q8(need) + e256 (as _log2q8, inlined: a viper-to-viper call goes through the runtime)
+    y = 0
+    if need >= 1:
+        q = 0
+        t = need
+        while t >= 2:
+            t = t >> 1
+            q += 1
+        if q >= 8:
+            f = (need >> (q - 8)) & 0xFF
+        else:
+            f = (need << (8 - q)) & 0xFF
+        y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+    y += e256
+    slope = int(p[b + _B])
+    ia = int(p[b + _IA])
+    a = (int(p[b + _A]) << sx) >> sx
+    i = ia + (y - a + (slope >> 1)) // slope
+    if i > ia + _TRUST:             # trust region around the last amplitude used
+        i = ia + _TRUST
+    if i < ia - _TRUST:
+        i = ia - _TRUST
+    return i
+
+
+@micropython.viper
+def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: int) -> int:
+    """Updates polarity block b of st with the response dg (counts, signed along the polarity) to
+    a pulse at index i; returns 1 if the response was clear (>= tol_i), else 0."""
+    p = ptr32(st)
+    if i > int(p[b + _IMAX]):
+        p[b + _IMAX] = i
+    clear = 1 if dg >= tol_i else 0
+    if dg < floor:
+        dg = floor
+    # yobs = log2q8(dg) + e256 (dg >= floor >= 1)
+    q = 0
+    t = dg
+    while t >= 2:
+        t = t >> 1
+        q += 1
+    if q >= 8:
+        f = (dg >> (q - 8)) & 0xFF
+    else:
+        f = (dg << (8 - q)) & 0xFF
+    yobs = (q << 8) + f + ((89 * f * (256 - f)) >> 16) + e256
+    nobs = int(p[b + _NOBS])
+    if nobs == 0:
+        if clear:
+            p[b + _A] = yobs
+            p[b + _IA] = i
+            p[b + _IP] = i
+            p[b + _YP] = yobs
+            p[b + _CP] = 1
+            p[b + _NOBS] = 1
+        else:
+            ss = int(p[b + _SS])
+            p[b + _SI] = i + ss
+            if ss < 32:
+                p[b + _SS] = 2 * ss
+        return clear
+    slope = int(p[b + _B])
+    yhat = ((int(p[b + _A]) << sx) >> sx) + slope * (i - int(p[b + _IA]))
+    dip = i - int(p[b + _IP])
+    if clear and int(p[b + _CP]) and (dip >= _SLOPE_MIN_DI or dip <= 0 - _SLOPE_MIN_DI):
+        bobs = (yobs - ((int(p[b + _YP]) << sx) >> sx)) // dip
+        slope += (bobs - slope) // 8
+        if slope < _B_MIN:
+            slope = _B_MIN
+        elif slope > _B_MAX:
+            slope = _B_MAX
+        p[b + _B] = slope
+    innov = yobs - yhat
+    if not clear:
+        # censored: the response was below the floor; only "smaller than predicted"
+        innov = 0 - _MISS_STEP if innov < 0 else 0
+    elif nobs < 4:
+        innov = innov // 2
+    else:
+        innov = innov // 4
+    if innov > _MAX_INNOV:
+        innov = _MAX_INNOV
+    elif innov < 0 - _MAX_INNOV:
+        innov = 0 - _MAX_INNOV
+    p[b + _A] = yhat + innov
+    p[b + _IA] = i
+    p[b + _IP] = i
+    p[b + _YP] = yobs
+    p[b + _CP] = clear
+    if nobs < 1000:
+        p[b + _NOBS] = nobs + 1
+    return clear
 
 
 def _isqrt(n):
@@ -222,11 +331,15 @@ class Controller:
         return None
 
     def safe_pulse(self, amplitude, width):
-        if self.pulse_error(amplitude, width) is not None:
-            return False
-        self.hal.pulse(amplitude, width)
-        self.pulses_total += 1
-        return True
+        """Applies the pulse if the gate passes (the same checks as pulse_error, inlined: NaN fails
+        every comparison); returns False, with no pulse applied, otherwise."""
+        c = self.cfg
+        if amplitude <= c.max_v and amplitude >= c.neg_max_v and width >= c.min_width \
+                and width <= c.max_width:
+            self.hal.pulse(amplitude, width)
+            self.pulses_total += 1
+            return True
+        return False
 
     def read(self, n):
         return self.hal.read(n, self.cfg.values[P.K_READ_V])
@@ -438,6 +551,8 @@ class Controller:
         st = self.st
         amps_set = self._amp_set
         amps_reset = self._amp_reset
+        fb = self._fb
+        sx = _SX
         floor = tol_i // 4
         if floor < 1:
             floor = 1
@@ -499,22 +614,8 @@ class Controller:
                 first_pol = pol
             elif pol != first_pol:
                 reversed_ = 1
-            # choose the amplitude index
-            if st[b + _NOBS] == 0:
-                if st[b + _SS] == 0:
-                    st[b + _SI] = i_min_search
-                    st[b + _SS] = di
-                i = st[b + _SI]
-            else:
-                y = _log2q8(need) + e256
-                slope = st[b + _B]
-                i = st[b + _IA] + (y - st[b + _A] + (slope >> 1)) // slope
-                lim = st[b + _IA] + _TRUST          # trust region around the last amplitude used
-                if i > lim:
-                    i = lim
-                lim = st[b + _IA] - _TRUST
-                if i < lim:
-                    i = lim
+            # choose the amplitude index (viper: integers on the state words, no heap)
+            i = _choose(st, b, need, e256, i_min_search, di, sx)
             if i < 1:
                 i = 1
             if i > top:
@@ -523,59 +624,14 @@ class Controller:
                 status = P.ST_LIMIT
                 break
             pulses += 1
-            if i > st[b + _IMAX]:
-                st[b + _IMAX] = i
-            gn = self._readn(n_app, sb, read_v)
-            reads += n_app
-            dg = (gn - g) * pol
-            g = gn
-            clear = 1 if dg >= tol_i else 0
-            if dg < floor:
-                dg = floor
-            yobs = _log2q8(dg) + e256
-            if st[b + _NOBS] == 0:
-                if clear:
-                    st[b + _A] = yobs
-                    st[b + _IA] = i
-                    st[b + _IP] = i
-                    st[b + _YP] = yobs
-                    st[b + _CP] = 1
-                    st[b + _NOBS] = 1
-                else:
-                    st[b + _SI] = i + st[b + _SS]
-                    if st[b + _SS] < 32:
-                        st[b + _SS] = 2 * st[b + _SS]
+            if n_app == 1:
+                fb[0] = hal.read(1, read_v)
+                gn = _fix(fb, sb)
             else:
-                slope = st[b + _B]
-                yhat = st[b + _A] + slope * (i - st[b + _IA])
-                dip = i - st[b + _IP]
-                if clear and st[b + _CP] and (dip >= _SLOPE_MIN_DI or dip <= -_SLOPE_MIN_DI):
-                    bobs = (yobs - st[b + _YP]) // dip
-                    slope += (bobs - slope) // 8
-                    if slope < _B_MIN:
-                        slope = _B_MIN
-                    elif slope > _B_MAX:
-                        slope = _B_MAX
-                    st[b + _B] = slope
-                innov = yobs - yhat
-                if not clear:
-                    # censored: the response was below the floor; only "smaller than predicted"
-                    innov = -_MISS_STEP if innov < 0 else 0
-                elif st[b + _NOBS] < 4:
-                    innov = innov // 2
-                else:
-                    innov = innov // 4
-                if innov > _MAX_INNOV:
-                    innov = _MAX_INNOV
-                elif innov < -_MAX_INNOV:
-                    innov = -_MAX_INNOV
-                st[b + _A] = yhat + innov
-                st[b + _IA] = i
-                st[b + _IP] = i
-                st[b + _YP] = yobs
-                st[b + _CP] = clear
-                if st[b + _NOBS] < 1000:
-                    st[b + _NOBS] += 1
+                gn = self._readn(n_app, sb, read_v)
+            reads += n_app
+            clear = _learn(st, b, i, (gn - g) * pol, tol_i, floor, e256, sx)
+            g = gn
             # a target beyond the device's range: no response at the top amplitude
             if i == top and not clear:
                 stall += 1
