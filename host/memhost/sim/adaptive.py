@@ -80,6 +80,125 @@ def _read_grouped(devices: DeviceArray, idx: np.ndarray, n: np.ndarray, read_v: 
     return out
 
 
+CHUNK = 1 << 18     # devices programmed together: the working arrays stay small (cache, memory)
+
+
+def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray], idx: np.ndarray,
+           tgt: np.ndarray, tol: np.ndarray, nfor: Any, aim_of: Any, achieved: np.ndarray,
+           pulses: np.ndarray, reads: np.ndarray, status: np.ndarray, i_start: np.ndarray, di0: int,
+           top: int, width: float, rv: float, settle: float, max_pulses: int) -> None:
+    """The adaptive loop over the devices idx (lock-step), results written into the output arrays."""
+    n = devices.n
+    fa, fia, fb, fip, fyp = flat["a"], flat["ia"], flat["b"], flat["ip"], flat["yp"]
+    fcp, fnobs, fsi, fss = flat["cp"], flat["nobs"], flat["si"], flat["ss"]
+    nr = nfor(tgt, tol, 2.0)
+    g = devices.read(rv, n_avg=nr, mask=idx)
+    reads[idx] += nr
+    g0 = g.copy()
+    aim = aim_of(g0, tgt, tol, st.rho[idx])
+    npulse = np.zeros(len(idx), dtype=np.int32)
+    first = np.zeros(len(idx), dtype=np.int8)
+    rev = np.zeros(len(idx), dtype=bool)
+    stall = np.zeros(len(idx), dtype=np.int32)
+
+    while len(idx):
+        # ---- verify the devices whose immediate reading is on the aim -----------------------
+        on = np.abs(g - aim) <= tol
+        done = np.zeros(len(idx), dtype=bool)
+        if on.any():
+            j = np.flatnonzero(on)
+            moved = j[npulse[j] > 0]
+            if settle > 0 and len(moved):
+                devices.wait(settle, mask=idx[moved])
+            nf = nfor(g[j], tol[j], 3.0)
+            gf = devices.read(rv, n_avg=nf, mask=idx[j])
+            reads[idx[j]] += nf
+            # kept fraction after relaxation (single-polarity programs with a clear change)
+            dimm = g[j] - g0[j]
+            upd = (npulse[j] > 0) & ~rev[j] & (np.abs(dimm) >= tol[j])
+            if upd.any():
+                k = j[upd]
+                r = np.clip((gf[upd] - g0[k]) / dimm[upd], RHO_MIN, RHO_MAX)
+                st.rho[idx[k]] += (r - st.rho[idx[k]]) / 8
+            g[j] = gf
+            ok = np.abs(gf - tgt[j]) <= tol[j]
+            done[j[ok]] = True
+            again = j[~ok]
+            g0[again] = g[again]
+            aim[again] = aim_of(g0[again], tgt[again], tol[again], st.rho[idx[again]])
+            rev[again] = False
+            first[again] = 0
+        maxed = ~done & (npulse >= max_pulses)
+        out = ~done & (stall >= STALL_AT_MAX)
+        stop = done | maxed | out
+        if stop.any():
+            s = idx[stop]
+            achieved[s] = g[stop]
+            pulses[s] = npulse[stop]
+            status[idx[maxed & ~out]] = MAX_PULSES
+            status[idx[out]] = OUT_OF_RANGE
+            keep = ~stop
+            idx, tgt, tol, g, g0, aim = idx[keep], tgt[keep], tol[keep], g[keep], g0[keep], aim[keep]
+            npulse, first, rev, stall = npulse[keep], first[keep], rev[keep], stall[keep]
+            if not len(idx):
+                break
+
+        # ---- choose and apply one pulse per device --------------------------------------------
+        err = g - aim
+        up = err < 0
+        pol = np.where(up, 1, -1)
+        fi = np.where(up, idx, idx + n)                  # flat state index: row 0 SET, 1 RESET
+        need = np.abs(err)
+        first = np.where(first == 0, pol, first).astype(np.int8)
+        rev |= pol != first
+        nobs = fnobs.take(fi)
+        searching = nobs == 0
+        si, ss = fsi.take(fi), fss.take(fi)
+        fresh = searching & (si < 0)
+        if fresh.any():
+            si = np.where(fresh, np.where(up, i_start[0], i_start[1]), si).astype(np.int32)
+            ss = np.where(fresh, di0, ss).astype(np.int32)
+        a, ia, b = fa.take(fi), fia.take(fi), fb.take(fi)
+        y = np.log2(np.maximum(need, 1e-30))
+        i_model = ia + np.floor((y - a) / b + 0.5).astype(np.int32)
+        np.clip(i_model, ia - TRUST, ia + TRUST, out=i_model)
+        i = np.where(searching, si, i_model)
+        np.clip(i, 1, top, out=i)
+        devices.pulse(pol * (i * DV), width, mask=idx)
+        npulse += 1
+        nr = nfor(g, tol, 2.0)
+        gn = devices.read(rv, n_avg=nr, mask=idx)
+        reads[idx] += nr
+        dg = (gn - g) * pol
+        g = gn
+        clear = dg >= tol
+        yobs = np.log2(np.maximum(dg, tol / 4))
+
+        # model update, every device at once (search phase and model phase selected per device)
+        ip, yp, cp = fip.take(fi), fyp.take(fi), fcp.take(fi)
+        miss = searching & ~clear                        # search goes on: state kept but si/ss
+        yhat = a + b * (i - ia)
+        dip = i - ip
+        sl = ~searching & clear & cp & (np.abs(dip) >= SLOPE_MIN_DI)
+        if sl.any():
+            bobs = (yobs - yp) / np.where(sl, dip, 1)
+            b = np.where(sl, np.clip(b + (bobs - b) / 8, B_MIN, B_MAX), b)
+            fb.put(fi, b)
+        innov = yobs - yhat
+        innov = np.where(~clear, np.where(innov < 0, -MISS_STEP, 0.0),
+                         np.where(nobs < 4, innov / 2, innov / 4))
+        np.clip(innov, -MAX_INNOV, MAX_INNOV, out=innov)
+        fa.put(fi, np.where(searching, np.where(clear, yobs, a), yhat + innov))
+        fia.put(fi, np.where(miss, ia, i))
+        fip.put(fi, np.where(miss, ip, i))
+        fyp.put(fi, np.where(miss, yp, yobs))
+        fcp.put(fi, np.where(miss, cp, clear))
+        fnobs.put(fi, np.where(searching, clear.astype(np.int32), np.minimum(nobs + 1, 1000)))
+        fsi.put(fi, np.where(miss, i + ss, si))
+        fss.put(fi, np.where(miss & (ss < 32), 2 * ss, ss))
+        stall = np.where((i == top) & ~clear, stall + 1, 0)
+
+
 def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
              v_reset_start: float | None = None, v_step: float | None = None,
              v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
@@ -112,9 +231,9 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     pulses = np.zeros(n, dtype=np.int32)
     reads = np.zeros(n, dtype=np.int32)
     status = np.full(n, CONVERGED, dtype=np.int8)
-
-    idx = np.flatnonzero(sel)
-    tgt, tol = tgt_all[idx], tol_all[idx]
+    # flat views of the (2, n) state: row r of device d is element r * n + d (1-D take/put are
+    # several times cheaper than 2-D fancy indexing)
+    flat = {k: getattr(st, k).reshape(-1) for k in ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss")}
 
     def nfor(gg: np.ndarray, tt: np.ndarray, z: float) -> np.ndarray:
         if n_reads > 0:
@@ -125,128 +244,10 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
         d = t - g0
         return t + np.clip(d / rho - d, -4 * tl, 4 * tl)
 
-    nr = nfor(tgt, tol, 2.0)
-    g = _read_grouped(devices, idx, nr, rv)
-    reads[idx] += nr
-    g0 = g.copy()
-    aim = aim_of(g0, tgt, tol, st.rho[idx])
-    npulse = np.zeros(len(idx), dtype=np.int32)
-    first = np.zeros(len(idx), dtype=np.int8)
-    rev = np.zeros(len(idx), dtype=bool)
-    stall = np.zeros(len(idx), dtype=np.int32)
-    log2tol = np.log2(tol)
-
-    while len(idx):
-        # ---- verify the devices whose immediate reading is on the aim -----------------------
-        on = np.abs(g - aim) <= tol
-        done = np.zeros(len(idx), dtype=bool)
-        if on.any():
-            j = np.flatnonzero(on)
-            moved = j[npulse[j] > 0]
-            if settle > 0 and len(moved):
-                devices.wait(settle, mask=idx[moved])
-            nf = nfor(g[j], tol[j], 3.0)
-            gf = _read_grouped(devices, idx[j], nf, rv)
-            reads[idx[j]] += nf
-            # kept fraction after relaxation (single-polarity programs with a clear change)
-            dimm = g[j] - g0[j]
-            upd = (npulse[j] > 0) & ~rev[j] & (np.abs(dimm) >= tol[j])
-            if upd.any():
-                k = j[upd]
-                r = np.clip((gf[upd] - g0[k]) / dimm[upd], RHO_MIN, RHO_MAX)
-                st.rho[idx[k]] += (r - st.rho[idx[k]]) / 8
-            g[j] = gf
-            ok = np.abs(gf - tgt[j]) <= tol[j]
-            done[j[ok]] = True
-            again = j[~ok]
-            g0[again] = g[again]
-            aim[again] = aim_of(g0[again], tgt[again], tol[again], st.rho[idx[again]])
-            rev[again] = False
-            first[again] = 0
-        maxed = ~done & (npulse >= max_pulses)
-        out = ~done & (stall >= STALL_AT_MAX)
-        stop = done | maxed | out
-        if stop.any():
-            s = idx[stop]
-            achieved[s] = g[stop]
-            pulses[s] = npulse[stop]
-            status[idx[maxed & ~out]] = MAX_PULSES
-            status[idx[out]] = OUT_OF_RANGE
-            keep = ~stop
-            idx, tgt, tol, g, g0, aim = idx[keep], tgt[keep], tol[keep], g[keep], g0[keep], aim[keep]
-            npulse, first, rev, stall = npulse[keep], first[keep], rev[keep], stall[keep]
-            log2tol = log2tol[keep]
-            if not len(idx):
-                break
-
-        # ---- choose and apply one pulse per device --------------------------------------------
-        err = g - aim
-        up = err < 0
-        pi = np.where(up, 0, 1)                       # model row: 0 SET, 1 RESET
-        pol = np.where(up, 1, -1)
-        need = np.abs(err)
-        first = np.where(first == 0, pol, first).astype(np.int8)
-        rev |= pol != first
-        nobs = st.nobs[pi, idx]
-        searching = nobs == 0
-        fresh = searching & (st.si[pi, idx] < 0)
-        if fresh.any():
-            st.si[pi[fresh], idx[fresh]] = i_start[pi[fresh]]
-            st.ss[pi[fresh], idx[fresh]] = di0
-        a, ia, b = st.a[pi, idx], st.ia[pi, idx], st.b[pi, idx]
-        y = np.log2(np.maximum(need, 1e-30))
-        i_model = ia + np.floor((y - a) / b + 0.5).astype(np.int32)
-        i_model = np.clip(i_model, ia - TRUST, ia + TRUST)
-        i = np.where(searching, st.si[pi, idx], i_model)
-        i = np.clip(i, 1, top)
-        devices.pulse(pol * (i * DV), width, mask=idx)
-        npulse += 1
-        nr = nfor(g, tol, 2.0)
-        gn = _read_grouped(devices, idx, nr, rv)
-        reads[idx] += nr
-        dg = (gn - g) * pol
-        g = gn
-        clear = dg >= tol
-        yobs = np.log2(np.maximum(dg, tol / 4))
-
-        # search phase
-        s_first = searching & clear
-        s_miss = searching & ~clear
-        if s_first.any():
-            r, c = pi[s_first], idx[s_first]
-            st.a[r, c] = yobs[s_first]
-            st.ia[r, c] = i[s_first]
-            st.ip[r, c] = i[s_first]
-            st.yp[r, c] = yobs[s_first]
-            st.cp[r, c] = True
-            st.nobs[r, c] = 1
-        if s_miss.any():
-            r, c = pi[s_miss], idx[s_miss]
-            st.si[r, c] = i[s_miss] + st.ss[r, c]
-            st.ss[r, c] = np.where(st.ss[r, c] < 32, 2 * st.ss[r, c], st.ss[r, c])
-        # model phase
-        m = ~searching
-        if m.any():
-            r, c = pi[m], idx[m]
-            im, ym, cm = i[m], yobs[m], clear[m]
-            bb = st.b[r, c]
-            yhat = st.a[r, c] + bb * (im - st.ia[r, c])
-            dip = im - st.ip[r, c]
-            sl = cm & st.cp[r, c] & (np.abs(dip) >= SLOPE_MIN_DI)
-            if sl.any():
-                bobs = (ym[sl] - st.yp[r[sl], c[sl]]) / dip[sl]
-                bb_sl = bb[sl] + (bobs - bb[sl]) / 8
-                bb[sl] = np.clip(bb_sl, B_MIN, B_MAX)
-                st.b[r, c] = bb
-            innov = ym - yhat
-            innov = np.where(~cm, np.where(innov < 0, -MISS_STEP, 0.0),
-                             np.where(st.nobs[r, c] < 4, innov / 2, innov / 4))
-            st.a[r, c] = yhat + np.clip(innov, -MAX_INNOV, MAX_INNOV)
-            st.ia[r, c] = im
-            st.ip[r, c] = im
-            st.yp[r, c] = ym
-            st.cp[r, c] = cm
-            st.nobs[r, c] = np.minimum(st.nobs[r, c] + 1, 1000)
-        stall = np.where((i == top) & ~clear, stall + 1, 0)
+    all_idx = np.flatnonzero(sel)
+    for c0 in range(0, len(all_idx), CHUNK):
+        idx = all_idx[c0:c0 + CHUNK]
+        _chunk(devices, st, flat, idx, tgt_all[idx], tol_all[idx], nfor, aim_of, achieved, pulses,
+               reads, status, i_start, di0, top, width, rv, settle, max_pulses)
 
     return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status)

@@ -303,7 +303,14 @@ class DeviceArray:
         """Read the selected devices at v_read (V), mean of n_avg conversions: G in S.
 
         White read noise averages down as 1/sqrt(n_avg); the clock advances n_avg * read_time_s.
+        n_avg may also be an integer array, one count per selected device.
         """
+        if np.ndim(n_avg):
+            n_arr = np.asarray(n_avg)
+            nf: Any = n_arr.astype(F32)
+            n_avg_any: Any = n_arr.astype(np.float64)
+        else:
+            nf = n_avg_any = n_avg
         idx: Any = self._sel(mask)   # None = all devices
         full = idx is None
         self._apply_drift()
@@ -314,7 +321,10 @@ class DeviceArray:
         np.clip(s, F32(0.0), F32(1.0), out=s)
         k = len(s)
         z = self.rng.standard_normal(k, dtype=F32)
-        z *= F32(self._rn / math.sqrt(n_avg))
+        if np.ndim(n_avg):
+            z *= F32(self._rn) / np.sqrt(nf)
+        else:
+            z *= F32(self._rn / math.sqrt(n_avg))
         if self._lf > 0 or self._rtn > 0:
             t = self.t if full else self.t[idx]
             dt = t - (self._t_read if full else self._t_read[idx])
@@ -341,9 +351,10 @@ class DeviceArray:
                 self._t_read[idx] = t
         z += F32(1.0)
         g = (self._par(self.g_min, idx) + self._par(self._span, idx) * s) * z
-        self._advance(n_avg * self._read_time, idx)
+        self._advance(n_avg_any * self._read_time, idx)
         if self._disturb:
-            d = F32(self._disturb * self._read_time * n_avg * (1 if v_read >= 0 else -1))
+            d = (self._disturb * self._read_time * (1 if v_read >= 0 else -1) * n_avg_any)
+            d = d.astype(F32) if np.ndim(d) else F32(d)
             sel = slice(None) if full else idx
             ok = ~self._frozen[sel]
             self.w[sel] = np.where(ok, np.clip(self.w[sel] + d, 0, 1), self.w[sel])
