@@ -129,6 +129,7 @@ def test_resnet_training_is_deterministic_and_deep():
     assert len(models.transfer_modules(full)) == 16
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # torch.jit.script/save in the test
 def test_torchscript_checkpoint(folder, checkpoint, tmp_path):
     eager = torch.load(checkpoint, weights_only=False)
     ts = tmp_path / "tiny_ts.pt"

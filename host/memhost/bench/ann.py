@@ -253,7 +253,9 @@ def run(args: Any) -> int | None:
             three = next((x for x in r["bits"] if x["bits"] == 3), None)
             if three is not None:
                 acc = three.get("mean", three["ideal"])
-                print(f"{r['model']}: 3 bits {acc * 100:.2f} % vs float {r['float'] * 100:.2f} % "
-                      f"({(r['float'] - acc) * 100:+.2f} points)")
+                drop = (r["float"] - acc) * 100
+                print(f"{r['model']}: 3 bits {acc * 100:.2f} % vs float {r['float'] * 100:.2f} %: "
+                      f"{'drop' if drop >= 0 else 'gain'} of {abs(drop):.2f} points "
+                      f"({'within' if drop <= 1 else 'NOT within'} 1 point of float)")
         print(f"wrote {out}")
     return 0
