@@ -153,9 +153,22 @@ class DeviceArray:
             self.u[idx] *= np.exp(-np.asarray(dt, dtype=float) / self._tau).astype(F32)
         self._drift_pending += float(np.max(dt)) if np.ndim(dt) else float(dt)
 
-    def _apply_drift(self) -> None:
-        """Slow drift of w towards drift_w_eq, applied lazily (skipped while below 1e-7 in w)."""
+    def _apply_drift(self, idx: np.ndarray | None = None) -> None:
+        """Slow drift of w towards drift_w_eq, applied lazily (skipped while below 1e-7 in w).
+
+        With idx, only those devices catch up (each from its own _t_drift: exponential decay
+        composes, so the others lose nothing by waiting); the pending bound stays for the rest."""
         if self._drift <= 0.0 or self._drift * self._drift_pending < 1e-7:
+            return
+        if idx is not None:
+            t = self.t[idx]
+            f = np.exp(-self._drift * (t - self._t_drift[idx])).astype(F32)
+            w = self.w[idx]
+            new = (w - F32(self._w_eq)) * f + F32(self._w_eq)
+            if self._any_frozen:  # stuck and damaged devices do not drift
+                new = np.where(self._frozen[idx], w, new)
+            self.w[idx] = new
+            self._t_drift[idx] = t
             return
         dt = self.t - self._t_drift
         f = np.exp(-self._drift * dt).astype(F32)
@@ -313,7 +326,7 @@ class DeviceArray:
             nf = n_avg_any = n_avg
         idx: Any = self._sel(mask)   # None = all devices
         full = idx is None
-        self._apply_drift()
+        self._apply_drift(idx)
         if full:
             s = self.w + self.u
         else:
@@ -369,7 +382,7 @@ class DeviceArray:
         idx = self._sel(mask)
         if seconds > 0 and (idx is None or len(idx)):
             self._advance(float(seconds), idx)
-            self._apply_drift()
+            self._apply_drift(idx)
 
 
 def _pow_inplace(x: np.ndarray, e: float) -> None:
