@@ -229,7 +229,7 @@ def test_cli_from_run_writes_table_json_plot(mlp, tmp_path, capsys):
     assert mres["model_info"]["cached"]            # trained by the fixture, not again
 
 
-def test_cli_closed_loop_without_sim_or_bad_args_is_a_clear_error(tmp_path, capsys):
+def test_cli_bad_arguments_are_one_line_errors(capsys):
     assert main(["bench", "ann", "--model", "mlp", "--bits", "0"]) == 2
     assert "bit depths" in capsys.readouterr().err
     assert main(["bench", "ann", "--model", "x.pt"]) == 2

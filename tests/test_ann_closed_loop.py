@@ -37,3 +37,17 @@ def test_transfer_bench_cli(capsys):
     assert res["weights"] == 2000 and res["devices"] == 4000
     assert res["pulses"] > 0 and res["device_pulses_per_s"] > 0
     assert res["error_rms_lsb"] < 1.0
+
+
+def test_parallel_chunks_give_the_same_devices():
+    levels = np.repeat(np.arange(8, dtype=np.int16), 500)
+    out = []
+    for jobs in (1, 2):
+        m = tr.ClosedLoopModel("tio2x-seed", "adaptive", seed=0, jobs=jobs)
+        m.min_chunk = 1000                          # several chunks for a small test
+        assert len(m.pieces(levels.size)) == 4
+        try:
+            out.append(m.draw(levels, 8, np.random.default_rng(7)))
+        finally:
+            m.close()
+    np.testing.assert_array_equal(out[0], out[1])

@@ -257,13 +257,16 @@ class ClosedLoopModel:
     def __init__(self, preset: str, algorithm: str = "adaptive", seed: int = 0,
                  g_range: tuple[float, float] | None = None, sigmas: float = 2.0,
                  margin: float = 0.05,
-                 chunk: int = 1 << 20, params: dict[str, Any] | None = None):
+                 chunk: int = 1 << 20, params: dict[str, Any] | None = None, jobs: int = 1):
         device, control, presets = _sim()
         self._device, self._control = device, control
         self.preset = presets.load_preset(preset)
         self.algorithm = algorithm
         self.seed = seed
         self.chunk = int(chunk)
+        self.jobs = max(1, int(jobs))
+        self.min_chunk = 1 << 16
+        self._pool: Any = None
         self.params = dict(params or {})
         p = self.preset.params
         if g_range is None:
@@ -294,29 +297,50 @@ class ClosedLoopModel:
     def span(self) -> float:
         return self.g_hi - self.g_lo
 
+    def pieces(self, n: int) -> list[tuple[int, int]]:
+        """Chunk boundaries: at most ``chunk`` devices, at least 64 Ki, about n/8 for a big n.
+        They depend only on n (never on ``jobs``), so results do not depend on parallelism."""
+        size = min(self.chunk, max(self.min_chunk, -(-n // 8)))
+        return [(s, min(n, s + size)) for s in range(0, n, size)]
+
     def program_targets(self, targets: np.ndarray, seed: int) -> np.ndarray:
-        """Program fresh devices to ``targets`` (S) in chunks; returns achieved conductances."""
+        """Program fresh devices to ``targets`` (S) in chunks (in ``jobs`` worker processes when
+        there are several chunks); returns the achieved conductances."""
         out = np.empty(targets.shape, np.float64)
         flat_t = targets.reshape(-1)
         flat_o = out.reshape(-1)
         t0 = time.perf_counter()
-        for c, start in enumerate(range(0, flat_t.size, self.chunk)):
-            tt = flat_t[start:start + self.chunk]
-            dev = self._device.DeviceArray(self.preset, tt.size, seed=seed * 1_000_003 + c, d2d=True)
-            params = dict(self.params)
-            params.setdefault("tolerance", self.tolerance)
-            res = self._control.program(dev, tt, algorithm=self.algorithm, **params)
-            flat_o[start:start + tt.size] = np.asarray(res.achieved, np.float64)
-            self.pulses += int(np.sum(res.pulses))
-            self.reads += int(np.sum(res.reads))
-            status = np.asarray(res.status)
-            if status.dtype.kind in "US":
-                self.not_converged += int(np.sum(status != "converged"))
-            else:
-                self.not_converged += int(np.sum(status != 0))
+        params = dict(self.params)
+        params.setdefault("tolerance", self.tolerance)
+        tasks = [(str(self.preset.path), flat_t[a:b], seed * 1_000_003 + c, self.algorithm, params)
+                 for c, (a, b) in enumerate(self.pieces(flat_t.size))]
+        if self.jobs > 1 and len(tasks) > 1:
+            results = self._executor().map(_program_chunk, tasks)
+        else:
+            results = map(_program_chunk, tasks)
+        start = 0
+        for achieved, pulses, reads, bad in results:
+            flat_o[start:start + achieved.size] = achieved
+            start += achieved.size
+            self.pulses += pulses
+            self.reads += reads
+            self.not_converged += bad
         self.seconds += time.perf_counter() - t0
         self.devices_programmed += flat_t.size
         return out
+
+    def _executor(self) -> Any:
+        if self._pool is None:
+            import concurrent.futures
+            import multiprocessing
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
         targets = self.g_lo + levels.astype(np.float64) / (n_levels - 1) * self.span
@@ -346,6 +370,24 @@ class ScaledModel:
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "error_scale": self.factor}
+
+
+def _program_chunk(task: tuple[str, np.ndarray, int, str, dict[str, Any]]
+                   ) -> tuple[np.ndarray, int, int, int]:
+    """One chunk of fresh devices programmed (runs in a worker process or in-line)."""
+    preset_path, targets, seed, algorithm, params = task
+    from ..sim import control, device, presets
+    preset = _preset_cache.get(preset_path) or presets.load_preset(preset_path)
+    _preset_cache[preset_path] = preset
+    dev = device.DeviceArray(preset, targets.size, seed=seed, d2d=True)
+    res = control.program(dev, targets, algorithm=algorithm, **params)
+    status = np.asarray(res.status)
+    bad = int(np.sum(status != ("converged" if status.dtype.kind in "US" else 0)))
+    return (np.asarray(res.achieved, np.float64), int(np.sum(res.pulses)), int(np.sum(res.reads)),
+            bad)
+
+
+_preset_cache: dict[str, Any] = {}
 
 
 # --------------------------------------------------------------------------- transfer

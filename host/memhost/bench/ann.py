@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,9 @@ def register(subparsers: Any) -> None:
                    help="closed-loop transfer speed bench: program the devices of N Gaussian weights "
                         "(e.g. 21.8M, ResNet-34 size) at the largest --bits, report time and pulses/s")
     p.add_argument("--chunk", type=int, default=1 << 20, help="devices per controller call")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes for --closed-loop (default: all cores; results do not "
+                        "depend on it)")
     p.add_argument("--cache-dir", default=None, help="trained-model cache (default ~/.cache/memhost/ann)")
     p.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
     p.add_argument("--epochs", type=int, default=None,
@@ -121,8 +125,11 @@ def _error_model(args: Any) -> Any:
             except ValueError:
                 raise UsageError("--g-range: give LO,HI in siemens, e.g. 1.04e-3,1.14e-3") from None
             g_range = (lo, hi)
-        return tr.ClosedLoopModel(args.preset, args.algorithm, seed=args.seed, g_range=g_range,
-                                  chunk=args.chunk, params=_algo_params(args.algo_param))
+        m = tr.ClosedLoopModel(args.preset, args.algorithm, seed=args.seed, g_range=g_range,
+                               chunk=args.chunk, params=_algo_params(args.algo_param),
+                               jobs=args.jobs)
+        _OPEN.append(m)
+        return m
     return tr.IdealModel()
 
 
@@ -135,7 +142,8 @@ def _transfer_bench(args: Any, model: Any, bits: list[int], log: Any) -> dict[st
     rng = np.random.default_rng(args.seed)
     w = rng.standard_normal(n_w, dtype=np.float32)
     log(f"closed-loop transfer: {n_w:,} weights ({args.mapping}), {b} bits ({n} levels), "
-        f"{args.algorithm} on {model.preset.name}, chunks of {args.chunk:,} devices ...")
+        f"{args.algorithm} on {model.preset.name}, chunks of up to {args.chunk:,} devices, "
+        f"{model.jobs} worker process(es) ...")
     t0 = time.perf_counter()
     codes = encode(w, n, args.mapping)
     del w
@@ -158,6 +166,24 @@ def _transfer_bench(args: Any, model: Any, bits: list[int], log: Any) -> dict[st
 
 
 def run(args: Any) -> int | None:
+    try:
+        return _run(args)
+    finally:
+        _close_models()
+
+
+_OPEN: list[Any] = []
+
+
+def _close_models() -> None:
+    while _OPEN:
+        m = _OPEN.pop()
+        close = getattr(getattr(m, "inner", m), "close", None)
+        if close is not None:
+            close()
+
+
+def _run(args: Any) -> int | None:
     from ..ann import datasets, evaluate, models
 
     quiet = bool(args.json)
