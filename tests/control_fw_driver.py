@@ -1,6 +1,7 @@
 # MicroPython driver for tests/test_control_*.py: runs memfw.control on the scalar model (hil/) with
 # no link, and prints JSON lines (sweep: one per target, then {"end": 1}). Usage:
-#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED
+#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED [PRIOR]
+#   (PRIOR 1: CONFIG keys 15..20 from the preset's prior_* fields, as the emulated board does)
 #   micropython control_fw_driver.py alloc ALG
 #   micropython control_fw_driver.py gate
 import sys
@@ -89,12 +90,19 @@ def configure(cfg, p):
     cfg.set(P.K_SETTLE, 5 * p["relax_tau_s"])
 
 
-def sweep(path, alg, levels, cycles, seed):
+def sweep(path, alg, levels, cycles, seed, prior=0):
     with open(path) as f:
         p = json.load(f)["params"]
     hal = ModelHal(p, seed)
     cfg = Config(hal)
     configure(cfg, p)
+    if prior:
+        for key, name in ((P.K_PRIOR_SET_V, "prior_set_v"), (P.K_PRIOR_SET_DG, "prior_set_dg"),
+                          (P.K_PRIOR_SET_SLOPE, "prior_set_slope"),
+                          (P.K_PRIOR_RESET_V, "prior_reset_v"),
+                          (P.K_PRIOR_RESET_DG, "prior_reset_dg"),
+                          (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope")):
+            assert cfg.set(key, p.get(name, 0.0)) is None
     ctl = Controller(hal, cfg, lambda: False)
     rv = p["read_v"]
     settle = 5 * p["relax_tau_s"]
@@ -163,7 +171,8 @@ def gate():
 
 mode = sys.argv[1]
 if mode == "sweep":
-    sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+    sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
+          int(sys.argv[7]) if len(sys.argv) > 7 else 0)
 elif mode == "alloc":
     alloc(int(sys.argv[2]))
 else:

@@ -22,12 +22,14 @@ def _results(stdout: str) -> list:
 LEVELS, SEEDS = 256, (11, 12, 13)
 
 
-def firmware_sweep(preset: str, alg: int, tmp: Path) -> tuple[np.ndarray, np.ndarray]:
+def firmware_sweep(preset: str, alg: int, tmp: Path, prior: bool = False,
+                   levels: int = LEVELS, seeds: tuple[int, ...] = SEEDS) -> tuple[np.ndarray, np.ndarray]:
     from memhost.sim.presets import load_preset
     path = load_preset(preset).write_json(tmp / f"{preset}.json")
     pulses, errors = [], []
-    for seed in SEEDS:
-        out = run_micropython(DRIVER, "sweep", str(path), str(alg), str(LEVELS), "1", str(seed))
+    for seed in seeds:
+        out = run_micropython(DRIVER, "sweep", str(path), str(alg), str(levels), "1", str(seed),
+                              "1" if prior else "0")
         assert out.returncode == 0, out.stderr[-2000:]
         res = _results(out.stdout)
         pulses += [r[0] for r in res]
@@ -35,8 +37,9 @@ def firmware_sweep(preset: str, alg: int, tmp: Path) -> tuple[np.ndarray, np.nda
     return np.array(pulses), np.array(errors)
 
 
-def twin_sweep(preset: str, alg: str) -> tuple[np.ndarray, np.ndarray]:
-    """The same protocol as the driver's sweep: range from saturating pulses, 2..98 % of it."""
+def twin_sweep(preset: str, alg: str, prior: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The same protocol as the driver's sweep: range from saturating pulses, 2..98 % of it.
+    prior: the preset's device-type prior (as the driver's PRIOR 1), else none."""
     from memhost.sim.control import program
     from memhost.sim.device import DeviceArray
     d = DeviceArray(preset, 16, seed=3)
@@ -54,17 +57,26 @@ def twin_sweep(preset: str, alg: str) -> tuple[np.ndarray, np.ndarray]:
     pulses, errors = [], []
     for k in range(LEVELS):
         t = lo + (hi - lo) * (0.02 + 0.96 * k / (LEVELS - 1))
-        o = program(d, t, alg, tolerance=0.5 * lsb, settle_s=settle)
+        extra = {} if alg == "ispp" else {"prior": None if prior else False}
+        o = program(d, t, alg, tolerance=0.5 * lsb, settle_s=settle, **extra)
         d.wait(settle)
         pulses.append(o.pulses)
         errors.append((d.conductance() - t) / lsb)
     return np.concatenate(pulses), np.concatenate(errors)
 
 
+@pytest.mark.parametrize("prior", [False, True], ids=["no-prior", "prior"])
 @pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
-def test_adaptive_twin_matches_firmware(preset: str, tmp_path: Path) -> None:
-    fw_p, fw_e = firmware_sweep(preset, 1, tmp_path)
-    tw_p, tw_e = twin_sweep(preset, "adaptive")
+def test_adaptive_twin_matches_firmware(preset: str, prior: bool, tmp_path: Path) -> None:
+    fw_p, fw_e = firmware_sweep(preset, 1, tmp_path, prior)
+    tw_p, tw_e = twin_sweep(preset, "adaptive", prior)
+    if prior:
+        # with the prior, one board program of 768 (seed 13, tio2x-seed: the first one, 2 % target
+        # on a SET-saturated device) ends out_of_range 4.4 LSB off near the RESET window's slow
+        # end (the stall rule); the twin has the same rule. Compare the bulk; bound such tails.
+        assert np.mean(np.abs(fw_e) > 2) < 0.005 and np.mean(np.abs(tw_e) > 2) < 0.005
+        fw_p, fw_e = fw_p[np.abs(fw_e) <= 2], fw_e[np.abs(fw_e) <= 2]
+        tw_p, tw_e = tw_p[np.abs(tw_e) <= 2], tw_e[np.abs(tw_e) <= 2]
     # pulses per target: same mean within 20 %, same distribution (two-sample KS, small effect)
     assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
     assert stats.ks_2samp(fw_p, tw_p).statistic < 0.1
@@ -79,3 +91,33 @@ def test_ispp_twin_matches_firmware(tmp_path: Path) -> None:
     tw_p, tw_e = twin_sweep("tio2x-seed", "ispp")
     assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
     assert abs(tw_e.std() / fw_e.std() - 1) < 0.25, (fw_e.std(), tw_e.std())
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_prior_shortens_the_first_program_in_firmware_and_twin(preset: str, tmp_path: Path) -> None:
+    """A fresh device's first PROGRAMs (where the controller would search its response): fewer
+    pulses with the preset's device-type prior, on the board's controller and on the twin alike."""
+    from memhost.sim.control import program
+    from memhost.sim.device import DeviceArray
+    from memhost.sim.presets import load_preset
+    seeds = tuple(range(31, 43))
+    first = {}
+    for prior in (False, True):
+        p, _ = firmware_sweep(preset, 1, tmp_path, prior, levels=4, seeds=seeds)
+        first[prior] = p.reshape(len(seeds), 4)[:, :2].sum(axis=1)
+    assert first[True].mean() < 0.9 * first[False].mean(), first
+    pr = load_preset(preset)
+    prm = pr.params
+    span = prm["g_max"] - prm["g_min"]
+    lo, hi = prm["g_min"] + 0.15 * span, prm["g_max"] - 0.15 * span
+    tw = {}
+    for prior in (False, True):
+        d = DeviceArray(pr, 4000, seed=9)
+        t = np.random.default_rng(2).uniform(lo, hi, d.n)
+        o = program(d, t, "adaptive", tolerance=0.5 * (hi - lo) / 511,
+                    settle_s=5 * prm["relax_tau_s"], prior=None if prior else False)
+        tw[prior] = o.pulses.mean()
+    assert tw[True] < 0.9 * tw[False], tw
+    # the same relative gain within a generous margin (statistical twins; 12 board devices)
+    print(preset, "twin", tw, "firmware", {k: v.mean() for k, v in first.items()})
+    assert abs(tw[True] / tw[False] - first[True].mean() / first[False].mean()) < 0.35, (tw, first)

@@ -41,6 +41,9 @@ CONFIG_KEYS = {
     "n_reads": 7, "settle": 8, "v_set_start": 9, "v_reset_start": 10, "v_step": 11, "width": 12,
     "v_set_max": 13,
     "max_reads": 14,    # adaptive: most reads averaged per verify (docs/algorithms.md)
+    # adaptive: device-type prior per polarity (docs/algorithms.md); v or dg 0 = none
+    "prior_set_v": 15, "prior_set_dg": 16, "prior_set_slope": 17,
+    "prior_reset_v": 18, "prior_reset_dg": 19, "prior_reset_slope": 20,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

@@ -10,6 +10,7 @@
 # float objects on a 5 mV grid. On an RP2040 (no FPU) integer decisions are also the fast ones.
 # Algorithms and parameters: docs/algorithms.md.
 import array
+import math
 import sys
 import time
 import micropython
@@ -229,6 +230,12 @@ class Config:
             P.K_WIDTH: 100e-6,
             P.K_V_SET_MAX: 3.0,
             P.K_MAX_READS: 64.0,
+            P.K_PRIOR_SET_V: 0.0,
+            P.K_PRIOR_SET_DG: 0.0,
+            P.K_PRIOR_SET_SLOPE: 0.0,
+            P.K_PRIOR_RESET_V: 0.0,
+            P.K_PRIOR_RESET_DG: 0.0,
+            P.K_PRIOR_RESET_SLOPE: 0.0,
         }
         self._limits()
         if defaults:
@@ -254,6 +261,12 @@ class Config:
             return 0.0, 10.0
         if key == P.K_MAX_READS:
             return 1.0, 1000.0
+        if key == P.K_PRIOR_SET_V or key == P.K_PRIOR_RESET_V:
+            return 0.0, h.ABS_MAX_V
+        if key == P.K_PRIOR_SET_DG or key == P.K_PRIOR_RESET_DG:
+            return 0.0, 1.0
+        if key == P.K_PRIOR_SET_SLOPE or key == P.K_PRIOR_RESET_SLOPE:
+            return 0.0, 200.0
         return None
 
     def get(self, key):
@@ -278,6 +291,24 @@ class Config:
         self.neg_max_v = -v[P.K_MAX_V]
         self.min_width = v[P.K_MIN_WIDTH]
         self.max_width = v[P.K_MAX_WIDTH]
+        self.prior_set = _prior(v[P.K_PRIOR_SET_V], v[P.K_PRIOR_SET_DG], v[P.K_PRIOR_SET_SLOPE])
+        self.prior_reset = _prior(v[P.K_PRIOR_RESET_V], v[P.K_PRIOR_RESET_DG],
+                                  v[P.K_PRIOR_RESET_SLOPE])
+
+
+def _prior(v, dg, slope):
+    """Device-type prior of one polarity as the adaptive state holds it: (amplitude index, level
+    log2(dg) in Q8 (absolute, S), slope Q8 per grid step), or None (v or dg 0: search from nothing)."""
+    if v <= 0 or dg <= 0:
+        return None
+    y = math.log(dg) * 369.3299304675746       # 256 / ln 2
+    a = int(y + 0.5) if y >= 0 else -int(0.5 - y)
+    b = int(slope * (256 * _DV_UV * 1e-6) + 0.5) if slope > 0 else _B0
+    if b < _B_MIN:
+        b = _B_MIN
+    elif b > _B_MAX:
+        b = _B_MAX
+    return int(v * 1e6 + 0.5) // _DV_UV, a, b
 
 
 class Controller:
@@ -480,6 +511,21 @@ class Controller:
         top = int(v_max * 1e6) // _DV_UV
         if top >= len(self._amp_set):
             top = len(self._amp_set) - 1
+        # polarities that have never pulsed start from the device-type prior, if one is configured
+        for b, pr in ((0, self.cfg.prior_set), (_M, self.cfg.prior_reset)):
+            if pr is not None and st[b + _NOBS] == 0 and st[b + _SS] == 0:
+                ia = pr[0]
+                if ia > top:
+                    ia = top
+                if ia < 1:
+                    ia = 1
+                st[b + _A] = pr[1]
+                st[b + _IA] = ia
+                st[b + _B] = pr[2]
+                st[b + _IP] = ia
+                st[b + _YP] = pr[1]
+                st[b + _CP] = 0
+                st[b + _NOBS] = 1
         i_set = int(v_set * 1e6 + 0.5) // _DV_UV
         i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
         di = int(step * 1e6 + 0.5) // _DV_UV

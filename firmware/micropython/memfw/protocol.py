@@ -94,3 +94,10 @@ K_V_STEP = const(11)        # V
 K_WIDTH = const(12)         # s, default pulse width
 K_V_SET_MAX = const(13)     # V, ISPP ramp ceiling (magnitude; clipped to max_v)
 K_MAX_READS = const(14)     # adaptive: most reads averaged per verify (docs/algorithms.md)
+# adaptive: device-type prior per polarity (docs/algorithms.md); v or dg 0 = no prior (search)
+K_PRIOR_SET_V = const(15)       # V, SET amplitude the prior response refers to
+K_PRIOR_SET_DG = const(16)      # S, |dG| per pulse at that amplitude
+K_PRIOR_SET_SLOPE = const(17)   # octaves of |dG| per V (0 = the built-in default)
+K_PRIOR_RESET_V = const(18)     # V (magnitude)
+K_PRIOR_RESET_DG = const(19)    # S
+K_PRIOR_RESET_SLOPE = const(20)  # octaves per V

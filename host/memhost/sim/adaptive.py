@@ -51,6 +51,69 @@ class AdaptiveState:
         self.rho = np.ones(n)
 
 
+PRIOR_FIELDS = ("prior_set_v", "prior_set_dg", "prior_set_slope",
+                "prior_reset_v", "prior_reset_dg", "prior_reset_slope")
+
+
+def prior_of(params: dict[str, float]) -> list[tuple[float, float, float] | None]:
+    """The device-type prior per polarity [SET, RESET] from a preset's [firmware] fields (CONFIG
+    keys 15..20 on the board): (v V, dg S, slope octaves/V), or None where v or dg is 0 (no prior)."""
+    out: list[tuple[float, float, float] | None] = []
+    for pol in ("set", "reset"):
+        v = float(params.get(f"prior_{pol}_v", 0.0))
+        dg = float(params.get(f"prior_{pol}_dg", 0.0))
+        sl = float(params.get(f"prior_{pol}_slope", 0.0))
+        out.append((v, dg, sl) if v > 0 and dg > 0 else None)
+    return out
+
+
+def _seed_prior(st: AdaptiveState, sel: np.ndarray, prior: list[tuple[float, float, float] | None],
+                top: int) -> None:
+    """Polarities of the devices sel that have never pulsed start from the prior (as the firmware's
+    _adaptive does): model level log2(dg) anchored at the prior amplitude, slope from the prior, one
+    observation counted (no search); no previous observation for the secant."""
+    for r, pr in enumerate(prior):
+        if pr is None:
+            continue
+        v, dg, sl = pr
+        fresh = sel[(st.nobs[r, sel] == 0) & (st.si[r, sel] < 0)]
+        if not len(fresh):
+            continue
+        ia = min(max(int(v * 1e6 + 0.5) // 5000, 1), top)
+        a = round(256 * math.log2(dg)) / 256          # Q8 as the firmware stores it
+        b = B0 if sl <= 0 else min(max(round(256 * sl * DV), 6), 256) / 256
+        st.a[r, fresh] = a
+        st.ia[r, fresh] = ia
+        st.b[r, fresh] = b
+        st.ip[r, fresh] = ia
+        st.yp[r, fresh] = a
+        st.cp[r, fresh] = False
+        st.nobs[r, fresh] = 1
+
+
+def prior_from_state(devices: DeviceArray, v_ref: tuple[float, float] | None = None
+                     ) -> dict[str, float]:
+    """A device-type prior (the preset's prior_* fields / CONFIG keys 15..20) from what the adaptive
+    controller learned on these devices: per polarity, the median learned slope, and the median
+    learned |dG| per pulse at v_ref (default: the median anchor amplitude). Polarities with no
+    learned device give 0 (no prior)."""
+    st = _state(devices)
+    out: dict[str, float] = {}
+    for r, pol in enumerate(("set", "reset")):
+        ok = st.nobs[r] > 1
+        if not ok.any():
+            out.update({f"prior_{pol}_v": 0.0, f"prior_{pol}_dg": 0.0, f"prior_{pol}_slope": 0.0})
+            continue
+        b = st.b[r, ok]
+        ia = st.ia[r, ok]
+        i_ref = round(float(np.median(ia))) if v_ref is None else int(v_ref[r] * 1e6 + 0.5) // 5000
+        y = st.a[r, ok] + b * (i_ref - ia)
+        out[f"prior_{pol}_v"] = round(i_ref * DV, 3)
+        out[f"prior_{pol}_dg"] = float(f"{2.0 ** float(np.median(y)):.3g}")
+        out[f"prior_{pol}_slope"] = float(f"{float(np.median(b)) / DV:.3g}")
+    return out
+
+
 def _state(devices: DeviceArray) -> AdaptiveState:
     st = getattr(devices, "adaptive_state", None)
     if st is None:
@@ -203,11 +266,13 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
              v_reset_start: float | None = None, v_step: float | None = None,
              v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
              max_pulses: int = 500, settle_s: float | None = None, max_reads: int = 64,
-             n_reads: int = 0, mask: Any = None) -> ProgramOutcome:
+             n_reads: int = 0, prior: Any = None, mask: Any = None) -> ProgramOutcome:
     """Program every selected device to its target (S) within tolerance (S), adaptively.
 
     Defaults come from the preset's [firmware] fields; settle_s defaults to 5 relax_tau_s.
     n_reads > 0 fixes the reads per verify (as the PROGRAM parameter does on the board).
+    prior: None = the preset's [firmware] prior_* fields (0 there = none), False = none, or a dict
+    of those fields: polarities that have never pulsed start from it instead of searching.
     """
     p = devices.preset.params
     vss = p["v_set_start"] if v_set_start is None else float(v_set_start)
@@ -245,6 +310,9 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
         return t + np.clip(d / rho - d, -4 * tl, 4 * tl)
 
     all_idx = np.flatnonzero(sel)
+    pri = prior_of(p if prior is None else (prior or {}))
+    if pri[0] is not None or pri[1] is not None:
+        _seed_prior(st, all_idx, pri, top)
     for c0 in range(0, len(all_idx), CHUNK):
         idx = all_idx[c0:c0 + CHUNK]
         _chunk(devices, st, flat, idx, tgt_all[idx], tol_all[idx], nfor, aim_of, achieved, pulses,

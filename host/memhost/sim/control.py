@@ -3,7 +3,7 @@
 `program(devices, targets, algorithm='ispp'|'adaptive', **params)` programs every device of a
 DeviceArray to its target, vectorized over devices, with the same parameters as a PROGRAM command:
 v_set_start, v_reset_start, v_step, v_max (V), width_s, read_v, max_pulses, and for adaptive also
-settle_s, max_reads, n_reads (docs/algorithms.md). One implementation each: ISPP is
+settle_s, max_reads, n_reads, prior (docs/algorithms.md). One implementation each: ISPP is
 `memhost.sim.ispp.ispp`, adaptive is `memhost.sim.adaptive.adaptive`.
 """
 
@@ -35,6 +35,6 @@ def program(devices: DeviceArray, targets: Any, algorithm: str = "ispp", toleran
         p = devices.preset.params
         tolerance = 0.5 * (p["g_max"] - p["g_min"]) / 511
     if algorithm == "ispp":
-        for k in ("settle_s", "max_reads", "n_reads"):
+        for k in ("settle_s", "max_reads", "n_reads", "prior"):
             params.pop(k, None)
     return fn(devices, targets, tolerance, **params)

@@ -1,7 +1,8 @@
 """Device presets: TOML data files, validated, flattened into the `params` dict both models read.
 
 A preset file has `name`, `description` and the sections below; every field is required (a preset is
-the whole device, no hidden defaults). Units: V, s, S; `w` is the normalised state in [0, 1].
+the whole device, no hidden defaults), except the adaptive controller's device-type prior in
+[firmware] (prior_* fields, OPTIONAL below: 0 = no prior, docs/algorithms.md). Units: V, s, S; `w` is the normalised state in [0, 1].
 Shipped presets live in `memhost/presets/*.toml`; any other `.toml` path is a user's own.
 """
 
@@ -36,8 +37,13 @@ SCHEMA: dict[str, dict[str, str]] = {
     "faults": {"v_damage": "pos", "damage_w": "unit", "stuck_frac": "unit"},
     "variation": {"d2d_k_rel": "nonneg", "d2d_vth_v": "nonneg", "d2d_g_rel": "nonneg"},
     "firmware": {"v_set_start": "pos", "v_reset_start": "pos", "v_step": "pos", "v_max": "pos",
-                 "width_s": "pos", "read_v": "pos", "read_time_s": "pos"},
+                 "width_s": "pos", "read_v": "pos", "read_time_s": "pos",
+                 "prior_set_v": "nonneg", "prior_set_dg": "nonneg", "prior_set_slope": "nonneg",
+                 "prior_reset_v": "nonneg", "prior_reset_dg": "nonneg", "prior_reset_slope": "nonneg"},
 }
+# fields that may be left out (value used then): the device-type prior, off by default
+OPTIONAL: dict[str, float] = {f: 0.0 for f in ("prior_set_v", "prior_set_dg", "prior_set_slope",
+                                                "prior_reset_v", "prior_reset_dg", "prior_reset_slope")}
 FIELDS: tuple[str, ...] = tuple(f for sec in SCHEMA.values() for f in sec)
 
 
@@ -121,6 +127,9 @@ def _validate(data: dict[str, Any], path: Path) -> Preset:
         for field, rule in fields.items():
             full = f"{sec}.{field}"
             if field not in table:
+                if field in OPTIONAL:
+                    params[field] = OPTIONAL[field]
+                    continue
                 raise bad(full, "is missing")
             v = table[field]
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -150,6 +159,15 @@ def _validate(data: dict[str, Any], path: Path) -> Preset:
     for f in ("v_set_start", "v_reset_start"):
         if P[f] > P["v_max"]:
             raise bad("firmware." + f, f"must be <= firmware.v_max ({P['v_max']} V)")
+    for f in ("prior_set_v", "prior_reset_v"):
+        if P[f] > P["v_max"]:
+            raise bad("firmware." + f, f"must be <= firmware.v_max ({P['v_max']} V)")
+    for f in ("prior_set_dg", "prior_reset_dg"):
+        if P[f] > 1.0:
+            raise bad("firmware." + f, "must be <= 1 S (CONFIG bound)")
+    for f in ("prior_set_slope", "prior_reset_slope"):
+        if P[f] > 200.0:
+            raise bad("firmware." + f, "must be <= 200 octaves/V (CONFIG bound)")
     if not ABS_MIN_WIDTH_S <= P["width_s"] <= ABS_MAX_WIDTH_S:
         raise bad("firmware.width_s", f"must be within {ABS_MIN_WIDTH_S}..{ABS_MAX_WIDTH_S} s")
     if P["read_v"] > ABS_MAX_READ_V:

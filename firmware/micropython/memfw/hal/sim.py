@@ -70,7 +70,10 @@ class Hal(StdioPort):
         from memfw import protocol as P
         names = ((P.K_MAX_V, "v_max"), (P.K_V_SET_MAX, "v_max"), (P.K_V_SET_START, "v_set_start"),
                  (P.K_V_RESET_START, "v_reset_start"), (P.K_V_STEP, "v_step"),
-                 (P.K_WIDTH, "width_s"), (P.K_READ_V, "read_v"))
+                 (P.K_WIDTH, "width_s"), (P.K_READ_V, "read_v"),
+                 (P.K_PRIOR_SET_V, "prior_set_v"), (P.K_PRIOR_SET_DG, "prior_set_dg"),
+                 (P.K_PRIOR_SET_SLOPE, "prior_set_slope"), (P.K_PRIOR_RESET_V, "prior_reset_v"),
+                 (P.K_PRIOR_RESET_DG, "prior_reset_dg"), (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope"))
         out = {}
         for key, name in names:
             if name in self.params:
