@@ -129,20 +129,6 @@ def read_sigma(devices: DeviceArray, g: np.ndarray) -> np.ndarray:
     return rel * np.abs(g)
 
 
-def _n_reads(sigma: np.ndarray, tol: np.ndarray, z: float, max_reads: int) -> np.ndarray:
-    n = np.ceil((z * sigma / tol) ** 2).astype(np.int32)
-    return np.clip(n, 2, max_reads)
-
-
-def _read_grouped(devices: DeviceArray, idx: np.ndarray, n: np.ndarray, read_v: float) -> np.ndarray:
-    """Reads devices idx, each averaged over its own n (grouped by the few distinct n)."""
-    out = np.empty(len(idx))
-    for k in np.unique(n):
-        m = n == k
-        out[m] = devices.read(read_v, n_avg=int(k), mask=idx[m])
-    return out
-
-
 CHUNK = 1 << 18     # devices programmed together: the working arrays stay small (cache, memory)
 
 
@@ -150,32 +136,40 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
            tgt: np.ndarray, tol: np.ndarray, nfor: Any, aim_of: Any, achieved: np.ndarray,
            pulses: np.ndarray, reads: np.ndarray, status: np.ndarray, i_start: np.ndarray, di0: int,
            top: int, width: float, rv: float, settle: float, max_pulses: int) -> None:
-    """The adaptive loop over the devices idx (lock-step), results written into the output arrays."""
+    """The adaptive loop over the devices idx (lock-step), results written into the output arrays.
+
+    Per step: fused/in-place numpy passes over the active devices; the reads per verify come from
+    per-device constants k = (z sigma_rel / tol)^2 (n = ceil(k g^2)); the update skips the
+    search-phase selects when no active device is searching (the usual case with a prior)."""
     n = devices.n
     fa, fia, fb, fip, fyp = flat["a"], flat["ia"], flat["b"], flat["ip"], flat["yp"]
     fcp, fnobs, fsi, fss = flat["cp"], flat["nobs"], flat["si"], flat["ss"]
-    nr = nfor(tgt, tol, 2.0)
+    k2, k3 = nfor(tol)                  # per-device read-count constants (or fixed counts)
+    nr = nfor.count(tgt, k2)
     g = devices.read(rv, n_avg=nr, mask=idx)
-    reads[idx] += nr
+    nrd = nr.astype(np.int32)
     g0 = g.copy()
     aim = aim_of(g0, tgt, tol, st.rho[idx])
     npulse = np.zeros(len(idx), dtype=np.int32)
     first = np.zeros(len(idx), dtype=np.int8)
     rev = np.zeros(len(idx), dtype=bool)
     stall = np.zeros(len(idx), dtype=np.int32)
+    dv = np.float32(DV)
 
     while len(idx):
         # ---- verify the devices whose immediate reading is on the aim -----------------------
-        on = np.abs(g - aim) <= tol
-        done = np.zeros(len(idx), dtype=bool)
+        err = g - aim
+        on = np.abs(err) <= tol
+        done = None
         if on.any():
+            done = np.zeros(len(idx), dtype=bool)
             j = np.flatnonzero(on)
             moved = j[npulse[j] > 0]
             if settle > 0 and len(moved):
                 devices.wait(settle, mask=idx[moved])
-            nf = nfor(g[j], tol[j], 3.0)
+            nf = nfor.count(g[j], k3[j])
             gf = devices.read(rv, n_avg=nf, mask=idx[j])
-            reads[idx[j]] += nf
+            nrd[j] += nf
             # kept fraction after relaxation (single-polarity programs with a clear change)
             dimm = g[j] - g0[j]
             upd = (npulse[j] > 0) & ~rev[j] & (np.abs(dimm) >= tol[j])
@@ -191,75 +185,123 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
             aim[again] = aim_of(g0[again], tgt[again], tol[again], st.rho[idx[again]])
             rev[again] = False
             first[again] = 0
-        maxed = ~done & (npulse >= max_pulses)
-        out = ~done & (stall >= STALL_AT_MAX)
-        stop = done | maxed | out
+            err[j] = g[j] - aim[j]
+        stop = npulse >= max_pulses
+        stop |= stall >= STALL_AT_MAX
+        if done is not None:
+            stop |= done
         if stop.any():
             s = idx[stop]
             achieved[s] = g[stop]
             pulses[s] = npulse[stop]
-            status[idx[maxed & ~out]] = MAX_PULSES
-            status[idx[out]] = OUT_OF_RANGE
+            reads[s] = nrd[stop]
+            ndone = ~done[stop] if done is not None else np.ones(len(s), dtype=bool)
+            out = (stall[stop] >= STALL_AT_MAX) & ndone
+            maxed = (npulse[stop] >= max_pulses) & ndone & ~out
+            status[s[maxed]] = MAX_PULSES
+            status[s[out]] = OUT_OF_RANGE
             keep = ~stop
-            idx, tgt, tol, g, g0, aim = idx[keep], tgt[keep], tol[keep], g[keep], g0[keep], aim[keep]
-            npulse, first, rev, stall = npulse[keep], first[keep], rev[keep], stall[keep]
+            idx, tgt, tol, g, g0, aim, err = (idx[keep], tgt[keep], tol[keep], g[keep], g0[keep],
+                                              aim[keep], err[keep])
+            npulse, first, rev, stall, nrd = npulse[keep], first[keep], rev[keep], stall[keep], nrd[keep]
+            k2, k3 = k2[keep], k3[keep]
             if not len(idx):
                 break
 
         # ---- choose and apply one pulse per device --------------------------------------------
-        err = g - aim
         up = err < 0
-        pol = np.where(up, 1, -1)
-        fi = np.where(up, idx, idx + n)                  # flat state index: row 0 SET, 1 RESET
+        fi = idx + n
+        fi[up] = idx[up]                                 # flat state index: row 0 SET, 1 RESET
+        pol = up.astype(np.int8)
+        pol *= 2
+        pol -= 1
         need = np.abs(err)
-        first = np.where(first == 0, pol, first).astype(np.int8)
+        f0 = first == 0
+        if f0.any():
+            first[f0] = pol[f0]
         rev |= pol != first
         nobs = fnobs.take(fi)
         searching = nobs == 0
-        si, ss = fsi.take(fi), fss.take(fi)
-        fresh = searching & (si < 0)
-        if fresh.any():
-            si = np.where(fresh, np.where(up, i_start[0], i_start[1]), si).astype(np.int32)
-            ss = np.where(fresh, di0, ss).astype(np.int32)
+        any_search = bool(searching.any())
         a, ia, b = fa.take(fi), fia.take(fi), fb.take(fi)
-        y = np.log2(np.maximum(need, 1e-30))
-        i_model = ia + np.floor((y - a) / b + 0.5).astype(np.int32)
-        np.clip(i_model, ia - TRUST, ia + TRUST, out=i_model)
-        i = np.where(searching, si, i_model)
+        np.maximum(need, 1e-30, out=need)
+        y = np.log2(need, out=need)
+        y -= a
+        y /= b
+        y += 0.5
+        i = np.floor(y).astype(np.int32)
+        i += ia
+        np.clip(i, ia - TRUST, ia + TRUST, out=i)
+        if any_search:
+            si, ss = fsi.take(fi), fss.take(fi)
+            fresh = searching & (si < 0)
+            if fresh.any():
+                si = np.where(fresh, np.where(up, i_start[0], i_start[1]), si).astype(np.int32)
+                ss = np.where(fresh, di0, ss).astype(np.int32)
+            i = np.where(searching, si, i)
         np.clip(i, 1, top, out=i)
-        devices.pulse(pol * (i * DV), width, mask=idx)
+        v = i.astype(np.float32)
+        v *= dv
+        v *= pol
+        devices.pulse(v, width, mask=idx)
         npulse += 1
-        nr = nfor(g, tol, 2.0)
+        nr = nfor.count(g, k2)
         gn = devices.read(rv, n_avg=nr, mask=idx)
-        reads[idx] += nr
-        dg = (gn - g) * pol
+        nrd += nr
+        dg = gn - g
+        dg *= pol
         g = gn
         clear = dg >= tol
-        yobs = np.log2(np.maximum(dg, tol / 4))
+        np.maximum(dg, tol / 4, out=dg)
+        yobs = np.log2(dg, out=dg)
 
         # model update, every device at once (search phase and model phase selected per device)
         ip, yp, cp = fip.take(fi), fyp.take(fi), fcp.take(fi)
-        miss = searching & ~clear                        # search goes on: state kept but si/ss
-        yhat = a + b * (i - ia)
+        yhat = i - ia
+        yhat = yhat * b
+        yhat += a
         dip = i - ip
-        sl = ~searching & clear & cp & (np.abs(dip) >= SLOPE_MIN_DI)
+        sl = clear & cp & (np.abs(dip) >= SLOPE_MIN_DI)
+        if any_search:
+            sl &= ~searching
         if sl.any():
-            bobs = (yobs - yp) / np.where(sl, dip, 1)
-            b = np.where(sl, np.clip(b + (bobs - b) / 8, B_MIN, B_MAX), b)
+            bobs = (yobs[sl] - yp[sl]) / dip[sl]
+            bs = b[sl]
+            b[sl] = np.clip(bs + (bobs - bs) / 8, B_MIN, B_MAX)
             fb.put(fi, b)
         innov = yobs - yhat
-        innov = np.where(~clear, np.where(innov < 0, -MISS_STEP, 0.0),
-                         np.where(nobs < 4, innov / 2, innov / 4))
+        nc = ~clear
+        early = nobs < 4
+        innov *= np.where(early, 0.5, 0.25) if early.any() else 0.25
+        if nc.any():                                     # censored: only "smaller than predicted"
+            innov[nc] = np.where(innov[nc] < 0, -MISS_STEP, 0.0)
         np.clip(innov, -MAX_INNOV, MAX_INNOV, out=innov)
-        fa.put(fi, np.where(searching, np.where(clear, yobs, a), yhat + innov))
-        fia.put(fi, np.where(miss, ia, i))
-        fip.put(fi, np.where(miss, ip, i))
-        fyp.put(fi, np.where(miss, yp, yobs))
-        fcp.put(fi, np.where(miss, cp, clear))
-        fnobs.put(fi, np.where(searching, clear.astype(np.int32), np.minimum(nobs + 1, 1000)))
-        fsi.put(fi, np.where(miss, i + ss, si))
-        fss.put(fi, np.where(miss & (ss < 32), 2 * ss, ss))
-        stall = np.where((i == top) & ~clear, stall + 1, 0)
+        innov += yhat
+        np.minimum(nobs + 1, 1000, out=nobs)
+        if any_search:
+            miss = searching & nc                        # search goes on: state kept but si/ss
+            fa.put(fi, np.where(searching, np.where(clear, yobs, a), innov))
+            fia.put(fi, np.where(miss, ia, i))
+            fip.put(fi, np.where(miss, ip, i))
+            fyp.put(fi, np.where(miss, yp, yobs))
+            fcp.put(fi, np.where(miss, cp, clear))
+            fnobs.put(fi, np.where(searching, clear.astype(np.int32), nobs))
+            fsi.put(fi, np.where(miss, i + ss, si))
+            fss.put(fi, np.where(miss & (ss < 32), 2 * ss, ss))
+        else:
+            fa.put(fi, innov)
+            fia.put(fi, i)
+            fip.put(fi, i)
+            fyp.put(fi, yobs)
+            fcp.put(fi, clear)
+            fnobs.put(fi, nobs)
+        attop = i == top
+        if attop.any():
+            attop &= nc
+            stall += 1
+            stall *= attop
+        else:
+            stall.fill(0)
 
 
 def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
@@ -300,10 +342,26 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     # several times cheaper than 2-D fancy indexing)
     flat = {k: getattr(st, k).reshape(-1) for k in ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss")}
 
-    def nfor(gg: np.ndarray, tt: np.ndarray, z: float) -> np.ndarray:
-        if n_reads > 0:
-            return np.full(len(gg), n_reads, dtype=np.int32)
-        return _n_reads(read_sigma(devices, gg), tt, z, max_reads)
+    rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
+
+    class _Reads:
+        """Reads per verify: n = ceil(k g^2) within [2, max_reads], k = (z rel / tol)^2 per device
+        (the mean's sigma <= tol / z), or the fixed n_reads."""
+
+        def __call__(self, tl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            k = (rel / tl) ** 2
+            return 4 * k, 9 * k
+
+        def count(self, gg: np.ndarray, k: np.ndarray) -> np.ndarray:
+            if n_reads > 0:
+                return np.full(len(gg), n_reads, dtype=np.int32)
+            x = gg * gg
+            x *= k
+            np.ceil(x, out=x)
+            np.clip(x, 2, max_reads, out=x)
+            return x.astype(np.int32)
+
+    nfor = _Reads()
 
     def aim_of(g0: np.ndarray, t: np.ndarray, tl: np.ndarray, rho: np.ndarray) -> np.ndarray:
         d = t - g0
