@@ -15,7 +15,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -85,12 +85,15 @@ def load_mnist_5k(seed: int = 0, test_per_class: int = 100) -> Dataset:
     arrays = [x[tr], y[tr], x[te], y[te]]
     for a in arrays:
         a.flags.writeable = False
-    return Dataset(*arrays, [str(c) for c in range(10)], "mnist-5k", fp)
+    return Dataset(arrays[0], arrays[1], arrays[2], arrays[3], [str(c) for c in range(10)],
+                   "mnist-5k", fp)
 
 
 def _parse_norm(normalize: str | None, channels: int) -> tuple[np.ndarray, np.ndarray] | None:
     if normalize in (None, "", "none"):
         return None
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     if normalize == "imagenet":
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         if channels == 1:
@@ -164,12 +167,12 @@ def load_image_folder(root: str | Path, channels: int = 3, resize: int | None = 
     shape = None
     h = hashlib.sha256()
     for path, _ in items:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
+        with Image.open(path) as src:
+            im: Any = src.convert("L" if channels == 1 else "RGB")
             if resize:
                 w0, h0 = im.size
                 s = resize / min(w0, h0)
-                im = im.resize((max(1, round(w0 * s)), max(1, round(h0 * s))), Image.BILINEAR)
+                im = im.resize((max(1, round(w0 * s)), max(1, round(h0 * s))), Image.Resampling.BILINEAR)
             if crop:
                 w0, h0 = im.size
                 if w0 < crop or h0 < crop:

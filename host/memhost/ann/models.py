@@ -83,7 +83,7 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v2 = {k: np.zeros_like(v) for k, v in p.items()}
     b1, b2, eps, step = np.float32(0.9), np.float32(0.999), np.float32(1e-8), 0
-    lr, weight_decay = np.float32(lr), np.float32(weight_decay)
+    lr32, wd32 = np.float32(lr), np.float32(weight_decay)
     onehot = np.eye(d_out, dtype=np.float32)[y]
     for _ in range(epochs):
         order = rng.permutation(len(x))
@@ -103,12 +103,12 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
             g["b1"] = dh.sum(0)
             step += 1
             for k in p:
-                gk = g[k] + (weight_decay * p[k] if k.startswith("W") else 0)
+                gk = g[k] + (wd32 * p[k] if k.startswith("W") else 0)
                 m[k] = b1 * m[k] + (1 - b1) * gk
                 v2[k] = b2 * v2[k] + (1 - b2) * gk * gk
                 mh = m[k] / np.float32(1 - 0.9 ** step)
                 vh = v2[k] / np.float32(1 - 0.999 ** step)
-                p[k] -= lr * mh / (np.sqrt(vh) + eps)
+                p[k] -= lr32 * mh / (np.sqrt(vh) + eps)
     return {k: v.astype(np.float32) for k, v in p.items()}
 
 
@@ -131,7 +131,7 @@ def load_mlp(data: Dataset, cache_dir: Path | None = None, retrain: bool = False
         info.update(cached=False, train_s=round(time.perf_counter() - t0, 2))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **params)
+        np.savez(tmp, **params)  # type: ignore[arg-type]
         os.replace(tmp, path)
     return MLPNet(params, data, info)
 
@@ -226,7 +226,7 @@ def build_resnet(width: int = 48, blocks: tuple[int, ...] = (2, 2, 2), n_classes
     torch = _torch()
     nn = torch.nn
 
-    class Block(nn.Module):
+    class Block(nn.Module):  # type: ignore[name-defined,misc]
         def __init__(self, cin: int, cout: int, stride: int):
             super().__init__()
             self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)

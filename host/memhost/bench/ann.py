@@ -228,7 +228,7 @@ def _run(args: Any) -> int | None:
             raise UsageError("--error-scale needs an error model (--from-run or --closed-loop)")
         from ..ann.transfer import ScaledModel
         error_model = ScaledModel(error_model, args.error_scale)
-    nets = []
+    nets: list[Any] = []
     mnist = None
     for name in names:
         if name in ("mlp", "cnn"):
