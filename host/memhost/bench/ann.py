@@ -79,6 +79,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes for --closed-loop (default: all cores; results do not "
                         "depend on it)")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared 2-core machine two threads ran 8x "
+                        "slower than one as soon as another process was busy; try 2 when idle)")
     p.add_argument("--cache-dir", default=None, help="trained-model cache (default ~/.cache/memhost/ann)")
     p.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
     p.add_argument("--epochs", type=int, default=None,
@@ -222,6 +225,12 @@ def _run(args: Any) -> int | None:
             log("torch is not installed: running the MLP only (pip install 'memhost[ann]' for the CNN)")
     else:
         names = [s.strip() for s in args.model.split(",") if s.strip()]
+    if any(n != "mlp" for n in names):
+        try:
+            import torch
+            torch.set_num_threads(max(1, args.torch_threads))
+        except ImportError:
+            pass  # load_cnn / user_net say how to install it
     error_model = _error_model(args)
     if args.error_scale != 1.0:
         if error_model.kind == "ideal":
