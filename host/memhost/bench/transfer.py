@@ -113,10 +113,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """An integer count with an optional k / M suffix (21.8M = 21 800 000)."""
+    t = text.strip()
+    mult = {"k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000}.get(t[-1:], 1)
+    return int(round(float(t[:-1] if mult > 1 else t) * mult))
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("transfer", help="closed-loop transfer of N fresh devices through the twin")
     p.add_argument("--preset", default="tio2x-seed")
-    p.add_argument("--devices", type=int, default=1_000_000, help="fresh devices (issue 6: 21800000)")
+    p.add_argument("--devices", "--weights", dest="devices", type=_count, default=1_000_000,
+                   help="fresh devices, e.g. 21.8M (issue 6: 21.8 M weights)")
     p.add_argument("--part", type=int, default=1 << 20, help="devices per DeviceArray (default 2^20)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes over the parts")
     p.add_argument("--chunk", type=int, default=0, help="adaptive twin lock-step chunk (0 = default)")

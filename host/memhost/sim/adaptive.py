@@ -130,26 +130,64 @@ def read_sigma(devices: DeviceArray, g: np.ndarray) -> np.ndarray:
 
 
 CHUNK = 1 << 18     # devices programmed together: the working arrays stay small (cache, memory)
+COMPACT = 0.8       # re-compact a chunk's devices when fewer than this fraction are still active
+SUBSET_MIN = 4096   # smaller chunks run on `devices` directly (masked; a compact copy does not pay)
+FIELDS = ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss")
 
 
-def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray], idx: np.ndarray,
+def _chunk(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray,
            tgt: np.ndarray, tol: np.ndarray, nfor: Any, aim_of: Any, achieved: np.ndarray,
            pulses: np.ndarray, reads: np.ndarray, status: np.ndarray, i_start: np.ndarray, di0: int,
            top: int, width: float, rv: float, settle: float, max_pulses: int) -> None:
     """The adaptive loop over the devices idx (lock-step), results written into the output arrays.
 
-    Per step: fused/in-place numpy passes over the active devices; the reads per verify come from
-    per-device constants k = (z sigma_rel / tol)^2 (n = ceil(k g^2)); the update skips the
-    search-phase selects when no active device is searching (the usual case with a prior)."""
-    n = devices.n
-    fa, fia, fb, fip, fyp = flat["a"], flat["ia"], flat["b"], flat["ip"], flat["yp"]
-    fcp, fnobs, fsi, fss = flat["cp"], flat["nobs"], flat["si"], flat["ss"]
+    The chunk's devices and learned state are copied into compact arrays once (DeviceArray.subset,
+    bit-identical to masked operations on `devices`): pulses and reads on all of them need no index,
+    and when fewer than COMPACT of them are still active, the active ones are compacted again (the
+    finished ones written back). Per step: fused/in-place numpy passes over the active devices; the
+    reads per verify come from per-device constants k = (z sigma_rel / tol)^2 (n = ceil(k g^2)); the
+    update skips the search-phase selects when no active device is searching (the usual case with
+    a prior)."""
+    direct = len(idx) < SUBSET_MIN
+    cidx: Any
+    loc: Any = None                     # active devices as indices into cur (None: all, in order)
+    if direct:                          # masked operations on devices and the state itself
+        cur, cidx, m, loc = devices, None, devices.n, idx
+        ls = {f: getattr(st, f).reshape(-1) for f in FIELDS}
+    else:                               # the chunk's devices, compact; cidx: their index in devices
+        cur, cidx, m = devices.subset(idx), idx, len(idx)
+        # the learned state of cur's devices, flat (2, m): row r of device d is element r * m + d
+        # (1-D take/put are several times cheaper than 2-D fancy indexing)
+        ls = {f: np.take(getattr(st, f), idx, axis=1).reshape(-1) for f in FIELDS}
+    rho = st.rho[idx]
+
+    def sel(j: np.ndarray) -> np.ndarray:
+        return j if loc is None else loc[j]
+
+    def flush(keep: Any) -> None:
+        """Write back cur's devices other than keep (all if keep is None) and their learned state."""
+        if direct:
+            return
+        if keep is None:
+            fin: Any = None
+            ci = cidx
+        else:
+            fm = np.ones(m, dtype=bool)
+            fm[keep] = False
+            fin = np.flatnonzero(fm)
+            ci = cidx[fin]
+        devices.write_back(ci, cur, fin)
+        for f in FIELDS:
+            v2, s2 = ls[f].reshape(2, m), getattr(st, f)
+            for r in (0, 1):
+                s2[r][ci] = v2[r] if fin is None else v2[r].take(fin)
+
     k2, k3 = nfor(tol)                  # per-device read-count constants (or fixed counts)
     nr = nfor.count(tgt, k2)
-    g = devices.read(rv, n_avg=nr, mask=idx)
+    g = cur.read(rv, n_avg=nr, mask=loc)
     nrd = nr.astype(np.int32)
     g0 = g.copy()
-    aim = aim_of(g0, tgt, tol, st.rho[idx])
+    aim = aim_of(g0, tgt, tol, rho)
     npulse = np.zeros(len(idx), dtype=np.int32)
     first = np.zeros(len(idx), dtype=np.int8)
     rev = np.zeros(len(idx), dtype=bool)
@@ -166,9 +204,9 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
             j = np.flatnonzero(on)
             moved = j[npulse[j] > 0]
             if settle > 0 and len(moved):
-                devices.wait(settle, mask=idx[moved])
+                cur.wait(settle, mask=sel(moved))
             nf = nfor.count(g[j], k3[j])
-            gf = devices.read(rv, n_avg=nf, mask=idx[j])
+            gf = cur.read(rv, n_avg=nf, mask=sel(j))
             nrd[j] += nf
             # kept fraction after relaxation (single-polarity programs with a clear change)
             dimm = g[j] - g0[j]
@@ -176,13 +214,13 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
             if upd.any():
                 k = j[upd]
                 r = np.clip((gf[upd] - g0[k]) / dimm[upd], RHO_MIN, RHO_MAX)
-                st.rho[idx[k]] += (r - st.rho[idx[k]]) / 8
+                rho[k] += (r - rho[k]) / 8
             g[j] = gf
             ok = np.abs(gf - tgt[j]) <= tol[j]
             done[j[ok]] = True
             again = j[~ok]
             g0[again] = g[again]
-            aim[again] = aim_of(g0[again], tgt[again], tol[again], st.rho[idx[again]])
+            aim[again] = aim_of(g0[again], tgt[again], tol[again], rho[again])
             rev[again] = False
             first[again] = 0
             err[j] = g[j] - aim[j]
@@ -195,23 +233,35 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
             achieved[s] = g[stop]
             pulses[s] = npulse[stop]
             reads[s] = nrd[stop]
+            st.rho[s] = rho[stop]
             ndone = ~done[stop] if done is not None else np.ones(len(s), dtype=bool)
             out = (stall[stop] >= STALL_AT_MAX) & ndone
             maxed = (npulse[stop] >= max_pulses) & ndone & ~out
             status[s[maxed]] = MAX_PULSES
             status[s[out]] = OUT_OF_RANGE
-            keep = ~stop
-            idx, tgt, tol, g, g0, aim, err = (idx[keep], tgt[keep], tol[keep], g[keep], g0[keep],
-                                              aim[keep], err[keep])
-            npulse, first, rev, stall, nrd = npulse[keep], first[keep], rev[keep], stall[keep], nrd[keep]
-            k2, k3 = k2[keep], k3[keep]
+            keep = np.flatnonzero(~stop)                # (take by index: cheaper than bool masks)
+            idx, tgt, tol, g, g0, aim, err = (idx.take(keep), tgt.take(keep), tol.take(keep),
+                                              g.take(keep), g0.take(keep), aim.take(keep),
+                                              err.take(keep))
+            npulse, first, rev, stall, nrd = (npulse.take(keep), first.take(keep), rev.take(keep),
+                                              stall.take(keep), nrd.take(keep))
+            k2, k3, rho = k2.take(keep), k3.take(keep), rho.take(keep)
+            loc = keep if loc is None else loc.take(keep)
             if not len(idx):
                 break
+            if not direct and len(idx) < COMPACT * m:   # compact the chunk's devices again
+                flush(loc)
+                cur = cur.subset(loc)
+                ls = {f: np.take(ls[f].reshape(2, m), loc, axis=1).reshape(-1) for f in FIELDS}
+                cidx, m, loc = idx, len(idx), None
+        fa, fia, fb, fip, fyp = ls["a"], ls["ia"], ls["b"], ls["ip"], ls["yp"]
+        fcp, fnobs, fsi, fss = ls["cp"], ls["nobs"], ls["si"], ls["ss"]
 
         # ---- choose and apply one pulse per device --------------------------------------------
         up = err < 0
-        fi = idx + n
-        fi[up] = idx[up]                                 # flat state index: row 0 SET, 1 RESET
+        li = np.arange(m) if loc is None else loc        # device index in cur
+        fi = li + m
+        fi[up] = li[up]                                  # flat state index: row 0 SET, 1 RESET
         pol = up.astype(np.int8)
         pol *= 2
         pol -= 1
@@ -243,10 +293,10 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
         v = i.astype(np.float32)
         v *= dv
         v *= pol
-        devices.pulse(v, width, mask=idx)
+        cur.pulse(v, width, mask=loc)
         npulse += 1
         nr = nfor.count(g, k2)
-        gn = devices.read(rv, n_avg=nr, mask=idx)
+        gn = cur.read(rv, n_avg=nr, mask=loc)
         nrd += nr
         dg = gn - g
         dg *= pol
@@ -268,7 +318,7 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
             bobs = (yobs[sl] - yp[sl]) / dip[sl]
             bs = b[sl]
             b[sl] = np.clip(bs + (bobs - bs) / 8, B_MIN, B_MAX)
-            fb.put(fi, b)
+            fb[fi] = b
         innov = yobs - yhat
         nc = ~clear
         early = nobs < 4
@@ -280,21 +330,21 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
         np.minimum(nobs + 1, 1000, out=nobs)
         if any_search:
             miss = searching & nc                        # search goes on: state kept but si/ss
-            fa.put(fi, np.where(searching, np.where(clear, yobs, a), innov))
-            fia.put(fi, np.where(miss, ia, i))
-            fip.put(fi, np.where(miss, ip, i))
-            fyp.put(fi, np.where(miss, yp, yobs))
-            fcp.put(fi, np.where(miss, cp, clear))
-            fnobs.put(fi, np.where(searching, clear.astype(np.int32), nobs))
-            fsi.put(fi, np.where(miss, i + ss, si))
-            fss.put(fi, np.where(miss & (ss < 32), 2 * ss, ss))
+            fa[fi] = np.where(searching, np.where(clear, yobs, a), innov)
+            fia[fi] = np.where(miss, ia, i)
+            fip[fi] = np.where(miss, ip, i)
+            fyp[fi] = np.where(miss, yp, yobs)
+            fcp[fi] = np.where(miss, cp, clear)
+            fnobs[fi] = np.where(searching, clear.astype(np.int32), nobs)
+            fsi[fi] = np.where(miss, i + ss, si)
+            fss[fi] = np.where(miss & (ss < 32), 2 * ss, ss)
         else:
-            fa.put(fi, innov)
-            fia.put(fi, i)
-            fip.put(fi, i)
-            fyp.put(fi, yobs)
-            fcp.put(fi, clear)
-            fnobs.put(fi, nobs)
+            fa[fi] = innov
+            fia[fi] = i
+            fip[fi] = i
+            fyp[fi] = yobs
+            fcp[fi] = clear
+            fnobs[fi] = nobs
         attop = i == top
         if attop.any():
             attop &= nc
@@ -302,6 +352,7 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, flat: dict[str, np.ndarray],
             stall *= attop
         else:
             stall.fill(0)
+    flush(None)
 
 
 def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
@@ -338,9 +389,6 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     pulses = np.zeros(n, dtype=np.int32)
     reads = np.zeros(n, dtype=np.int32)
     status = np.full(n, CONVERGED, dtype=np.int8)
-    # flat views of the (2, n) state: row r of device d is element r * n + d (1-D take/put are
-    # several times cheaper than 2-D fancy indexing)
-    flat = {k: getattr(st, k).reshape(-1) for k in ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss")}
 
     rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
 
@@ -373,7 +421,7 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
         _seed_prior(st, all_idx, pri, top)
     for c0 in range(0, len(all_idx), CHUNK):
         idx = all_idx[c0:c0 + CHUNK]
-        _chunk(devices, st, flat, idx, tgt_all[idx], tol_all[idx], nfor, aim_of, achieved, pulses,
+        _chunk(devices, st, idx, tgt_all[idx], tol_all[idx], nfor, aim_of, achieved, pulses,
                reads, status, i_start, di0, top, width, rv, settle, max_pulses)
 
     return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status)

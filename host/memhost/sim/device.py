@@ -104,10 +104,68 @@ class DeviceArray:
         self._frozen = self.stuck.copy()             # damaged or stuck: no switching
         self._any_frozen = bool(self._frozen.any())
         self.pulses = 0                              # device-pulse updates applied (all devices)
-        # Scratch buffers for the full-array path.
-        self._b1 = np.empty(n, dtype=F32)
-        self._b2 = np.empty(n, dtype=F32)
-        self._z = np.empty(n, dtype=F32)
+        self._is_subset = False                      # see subset()
+        self._scratch()
+
+    def _scratch(self) -> None:
+        """Scratch buffers for the full-array path."""
+        self._b1 = np.empty(self.n, dtype=F32)
+        self._b2 = np.empty(self.n, dtype=F32)
+        self._z = np.empty(self.n, dtype=F32)
+
+    # ---- compact copies of a selection ----------------------------------------------------------
+    # per-device state (copied out by subset, copied back by write_back) and per-device parameters
+    # (copied out only: they never change); entries may be None or plain floats (no d2d).
+    _STATE = ("w", "u", "t", "_t_drift", "_t_read", "_y", "_rtn_s", "damage_events", "damaged",
+              "stuck", "_frozen")
+    _PARAMS = ("_k_set", "_k_reset", "_ivs", "_ivr", "g_min", "_span")
+    _SCALARS = ("preset", "_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn",
+                "_rtn_rate", "_disturb", "_v_damage", "_read_time", "_a_set", "_a_reset", "_p_set",
+                "_p_reset", "d2d", "rng")
+
+    def subset(self, mask: Any) -> DeviceArray:
+        """A DeviceArray of the selected devices only (bool mask or index array, in that order),
+        with copies of their state and parameters in compact arrays: operations on it need no
+        gather/scatter by index. Put the state back with write_back(mask, sub).
+
+        Exactly equivalent to operating on the parent with the same mask: the subset shares the
+        parent's RNG (same draws in the same order, as long as the parent is not used meanwhile) and
+        starts from the parent's lazy-drift bound, which it never resets (a full-array drift pass on
+        the subset catches its devices up but, as a masked pass on the parent would, keeps the
+        bound, so it skips and applies drift exactly when the parent would have)."""
+        idx = self._sel(mask)
+        if idx is None:
+            idx = np.arange(self.n)
+        sub = object.__new__(DeviceArray)
+        for k in self._SCALARS:
+            setattr(sub, k, getattr(self, k))
+        sub.n = len(idx)
+        for k in self._STATE + self._PARAMS:
+            a = getattr(self, k)
+            setattr(sub, k, a[idx] if isinstance(a, np.ndarray) else a)
+        sub._drift_pending = self._drift_pending
+        sub._any_frozen = bool(sub._frozen.any()) if self._any_frozen else False
+        sub.pulses = 0
+        sub._is_subset = True
+        sub._scratch()
+        return sub
+
+    def write_back(self, mask: Any, sub: DeviceArray, sub_mask: Any = None) -> None:
+        """Copy the state of sub (a subset() of this array; its devices sub_mask, default all) back
+        into the devices mask of this array; adds sub's pulse count (and zeroes it there)."""
+        idx = self._sel(mask)
+        sidx = sub._sel(sub_mask)
+        if idx is None:
+            idx = np.arange(self.n)
+        for k in self._STATE:
+            a = getattr(self, k)
+            if isinstance(a, np.ndarray):
+                b = getattr(sub, k)
+                a[idx] = b if sidx is None else b[sidx]
+        self.pulses += sub.pulses
+        sub.pulses = 0
+        self._drift_pending = max(self._drift_pending, sub._drift_pending)
+        self._any_frozen = self._any_frozen or sub._any_frozen
 
     # ---- helpers ------------------------------------------------------------------------------
     def _sel(self, mask: Any) -> np.ndarray | None:
@@ -140,17 +198,21 @@ class DeviceArray:
         return self.rng.standard_normal(k, dtype=F32)
 
     # ---- time ---------------------------------------------------------------------------------
-    def _advance(self, dt: Any, idx: np.ndarray | None) -> None:
-        """Clock += dt; volatile part decays by exp(-dt / relax_tau_s)."""
+    def _advance(self, dt: Any, idx: np.ndarray | None, decay: Any = None) -> None:
+        """Clock += dt; volatile part decays by exp(-dt / relax_tau_s) (decay: that factor, float32,
+        if the caller has it already)."""
         if idx is None:
             self.t += dt
-            if np.ndim(dt) == 0:
+            if decay is not None:
+                self.u *= decay
+            elif np.ndim(dt) == 0:
                 self.u *= F32(math.exp(-dt / self._tau))
             else:
                 self.u *= np.exp(-np.asarray(dt) / self._tau).astype(F32)
         else:
             self.t[idx] += dt
-            self.u[idx] *= np.exp(-np.asarray(dt, dtype=float) / self._tau).astype(F32)
+            self.u[idx] *= decay if decay is not None else \
+                np.exp(-np.asarray(dt, dtype=float) / self._tau).astype(F32)
         self._drift_pending += float(np.max(dt)) if np.ndim(dt) else float(dt)
 
     def _apply_drift(self, idx: np.ndarray | None = None) -> None:
@@ -179,7 +241,8 @@ class DeviceArray:
         if keep is not None:  # stuck and damaged devices do not drift
             self.w[self._frozen] = keep[self._frozen]
         self._t_drift[:] = self.t
-        self._drift_pending = 0.0
+        if not self._is_subset:
+            self._drift_pending = 0.0
 
     # ---- the devices --------------------------------------------------------------------------
     def pulse(self, v: Any, width_s: Any, mask: Any = None) -> None:
@@ -364,7 +427,7 @@ class DeviceArray:
                 self._t_read[idx] = t
         z += F32(1.0)
         g = (self._par(self.g_min, idx) + self._par(self._span, idx) * s) * z
-        self._advance(n_avg_any * self._read_time, idx)
+        self._advance(n_avg_any * self._read_time, idx, self._read_decay(n_avg))
         if self._disturb:
             d = (self._disturb * self._read_time * (1 if v_read >= 0 else -1) * n_avg_any)
             d = d.astype(F32) if np.ndim(d) else F32(d)
@@ -376,6 +439,25 @@ class DeviceArray:
             out[idx] = g
             return out
         return g.astype(np.float64)
+
+    def _read_decay(self, n_avg: Any) -> Any:
+        """Per-device volatile decay over n_avg reads, exp(-n read_time / relax_tau_s) in float32,
+        looked up in a table of the same expression per integer count (an exp pass less per read;
+        the same values as computing it per device), or None (scalar or non-integer counts)."""
+        if not np.ndim(n_avg) or np.asarray(n_avg).dtype.kind not in "iu":
+            return None
+        n_arr = np.asarray(n_avg)
+        if not len(n_arr):
+            return None
+        top = int(n_arr.max())
+        if top > 65536 or int(n_arr.min()) < 0:
+            return None
+        tab = getattr(self, "_decay_tab", None)
+        if tab is None or len(tab) <= top:
+            k = max(top + 1, 128)
+            tab = np.exp(-(np.arange(k, dtype=np.float64) * self._read_time) / self._tau).astype(F32)
+            self._decay_tab = tab
+        return tab.take(n_arr)
 
     def wait(self, seconds: float, mask: Any = None) -> None:
         """Let `seconds` of virtual time pass on the selected devices: relaxation and drift."""

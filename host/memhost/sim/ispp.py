@@ -16,6 +16,8 @@ from .device import DeviceArray
 
 STATUS_NAMES = ("converged", "max_pulses", "out_of_range", "aborted", "limit")
 CONVERGED, MAX_PULSES, OUT_OF_RANGE = 0, 1, 2
+COMPACT = 0.8       # re-compact the active devices when fewer than this fraction of the copy are active
+SUBSET_MIN = 4096   # fewer devices run on `devices` directly (masked; a compact copy does not pay)
 
 
 class ProgramOutcome(NamedTuple):
@@ -62,26 +64,45 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
     sel &= ~out
 
     idx = np.flatnonzero(sel)
-    g = devices.read(rv, mask=idx)
+    # the selected devices copied into a compact DeviceArray (bit-identical to masked operations on
+    # `devices`): no gather/scatter by index while all of them are active; compacted again when
+    # fewer than COMPACT of them are (the finished ones written back)
+    direct = len(idx) < SUBSET_MIN
+    cidx: Any
+    loc: Any = None                     # active devices as indices into cur (None: all)
+    if direct:
+        cur, cidx, m, loc = devices, None, devices.n, idx
+    else:
+        cur, cidx, m = devices.subset(idx), idx, len(idx)
+    g = cur.read(rv, mask=loc)
     reads[idx] = 1
     achieved[idx] = g
-    err = tgt[idx] - g
-    live = np.abs(err) > tol[idx]
-    idx, err = idx[live], err[live]
+    tg, tl = tgt[idx], tol[idx]
+    err = tg - g
+    live = np.flatnonzero(np.abs(err) > tl)
+    idx, err, tg, tl = idx[live], err[live], tg[live], tl[live]
+    loc = live if loc is None else loc[live]
     pol = np.zeros(len(idx), dtype=np.int8)
     amp = np.zeros(len(idx))
     npulse = np.zeros(len(idx), dtype=np.int32)
     while len(idx):
+        if not direct and len(idx) < COMPACT * m:
+            fm = np.ones(m, dtype=bool)
+            fm[loc] = False
+            fin = np.flatnonzero(fm)
+            devices.write_back(cidx[fin], cur, fin)
+            cur = cur.subset(loc)
+            cidx, m, loc = idx, len(idx), None
         newpol = np.where(err > 0, 1, -1).astype(np.int8)
         restart = newpol != pol
         amp = np.where(restart, np.where(newpol > 0, vss, vrs), np.minimum(amp + step, vmax))
         pol = newpol
-        devices.pulse(pol * amp, width, mask=idx)
+        cur.pulse(pol * amp, width, mask=loc)
         npulse += 1
-        g = devices.read(rv, mask=idx)
+        g = cur.read(rv, mask=loc)
         achieved[idx] = g
-        err = tgt[idx] - g
-        done = np.abs(err) <= tol[idx]
+        err = tg - g
+        done = np.abs(err) <= tl
         maxed = ~done & (npulse >= max_pulses)
         stop = done | maxed
         if stop.any():
@@ -89,6 +110,11 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
             pulses[s] = npulse[stop]
             reads[s] = npulse[stop] + 1
             status[idx[maxed]] = MAX_PULSES
-            keep = ~stop
-            idx, err, pol, amp, npulse = idx[keep], err[keep], pol[keep], amp[keep], npulse[keep]
+            keep = np.flatnonzero(~stop)
+            idx, err, pol, amp, npulse = (idx.take(keep), err.take(keep), pol.take(keep),
+                                          amp.take(keep), npulse.take(keep))
+            tg, tl = tg.take(keep), tl.take(keep)
+            loc = keep if loc is None else loc.take(keep)
+    if not direct:
+        devices.write_back(cidx, cur)
     return ProgramOutcome(achieved, achieved - tgt, pulses, reads, status)
