@@ -16,7 +16,7 @@ import pyb
 import time
 
 from memfw.hal import config
-from memfw.hal.stdio import StdioPort
+from memfw.hal.board import BoardHal
 
 _DAC_CODE_MAX = const(4095)         # 12-bit DAC (DHR12R register)
 _DAC_SETTLE_US = const(5)           # STM32F4 DAC, output buffer on: 3 us typical settling, 6 us max
@@ -28,7 +28,7 @@ _ADC_CHUNK = const(16)              # read_timed fills whole buffers: n = 16 k +
 _READ_SETTLE_US = const(15)         # FE_READ_SETTLE_S
 
 
-class Hal(StdioPort):
+class Hal(BoardHal):
     name = "pyboard"
     board = "pyboard (STM32F405)"
     ABS_MAX_V = config.ABS_MAX_V
@@ -39,7 +39,7 @@ class Hal(StdioPort):
 
     def __init__(self, dac_write=None, dac_read=None, gate=None, read_en=None, adc=None, timer=None):
         """Converters and pins can be passed in (tests, other wirings); by default from config."""
-        StdioPort.__init__(self)
+        BoardHal.__init__(self)
         Pin = pyb.Pin
         if gate is None:
             gate = Pin(config.PYB_PIN_PULSE_GATE, Pin.OUT_PP)
@@ -71,8 +71,6 @@ class Hal(StdioPort):
         self._v_per_b = 1.0 / self._b_per_v
         self._g_per_count_v = config.FE_PYB_ADC_VREF / ((1 << config.FE_ADC_BITS) * config.FE_TIA_R_OHM)
         self._mid_code = self.amplitude_code(0.0)
-        self._pulses = 0
-        self.hal_us = 0
         dac_write.write(self._mid_code)             # write path at 0 V
         dac_read.write(0)                           # read bias 0 V
 
@@ -145,22 +143,3 @@ class Hal(StdioPort):
         g = self.conductance(acc, n, code_b)
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
         return g
-
-    def wait(self, seconds):
-        t0 = time.ticks_us()
-        us = int(seconds * 1_000_000)
-        if us > 10_000:
-            time.sleep_ms(us // 1000)
-            us = us % 1000
-        if us > 0:
-            time.sleep_us(us)
-        self.hal_us += time.ticks_diff(time.ticks_us(), t0)
-
-    def ticks_us(self):
-        return time.ticks_us()
-
-    def preset(self):
-        return ""
-
-    def counters(self):
-        return self._pulses, 0                      # the board cannot see damage: 0

@@ -15,7 +15,7 @@ import rp2
 import time
 
 from memfw.hal import config
-from memfw.hal.stdio import StdioPort
+from memfw.hal.board import BoardHal
 from memfw.hal import pulse_pio
 
 # MCP4922 16-bit command word (datasheet register 5-1), sent MSB first, latched on /CS rising
@@ -36,7 +36,7 @@ _ADC_SHIFT = const(4)               # read_u16() = counts << 4 | counts >> 8: co
 _READ_SETTLE_US = const(15)         # FE_READ_SETTLE_S: READ_EN high until the ADC input is within 0.1 %
 
 
-class Hal(StdioPort):
+class Hal(BoardHal):
     name = "rp2"
     board = "Raspberry Pi Pico (RP2040)"
     ABS_MAX_V = config.ABS_MAX_V
@@ -47,7 +47,7 @@ class Hal(StdioPort):
 
     def __init__(self, spi=None, cs=None, gate=None, read_en=None, adc=None, sm=None):
         """Buses and pins can be passed in (tests, other wirings); by default they come from config."""
-        StdioPort.__init__(self)
+        BoardHal.__init__(self)
         Pin = machine.Pin
         if cs is None:
             cs = Pin(config.RP2_PIN_DAC_CS, Pin.OUT, value=1)
@@ -81,8 +81,6 @@ class Hal(StdioPort):
         self._b_per_v = full / (config.FE_DAC_VREF * config.FE_READ_BIAS_GAIN)  # DAC B codes per V bias
         self._v_per_b = 1.0 / self._b_per_v
         self._mid_code = self.amplitude_code(0.0)
-        self._pulses = 0
-        self.hal_us = 0
         self._dac_write(0, self._mid_code)          # write path at 0 V, read bias 0 V
         self._dac_write(_DAC_SEL_B, 0)
         sm.active(1)
@@ -163,22 +161,3 @@ class Hal(StdioPort):
         g = self.conductance(acc, n, code_b)
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
         return g
-
-    def wait(self, seconds):
-        t0 = time.ticks_us()
-        us = int(seconds * 1_000_000)
-        if us > 10_000:
-            time.sleep_ms(us // 1000)
-            us = us % 1000
-        if us > 0:
-            time.sleep_us(us)
-        self.hal_us += time.ticks_diff(time.ticks_us(), t0)
-
-    def ticks_us(self):
-        return time.ticks_us()
-
-    def preset(self):
-        return ""
-
-    def counters(self):
-        return self._pulses, 0                      # the board cannot see damage: 0
