@@ -39,21 +39,33 @@ def _save(fig: Any, folder: Path, stem: str, formats: Sequence[str] = FORMATS) -
 
 def fig_levels(level: ArrayLike, achieved: ArrayLike, g_min: float, g_max: float, n_levels: int,
                title: str = "") -> Any:
-    """Fig. 1(a): achieved G (µS) against level, all cycles, with the ideal (target) line."""
+    """Fig. 1(a): achieved G (µS) against level, all cycles, with the ideal (target) line; below it,
+    each level's deviation from that line in LSB, where 512 levels of a 1.19x device show their
+    nonlinearity (the upper panel cannot: one LSB is 0.03 % of G there)."""
     lv = np.asarray(level)
     g = np.asarray(achieved, dtype=float)
     stats = analysis.level_stats(lv, g, n_levels)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.plot(lv, g * US, ".", ms=2 if n_levels > 64 else 4, alpha=0.35, color="tab:blue",
-            label="achieved (each cycle)")
+    fig, (ax, ax_dev) = plt.subplots(2, 1, figsize=(6.4, 5.6), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1.4]})
+    ms = 2 if n_levels > 64 else 4
+    ax.plot(lv, g * US, ".", ms=ms, alpha=0.35, color="tab:blue", label="achieved (each cycle)")
     ax.plot(stats.levels, stats.mean * US, "-", lw=0.8, color="tab:blue", label="mean over cycles")
     ideal = analysis.linear_targets(g_min, g_max, n_levels)
     ax.plot(np.arange(n_levels), ideal * US, "--", lw=1.0, color="k", label="ideal line (targets)")
-    ax.set_xlabel("level index")
     ax.set_ylabel("conductance (µS)")
     ax.set_title(title or f"{n_levels} levels")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
+    step = analysis.lsb(g_min, g_max, n_levels)
+    ok = (lv >= 0) & (lv < n_levels)
+    ax_dev.plot(lv[ok], (g[ok] - ideal[lv[ok].astype(int)]) / step, ".", ms=ms, alpha=0.35,
+                color="tab:blue")
+    ax_dev.plot(stats.levels, (stats.mean - ideal[np.asarray(stats.levels, dtype=int)]) / step, "-",
+                lw=0.8, color="tab:blue")
+    ax_dev.axhline(0.0, color="k", ls="--", lw=1.0)
+    ax_dev.set_ylabel("achieved - target (LSB)")
+    ax_dev.set_xlabel("level index")
+    ax_dev.grid(alpha=0.3)
     return fig
 
 
