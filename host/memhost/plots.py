@@ -1,6 +1,7 @@
 """The seed's figures from a run folder (matplotlib, Agg backend: no display needed).
 
-- Fig. 1(a) `levels.png`: achieved conductance against level index, every cycle, with the ideal line.
+- Fig. 1(a) `levels.png`: achieved conductance against level index, every cycle, with the ideal line,
+  and below it each level's deviation from its target in LSB.
 - Fig. 1(b) `cpd.png`: cumulative probability of each level's conductance across cycles.
 - `error_hist.png`: setting error in LSB with the +-0.5 LSB window.
 Other run kinds get one figure each (retention, sweep, read-train). Every figure is saved as PNG and
