@@ -26,6 +26,7 @@ _B_MIN = const(6)           # response at most x1.6 per 100 mV... at least (Q8 p
 _B_MAX = const(256)
 _SLOPE_MIN_DI = const(4)    # secant only between amplitudes >= 20 mV apart
 _TRUST = const(32)          # the model moves the amplitude at most 160 mV from its anchor per pulse
+_TRUST_PRIOR = const(64)   # ... 320 mV while the model is a device-type prior (halves per pulse)
 _MAX_INNOV = const(512)     # a clear observation moves the level at most 2 octaves
 _MISS_STEP = const(128)     # no clear response: the level drops half an octave (amplitude goes up)
 _RHO_ONE = const(256)       # kept fraction after relaxation, Q8
@@ -44,11 +45,12 @@ _NOBS = const(6)    # clear responses seen (0: still searching)
 _SI = const(7)      # search: next amplitude index and step
 _SS = const(8)
 _IMAX = const(9)    # largest amplitude index applied so far
-_M = const(10)
-_VAR = const(20)    # read noise: variance of one read, counts^2 * 16, at quantum _VARE
-_VARE = const(21)
-_RHO = const(22)    # kept fraction, Q8
-_NS = const(23)
+_TR = const(10)     # trust region, grid steps (_TRUST; from a prior _TRUST_PRIOR, halving per pulse)
+_M = const(11)
+_VAR = const(22)    # read noise: variance of one read, counts^2 * 16, at quantum _VARE
+_VARE = const(23)
+_RHO = const(24)    # kept fraction, Q8
+_NS = const(25)
 
 # viper loads 32-bit array words zero-extended into a machine word: (x << _SX) >> _SX restores the
 # sign of the state words that can be negative (_A, _YP) on 64-bit ports; 0 on 32-bit boards.
@@ -123,10 +125,11 @@ def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -
     ia = int(p[b + _IA])
     a = (int(p[b + _A]) << sx) >> sx
     i = ia + (y - a + (slope >> 1)) // slope
-    if i > ia + _TRUST:             # trust region around the last amplitude used
-        i = ia + _TRUST
-    if i < ia - _TRUST:
-        i = ia - _TRUST
+    tr = int(p[b + _TR])            # trust region around the last amplitude used
+    if i > ia + tr:
+        i = ia + tr
+    if i < ia - tr:
+        i = ia - tr
     return i
 
 
@@ -196,6 +199,10 @@ def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: i
     p[b + _CP] = clear
     if nobs < 1000:
         p[b + _NOBS] = nobs + 1
+    tr = int(p[b + _TR])
+    if tr > _TRUST:                 # a prior's wide trust region narrows as observations arrive
+        tr = tr >> 1
+        p[b + _TR] = tr if tr > _TRUST else _TRUST
     return clear
 
 
@@ -343,6 +350,7 @@ class Controller:
             st[p + _SI] = 0
             st[p + _SS] = 0
             st[p + _IMAX] = 0
+            st[p + _TR] = _TRUST
         st[_VAR] = _VAR_UNKNOWN
         st[_VARE] = 0
         st[_RHO] = _RHO_ONE
@@ -526,6 +534,7 @@ class Controller:
                 st[b + _YP] = pr[1]
                 st[b + _CP] = 0
                 st[b + _NOBS] = 1
+                st[b + _TR] = _TRUST_PRIOR
         i_set = int(v_set * 1e6 + 0.5) // _DV_UV
         i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
         di = int(step * 1e6 + 0.5) // _DV_UV

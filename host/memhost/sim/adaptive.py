@@ -28,7 +28,8 @@ DV = 0.005              # V, amplitude grid (firmware _DV_UV)
 B0 = 24 / 256           # prior slope, log2 per grid step (firmware _B0 in Q8)
 B_MIN, B_MAX = 6 / 256, 1.0
 SLOPE_MIN_DI = 4
-TRUST = 32
+TRUST = 32              # trust region, grid steps from the anchor (160 mV) once observations arrive
+TRUST_PRIOR = 64       # ... and when the model comes from a device-type prior (halves per pulse)
 MAX_INNOV = 2.0
 MISS_STEP = 0.5
 STALL_AT_MAX = 8
@@ -48,6 +49,7 @@ class AdaptiveState:
         self.nobs = np.zeros((2, n), dtype=np.int32)
         self.si = np.full((2, n), -1, dtype=np.int32)    # search index (-1: not started)
         self.ss = np.zeros((2, n), dtype=np.int32)
+        self.tr = np.full((2, n), TRUST, dtype=np.int32)  # trust region, grid steps
         self.rho = np.ones(n)
 
 
@@ -71,7 +73,9 @@ def _seed_prior(st: AdaptiveState, sel: np.ndarray, prior: list[tuple[float, flo
                 top: int) -> None:
     """Polarities of the devices sel that have never pulsed start from the prior (as the firmware's
     _adaptive does): model level log2(dg) anchored at the prior amplitude, slope from the prior, one
-    observation counted (no search); no previous observation for the secant."""
+    observation counted (no search); no previous observation for the secant; a wide trust region
+    (TRUST_PRIOR, halving per pulse down to TRUST), so the first pulse goes straight to the prior
+    model's amplitude for the needed |dG| instead of ramping 160 mV per pulse."""
     for r, pr in enumerate(prior):
         if pr is None:
             continue
@@ -89,6 +93,7 @@ def _seed_prior(st: AdaptiveState, sel: np.ndarray, prior: list[tuple[float, flo
         st.yp[r, fresh] = a
         st.cp[r, fresh] = False
         st.nobs[r, fresh] = 1
+        st.tr[r, fresh] = TRUST_PRIOR
 
 
 def prior_from_state(devices: DeviceArray, v_ref: tuple[float, float] | None = None
@@ -132,7 +137,7 @@ def read_sigma(devices: DeviceArray, g: np.ndarray) -> np.ndarray:
 CHUNK = 1 << 18     # devices programmed together: the working arrays stay small (cache, memory)
 COMPACT = 0.8       # re-compact a chunk's devices when fewer than this fraction are still active
 SUBSET_MIN = 4096   # smaller chunks run on `devices` directly (masked; a compact copy does not pay)
-FIELDS = ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss")
+FIELDS = ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss", "tr")
 
 
 def _chunk(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray,
@@ -255,7 +260,7 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray,
                 ls = {f: np.take(ls[f].reshape(2, m), loc, axis=1).reshape(-1) for f in FIELDS}
                 cidx, m, loc = idx, len(idx), None
         fa, fia, fb, fip, fyp = ls["a"], ls["ia"], ls["b"], ls["ip"], ls["yp"]
-        fcp, fnobs, fsi, fss = ls["cp"], ls["nobs"], ls["si"], ls["ss"]
+        fcp, fnobs, fsi, fss, ftr = ls["cp"], ls["nobs"], ls["si"], ls["ss"], ls["tr"]
 
         # ---- choose and apply one pulse per device --------------------------------------------
         up = err < 0
@@ -281,7 +286,8 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray,
         y += 0.5
         i = np.floor(y).astype(np.int32)
         i += ia
-        np.clip(i, ia - TRUST, ia + TRUST, out=i)
+        tr = ftr.take(fi)
+        np.clip(i, ia - tr, ia + tr, out=i)
         if any_search:
             si, ss = fsi.take(fi), fss.take(fi)
             fresh = searching & (si < 0)
@@ -345,6 +351,9 @@ def _chunk(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray,
             fyp[fi] = yobs
             fcp[fi] = clear
             fnobs[fi] = nobs
+        wide = tr > TRUST                                # a prior's wide trust region narrows
+        if wide.any():
+            ftr[fi[wide]] = np.maximum(tr[wide] >> 1, TRUST)
         attop = i == top
         if attop.any():
             attop &= nc
