@@ -18,7 +18,6 @@ import time
 from memfw.hal import config
 from memfw.hal.board import BoardHal
 
-_DAC_CODE_MAX = const(4095)         # 12-bit DAC (DHR12R register)
 _DAC_SETTLE_US = const(5)           # STM32F4 DAC, output buffer on: 3 us typical settling, 6 us max
 _GATE_OVERHEAD_US = const(1)        # estimated cost of the pin method call between the two edges at
                                     # 168 MHz (not measured on a board: calibrate with a scope)
@@ -75,24 +74,6 @@ class Hal(BoardHal):
         dac_read.write(0)                           # read bias 0 V
 
     # ---- converters ------------------------------------------------------------------------
-    def amplitude_code(self, amplitude_v):
-        """DAC1 code (0..4095) for a pulse amplitude at W+ in V."""
-        c = int(amplitude_v * self._a_per_v + self._a_mid + 0.5)
-        if c < 0:
-            return 0
-        if c > _DAC_CODE_MAX:
-            return _DAC_CODE_MAX
-        return c
-
-    def read_code(self, read_v):
-        """DAC2 code (0..4095) for a read bias in V."""
-        c = int(read_v * self._b_per_v + 0.5)
-        if c < 0:
-            return 0
-        if c > _DAC_CODE_MAX:
-            return _DAC_CODE_MAX
-        return c
-
     def width_us(self, width_s):
         """Busy-wait in us between the gate edges for a width in s (1 us resolution)."""
         us = int(width_s * 1_000_000 + 0.5) - _GATE_OVERHEAD_US

@@ -26,7 +26,6 @@ _DAC_BUF = const(0x4000)
 _DAC_GAIN_1X = const(0x2000)
 _DAC_ACTIVE = const(0x1000)
 _DAC_CMD = const(_DAC_BUF | _DAC_GAIN_1X | _DAC_ACTIVE)  # 0x7000 on every word
-_DAC_CODE_MAX = const(4095)         # 2**FE_DAC_BITS - 1
 _SPI_BAUD = const(10_000_000)       # MCP4922 allows 20 MHz; one 16-bit word = 1.6 us at 10 MHz
 _DAC_SETTLE_US = const(5)           # MCP4922 settling 4.5 us (1/2 LSB), before the gate closes
 
@@ -86,24 +85,6 @@ class Hal(BoardHal):
         sm.active(1)
 
     # ---- converters ------------------------------------------------------------------------
-    def amplitude_code(self, amplitude_v):
-        """DAC A code (0..4095) for a pulse amplitude at W+ in V."""
-        c = int(amplitude_v * self._a_per_v + self._a_mid + 0.5)
-        if c < 0:
-            return 0
-        if c > _DAC_CODE_MAX:
-            return _DAC_CODE_MAX
-        return c
-
-    def read_code(self, read_v):
-        """DAC B code (0..4095) for a read bias in V."""
-        c = int(read_v * self._b_per_v + 0.5)
-        if c < 0:
-            return 0
-        if c > _DAC_CODE_MAX:
-            return _DAC_CODE_MAX
-        return c
-
     def width_cycles(self, width_s):
         """PIO cycles for a pulse width in s (nearest cycle, at least pulse_pio.MIN_CYCLES)."""
         n = int(width_s * self.sm_hz + 0.5)
