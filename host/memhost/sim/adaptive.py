@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .device import DeviceArray
-from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE, ProgramOutcome
+from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE, ProgramOutcome, firmware_params
 
 DV = 0.005              # V, amplitude grid (firmware _DV_UV)
 B0 = 24 / 256           # prior slope, log2 per grid step (firmware _B0 in Q8)
@@ -377,12 +377,8 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     of those fields: polarities that have never pulsed start from it instead of searching.
     """
     p = devices.preset.params
-    vss = p["v_set_start"] if v_set_start is None else float(v_set_start)
-    vrs = p["v_reset_start"] if v_reset_start is None else float(v_reset_start)
-    step = p["v_step"] if v_step is None else float(v_step)
-    vmax = p["v_max"] if v_max is None else float(v_max)
-    width = p["width_s"] if width_s is None else float(width_s)
-    rv = p["read_v"] if read_v is None else float(read_v)
+    vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
+                                                      width_s, read_v)
     settle = 5 * p["relax_tau_s"] if settle_s is None else float(settle_s)
     top = int(round(vmax * 1e6)) // 5000
     i_start = np.array([int(round(vss * 1e6)) // 5000, int(round(vrs * 1e6)) // 5000])

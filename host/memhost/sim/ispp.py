@@ -31,6 +31,17 @@ class ProgramOutcome(NamedTuple):
     status: np.ndarray
 
 
+def firmware_params(params: dict[str, Any], v_set_start: float | None, v_reset_start: float | None,
+                    v_step: float | None, v_max: float | None, width_s: float | None,
+                    read_v: float | None) -> tuple[float, float, float, float, float, float]:
+    """(v_set_start, v_reset_start, v_step, v_max, width_s, read_v): each given value, else the
+    preset's [firmware] field, as the emulated board's CONFIG defaults are (both twins use it)."""
+    given = (v_set_start, v_reset_start, v_step, v_max, width_s, read_v)
+    names = ("v_set_start", "v_reset_start", "v_step", "v_max", "width_s", "read_v")
+    a, b, c, d, e, f = (params[k] if v is None else float(v) for k, v in zip(names, given))
+    return a, b, c, d, e, f
+
+
 def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
          v_reset_start: float | None = None, v_step: float | None = None,
          v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
@@ -42,12 +53,8 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
     pulse.
     """
     p = devices.preset.params
-    vss = p["v_set_start"] if v_set_start is None else float(v_set_start)
-    vrs = p["v_reset_start"] if v_reset_start is None else float(v_reset_start)
-    step = p["v_step"] if v_step is None else float(v_step)
-    vmax = p["v_max"] if v_max is None else float(v_max)
-    width = p["width_s"] if width_s is None else float(width_s)
-    rv = p["read_v"] if read_v is None else float(read_v)
+    vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
+                                                      width_s, read_v)
 
     n = devices.n
     tgt = np.broadcast_to(np.asarray(targets, dtype=float), (n,))
