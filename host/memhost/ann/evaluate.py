@@ -45,9 +45,24 @@ def sweep(net: Any, bits: Sequence[int], model: ErrorModel | None, trials: int =
             "model_info": net.info}
 
 
+def fewest_bits(model_result: dict[str, Any], points: float = 1.0, key: str = "ideal") -> int | None:
+    """The smallest swept bit depth from which on every swept depth's accuracy (``key``: 'ideal' or
+    'mean') stays within ``points`` percentage points of float; None if not even the largest does."""
+    rows = sorted(model_result["bits"], key=lambda r: r["bits"])
+    fl = model_result["float"]
+    best = None
+    for r in reversed(rows):
+        if key not in r or (fl - r[key]) * 100 > points:
+            break
+        best = r["bits"]
+    return best
+
+
 def format_table(result: dict[str, Any]) -> str:
     em = result.get("error_model", {}).get("kind", "ideal")
-    lines = [f"{'model':<8} {'bits':>4} {'levels':>6} {'ideal':>8} "
+    ds = result.get("dataset") or {}
+    lines = [f"# dataset {ds['name']}: {ds['derived']}"] if ds.get("derived") else []
+    lines += [f"{'model':<8} {'bits':>4} {'levels':>6} {'ideal':>8} "
              f"{em + ' (mean +- std)':>26} {'float':>8}"]
     for m in result["models"]:
         for r in m["bits"]:

@@ -45,15 +45,21 @@ def _acc(logits: np.ndarray, y: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- numpy MLP
 
+def _task(data: Dataset) -> str:
+    return {"mnist-5k": "MNIST", "mnist-pairs": "MNIST pairs, derived"}.get(data.name, data.name)
+
+
 class MLPNet:
-    """784-256-10 ReLU MLP in numpy (203,530 parameters), trained with Adam on cross-entropy."""
+    """One-hidden-layer ReLU MLP in numpy, trained with Adam on cross-entropy (784-256-10 on MNIST:
+    203,530 parameters)."""
 
     def __init__(self, params: dict[str, np.ndarray], data: Dataset, info: dict[str, Any]):
         self.p = params
         self.data = data
         self.info = info
         self.name = "mlp"
-        self.title = "MLP 784-256-10 (MNIST)"
+        (d_in, hidden), d_out = params["W1"].shape, params["W2"].shape[1]
+        self.title = f"MLP {d_in}-{hidden}-{d_out} ({_task(data)})"
         self.weight_names = ["fc1.weight", "fc2.weight"]
         self.n_params = int(sum(v.size for v in params.values()))
         self._x = data.x_test.astype(np.float32)
@@ -76,7 +82,7 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
     assert data.x_train is not None and data.y_train is not None
     rng = np.random.default_rng(seed)
     x, y = data.x_train.astype(np.float32), data.y_train
-    d_in, d_out = x.shape[1], 10
+    d_in, d_out = x.shape[1], len(data.classes)
     p = {"W1": rng.normal(0, np.sqrt(2 / d_in), (d_in, hidden)), "b1": np.zeros(hidden),
          "W2": rng.normal(0, np.sqrt(2 / hidden), (hidden, d_out)), "b2": np.zeros(d_out)}
     p = {k: v.astype(np.float32) for k, v in p.items()}
@@ -113,9 +119,12 @@ def train_mlp(data: Dataset, hidden: int = 256, epochs: int = 20, batch: int = 6
 
 
 def load_mlp(data: Dataset, cache_dir: Path | None = None, retrain: bool = False, seed: int = 0,
-             epochs: int = 20, log: Callable[[str], None] | None = None) -> MLPNet:
-    cfg = {"model": "mlp-784-256-10", "data": data.fingerprint, "seed": seed, "epochs": epochs,
-           "v": MLP_VERSION}
+             epochs: int = 20, log: Callable[[str], None] | None = None,
+             hidden: int = 256) -> MLPNet:
+    assert data.x_train is not None
+    d_in, d_out = data.x_train.shape[1], len(data.classes)
+    cfg = {"model": f"mlp-{d_in}-{hidden}-{d_out}", "data": data.fingerprint, "seed": seed,
+           "epochs": epochs, "v": MLP_VERSION}
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"mlp-{_key(cfg)}.npz"
     info: dict[str, Any] = {"cache": str(path), "config": cfg}
@@ -126,8 +135,8 @@ def load_mlp(data: Dataset, cache_dir: Path | None = None, retrain: bool = False
     else:
         t0 = time.perf_counter()
         if log:
-            log(f"training the MLP ({epochs} epochs, seed {seed}) ...")
-        params = train_mlp(data, epochs=epochs, seed=seed)
+            log(f"training the MLP {d_in}-{hidden}-{d_out} ({epochs} epochs, seed {seed}) ...")
+        params = train_mlp(data, hidden=hidden, epochs=epochs, seed=seed)
         info.update(cached=False, train_s=round(time.perf_counter() - t0, 2))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -219,10 +228,11 @@ class TorchNet:
 
 
 def build_resnet(width: int = 48, blocks: tuple[int, ...] = (2, 2, 2), n_classes: int = 10,
-                 in_ch: int = 1) -> Any:
-    """ResNet-style CNN for 28x28 digits: a stride-2 stem, three stages of basic blocks (widths w,
-    2w, 4w; stride 2 between stages), global average pooling, one Linear. width 48 -> 1.57 M
-    parameters and 14 transferred layers (13 Conv + 1 Linear)."""
+                 in_ch: int = 1, pool: tuple[int, int] = (1, 1)) -> Any:
+    """ResNet-style CNN for 28x28 digits: a stride-2 stem, stages of basic blocks (widths w, 2w,
+    4w, ...; stride 2 between stages), average pooling to a ``pool`` grid (1x1 = global; 1x2 keeps
+    the left and right halves of a digit pair apart), one Linear. width 48, blocks (2, 2, 2) ->
+    1.56 M parameters and 16 transferred layers (15 Conv + 1 Linear)."""
     torch = _torch()
     nn = torch.nn
 
@@ -251,7 +261,9 @@ def build_resnet(width: int = 48, blocks: tuple[int, ...] = (2, 2, 2), n_classes
         for j in range(nb):
             layers.append(Block(cin, cout, 2 if (j == 0 and i > 0) else 1))
             cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, n_classes)]
+    cells = pool[0] * pool[1]
+    layers += [nn.AdaptiveAvgPool2d(1 if cells == 1 else pool), nn.Flatten(),
+               nn.Linear(cin * cells, n_classes)]
     return nn.Sequential(*layers)
 
 
@@ -286,13 +298,18 @@ def load_cnn(data: Dataset, cache_dir: Path | None = None, retrain: bool = False
              batch: int = 64, lr: float = 4e-3, log: Callable[[str], None] | None = None) -> TorchNet:
     torch = _torch()
     assert data.x_train is not None and data.y_train is not None
-    cfg = {"model": "resnet-mnist", "width": width, "blocks": list(blocks), "data": data.fingerprint,
-           "seed": seed, "epochs": epochs, "batch": batch, "lr": lr, "v": CNN_VERSION,
-           "torch": torch.__version__.split("+")[0]}
+    n_classes = len(data.classes)
+    # a digit pair keeps its two halves apart in the pooling; a single digit pools globally
+    pool = (1, 2) if data.shape[2] > data.shape[1] else (1, 1)
+    cfg: dict[str, Any] = {"model": "resnet-mnist", "width": width, "blocks": list(blocks),
+                           "data": data.fingerprint, "seed": seed, "epochs": epochs, "batch": batch,
+                           "lr": lr, "v": CNN_VERSION, "torch": torch.__version__.split("+")[0]}
+    if (n_classes, pool, data.shape) != (10, (1, 1), (1, 28, 28)):  # MNIST keys stay as they were
+        cfg.update(n_classes=n_classes, pool=list(pool), shape=list(data.shape))
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     path = cache / f"cnn-{_key(cfg)}.pt"
     torch.manual_seed(seed)
-    model = build_resnet(width, tuple(blocks))
+    model = build_resnet(width, tuple(blocks), n_classes, data.shape[0], pool)
     info: dict[str, Any] = {"cache": str(path), "config": cfg}
     if path.exists() and not retrain:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -303,18 +320,19 @@ def load_cnn(data: Dataset, cache_dir: Path | None = None, retrain: bool = False
             log(f"training the ResNet-style CNN ({n / 1e6:.2f} M parameters, {epochs} epochs, "
                 f"seed {seed}); cached afterwards ...")
         t0 = time.perf_counter()
-        x = data.x_train.reshape(-1, 1, 28, 28)
+        x = data.x_train.reshape(-1, *data.shape)
         train_torch(model, x, data.y_train, epochs, batch, lr, seed)
         info.update(cached=False, train_s=round(time.perf_counter() - t0, 2))
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         torch.save(model.state_dict(), tmp)
         os.replace(tmp, path)
-    test = Dataset(None, None, data.x_test.reshape(-1, 1, 28, 28), data.y_test, data.classes,
-                   data.name, data.fingerprint)
+    test = Dataset(None, None, data.x_test.reshape(-1, *data.shape), data.y_test, data.classes,
+                   data.name, data.fingerprint, data.shape, data.derived)
     n = sum(p.numel() for p in model.parameters())
     depth = len(transfer_modules(model))
-    return TorchNet(model, test, "cnn", f"ResNet-{depth} style CNN, {n / 1e6:.2f} M (MNIST)", info)
+    return TorchNet(model, test, "cnn", f"ResNet-{depth} style CNN, {n / 1e6:.2f} M ({_task(data)})",
+                    info)
 
 
 def _import_callable(spec: str) -> Callable[..., Any]:
