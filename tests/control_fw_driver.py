@@ -96,12 +96,14 @@ def sweep(path, alg, levels, cycles, seed, prior=0):
     hal = ModelHal(p, seed)
     cfg = Config(hal)
     configure(cfg, p)
-    if prior:
-        for key, name in ((P.K_PRIOR_SET_V, "prior_set_v"), (P.K_PRIOR_SET_DG, "prior_set_dg"),
-                          (P.K_PRIOR_SET_SLOPE, "prior_set_slope"),
-                          (P.K_PRIOR_RESET_V, "prior_reset_v"),
-                          (P.K_PRIOR_RESET_DG, "prior_reset_dg"),
-                          (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope")):
+    if prior:       # 1: the preset's whole device-type prior; 2: its amplitude prior only
+        keys = [(P.K_PRIOR_SET_V, "prior_set_v"), (P.K_PRIOR_SET_DG, "prior_set_dg"),
+                (P.K_PRIOR_SET_SLOPE, "prior_set_slope"), (P.K_PRIOR_RESET_V, "prior_reset_v"),
+                (P.K_PRIOR_RESET_DG, "prior_reset_dg"), (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope")]
+        if prior == 1:
+            keys += [(P.K_PRIOR_RELAX_FRAC, "prior_relax_frac"),
+                     (P.K_PRIOR_RELAX_TAU, "prior_relax_tau_s")]
+        for key, name in keys:
             assert cfg.set(key, p.get(name, 0.0)) is None
     ctl = Controller(hal, cfg, lambda: False)
     rv = p["read_v"]

@@ -44,6 +44,8 @@ CONFIG_KEYS = {
     # adaptive: device-type prior per polarity (docs/algorithms.md); v or dg 0 = none
     "prior_set_v": 15, "prior_set_dg": 16, "prior_set_slope": 17,
     "prior_reset_v": 18, "prior_reset_dg": 19, "prior_reset_slope": 20,
+    # adaptive: device-type relaxation (docs/algorithms.md); either 0 = not tracked
+    "prior_relax_frac": 21, "prior_relax_tau": 22,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

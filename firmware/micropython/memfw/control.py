@@ -32,6 +32,7 @@ _MISS_STEP = const(128)     # no clear response: the level drops half an octave 
 _RHO_ONE = const(256)       # kept fraction after relaxation, Q8
 _STALL_AT_MAX = const(8)    # pulses at the top amplitude without a response -> out of range
 _VAR_UNKNOWN = const(-1)
+_BIG = const(524287)        # relaxation tracking clamps its counts to +-2^19 (products < 2^30)
 _FIRST_READS = const(8)     # reads of the first verify, before the read noise is known
 
 # adaptive state (array 'i'); per polarity p in (0 SET, 1 RESET) a block of _M ints at p * _M
@@ -98,6 +99,26 @@ def _log2q8(x: int) -> int:
 
 
 @micropython.viper
+def _decay10(dt: int, tau: int) -> int:
+    """exp(-dt / tau) in Q10 for dt, tau in µs (tau > 0); error < 0.2 % (2^-f ~ quadratic)."""
+    if dt <= 0:
+        return 1024
+    if dt >= 16 * tau:
+        return 0
+    if tau >= 65536:
+        x = dt // ((tau + 128) >> 8)
+    else:
+        x = (dt << 8) // tau        # dt / tau in Q8 (dt < 16 tau < 2^20: no overflow)
+    y = (x * 23637) >> 14           # * log2(e): the exponent of 2, Q8
+    k = y >> 8
+    if k >= 11:
+        return 0
+    f = y & 0xFF
+    m = 65536 - ((f * 44296) >> 8) + ((f * f * 11528) >> 16)   # 2^(-f/256), Q16
+    return (m >> k) >> 6
+
+
+@micropython.viper
 def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -> int:
     """Amplitude index for this pulse (polarity block b of st): the search ramp until the first
     clear response, then the model's index for |dG| = need counts, within the trust region."""
@@ -125,11 +146,9 @@ def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -
     ia = int(p[b + _IA])
     a = (int(p[b + _A]) << sx) >> sx
     i = ia + (y - a + (slope >> 1)) // slope
-    tr = int(p[b + _TR])            # trust region around the last amplitude used
-    if i > ia + tr:
+    tr = int(p[b + _TR])            # trust region above the last amplitude used (going down
+    if i > ia + tr:                 # only shrinks the response: no limit there)
         i = ia + tr
-    if i < ia - tr:
-        i = ia - tr
     return i
 
 
@@ -243,6 +262,8 @@ class Config:
             P.K_PRIOR_RESET_V: 0.0,
             P.K_PRIOR_RESET_DG: 0.0,
             P.K_PRIOR_RESET_SLOPE: 0.0,
+            P.K_PRIOR_RELAX_FRAC: 0.0,
+            P.K_PRIOR_RELAX_TAU: 0.0,
         }
         self._limits()
         if defaults:
@@ -274,6 +295,10 @@ class Config:
             return 0.0, 1.0
         if key == P.K_PRIOR_SET_SLOPE or key == P.K_PRIOR_RESET_SLOPE:
             return 0.0, 200.0
+        if key == P.K_PRIOR_RELAX_FRAC:
+            return 0.0, 0.5
+        if key == P.K_PRIOR_RELAX_TAU:
+            return 0.0, 10.0
         return None
 
     def get(self, key):
@@ -301,6 +326,10 @@ class Config:
         self.prior_set = _prior(v[P.K_PRIOR_SET_V], v[P.K_PRIOR_SET_DG], v[P.K_PRIOR_SET_SLOPE])
         self.prior_reset = _prior(v[P.K_PRIOR_RESET_V], v[P.K_PRIOR_RESET_DG],
                                   v[P.K_PRIOR_RESET_SLOPE])
+        # relaxation tracking (both set): volatile fraction Q10, decay time µs; else 0, 0
+        f10 = int(v[P.K_PRIOR_RELAX_FRAC] * 1024 + 0.5)
+        tau_us = int(v[P.K_PRIOR_RELAX_TAU] * 1e6 + 0.5)
+        self.relax_f10, self.relax_tau_us = (f10, tau_us) if f10 > 0 and tau_us > 0 else (0, 0)
 
 
 def _prior(v, dg, slope):
@@ -611,24 +640,36 @@ class Controller:
         floor = tol_i // 4
         if floor < 1:
             floor = 1
+        # relaxation tracking (docs/algorithms.md): u = the volatile part of the reading g (counts),
+        # at time tu (mid-batch ticks); decisions use the settled estimate g - u
+        f10 = self.cfg.relax_f10
+        tau = self.cfg.relax_tau_us
         n_app = n_fixed if n_fixed > 0 else self._n_for(tol_i, 2, max_reads)
+        ta = hal.ticks_us()
         g = self._readn(n_app, sb, read_v)
+        tu = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+        u = 0
         reads = n_app
         g0 = g                      # settled reading the kept-fraction correction refers to
-        aim = self._aim(g0, t_i, tol_i)
+        aim = t_i if f10 else self._aim(g0, t_i, tol_i)
         pulses = 0
         reversed_ = 0
         first_pol = 0
         stall = 0
         status = P.ST_MAX_PULSES
         while True:
-            err = g - aim
+            err = g - u - aim
             if -tol_i <= err and err <= tol_i:
                 if pulses > 0 and settle > 0:
                     hal.wait(settle)
                 n_fin = n_fixed if n_fixed > 0 else self._n_for(tol_i, 3, max_reads)
+                ta = hal.ticks_us()
                 gf = self._readn(n_fin, sb, read_v)
                 reads += n_fin
+                if f10:
+                    tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+                    u = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
+                    tu = tm
                 if pulses > 0 and reversed_ == 0:
                     dimm = g - g0
                     if dimm >= tol_i or dimm <= -tol_i:
@@ -644,10 +685,10 @@ class Controller:
                     status = P.ST_CONVERGED
                     break
                 g0 = g
-                aim = self._aim(g0, t_i, tol_i)
+                aim = t_i if f10 else self._aim(g0, t_i, tol_i)
                 reversed_ = 0
                 first_pol = 0
-                err = g - aim
+                err = g - u - aim
             if pulses >= max_pulses:
                 break
             if pulses % _POLL_EVERY == 7 and self.check_abort():
@@ -665,6 +706,10 @@ class Controller:
                 b = _M
                 amps = amps_reset
                 i_min_search = i_reset
+            if f10:                 # the whole change needed, of which 1 - f stays
+                if need > _BIG:
+                    need = _BIG
+                need = (need << 10) // (1024 - f10)
             if first_pol == 0:
                 first_pol = pol
             elif pol != first_pol:
@@ -679,13 +724,35 @@ class Controller:
                 status = P.ST_LIMIT
                 break
             pulses += 1
+            ta = hal.ticks_us()
             if n_app == 1:
                 fb[0] = hal.read(1, read_v)
                 gn = _fix(fb, sb)
             else:
                 gn = self._readn(n_app, sb, read_v)
             reads += n_app
-            clear = _learn(st, b, i, (gn - g) * pol, tol_i, floor, e256, sx)
+            if f10:
+                # the pulse's whole change j: the reading's change less the decay of the earlier
+                # volatile part, scaled up by what of the new volatile part decayed by mid-read
+                tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+                ud = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
+                obs = gn - g + u - ud
+                if obs > _BIG:
+                    obs = _BIG
+                elif obs < -_BIG:
+                    obs = -_BIG
+                qd = _decay10(time.ticks_diff(tm, ta), tau)
+                j = (obs << 10) // ((1024 - f10) + ((f10 * qd) >> 10))
+                u = ud + ((((f10 * j) >> 10) * qd) >> 10)
+                if u > _BIG:
+                    u = _BIG
+                elif u < -_BIG:
+                    u = -_BIG
+                tu = tm
+                dgl = j * pol
+            else:
+                dgl = (gn - g) * pol
+            clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx)
             g = gn
             # a target beyond the device's range: no response at the top amplitude
             if i == top and not clear:

@@ -101,3 +101,6 @@ K_PRIOR_SET_SLOPE = const(17)   # octaves of |dG| per V (0 = the built-in defaul
 K_PRIOR_RESET_V = const(18)     # V (magnitude)
 K_PRIOR_RESET_DG = const(19)    # S
 K_PRIOR_RESET_SLOPE = const(20)  # octaves per V
+# adaptive: device-type relaxation (docs/algorithms.md); either 0 = not tracked
+K_PRIOR_RELAX_FRAC = const(21)  # volatile fraction of every state change (0..0.5)
+K_PRIOR_RELAX_TAU = const(22)   # s, its decay time

@@ -1,17 +1,22 @@
-"""Vectorized adaptive write-verify: the numpy twin of `Controller._adaptive` in
-firmware/micropython/memfw/control.py (docs/algorithms.md describes both).
+"""Adaptive write-verify twin: the same algorithm as `Controller._adaptive` in
+firmware/micropython/memfw/control.py (docs/algorithms.md describes both), on a DeviceArray.
 
 Same rules and constants as the firmware, in floats instead of fixed point: a per-device, per-polarity
 model log2|dG| = a + b * (i - i_a) over the 5 mV amplitude grid index i, learned online (level
-re-anchored at every pulse, slope by secant); a search ramp until a first clear response; reads
-averaged so that the mean's sigma is tol/2 (approach) and tol/3 (final verify); a settle wait before
-the final verify; a learned kept fraction (relaxation) that shifts the immediate aim.
+re-anchored at every pulse, slope by secant), with a trust region above the last amplitude; a search
+ramp until a first clear response (or a device-type prior instead); reads averaged so that the
+mean's sigma is tol/2 (approach) and tol/3 (final verify); a settle wait before the final verify.
+Relaxation: with a device-type relaxation (prior_relax_frac, prior_relax_tau_s) the controller
+tracks the volatile part of its readings and decides on the settled estimate; without one, a learned
+kept fraction shifts the immediate aim.
 
-Differences from the firmware (statistical twin, not bit-exact): the read-noise sigma comes from the
-preset (read_noise_rel, read_lf_rel, rtn_amp_rel) instead of being measured from read batches; log2 is
-exact instead of Q8; devices run in lock-step. The learned state lives on the DeviceArray
-(`devices.adaptive_state`), so successive calls continue learning, as the firmware does on its device.
-Units: V, s, S.
+The loop runs per device, compiled (memhost.sim.kernel, numba), on the DeviceArray's own state
+arrays. Differences from the firmware (statistical twin, not bit-exact): the read-noise sigma comes
+from the preset (read_noise_rel, read_lf_rel, rtn_amp_rel) instead of being measured from read
+batches; log2 and exp are exact instead of Q8/Q10; a reading refers to its batch's start
+(DeviceArray.read) where the board's refers to the batch's middle. The learned state lives on the
+DeviceArray (`devices.adaptive_state`), so successive calls continue learning, as the firmware does
+on its device. Units: V, s, S.
 """
 
 from __future__ import annotations
@@ -67,6 +72,17 @@ def prior_of(params: dict[str, float]) -> list[tuple[float, float, float] | None
         sl = float(params.get(f"prior_{pol}_slope", 0.0))
         out.append((v, dg, sl) if v > 0 and dg > 0 else None)
     return out
+
+
+def relax_of(params: dict[str, float]) -> tuple[float, float]:
+    """The device-type relaxation the adaptive controller tracks, from the [firmware] fields
+    prior_relax_frac and prior_relax_tau_s (CONFIG keys 21, 22): (fraction, tau s), or (0, 0)
+    (not tracked) unless both are set. The fraction is rounded to Q10 as the firmware holds it."""
+    f = float(params.get("prior_relax_frac", 0.0))
+    tau = float(params.get("prior_relax_tau_s", 0.0))
+    if f <= 0 or tau <= 0:
+        return 0.0, 0.0
+    return round(f * 1024) / 1024, tau
 
 
 def _seed_prior(st: AdaptiveState, sel: np.ndarray, prior: list[tuple[float, float, float] | None],
@@ -134,234 +150,59 @@ def read_sigma(devices: DeviceArray, g: np.ndarray) -> np.ndarray:
     return rel * np.abs(g)
 
 
-CHUNK = 1 << 18     # devices programmed together: the working arrays stay small (cache, memory)
-COMPACT = 0.8       # re-compact a chunk's devices when fewer than this fraction are still active
-SUBSET_MIN = 4096   # smaller chunks run on `devices` directly (masked; a compact copy does not pay)
-FIELDS = ("a", "ia", "b", "ip", "yp", "cp", "nobs", "si", "ss", "tr")
+def _per_device(x: Any, n: int, dtype: Any) -> np.ndarray:
+    """A DeviceArray field as one value per device (plain floats without d2d: broadcast, no copy)."""
+    return np.broadcast_to(np.asarray(x, dtype=dtype), (n,))
 
 
-def _chunk(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray,
-           tgt: np.ndarray, tol: np.ndarray, nfor: Any, aim_of: Any, achieved: np.ndarray,
-           pulses: np.ndarray, reads: np.ndarray, status: np.ndarray, i_start: np.ndarray, di0: int,
-           top: int, width: float, rv: float, settle: float, max_pulses: int) -> None:
-    """The adaptive loop over the devices idx (lock-step), results written into the output arrays.
-
-    The chunk's devices and learned state are copied into compact arrays once (DeviceArray.subset,
-    bit-identical to masked operations on `devices`): pulses and reads on all of them need no index,
-    and when fewer than COMPACT of them are still active, the active ones are compacted again (the
-    finished ones written back). Per step: fused/in-place numpy passes over the active devices; the
-    reads per verify come from per-device constants k = (z sigma_rel / tol)^2 (n = ceil(k g^2)); the
-    update skips the search-phase selects when no active device is searching (the usual case with
-    a prior)."""
-    direct = len(idx) < SUBSET_MIN
-    cidx: Any
-    loc: Any = None                     # active devices as indices into cur (None: all, in order)
-    if direct:                          # masked operations on devices and the state itself
-        cur, cidx, m, loc = devices, None, devices.n, idx
-        ls = {f: getattr(st, f).reshape(-1) for f in FIELDS}
-    else:                               # the chunk's devices, compact; cidx: their index in devices
-        cur, cidx, m = devices.subset(idx), idx, len(idx)
-        # the learned state of cur's devices, flat (2, m): row r of device d is element r * m + d
-        # (1-D take/put are several times cheaper than 2-D fancy indexing)
-        ls = {f: np.take(getattr(st, f), idx, axis=1).reshape(-1) for f in FIELDS}
-    rho = st.rho[idx]
-
-    def sel(j: np.ndarray) -> np.ndarray:
-        return j if loc is None else loc[j]
-
-    def flush(keep: Any) -> None:
-        """Write back cur's devices other than keep (all if keep is None) and their learned state."""
-        if direct:
-            return
-        if keep is None:
-            fin: Any = None
-            ci = cidx
-        else:
-            fm = np.ones(m, dtype=bool)
-            fm[keep] = False
-            fin = np.flatnonzero(fm)
-            ci = cidx[fin]
-        devices.write_back(ci, cur, fin)
-        for f in FIELDS:
-            v2, s2 = ls[f].reshape(2, m), getattr(st, f)
-            for r in (0, 1):
-                s2[r][ci] = v2[r] if fin is None else v2[r].take(fin)
-
-    k2, k3 = nfor(tol)                  # per-device read-count constants (or fixed counts)
-    nr = nfor.count(tgt, k2)
-    g = cur.read(rv, n_avg=nr, mask=loc)
-    nrd = nr.astype(np.int32)
-    g0 = g.copy()
-    aim = aim_of(g0, tgt, tol, rho)
-    npulse = np.zeros(len(idx), dtype=np.int32)
-    first = np.zeros(len(idx), dtype=np.int8)
-    rev = np.zeros(len(idx), dtype=bool)
-    stall = np.zeros(len(idx), dtype=np.int32)
-    dv = np.float32(DV)
-
-    while len(idx):
-        # ---- verify the devices whose immediate reading is on the aim -----------------------
-        err = g - aim
-        on = np.abs(err) <= tol
-        done = None
-        if on.any():
-            done = np.zeros(len(idx), dtype=bool)
-            j = np.flatnonzero(on)
-            moved = j[npulse[j] > 0]
-            if settle > 0 and len(moved):
-                cur.wait(settle, mask=sel(moved))
-            nf = nfor.count(g[j], k3[j])
-            gf = cur.read(rv, n_avg=nf, mask=sel(j))
-            nrd[j] += nf
-            # kept fraction after relaxation (single-polarity programs with a clear change)
-            dimm = g[j] - g0[j]
-            upd = (npulse[j] > 0) & ~rev[j] & (np.abs(dimm) >= tol[j])
-            if upd.any():
-                k = j[upd]
-                r = np.clip((gf[upd] - g0[k]) / dimm[upd], RHO_MIN, RHO_MAX)
-                rho[k] += (r - rho[k]) / 8
-            g[j] = gf
-            ok = np.abs(gf - tgt[j]) <= tol[j]
-            done[j[ok]] = True
-            again = j[~ok]
-            g0[again] = g[again]
-            aim[again] = aim_of(g0[again], tgt[again], tol[again], rho[again])
-            rev[again] = False
-            first[again] = 0
-            err[j] = g[j] - aim[j]
-        stop = npulse >= max_pulses
-        stop |= stall >= STALL_AT_MAX
-        if done is not None:
-            stop |= done
-        if stop.any():
-            s = idx[stop]
-            achieved[s] = g[stop]
-            pulses[s] = npulse[stop]
-            reads[s] = nrd[stop]
-            st.rho[s] = rho[stop]
-            ndone = ~done[stop] if done is not None else np.ones(len(s), dtype=bool)
-            out = (stall[stop] >= STALL_AT_MAX) & ndone
-            maxed = (npulse[stop] >= max_pulses) & ndone & ~out
-            status[s[maxed]] = MAX_PULSES
-            status[s[out]] = OUT_OF_RANGE
-            keep = np.flatnonzero(~stop)                # (take by index: cheaper than bool masks)
-            idx, tgt, tol, g, g0, aim, err = (idx.take(keep), tgt.take(keep), tol.take(keep),
-                                              g.take(keep), g0.take(keep), aim.take(keep),
-                                              err.take(keep))
-            npulse, first, rev, stall, nrd = (npulse.take(keep), first.take(keep), rev.take(keep),
-                                              stall.take(keep), nrd.take(keep))
-            k2, k3, rho = k2.take(keep), k3.take(keep), rho.take(keep)
-            loc = keep if loc is None else loc.take(keep)
-            if not len(idx):
-                break
-            if not direct and len(idx) < COMPACT * m:   # compact the chunk's devices again
-                flush(loc)
-                cur = cur.subset(loc)
-                ls = {f: np.take(ls[f].reshape(2, m), loc, axis=1).reshape(-1) for f in FIELDS}
-                cidx, m, loc = idx, len(idx), None
-        fa, fia, fb, fip, fyp = ls["a"], ls["ia"], ls["b"], ls["ip"], ls["yp"]
-        fcp, fnobs, fsi, fss, ftr = ls["cp"], ls["nobs"], ls["si"], ls["ss"], ls["tr"]
-
-        # ---- choose and apply one pulse per device --------------------------------------------
-        up = err < 0
-        li = np.arange(m) if loc is None else loc        # device index in cur
-        fi = li + m
-        fi[up] = li[up]                                  # flat state index: row 0 SET, 1 RESET
-        pol = up.astype(np.int8)
-        pol *= 2
-        pol -= 1
-        need = np.abs(err)
-        f0 = first == 0
-        if f0.any():
-            first[f0] = pol[f0]
-        rev |= pol != first
-        nobs = fnobs.take(fi)
-        searching = nobs == 0
-        any_search = bool(searching.any())
-        a, ia, b = fa.take(fi), fia.take(fi), fb.take(fi)
-        np.maximum(need, 1e-30, out=need)
-        y = np.log2(need, out=need)
-        y -= a
-        y /= b
-        y += 0.5
-        i = np.floor(y).astype(np.int32)
-        i += ia
-        tr = ftr.take(fi)
-        np.clip(i, ia - tr, ia + tr, out=i)
-        if any_search:
-            si, ss = fsi.take(fi), fss.take(fi)
-            fresh = searching & (si < 0)
-            if fresh.any():
-                si = np.where(fresh, np.where(up, i_start[0], i_start[1]), si).astype(np.int32)
-                ss = np.where(fresh, di0, ss).astype(np.int32)
-            i = np.where(searching, si, i)
-        np.clip(i, 1, top, out=i)
-        v = i.astype(np.float32)
-        v *= dv
-        v *= pol
-        cur.pulse(v, width, mask=loc)
-        npulse += 1
-        nr = nfor.count(g, k2)
-        gn = cur.read(rv, n_avg=nr, mask=loc)
-        nrd += nr
-        dg = gn - g
-        dg *= pol
-        g = gn
-        clear = dg >= tol
-        np.maximum(dg, tol / 4, out=dg)
-        yobs = np.log2(dg, out=dg)
-
-        # model update, every device at once (search phase and model phase selected per device)
-        ip, yp, cp = fip.take(fi), fyp.take(fi), fcp.take(fi)
-        yhat = i - ia
-        yhat = yhat * b
-        yhat += a
-        dip = i - ip
-        sl = clear & cp & (np.abs(dip) >= SLOPE_MIN_DI)
-        if any_search:
-            sl &= ~searching
-        if sl.any():
-            bobs = (yobs[sl] - yp[sl]) / dip[sl]
-            bs = b[sl]
-            b[sl] = np.clip(bs + (bobs - bs) / 8, B_MIN, B_MAX)
-            fb[fi] = b
-        innov = yobs - yhat
-        nc = ~clear
-        early = nobs < 4
-        innov *= np.where(early, 0.5, 0.25) if early.any() else 0.25
-        if nc.any():                                     # censored: only "smaller than predicted"
-            innov[nc] = np.where(innov[nc] < 0, -MISS_STEP, 0.0)
-        np.clip(innov, -MAX_INNOV, MAX_INNOV, out=innov)
-        innov += yhat
-        np.minimum(nobs + 1, 1000, out=nobs)
-        if any_search:
-            miss = searching & nc                        # search goes on: state kept but si/ss
-            fa[fi] = np.where(searching, np.where(clear, yobs, a), innov)
-            fia[fi] = np.where(miss, ia, i)
-            fip[fi] = np.where(miss, ip, i)
-            fyp[fi] = np.where(miss, yp, yobs)
-            fcp[fi] = np.where(miss, cp, clear)
-            fnobs[fi] = np.where(searching, clear.astype(np.int32), nobs)
-            fsi[fi] = np.where(miss, i + ss, si)
-            fss[fi] = np.where(miss & (ss < 32), 2 * ss, ss)
-        else:
-            fa[fi] = innov
-            fia[fi] = i
-            fip[fi] = i
-            fyp[fi] = yobs
-            fcp[fi] = clear
-            fnobs[fi] = nobs
-        wide = tr > TRUST                                # a prior's wide trust region narrows
-        if wide.any():
-            ftr[fi[wide]] = np.maximum(tr[wide] >> 1, TRUST)
-        attop = i == top
-        if attop.any():
-            attop &= nc
-            stall += 1
-            stall *= attop
-        else:
-            stall.fill(0)
-    flush(None)
+def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: np.ndarray,
+                tol: np.ndarray, rel: float, relax: tuple[float, float], n_reads: int,
+                max_reads: int, width: float, rv: float,
+                settle: float, top: int, i_start: np.ndarray, di0: int, max_pulses: int,
+                achieved: np.ndarray, pulses: np.ndarray, reads: np.ndarray,
+                status: np.ndarray) -> None:
+    """The devices idx through the compiled loop (memhost.sim.kernel), on devices' own state.
+    Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed)."""
+    from .kernel import PHYS, adaptive_kernel, draws_per_device
+    d = devices
+    n = d.n
+    if d._y is None:
+        d._y = np.zeros(n, dtype=np.float32)       # (unused while read_lf_rel is 0)
+    if d._rtn_s is None:
+        d._rtn_s = np.ones(n, dtype=np.float32)
+    t_before = d.t[idx]
+    ph = tuple(float(getattr(d, f)) for f in PHYS)
+    consts = np.array([width, rv, settle, DV, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX,
+                       relax[0], relax[1]])
+    kap = (rel / np.asarray(tol, dtype=float)) ** 2
+    top_n = max(int(max_reads), int(n_reads), 2)
+    dec_r = np.exp(-(np.arange(top_n + 1) * d._read_time) / d._tau)
+    need_n, need_u = draws_per_device(int(max_pulses))
+    # per block: enough numbers for ~25 pulses per device over up to 64 k devices, and at least one
+    # device's worst case
+    size_n = max(need_n, min(len(idx), 1 << 16) * 64)
+    size_u = max(need_u, min(len(idx), 1 << 16) * 52) if (d._rtn > 0) else need_u
+    args = (idx.astype(np.int64), np.ascontiguousarray(tgt, dtype=float),
+            np.ascontiguousarray(tol, dtype=float), kap, int(n_reads), float(max_reads),
+            d.w, d.u, d.t, d._t_drift, d._t_read, d._y, d._rtn_s, d.damage_events,
+            d.damaged, d._frozen,
+            _per_device(d._k_set, n, np.float64), _per_device(d._k_reset, n, np.float64),
+            _per_device(d._ivs, n, np.float64), _per_device(d._ivr, n, np.float64),
+            _per_device(d.g_min, n, np.float64), _per_device(d._span, n, np.float64),
+            ph, float(d.preset.params["damage_w"]),
+            st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.rho,
+            consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
+            achieved, pulses, reads, status)
+    j = 0
+    while j < len(idx):
+        zn = d.rng.standard_normal(size_n)
+        zu = d.rng.random(size_u) if d._rtn > 0 else np.zeros(size_u)
+        j = adaptive_kernel(*args, j, zn, zu, np.zeros(2, dtype=np.int64), dec_r)
+    n_pulses = int(pulses[idx].sum())
+    d.pulses += n_pulses
+    if n_pulses:
+        d._any_frozen = d._any_frozen or bool(d._frozen[idx].any())
+    d._drift_pending += float(np.max(d.t[idx] - t_before))
 
 
 def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
@@ -396,37 +237,14 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     status = np.full(n, CONVERGED, dtype=np.int8)
 
     rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
-
-    class _Reads:
-        """Reads per verify: n = ceil(k g^2) within [2, max_reads], k = (z rel / tol)^2 per device
-        (the mean's sigma <= tol / z), or the fixed n_reads."""
-
-        def __call__(self, tl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            k = (rel / tl) ** 2
-            return 4 * k, 9 * k
-
-        def count(self, gg: np.ndarray, k: np.ndarray) -> np.ndarray:
-            if n_reads > 0:
-                return np.full(len(gg), n_reads, dtype=np.int32)
-            x = gg * gg
-            x *= k
-            np.ceil(x, out=x)
-            np.clip(x, 2, max_reads, out=x)
-            return x.astype(np.int32)
-
-    nfor = _Reads()
-
-    def aim_of(g0: np.ndarray, t: np.ndarray, tl: np.ndarray, rho: np.ndarray) -> np.ndarray:
-        d = t - g0
-        return t + np.clip(d / rho - d, -4 * tl, 4 * tl)
-
     all_idx = np.flatnonzero(sel)
     pri = prior_of(p if prior is None else (prior or {}))
     if pri[0] is not None or pri[1] is not None:
         _seed_prior(st, all_idx, pri, top)
-    for c0 in range(0, len(all_idx), CHUNK):
-        idx = all_idx[c0:c0 + CHUNK]
-        _chunk(devices, st, idx, tgt_all[idx], tol_all[idx], nfor, aim_of, achieved, pulses,
-               reads, status, i_start, di0, top, width, rv, settle, max_pulses)
+    if len(all_idx):
+        _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
+                    relax_of(p if prior is None else (prior or {})), n_reads,
+                    max_reads, width, rv, settle, top, i_start, di0, max_pulses,
+                    achieved, pulses, reads, status)
 
     return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status)

@@ -39,11 +39,13 @@ SCHEMA: dict[str, dict[str, str]] = {
     "firmware": {"v_set_start": "pos", "v_reset_start": "pos", "v_step": "pos", "v_max": "pos",
                  "width_s": "pos", "read_v": "pos", "read_time_s": "pos",
                  "prior_set_v": "nonneg", "prior_set_dg": "nonneg", "prior_set_slope": "nonneg",
-                 "prior_reset_v": "nonneg", "prior_reset_dg": "nonneg", "prior_reset_slope": "nonneg"},
+                 "prior_reset_v": "nonneg", "prior_reset_dg": "nonneg", "prior_reset_slope": "nonneg",
+                 "prior_relax_frac": "nonneg", "prior_relax_tau_s": "nonneg"},
 }
 # fields that may be left out (value used then): the device-type prior, off by default
 OPTIONAL: dict[str, float] = {f: 0.0 for f in ("prior_set_v", "prior_set_dg", "prior_set_slope",
-                                                "prior_reset_v", "prior_reset_dg", "prior_reset_slope")}
+                                                "prior_reset_v", "prior_reset_dg", "prior_reset_slope",
+                                                "prior_relax_frac", "prior_relax_tau_s")}
 FIELDS: tuple[str, ...] = tuple(f for sec in SCHEMA.values() for f in sec)
 
 
@@ -168,6 +170,10 @@ def _validate(data: dict[str, Any], path: Path) -> Preset:
     for f in ("prior_set_slope", "prior_reset_slope"):
         if P[f] > 200.0:
             raise bad("firmware." + f, "must be <= 200 octaves/V (CONFIG bound)")
+    if P["prior_relax_frac"] > 0.5:
+        raise bad("firmware.prior_relax_frac", "must be <= 0.5 (CONFIG bound)")
+    if P["prior_relax_tau_s"] > 10.0:
+        raise bad("firmware.prior_relax_tau_s", "must be <= 10 s (CONFIG bound)")
     if not ABS_MIN_WIDTH_S <= P["width_s"] <= ABS_MAX_WIDTH_S:
         raise bad("firmware.width_s", f"must be within {ABS_MIN_WIDTH_S}..{ABS_MAX_WIDTH_S} s")
     if P["read_v"] > ABS_MAX_READ_V:

@@ -73,7 +73,8 @@ class Hal(StdioPort):
                  (P.K_WIDTH, "width_s"), (P.K_READ_V, "read_v"),
                  (P.K_PRIOR_SET_V, "prior_set_v"), (P.K_PRIOR_SET_DG, "prior_set_dg"),
                  (P.K_PRIOR_SET_SLOPE, "prior_set_slope"), (P.K_PRIOR_RESET_V, "prior_reset_v"),
-                 (P.K_PRIOR_RESET_DG, "prior_reset_dg"), (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope"))
+                 (P.K_PRIOR_RESET_DG, "prior_reset_dg"), (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope"),
+                 (P.K_PRIOR_RELAX_FRAC, "prior_relax_frac"), (P.K_PRIOR_RELAX_TAU, "prior_relax_tau_s"))
         out = {}
         for key, name in names:
             if name in self.params:

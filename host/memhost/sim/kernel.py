@@ -1,0 +1,420 @@
+"""Compiled (numba) per-device loop of the adaptive write-verify twin (memhost.sim.adaptive).
+
+One device at a time, start to finish: choose an amplitude, pulse, read, learn, repeat, with the
+device physics of DeviceArray (memhost.sim.device) written per device. The numpy lock-step twin paid
+a few dozen array passes per pulse step (~400 ns per device-pulse); here a device-pulse is a few
+dozen scalar operations. The device equations are DeviceArray's, term by term (pulse: threshold
+rate, window, cycle-to-cycle factor, volatile/kept split, damage, frozen devices; read: white,
+low-frequency and RTN noise, read disturb; time: volatile decay, drift); tests/test_sim_kernel.py
+checks them against DeviceArray with the noise off (equal to float32 rounding) and on (same
+distributions).
+
+Two deliberate differences from DeviceArray, both below its noise:
+* drift is applied at every read and wait of the device (DeviceArray defers it while the pending
+  drift is below 1e-7 in w);
+* random numbers come from numba's generator (seeded from the DeviceArray's), one stream over the
+  devices in order, so results are reproducible for a seed but not equal draw-for-draw.
+Units: V, s, S.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE
+
+# physics scalars, in this order in the `phys` array (from DeviceArray's fields)
+PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn", "_rtn_rate",
+        "_disturb", "_v_damage", "_read_time", "_a_set", "_a_reset", "_p_set", "_p_reset")
+(RF, TAU, DRIFT, W_EQ, C2C, RN, LF, LF_TAU, RTN, RTN_RATE, DISTURB, V_DAMAGE, READ_TIME, A_SET,
+ A_RESET, P_SET, P_RESET) = range(len(PHYS))
+
+
+@njit(cache=True)
+def draws_per_device(max_pulses):
+    """The most (normals, uniforms) one device can use: per pulse one cycle-to-cycle normal and
+    two reads (after the pulse, and a verify), each at most two normals (white, low-frequency) and
+    one uniform (RTN); plus the first read."""
+    return 5 * (max_pulses + 1) + 2, 2 * (max_pulses + 1) + 1
+
+
+@njit(cache=True, inline="always")
+def _pow(x, e):
+    """x ** e for x >= 0, with the exponents the presets use (integers and halves) done exactly
+    without libm's pow."""
+    if e == 3.0:
+        return x * x * x
+    if e == 1.0:
+        return x
+    if e == 2.0:
+        return x * x
+    if e == 1.5:
+        return x * math.sqrt(x)
+    if e == 2.5:
+        return x * x * math.sqrt(x)
+    return x ** e
+
+
+@njit(cache=True, inline="always")
+def _clip01(x):
+    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
+
+
+@njit(cache=True, inline="always")
+def _drift(t, td, w, frozen, ph):
+    """w after drift from time td to t, and the new td: applied once it reaches 1e-7 in w
+    (DeviceArray's lazy rule, per device: below that it is under float32 resolution of w)."""
+    if ph[DRIFT] > 0.0 and ph[DRIFT] * (t - td) >= 1e-7:
+        if not frozen:
+            f = np.float32(math.exp(-ph[DRIFT] * (t - td)))
+            weq = np.float32(ph[W_EQ])
+            w = np.float32((np.float32(w) - weq) * f + weq)
+        td = t
+    return w, td
+
+
+@njit(cache=True, inline="always")
+def _pulse(v, width, dec_w, w, u, t, damaged, events, frozen, ks, kr, ivs, ivr, ph, damage_w, z):
+    """DeviceArray.pulse on one device's state: amplitude v (V, sign = polarity), width (s),
+    dec_w = exp(-width / relax_tau_s), z a standard normal (cycle-to-cycle)."""
+    t += width
+    u = np.float32(u * dec_w)
+    a = abs(v)
+    if a > ph[V_DAMAGE]:
+        events += 1
+        if not damaged:
+            damaged = True
+            frozen = True
+            w = np.float32(damage_w)
+            u = np.float32(0.0)
+    wd = np.float64(w)
+    dw = 0.0
+    if v > 0:
+        x = a * ivs - 1.0
+        if x > 0.0:
+            dw = _pow(x, ph[A_SET]) * ks * width
+            if ph[P_SET] != 0.0:
+                dw *= _pow(1.0 - wd, ph[P_SET])
+    else:
+        x = a * ivr - 1.0
+        if x > 0.0:
+            dw = -_pow(x, ph[A_RESET]) * kr * width
+            if ph[P_RESET] != 0.0:
+                dw *= _pow(wd, ph[P_RESET])
+    if ph[C2C] > 0.0:
+        f = 1.0 + ph[C2C] * z
+        dw *= f if f > 0.0 else 0.0
+    if frozen:
+        dw = 0.0
+    u = np.float32(u + ph[RF] * dw)
+    w = np.float32(_clip01(wd + (1.0 - ph[RF]) * dw))
+    return w, u, t, damaged, events, frozen
+
+
+@njit(cache=True, inline="always")
+def _read(n, v_read, dec_n, w, u, t, td, tr, y, rs, frozen, gmin, span, ph, z1, z2, uu):
+    """DeviceArray.read on one device's state: mean of n conversions (S); dec_n = exp(-n read_time /
+    relax_tau_s); z1, z2 standard normals (white, low-frequency), uu a uniform (RTN)."""
+    w, td = _drift(t, td, w, frozen, ph)
+    s = _clip01(np.float64(w) + np.float64(u))
+    z = ph[RN] / math.sqrt(n) * z1
+    if ph[LF] > 0.0 or ph[RTN] > 0.0:
+        dt = t - tr
+        if ph[LF] > 0.0:
+            c = math.exp(-dt / ph[LF_TAU])
+            y = np.float32(y * c + ph[LF] * math.sqrt(1.0 - c * c) * z2)
+            z += y
+        if ph[RTN] > 0.0:
+            if uu < 0.5 * (1.0 - math.exp(-2.0 * ph[RTN_RATE] * dt)):
+                rs = -rs
+            z += ph[RTN] * rs
+        tr = t
+    g = (gmin + span * s) * (1.0 + z)
+    t += n * ph[READ_TIME]
+    u = np.float32(u * dec_n)
+    if ph[DISTURB] != 0.0 and not frozen:
+        dd = ph[DISTURB] * ph[READ_TIME] * n * (1.0 if v_read >= 0.0 else -1.0)
+        w = np.float32(_clip01(np.float64(w) + dd))
+    return g, w, u, t, td, tr, y, rs
+
+
+@njit(cache=True, inline="always")
+def _count(g, k, n_fixed, max_reads):
+    """Reads per verify: ceil(k g^2) within [2, max_reads], or the fixed count."""
+    if n_fixed > 0:
+        return n_fixed
+    n = math.ceil(g * g * k)
+    return int(min(max(n, 2.0), max_reads))
+
+
+@njit(cache=True, inline="always")
+def _aim(g0, t, tl, rho):
+    dd = t - g0
+    c = dd / rho - dd
+    lim = 4.0 * tl
+    return t + (lim if c > lim else (-lim if c < -lim else c))
+
+
+@njit(cache=True)
+def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
+                    w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events, damaged, frozen,
+                    k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
+                    sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, rho,
+                    consts, itop, i_start, di0, max_pulses,
+                    achieved, pulses, reads, status, j0, zn, zu, pos, dec_r):
+    """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
+    tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
+    DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
+    V, settle s, DV V, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX); learned state arrays
+    (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
+
+    Random numbers: standard normals zn and uniforms zu, consumed from pos[0] and pos[1]. Returns
+    the index j of the first device not done: len(idx), or earlier when fewer numbers are left
+    than one device can use (draws_per_device); the caller refills and calls again from j.
+    dec_r[n] = exp(-n read_time / relax_tau_s) for every read count n the loop can use.
+
+    Each device's state is held in scalars while it is programmed (the helpers take and return
+    scalars: no array reference counting in the loop) and stored back when it is done."""
+    width, rv, settle, dv = consts[0], consts[1], consts[2], consts[3]
+    b_min, b_max, max_innov, miss_step = consts[4], consts[5], consts[6], consts[7]
+    rho_min, rho_max = consts[8], consts[9]
+    fr, tau_c = consts[10], consts[11]     # relaxation tracking: volatile fraction, decay time
+    ra = fr > 0.0 and tau_c > 0.0
+    dec_w = math.exp(-width / ph[TAU])
+    dec_s = math.exp(-settle / ph[TAU])
+    need_n, need_u = draws_per_device(max_pulses)
+    use_lf = ph[LF] > 0.0
+    use_rtn = ph[RTN] > 0.0
+    pn = pos[0]
+    pu = pos[1]
+    for j in range(j0, len(idx)):
+        if pn + need_n > len(zn) or pu + need_u > len(zu):
+            pos[0] = pn
+            pos[1] = pu
+            return j
+        d = idx[j]
+        # the device's state and parameters
+        w_ = w[d]
+        u_ = u[d]
+        t_ = t[d]
+        td = t_drift[d]
+        tr_ = t_read[d]
+        y_ = y_lf[d]
+        rs = rtn_s[d]
+        dmg = damaged[d]
+        ev = dmg_events[d]
+        fz = frozen[d]
+        ks = k_set[d]
+        kr = k_reset[d]
+        vs = ivs[d]
+        vr = ivr[d]
+        gm = g_min[d]
+        sp = span[d]
+        rh = rho[d]
+        tg = tgt[j]
+        tl = tol[j]
+        k2 = 4.0 * kap[j]
+        k3 = 9.0 * kap[j]
+
+        nr = _count(tg, k2, n_fixed, max_reads)
+        z1 = zn[pn]
+        pn += 1
+        z2 = 0.0
+        if use_lf:
+            z2 = zn[pn]
+            pn += 1
+        uu = 1.0
+        if use_rtn:
+            uu = zu[pu]
+            pu += 1
+        g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], w_, u_, t_, td, tr_, y_, rs, fz,
+                                              gm, sp, ph, z1, z2, uu)
+        nrd = nr
+        g0 = g
+        aim = _aim(g0, tg, tl, rh)
+        U = 0.0                             # volatile part of the reading g (tracked if ra)
+        tU = t_ - nr * ph[READ_TIME]        # the time g refers to (its batch's start here)
+        if ra:
+            aim = tg
+        npulse = 0
+        first = 0
+        rev = False
+        stall = 0
+        st = MAX_PULSES
+        while True:
+            err = g - U - aim
+            done = False
+            if abs(err) <= tl:
+                # ---- final verify (after a settle wait if the device moved) --------------------
+                if settle > 0.0 and npulse > 0:
+                    t_ += settle
+                    u_ = np.float32(u_ * dec_s)
+                    w_, td = _drift(t_, td, w_, fz, ph)
+                nf = _count(g, k3, n_fixed, max_reads)
+                z1 = zn[pn]
+                pn += 1
+                if use_lf:
+                    z2 = zn[pn]
+                    pn += 1
+                if use_rtn:
+                    uu = zu[pu]
+                    pu += 1
+                gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], w_, u_, t_, td, tr_, y_,
+                                                       rs, fz, gm, sp, ph, z1, z2, uu)
+                nrd += nf
+                if ra:
+                    tm = t_ - nf * ph[READ_TIME]
+                    U *= math.exp(-(tm - tU) / tau_c)
+                    tU = tm
+                dimm = g - g0
+                if npulse > 0 and not rev and abs(dimm) >= tl:
+                    r = (gf - g0) / dimm
+                    r = rho_min if r < rho_min else (rho_max if r > rho_max else r)
+                    rh += (r - rh) / 8.0
+                g = gf
+                if abs(gf - tg) <= tl:
+                    done = True
+                else:
+                    g0 = g
+                    aim = tg if ra else _aim(g0, tg, tl, rh)
+                    rev = False
+                    first = 0
+                err = g - U - aim
+            if done:
+                st = CONVERGED
+                break
+            if stall >= 8:
+                st = OUT_OF_RANGE
+                break
+            if npulse >= max_pulses:
+                break
+            # ---- choose and apply one pulse ---------------------------------------------------
+            up = err < 0.0
+            r_ = 0 if up else 1
+            pol = 1 if up else -1
+            need = abs(err)
+            if ra:                          # the whole change needed, of which 1 - f stays
+                need /= (1.0 - fr)
+            if first == 0:
+                first = pol
+            if pol != first:
+                rev = True
+            nobs = snobs[r_, d]
+            searching = nobs == 0
+            a = sa[r_, d]
+            ia = sia[r_, d]
+            b = sb[r_, d]
+            tr = strr[r_, d]
+            i = int(math.floor((math.log2(max(need, 1e-30)) - a) / b + 0.5)) + ia
+            if i > ia + tr:                 # trust region above the last amplitude only
+                i = ia + tr
+            si = ssi[r_, d]
+            ss = sss[r_, d]
+            if searching:
+                if si < 0:
+                    si = i_start[r_]
+                    ss = di0
+                i = si
+            if i < 1:
+                i = 1
+            elif i > itop:
+                i = itop
+            v = np.float32(i) * np.float32(dv) * np.float32(pol)
+            z1 = zn[pn]
+            pn += 1
+            w_, u_, t_, dmg, ev, fz = _pulse(np.float64(v), width, dec_w, w_, u_, t_, dmg, ev, fz,
+                                             ks, kr, vs, vr, ph, damage_w, z1)
+            npulse += 1
+            t_pulse = t_
+            nr = _count(g, k2, n_fixed, max_reads)
+            z1 = zn[pn]
+            pn += 1
+            if use_lf:
+                z2 = zn[pn]
+                pn += 1
+            if use_rtn:
+                uu = zu[pu]
+                pu += 1
+            gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], w_, u_, t_, td, tr_, y_, rs,
+                                                   fz, gm, sp, ph, z1, z2, uu)
+            nrd += nr
+            if ra:
+                # the pulse's whole change J: the reading's change less the decay of the earlier
+                # volatile part, scaled up by what of the new volatile part decayed before the read
+                tm = t_ - nr * ph[READ_TIME]
+                dec = math.exp(-(tm - tU) / tau_c)
+                obs = gn - g + U - U * dec
+                q = math.exp(-(tm - t_pulse) / tau_c)
+                J = obs / ((1.0 - fr) + fr * q)
+                U = U * dec + fr * J * q
+                tU = tm
+                dg = J * pol
+            else:
+                dg = (gn - g) * pol
+            g = gn
+            clear = dg >= tl
+            yobs = math.log2(max(dg, tl / 4.0))
+            # ---- learn ------------------------------------------------------------------------
+            ip = sip[r_, d]
+            yp = syp[r_, d]
+            yhat = a + b * (i - ia)
+            dip = i - ip
+            if clear and scp[r_, d] and abs(dip) >= 4 and not searching:
+                bobs = (yobs - yp) / dip
+                b = b + (bobs - b) / 8.0
+                b = b_min if b < b_min else (b_max if b > b_max else b)
+                sb[r_, d] = b
+            innov = yobs - yhat
+            innov *= 0.5 if nobs < 4 else 0.25
+            if not clear:
+                innov = -miss_step if innov < 0.0 else 0.0
+            innov = max_innov if innov > max_innov else (-max_innov if innov < -max_innov else innov)
+            innov += yhat
+            if searching:
+                if clear:
+                    sa[r_, d] = yobs
+                    sia[r_, d] = i
+                    sip[r_, d] = i
+                    syp[r_, d] = yobs
+                    scp[r_, d] = True
+                    snobs[r_, d] = 1
+                    ssi[r_, d] = si
+                    sss[r_, d] = ss
+                else:
+                    ssi[r_, d] = i + ss
+                    sss[r_, d] = 2 * ss if ss < 32 else ss
+            else:
+                sa[r_, d] = innov
+                sia[r_, d] = i
+                sip[r_, d] = i
+                syp[r_, d] = yobs
+                scp[r_, d] = clear
+                snobs[r_, d] = nobs + 1 if nobs < 1000 else 1000
+            if tr > 32:                 # a prior's wide trust region narrows (TRUST = 32)
+                strr[r_, d] = tr >> 1 if (tr >> 1) > 32 else 32
+            if i == itop and not clear:
+                stall += 1
+            else:
+                stall = 0
+        # store the device's state back
+        w[d] = w_
+        u[d] = u_
+        t[d] = t_
+        t_drift[d] = td
+        t_read[d] = tr_
+        y_lf[d] = y_
+        rtn_s[d] = rs
+        damaged[d] = dmg
+        dmg_events[d] = ev
+        frozen[d] = fz
+        rho[d] = rh
+        achieved[d] = g
+        pulses[d] = npulse
+        reads[d] = nrd
+        status[d] = st
+    pos[0] = pn
+    pos[1] = pu
+    return len(idx)
