@@ -82,7 +82,7 @@ def test_cli_mnist_pairs_labels_the_derived_task(tmp_path, capsys):
     assert rc == 0
     text = capsys.readouterr().out
     assert "dataset mnist-pairs: derived task" in text
-    assert "fewest bits within 1 point of float" in text
+    assert "fewest swept bits within 1 point of float (ideal): " in text
     res = json.loads((out / "ann.json").read_text())
     assert res["dataset"]["name"] == "mnist-pairs" and res["dataset"]["classes"] == 100
     (m,) = res["models"]

@@ -326,7 +326,11 @@ def _run(args: Any) -> int | None:
                       f"{'drop' if drop >= 0 else 'gain'} of {abs(drop):.2f} points "
                       f"({'within' if drop <= 1 else 'NOT within'} 1 point of float)")
             fewest = evaluate.fewest_bits(r, points=1.0)
-            print(f"{r['model']}: fewest bits within 1 point of float (ideal): "
-                  + (f"{fewest} ({2 ** fewest} levels)" if fewest else "none of those swept"))
+            print(f"{r['model']}: fewest swept bits within 1 point of float (ideal): "
+                  + (f"{fewest} ({2 ** fewest} levels)" if fewest else "none"))
+            if any("mean" in x for x in r["bits"]):
+                fm = evaluate.fewest_bits(r, points=1.0, key="mean")
+                print(f"{r['model']}: fewest swept bits within 1 point of float ({error_model.kind}, "
+                      "mean): " + (f"{fm} ({2 ** fm} levels)" if fm else "none"))
         print(f"wrote {out}")
     return 0
