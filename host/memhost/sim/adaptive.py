@@ -85,31 +85,23 @@ def relax_of(params: dict[str, float]) -> tuple[float, float]:
     return round(f * 1024) / 1024, tau
 
 
-def _seed_prior(st: AdaptiveState, sel: np.ndarray, prior: list[tuple[float, float, float] | None],
-                top: int) -> None:
-    """Polarities of the devices sel that have never pulsed start from the prior (as the firmware's
-    _adaptive does): model level log2(dg) anchored at the prior amplitude, slope from the prior, one
-    observation counted (no search); no previous observation for the secant; a wide trust region
-    (TRUST_PRIOR, halving per pulse down to TRUST), so the first pulse goes straight to the prior
-    model's amplitude for the needed |dG| instead of ramping 160 mV per pulse."""
+def _prior_words(prior: list[tuple[float, float, float] | None], top: int) -> np.ndarray:
+    """The device-type prior as the loop seeds it, per polarity [SET, RESET]: (1, amplitude index,
+    level log2(dg), slope), or zeros (no prior). Polarities that have never pulsed start from it
+    (as the firmware's _adaptive does): model level anchored at the prior amplitude, slope from the
+    prior, one observation counted (no search), no previous observation for the secant, a wide
+    trust region (TRUST_PRIOR, halving per pulse down to TRUST), so the first pulse goes straight
+    to the prior model's amplitude for the needed |dG| instead of ramping 160 mV per pulse."""
+    out = np.zeros((2, 4))
     for r, pr in enumerate(prior):
         if pr is None:
             continue
         v, dg, sl = pr
-        fresh = sel[(st.nobs[r, sel] == 0) & (st.si[r, sel] < 0)]
-        if not len(fresh):
-            continue
         ia = min(max(int(v * 1e6 + 0.5) // 5000, 1), top)
         a = round(256 * math.log2(dg)) / 256          # Q8 as the firmware stores it
         b = B0 if sl <= 0 else min(max(round(256 * sl * DV), 6), 256) / 256
-        st.a[r, fresh] = a
-        st.ia[r, fresh] = ia
-        st.b[r, fresh] = b
-        st.ip[r, fresh] = ia
-        st.yp[r, fresh] = a
-        st.cp[r, fresh] = False
-        st.nobs[r, fresh] = 1
-        st.tr[r, fresh] = TRUST_PRIOR
+        out[r] = (1.0, ia, a, b)
+    return out
 
 
 def prior_from_state(devices: DeviceArray, v_ref: tuple[float, float] | None = None
@@ -156,7 +148,7 @@ def _per_device(x: Any, n: int, dtype: Any) -> np.ndarray:
 
 
 def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: np.ndarray,
-                tol: np.ndarray, rel: float, relax: tuple[float, float], n_reads: int,
+                tol: np.ndarray, rel: float, relax: tuple[float, float], pri: np.ndarray, n_reads: int,
                 max_reads: int, width: float, rv: float,
                 settle: float, top: int, i_start: np.ndarray, di0: int, max_pulses: int,
                 achieved: np.ndarray, pulses: np.ndarray, reads: np.ndarray,
@@ -177,11 +169,13 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     kap = (rel / np.asarray(tol, dtype=float)) ** 2
     top_n = max(int(max_reads), int(n_reads), 2)
     dec_r = np.exp(-(np.arange(top_n + 1) * d._read_time) / d._tau)
+    isq = 1.0 / np.sqrt(np.maximum(np.arange(top_n + 1), 1))
     need_n, need_u = draws_per_device(int(max_pulses))
-    # per block: enough numbers for ~25 pulses per device over up to 64 k devices, and at least one
-    # device's worst case
-    size_n = max(need_n, min(len(idx), 1 << 16) * 64)
-    size_u = max(need_u, min(len(idx), 1 << 16) * 52) if (d._rtn > 0) else need_u
+    # one block of random numbers, refilled in place (float32: the noise factors need no more):
+    # ~16 pulses' worth for up to 16 k devices, and at least one device's worst case
+    per = 3 if d._lf > 0 else 2
+    size_n = max(need_n, min(len(idx), 1 << 14) * 16 * per)
+    size_u = max(need_u, min(len(idx), 1 << 14) * 16) if d._rtn > 0 else need_u
     args = (idx.astype(np.int64), np.ascontiguousarray(tgt, dtype=float),
             np.ascontiguousarray(tol, dtype=float), kap, int(n_reads), float(max_reads),
             d.w, d.u, d.t, d._t_drift, d._t_read, d._y, d._rtn_s, d.damage_events,
@@ -194,10 +188,13 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
             consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
             achieved, pulses, reads, status)
     j = 0
+    zn = np.empty(size_n, dtype=np.float32)
+    zu = np.zeros(size_u, dtype=np.float32)
     while j < len(idx):
-        zn = d.rng.standard_normal(size_n)
-        zu = d.rng.random(size_u) if d._rtn > 0 else np.zeros(size_u)
-        j = adaptive_kernel(*args, j, zn, zu, np.zeros(2, dtype=np.int64), dec_r)
+        d.rng.standard_normal(out=zn, dtype=np.float32)
+        if d._rtn > 0:
+            d.rng.random(out=zu, dtype=np.float32)
+        j = adaptive_kernel(*args, j, zn, zu, np.zeros(2, dtype=np.int64), dec_r, pri, isq)
     n_pulses = int(pulses[idx].sum())
     d.pulses += n_pulses
     if n_pulses:
@@ -238,12 +235,10 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
 
     rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
     all_idx = np.flatnonzero(sel)
-    pri = prior_of(p if prior is None else (prior or {}))
-    if pri[0] is not None or pri[1] is not None:
-        _seed_prior(st, all_idx, pri, top)
+    pri = _prior_words(prior_of(p if prior is None else (prior or {})), top)
     if len(all_idx):
         _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
-                    relax_of(p if prior is None else (prior or {})), n_reads,
+                    relax_of(p if prior is None else (prior or {})), pri, n_reads,
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
                     achieved, pulses, reads, status)
 

@@ -115,12 +115,13 @@ def _pulse(v, width, dec_w, w, u, t, damaged, events, frozen, ks, kr, ivs, ivr, 
 
 
 @njit(cache=True, inline="always")
-def _read(n, v_read, dec_n, w, u, t, td, tr, y, rs, frozen, gmin, span, ph, z1, z2, uu):
+def _read(n, v_read, dec_n, isq_n, w, u, t, td, tr, y, rs, frozen, gmin, span, ph, z1, z2, uu):
     """DeviceArray.read on one device's state: mean of n conversions (S); dec_n = exp(-n read_time /
-    relax_tau_s); z1, z2 standard normals (white, low-frequency), uu a uniform (RTN)."""
+    relax_tau_s), isq_n = 1 / sqrt(n); z1, z2 standard normals (white, low-frequency), uu a
+    uniform (RTN)."""
     w, td = _drift(t, td, w, frozen, ph)
     s = _clip01(np.float64(w) + np.float64(u))
-    z = ph[RN] / math.sqrt(n) * z1
+    z = ph[RN] * isq_n * z1
     if ph[LF] > 0.0 or ph[RTN] > 0.0:
         dt = t - tr
         if ph[LF] > 0.0:
@@ -164,7 +165,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
                     sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, rho,
                     consts, itop, i_start, di0, max_pulses,
-                    achieved, pulses, reads, status, j0, zn, zu, pos, dec_r):
+                    achieved, pulses, reads, status, j0, zn, zu, pos, dec_r, pri, isq):
     """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
@@ -174,7 +175,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     Random numbers: standard normals zn and uniforms zu, consumed from pos[0] and pos[1]. Returns
     the index j of the first device not done: len(idx), or earlier when fewer numbers are left
     than one device can use (draws_per_device); the caller refills and calls again from j.
-    dec_r[n] = exp(-n read_time / relax_tau_s) for every read count n the loop can use.
+    dec_r[n] = exp(-n read_time / relax_tau_s) and isq[n] = 1 / sqrt(n) for every read count n
+    the loop can use. pri: the device-type prior per polarity (adaptive._prior_words), seeded into
+    polarities that have never pulsed.
 
     Each device's state is held in scalars while it is programmed (the helpers take and return
     scalars: no array reference counting in the loop) and stored back when it is done."""
@@ -196,6 +199,16 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             pos[1] = pu
             return j
         d = idx[j]
+        for r_ in range(2):             # never-pulsed polarities start from the prior
+            if pri[r_, 0] > 0.0 and snobs[r_, d] == 0 and ssi[r_, d] < 0:
+                sa[r_, d] = pri[r_, 2]
+                sia[r_, d] = int(pri[r_, 1])
+                sb[r_, d] = pri[r_, 3]
+                sip[r_, d] = int(pri[r_, 1])
+                syp[r_, d] = pri[r_, 2]
+                scp[r_, d] = False
+                snobs[r_, d] = 1
+                strr[r_, d] = 64        # TRUST_PRIOR
         # the device's state and parameters
         w_ = w[d]
         u_ = u[d]
@@ -230,7 +243,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         if use_rtn:
             uu = zu[pu]
             pu += 1
-        g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], w_, u_, t_, td, tr_, y_, rs, fz,
+        g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs, fz,
                                               gm, sp, ph, z1, z2, uu)
         nrd = nr
         g0 = g
@@ -262,7 +275,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 if use_rtn:
                     uu = zu[pu]
                     pu += 1
-                gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], w_, u_, t_, td, tr_, y_,
+                gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], isq[nf], w_, u_, t_, td, tr_, y_,
                                                        rs, fz, gm, sp, ph, z1, z2, uu)
                 nrd += nf
                 if ra:
@@ -338,7 +351,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             if use_rtn:
                 uu = zu[pu]
                 pu += 1
-            gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], w_, u_, t_, td, tr_, y_, rs,
+            gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
             nrd += nr
             if ra:
@@ -347,7 +360,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 tm = t_ - nr * ph[READ_TIME]
                 dec = math.exp(-(tm - tU) / tau_c)
                 obs = gn - g + U - U * dec
-                q = math.exp(-(tm - t_pulse) / tau_c)
+                q = 1.0 if tm == t_pulse else math.exp(-(tm - t_pulse) / tau_c)
                 J = obs / ((1.0 - fr) + fr * q)
                 U = U * dec + fr * J * q
                 tU = tm
