@@ -127,7 +127,49 @@ def sweep(path, alg, levels, cycles, seed, prior=0):
     print(json.dumps({"end": 1}))
 
 
-def alloc(alg):
+def fresh(path, n, seed, relax):
+    """n fresh devices (seeds seed..), each programmed once from its initial state to a target in
+    the middle of its range, tolerance half a level of 512; the amplitude prior on, relaxation
+    tracking (keys 21, 22) on if relax. Prints [pulses, settled error in levels] per device."""
+    with open(path) as f:
+        p = json.load(f)["params"]
+    span = p["g_max"] - p["g_min"]
+    lo, hi = p["g_min"] + 0.3 * span, p["g_max"] - 0.3 * span
+    tol = 0.5 * (hi - lo) / 511
+    for k in range(n):
+        hal = ModelHal(p, seed + k)
+        cfg = Config(hal)
+        configure(cfg, p)
+        keys = [(P.K_PRIOR_SET_V, "prior_set_v"), (P.K_PRIOR_SET_DG, "prior_set_dg"),
+                (P.K_PRIOR_SET_SLOPE, "prior_set_slope"), (P.K_PRIOR_RESET_V, "prior_reset_v"),
+                (P.K_PRIOR_RESET_DG, "prior_reset_dg"), (P.K_PRIOR_RESET_SLOPE, "prior_reset_slope")]
+        if relax:
+            keys += [(P.K_PRIOR_RELAX_FRAC, "prior_relax_frac"),
+                     (P.K_PRIOR_RELAX_TAU, "prior_relax_tau_s")]
+        for key, name in keys:
+            assert cfg.set(key, p.get(name, 0.0)) is None
+        ctl = Controller(hal, cfg, lambda: False)
+        t = lo + (hi - lo) * ((k * 0.618034) % 1.0)
+        st, g, npulse, r, el, ov = ctl.program(t, tol, P.ALG_ADAPTIVE, 0, 0, 0, 0, 0, 0)
+        hal.wait(5 * p["relax_tau_s"])
+        print("[%d, %r, %d, %d]" % (npulse, (hal.dev.conductance() - t) / (2 * tol), st, r))
+    print(json.dumps({"end": 1}))
+
+
+def decay():
+    """_decay10 (Q10) against math.exp over dt/tau in 0..20, tau from 100 µs to 10 s."""
+    import math
+    from memfw.control import _decay10
+    worst = 0.0
+    for tau in (100, 5000, 65535, 65536, 20000, 10000000):
+        for k in range(0, 401):
+            dt = tau * k // 20
+            err = abs(_decay10(dt, tau) / 1024 - math.exp(-dt / tau))
+            worst = max(worst, err)
+    print(json.dumps({"worst": worst, "zero": _decay10(0, 5000), "neg": _decay10(-5, 5000)}))
+
+
+def alloc(alg, relax=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
     table = [1.0e-3 + j * 1.0e-6 for j in range(200)]
@@ -135,6 +177,9 @@ def alloc(alg):
     cfg = Config(hal)
     cfg.set(P.K_MAX_PULSES, 5000)
     cfg.set(P.K_SETTLE, 1e-3)
+    if relax:
+        cfg.set(P.K_PRIOR_RELAX_FRAC, 0.15)
+        cfg.set(P.K_PRIOR_RELAX_TAU, 5e-3)
     ctl = Controller(hal, cfg, lambda: False)
     target = 1.0e-3 + 100.5e-6
     tol = 0.2e-6
@@ -176,6 +221,10 @@ if mode == "sweep":
     sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
           int(sys.argv[7]) if len(sys.argv) > 7 else 0)
 elif mode == "alloc":
-    alloc(int(sys.argv[2]))
+    alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+elif mode == "fresh":
+    fresh(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+elif mode == "decay":
+    decay()
 else:
     gate()

@@ -43,9 +43,10 @@ def test_controller_converges_on_the_scalar_model(preset_json: Path, alg: int) -
     assert max(abs(x[1]) for x in r) < bound
 
 
-@pytest.mark.parametrize("alg", [ISPP, ADAPTIVE], ids=["ispp", "adaptive"])
-def test_hot_loop_allocates_nothing_per_iteration(alg: int) -> None:
-    r = _run("alloc", str(alg))
+@pytest.mark.parametrize("alg,relax", [(ISPP, 0), (ADAPTIVE, 0), (ADAPTIVE, 1)],
+                         ids=["ispp", "adaptive", "adaptive-relax-tracking"])
+def test_hot_loop_allocates_nothing_per_iteration(alg: int, relax: int) -> None:
+    r = _run("alloc", str(alg), str(relax))
     small, large = r["small"], r["large"]
     assert small[1] == 20 and large[1] == 400, "the loops must run to max_pulses"
     # bytes allocated by one PROGRAM do not grow with its iterations: nothing inside the loop
@@ -65,3 +66,10 @@ def test_safety_gate_refuses_and_applies_no_pulse() -> None:
 def test_program_with_a_refused_pulse_ends_in_limit_without_pulsing(alg: int) -> None:
     st, pulses, applied = _run("gate")["program_%d" % alg]
     assert (st, pulses, applied) == (ST_LIMIT, 0, 0)
+
+
+def test_relaxation_decay_factor_is_exp_within_0_3_percent() -> None:
+    """The fixed-point exp(-dt / tau) (Q10) that relaxation tracking uses, over 0..20 tau."""
+    r = _run("decay")
+    assert r["zero"] == 1024 and r["neg"] == 1024
+    assert r["worst"] < 0.003, r

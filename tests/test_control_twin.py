@@ -127,3 +127,44 @@ def test_prior_shortens_the_first_program_in_firmware_and_twin(preset: str, tmp_
     # the same relative gain within a generous margin (statistical twins; 12 board devices)
     print(preset, "twin", tw, "firmware", {k: v.mean() for k, v in first.items()})
     assert abs(tw[True] / tw[False] - first[True].mean() / first[False].mean()) < 0.35, (tw, first)
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_relaxation_tracking_lands_fresh_devices_in_fewer_pulses(preset: str, tmp_path: Path) -> None:
+    """Fresh devices programmed once to mid-range targets at 512-level tolerance: with the preset's
+    device-type relaxation (keys 21, 22) the controller decides on the settled estimate and needs
+    far fewer pulses, on the board's controller and on the twin alike, with the final (settled)
+    error as good."""
+    from memhost.sim.adaptive import PRIOR_FIELDS
+    from memhost.sim.control import program
+    from memhost.sim.device import DeviceArray
+    from memhost.sim.presets import load_preset
+    pr = load_preset(preset)
+    prm = pr.params
+    path = pr.write_json(tmp_path / f"{preset}.json")
+    fw = {}
+    for relax in (0, 1):
+        out = run_micropython(DRIVER, "fresh", str(path), "24", "101", str(relax))
+        assert out.returncode == 0, out.stderr[-2000:]
+        res = np.array(_results(out.stdout))
+        assert np.all(res[:, 2] == 0), res            # every device converged
+        fw[relax] = res
+    span = prm["g_max"] - prm["g_min"]
+    lo, hi = prm["g_min"] + 0.3 * span, prm["g_max"] - 0.3 * span
+    tw = {}
+    for relax in (0, 1):
+        d = DeviceArray(pr, 4000, seed=5)
+        t = np.random.default_rng(3).uniform(lo, hi, d.n)
+        fields = PRIOR_FIELDS + (("prior_relax_frac", "prior_relax_tau_s") if relax else ())
+        o = program(d, t, "adaptive", tolerance=0.5 * (hi - lo) / 511,
+                    settle_s=5 * prm["relax_tau_s"], prior={f: prm[f] for f in fields})
+        d.wait(5 * prm["relax_tau_s"])
+        tw[relax] = (o.pulses, (d.conductance() - t) / ((hi - lo) / 511))
+    print(preset, "firmware pulses", fw[0][:, 0].mean(), fw[1][:, 0].mean(),
+          "twin", tw[0][0].mean(), tw[1][0].mean())
+    assert fw[1][:, 0].mean() < 0.75 * fw[0][:, 0].mean()
+    assert tw[1][0].mean() < 0.75 * tw[0][0].mean()
+    # the settled error stays within the tolerance's scale (median |error| under half a level)
+    assert np.median(np.abs(fw[1][:, 1])) < 0.5 and np.median(np.abs(tw[1][1])) < 0.5
+    # and the twin's gain is the board's within a generous margin (24 board devices)
+    assert abs(tw[1][0].mean() / tw[0][0].mean() - fw[1][:, 0].mean() / fw[0][:, 0].mean()) < 0.25

@@ -100,22 +100,23 @@ def _log2q8(x: int) -> int:
 
 @micropython.viper
 def _decay10(dt: int, tau: int) -> int:
-    """exp(-dt / tau) in Q10 for dt, tau in µs (tau > 0); error < 0.2 % (2^-f ~ quadratic)."""
+    """exp(-dt / tau) in Q10 for dt, tau in µs (tau > 0), within 0.3 % (Q8 exponent, cubic 2^-f)."""
     if dt <= 0:
         return 1024
     if dt >= 16 * tau:
         return 0
     if tau >= 65536:
-        x = dt // ((tau + 128) >> 8)
+        x = (dt + ((tau + 128) >> 9)) // ((tau + 128) >> 8)
     else:
-        x = (dt << 8) // tau        # dt / tau in Q8 (dt < 16 tau < 2^20: no overflow)
-    y = (x * 23637) >> 14           # * log2(e): the exponent of 2, Q8
+        x = ((dt << 9) // tau + 1) >> 1     # dt / tau in Q8, rounded (dt < 16 tau < 2^20)
+    y = (x * 23637 + 8192) >> 14    # * log2(e): the exponent of 2, Q8
     k = y >> 8
     if k >= 11:
         return 0
     f = y & 0xFF
-    m = 65536 - ((f * 44296) >> 8) + ((f * f * 11528) >> 16)   # 2^(-f/256), Q16
-    return (m >> k) >> 6
+    # 2^(-f/256) in Q16: a cubic (Horner, every product < 2^24)
+    m = 65536 + ((f * (-45340 + ((f * (15200 + ((f * -2632) >> 8))) >> 8))) >> 8)
+    return ((m >> k) + 32) >> 6
 
 
 @micropython.viper

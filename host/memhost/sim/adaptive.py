@@ -147,6 +147,24 @@ def _per_device(x: Any, n: int, dtype: Any) -> np.ndarray:
     return np.broadcast_to(np.asarray(x, dtype=dtype), (n,))
 
 
+def device_args(d: DeviceArray) -> tuple[Any, ...]:
+    """A DeviceArray's state arrays, per-device parameters and physics scalars in the order the
+    compiled loop takes them (memhost.sim.kernel: w .. frozen, k_set .. span, ph, damage_w); the
+    state arrays are the DeviceArray's own (updated in place)."""
+    from .kernel import PHYS
+    n = d.n
+    if d._y is None:
+        d._y = np.zeros(n, dtype=np.float32)       # (unused while read_lf_rel is 0)
+    if d._rtn_s is None:
+        d._rtn_s = np.ones(n, dtype=np.float32)
+    return (d.w, d.u, d.t, d._t_drift, d._t_read, d._y, d._rtn_s, d.damage_events, d.damaged,
+            d._frozen,
+            _per_device(d._k_set, n, np.float64), _per_device(d._k_reset, n, np.float64),
+            _per_device(d._ivs, n, np.float64), _per_device(d._ivr, n, np.float64),
+            _per_device(d.g_min, n, np.float64), _per_device(d._span, n, np.float64),
+            tuple(float(getattr(d, f)) for f in PHYS), float(d.preset.params["damage_w"]))
+
+
 def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: np.ndarray,
                 tol: np.ndarray, rel: float, relax: tuple[float, float], pri: np.ndarray, n_reads: int,
                 max_reads: int, width: float, rv: float,
@@ -155,15 +173,9 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
                 status: np.ndarray) -> None:
     """The devices idx through the compiled loop (memhost.sim.kernel), on devices' own state.
     Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed)."""
-    from .kernel import PHYS, adaptive_kernel, draws_per_device
+    from .kernel import adaptive_kernel, draws_per_device
     d = devices
-    n = d.n
-    if d._y is None:
-        d._y = np.zeros(n, dtype=np.float32)       # (unused while read_lf_rel is 0)
-    if d._rtn_s is None:
-        d._rtn_s = np.ones(n, dtype=np.float32)
     t_before = d.t[idx]
-    ph = tuple(float(getattr(d, f)) for f in PHYS)
     consts = np.array([width, rv, settle, DV, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX,
                        relax[0], relax[1]])
     kap = (rel / np.asarray(tol, dtype=float)) ** 2
@@ -178,12 +190,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     size_u = max(need_u, min(len(idx), 1 << 14) * 16) if d._rtn > 0 else need_u
     args = (idx.astype(np.int64), np.ascontiguousarray(tgt, dtype=float),
             np.ascontiguousarray(tol, dtype=float), kap, int(n_reads), float(max_reads),
-            d.w, d.u, d.t, d._t_drift, d._t_read, d._y, d._rtn_s, d.damage_events,
-            d.damaged, d._frozen,
-            _per_device(d._k_set, n, np.float64), _per_device(d._k_reset, n, np.float64),
-            _per_device(d._ivs, n, np.float64), _per_device(d._ivr, n, np.float64),
-            _per_device(d.g_min, n, np.float64), _per_device(d._span, n, np.float64),
-            ph, float(d.preset.params["damage_w"]),
+            *device_args(d),
             st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.rho,
             consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
             achieved, pulses, reads, status)

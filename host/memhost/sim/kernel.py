@@ -431,3 +431,42 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     pos[0] = pn
     pos[1] = pu
     return len(idx)
+
+
+@njit(cache=True)
+def replay(kinds, values, width, v_read, w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events,
+           damaged, frozen, k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w, zn, zu):
+    """The loop's device physics on its own (tests compare it with DeviceArray): every device runs
+    the operations in turn, kinds[k] 0 = a pulse of amplitude values[k] (V) and width `width`,
+    1 = a read of values[k] conversions at v_read, 2 = a wait of values[k] s. Returns the readings,
+    shape (devices, operations) (NaN where the operation is not a read)."""
+    n = len(w)
+    out = np.full((n, len(kinds)), np.nan)
+    pn = 0
+    pu = 0
+    dec_w = math.exp(-width / ph[TAU])
+    for d in range(n):
+        w_, u_, t_, td, tr_, y_, rs = w[d], u[d], t[d], t_drift[d], t_read[d], y_lf[d], rtn_s[d]
+        dmg, ev, fz = damaged[d], dmg_events[d], frozen[d]
+        for k in range(len(kinds)):
+            if kinds[k] == 0:
+                w_, u_, t_, dmg, ev, fz = _pulse(values[k], width, dec_w, w_, u_, t_, dmg, ev, fz,
+                                                 k_set[d], k_reset[d], ivs[d], ivr[d], ph,
+                                                 damage_w, zn[pn])
+                pn += 1
+            elif kinds[k] == 1:
+                nr = int(values[k])
+                g, w_, u_, t_, td, tr_, y_, rs = _read(
+                    nr, v_read, math.exp(-nr * ph[READ_TIME] / ph[TAU]), 1.0 / math.sqrt(nr),
+                    w_, u_, t_, td, tr_, y_, rs, fz, g_min[d], span[d], ph, zn[pn], zn[pn + 1],
+                    zu[pu])
+                pn += 2
+                pu += 1
+                out[d, k] = g
+            else:
+                t_ += values[k]
+                u_ = np.float32(u_ * math.exp(-values[k] / ph[TAU]))
+                w_, td = _drift(t_, td, w_, fz, ph)
+        w[d], u[d], t[d], t_drift[d], t_read[d], y_lf[d], rtn_s[d] = w_, u_, t_, td, tr_, y_, rs
+        damaged[d], dmg_events[d], frozen[d] = dmg, ev, fz
+    return out

@@ -1,0 +1,94 @@
+"""The compiled loop's device physics (memhost.sim.kernel) is DeviceArray's (memhost.sim.device):
+the same operations give the same conductances with the noise off (to float32 rounding) and the
+same distributions with it on. The adaptive loop itself is checked against the firmware in
+test_control_twin.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from memhost.sim.adaptive import device_args
+from memhost.sim.device import DeviceArray
+from memhost.sim.kernel import replay
+from memhost.sim.presets import load_preset
+
+NOISE = ("_c2c", "_rn", "_lf", "_rtn")
+
+
+def _ops(p: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A mixed sequence: SET and RESET pulses below and above threshold, reads of 1..16
+    conversions, short and settle-length waits."""
+    vs, vr = p["vth_set"], p["vth_reset"]
+    seq = [(1, 4), (0, 0.5 * vs), (1, 1), (0, 1.6 * vs), (1, 8), (0, 1.9 * vs), (1, 2),
+           (2, p["relax_tau_s"]), (1, 16), (0, -1.7 * vr), (1, 4), (0, -2.1 * vr), (1, 3),
+           (2, 5 * p["relax_tau_s"]), (1, 8), (0, 1.4 * vs), (2, 30.0), (1, 8)]
+    return (np.array([k for k, _ in seq], dtype=np.int64), np.array([v for _, v in seq]))
+
+
+def _device_array_run(d: DeviceArray, kinds: np.ndarray, values: np.ndarray) -> np.ndarray:
+    p = d.preset.params
+    out = np.full((d.n, len(kinds)), np.nan)
+    for k, (kind, v) in enumerate(zip(kinds, values)):
+        if kind == 0:
+            d.pulse(float(v), p["width_s"])
+        elif kind == 1:
+            out[:, k] = d.read(p["read_v"], n_avg=int(v))
+        else:
+            d.wait(float(v))
+    return out
+
+
+def _kernel_run(d: DeviceArray, kinds: np.ndarray, values: np.ndarray, seed: int) -> np.ndarray:
+    p = d.preset.params
+    rng = np.random.default_rng(seed)
+    zn = rng.standard_normal(d.n * 2 * len(kinds) + 8).astype(np.float32)
+    zu = rng.random(d.n * len(kinds) + 8).astype(np.float32)
+    return replay(kinds, values, p["width_s"], p["read_v"], *device_args(d), zn, zu)
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_kernel_physics_equals_device_array_without_noise(preset: str) -> None:
+    pr = load_preset(preset)
+    kinds, values = _ops(pr.params)
+    a, b = DeviceArray(pr, 500, seed=4), DeviceArray(pr, 500, seed=4)   # same d2d draws
+    for d in (a, b):
+        for f in NOISE:
+            setattr(d, f, 0.0)
+    ga = _device_array_run(a, kinds, values)
+    gb = _kernel_run(b, kinds, values, 1)
+    reads = kinds == 1
+    assert np.all(np.isfinite(gb[:, reads]))
+    # the sequence moves the devices (a test of the physics, not of constants)
+    assert np.median(np.ptp(ga[:, reads], axis=1)) > 0.05 * (pr.params["g_max"] - pr.params["g_min"])
+    np.testing.assert_allclose(gb[:, reads], ga[:, reads], rtol=2e-6)
+    np.testing.assert_allclose(b.w, a.w, atol=2e-6)
+    np.testing.assert_allclose(b.t, a.t, rtol=1e-12)
+
+
+def test_kernel_physics_catches_a_changed_equation() -> None:
+    """The comparison above fails when one physics term differs (here the SET exponent)."""
+    pr = load_preset("tio2x-seed")
+    kinds, values = _ops(pr.params)
+    a, b = DeviceArray(pr, 200, seed=4), DeviceArray(pr, 200, seed=4)
+    for d in (a, b):
+        for f in NOISE:
+            setattr(d, f, 0.0)
+    b._a_set = a._a_set * 1.02
+    ga = _device_array_run(a, kinds, values)
+    gb = _kernel_run(b, kinds, values, 1)
+    assert not np.allclose(gb[:, kinds == 1], ga[:, kinds == 1], rtol=2e-6)
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_kernel_physics_has_the_device_array_noise(preset: str) -> None:
+    """With every noise source on (gaox: white, low-frequency and RTN read noise; both: cycle-to-
+    cycle), the readings after each operation have the same distribution over devices."""
+    pr = load_preset(preset)
+    kinds, values = _ops(pr.params)
+    a, b = DeviceArray(pr, 3000, seed=4), DeviceArray(pr, 3000, seed=9)
+    ga = _device_array_run(a, kinds, values)
+    gb = _kernel_run(b, kinds, values, 2)
+    for k in np.flatnonzero(kinds == 1):
+        assert stats.ks_2samp(ga[:, k], gb[:, k]).pvalue > 1e-3, k
