@@ -650,6 +650,12 @@ class Controller:
         g = self._readn(n_app, sb, read_v)
         tu = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
         u = 0
+        waited = 0
+        # track the relaxation on a long way only (more than 8 tolerances): on short steps the
+        # volatile part is small and the kept-fraction aim does as well
+        d0 = t_i - g
+        if d0 <= 8 * tol_i and d0 >= -8 * tol_i:
+            f10 = 0
         reads = n_app
         g0 = g                      # settled reading the kept-fraction correction refers to
         aim = t_i if f10 else self._aim(g0, t_i, tol_i)
@@ -695,6 +701,20 @@ class Controller:
             if pulses % _POLL_EVERY == 7 and self.check_abort():
                 status = P.ST_ABORTED
                 break
+            if f10 and settle > 0 and not waited and \
+                    ((err < 0 and g - aim > tol_i) or (err > 0 and g - aim < -tol_i)):
+                # the volatile estimate alone flips the decision (e.g. after a jump into the window's
+                # edge, where the reading hides the volatile part): let it decay, then read again
+                hal.wait(settle)
+                ta = hal.ticks_us()
+                g = self._readn(n_app, sb, read_v) if n_app > 1 else self._readn(2, sb, read_v)
+                reads += n_app if n_app > 1 else 2
+                tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+                u = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
+                tu = tm
+                waited = 1                  # (once per pulse)
+                continue
+            waited = 0
             if err < 0:
                 pol = 1
                 need = -err

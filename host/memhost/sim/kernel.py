@@ -36,9 +36,9 @@ PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn
 @njit(cache=True)
 def draws_per_device(max_pulses):
     """The most (normals, uniforms) one device can use: per pulse one cycle-to-cycle normal and
-    two reads (after the pulse, and a verify), each at most two normals (white, low-frequency) and
-    one uniform (RTN); plus the first read."""
-    return 5 * (max_pulses + 1) + 2, 2 * (max_pulses + 1) + 1
+    three reads (after the pulse, a verify, a re-read after a settle), each at most two normals
+    (white, low-frequency) and one uniform (RTN); plus the first read."""
+    return 7 * (max_pulses + 1) + 2, 3 * (max_pulses + 1) + 1
 
 
 @njit(cache=True, inline="always")
@@ -248,9 +248,13 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         nrd = nr
         g0 = g
         aim = _aim(g0, tg, tl, rh)
-        U = 0.0                             # volatile part of the reading g (tracked if ra)
+        waited = False
+        U = 0.0                             # volatile part of the reading g (tracked if trk)
         tU = t_ - nr * ph[READ_TIME]        # the time g refers to (its batch's start here)
-        if ra:
+        # track the relaxation on a long way only (more than 8 tolerances): on short steps the
+        # volatile part is small and the kept-fraction aim does as well
+        trk = ra and abs(tg - g) > 8.0 * tl
+        if trk:
             aim = tg
         npulse = 0
         first = 0
@@ -278,7 +282,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], isq[nf], w_, u_, t_, td, tr_, y_,
                                                        rs, fz, gm, sp, ph, z1, z2, uu)
                 nrd += nf
-                if ra:
+                if trk:
                     tm = t_ - nf * ph[READ_TIME]
                     U *= math.exp(-(tm - tU) / tau_c)
                     tU = tm
@@ -292,7 +296,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     done = True
                 else:
                     g0 = g
-                    aim = tg if ra else _aim(g0, tg, tl, rh)
+                    aim = tg if trk else _aim(g0, tg, tl, rh)
                     rev = False
                     first = 0
                 err = g - U - aim
@@ -304,12 +308,37 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 break
             if npulse >= max_pulses:
                 break
+            if trk and settle > 0.0 and not waited and \
+                    ((err < 0.0 and g - aim > tl) or (err > 0.0 and g - aim < -tl)):
+                # the volatile estimate alone flips the decision (e.g. after a jump into the
+                # window's edge, where the reading hides the volatile part): let it decay, read again
+                t_ += settle
+                u_ = np.float32(u_ * dec_s)
+                w_, td = _drift(t_, td, w_, fz, ph)
+                nr = max(_count(g, k2, n_fixed, max_reads), 2)
+                z1 = zn[pn]
+                pn += 1
+                if use_lf:
+                    z2 = zn[pn]
+                    pn += 1
+                if use_rtn:
+                    uu = zu[pu]
+                    pu += 1
+                g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td,
+                                                      tr_, y_, rs, fz, gm, sp, ph, z1, z2, uu)
+                nrd += nr
+                tm = t_ - nr * ph[READ_TIME]
+                U *= math.exp(-(tm - tU) / tau_c)
+                tU = tm
+                waited = True               # (once per pulse)
+                continue
+            waited = False
             # ---- choose and apply one pulse ---------------------------------------------------
             up = err < 0.0
             r_ = 0 if up else 1
             pol = 1 if up else -1
             need = abs(err)
-            if ra:                          # the whole change needed, of which 1 - f stays
+            if trk:                          # the whole change needed, of which 1 - f stays
                 need /= (1.0 - fr)
             if first == 0:
                 first = pol
@@ -354,7 +383,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
             nrd += nr
-            if ra:
+            if trk:
                 # the pulse's whole change J: the reading's change less the decay of the earlier
                 # volatile part, scaled up by what of the new volatile part decayed before the read
                 tm = t_ - nr * ph[READ_TIME]
