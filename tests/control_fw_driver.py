@@ -1,8 +1,11 @@
 # MicroPython driver for tests/test_control_*.py: runs memfw.control on the scalar model (hil/) with
 # no link, and prints JSON lines (sweep: one per target, then {"end": 1}). Usage:
 #   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED [PRIOR]
-#   (PRIOR 1: CONFIG keys 15..20 from the preset's prior_* fields, as the emulated board does)
-#   micropython control_fw_driver.py alloc ALG
+#   (PRIOR 1: CONFIG keys 15..22 from the preset's prior_* fields, as the emulated board does;
+#    PRIOR 2: keys 15..20 only, no relaxation tracking)
+#   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX
+#   micropython control_fw_driver.py alloc ALG [RELAX]
+#   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py gate
 import sys
 import json

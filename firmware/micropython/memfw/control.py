@@ -654,8 +654,8 @@ class Controller:
         # track the relaxation on a long way only (more than 8 tolerances): on short steps the
         # volatile part is small and the kept-fraction aim does as well
         d0 = t_i - g
-        if d0 <= 8 * tol_i and d0 >= -8 * tol_i:
-            f10 = 0
+        if settle <= 0 or (d0 <= 8 * tol_i and d0 >= -8 * tol_i):
+            f10 = 0                 # (tracking also needs the settle wait before the final verify)
         reads = n_app
         g0 = g                      # settled reading the kept-fraction correction refers to
         aim = t_i if f10 else self._aim(g0, t_i, tol_i)

@@ -242,8 +242,9 @@ def _sim():
 
 
 class ClosedLoopModel:
-    """Every device programmed by the numpy twin of the firmware controller on the vectorized device
-    model (device-to-device variation on); the error is what the loop leaves (achieved - target).
+    """Every device programmed by the twin of the firmware controller (memhost.sim.control) on the
+    emulated device model (device-to-device variation on); the error is what the loop leaves
+    (achieved - target).
 
     Levels are placed on ``[g_lo, g_hi]``: by default the preset's range pulled in on each side by
     ``sigmas`` times the device-to-device G-scale spread (so that nearly every device's own window

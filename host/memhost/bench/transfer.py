@@ -1,5 +1,5 @@
-"""`memhost bench transfer`: closed-loop transfer of many fresh devices through the numpy write-verify
-twin (issue 6: 21.8 M weights with the adaptive controller in under 60 s).
+"""`memhost bench transfer`: closed-loop transfer of many fresh devices through the write-verify twin
+(memhost.sim.control; issue 6: 21.8 M weights with the adaptive controller in under 60 s).
 
 Every device is fresh (its own d2d parameters, nothing learned): the devices are split into parts of
 `--part` devices, each a DeviceArray of its own (seed + part index) programmed to uniform random
@@ -31,13 +31,11 @@ def common_range(params: dict[str, float], sigmas: float = 3.0, margin: float = 
     return params["g_min"] * (1 + d) + margin * span, params["g_max"] * (1 - d) - margin * span
 
 
-def _part(task: tuple[str, int, int, str, bool, float, float, float, int]) -> dict[str, Any]:
-    preset_path, n, seed, algorithm, prior, lo, hi, tol, chunk = task
+def _part(task: tuple[str, int, int, str, bool, float, float, float]) -> dict[str, Any]:
+    preset_path, n, seed, algorithm, prior, lo, hi, tol = task
     from ..sim import adaptive as adaptive_mod
     from ..sim.control import program
     from ..sim.device import DeviceArray
-    if chunk:
-        adaptive_mod.CHUNK = chunk
     preset = load_preset(preset_path)
     rng = np.random.default_rng(seed + 1_000_003)
     targets = rng.uniform(lo, hi, n)
@@ -55,14 +53,14 @@ def _part(task: tuple[str, int, int, str, bool, float, float, float, int]) -> di
 
 
 def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 << 20, jobs: int = 1,
-          algorithm: str = "adaptive", prior: bool = True, seed: int = 1, chunk: int = 0) -> dict[str, Any]:
+          algorithm: str = "adaptive", prior: bool = True, seed: int = 1) -> dict[str, Any]:
     pr = load_preset(preset)
     lo, hi = common_range(pr.params)
     tol = 0.5 * (hi - lo) / 511
     tasks = []
     k = 0
     for s0 in range(0, devices, part):
-        tasks.append((str(pr.path), min(part, devices - s0), seed + k, algorithm, prior, lo, hi, tol, chunk))
+        tasks.append((str(pr.path), min(part, devices - s0), seed + k, algorithm, prior, lo, hi, tol))
         k += 1
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -80,7 +78,7 @@ def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 <<
     sigma = float(np.sqrt(max(sum(p["err_sq"] for p in parts) / n - mean * mean, 0.0)))
     return {
         "preset": pr.name, "algorithm": algorithm, "prior": prior, "devices": n, "part": part,
-        "jobs": jobs, "chunk": chunk or None, "seed": seed,
+        "jobs": jobs, "seed": seed,
         "wall_s": wall, "program_s_sum": sum(p["t"] for p in parts),
         "cpu_s_main": time.process_time() - c0,
         "device_pulses_per_s": pulses / wall,
@@ -100,7 +98,7 @@ def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 <<
 
 def run(args: argparse.Namespace) -> int:
     out = bench(args.preset, args.devices, args.part, args.jobs, args.algorithm, not args.no_prior,
-                args.seed if args.seed is not None else 1, args.chunk)
+                args.seed if args.seed is not None else 1)
     if args.json:
         print_json(out)
     else:
@@ -127,7 +125,6 @@ def register(subparsers: Any) -> None:
                    help="fresh devices, e.g. 21.8M (issue 6: 21.8 M weights)")
     p.add_argument("--part", type=int, default=1 << 20, help="devices per DeviceArray (default 2^20)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes over the parts")
-    p.add_argument("--chunk", type=int, default=0, help="adaptive twin lock-step chunk (0 = default)")
     p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"))
     p.add_argument("--no-prior", action="store_true", help="adaptive: start every device from nothing")
     p.add_argument("--seed", type=int, default=None)

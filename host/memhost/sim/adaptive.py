@@ -177,7 +177,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     d = devices
     t_before = d.t[idx]
     consts = np.array([width, rv, settle, DV, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX,
-                       relax[0], relax[1]])
+                       relax[0], relax[1], TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI])
     kap = (rel / np.asarray(tol, dtype=float)) ** 2
     top_n = max(int(max_reads), int(n_reads), 2)
     dec_r = np.exp(-(np.arange(top_n + 1) * d._read_time) / d._tau)
@@ -219,7 +219,9 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     Defaults come from the preset's [firmware] fields; settle_s defaults to 5 relax_tau_s.
     n_reads > 0 fixes the reads per verify (as the PROGRAM parameter does on the board).
     prior: None = the preset's [firmware] prior_* fields (0 there = none), False = none, or a dict
-    of those fields: polarities that have never pulsed start from it instead of searching.
+    of those fields: polarities that have never pulsed start from it instead of searching, and the
+    relaxation is tracked if the dict has prior_relax_frac and prior_relax_tau_s (a dict without
+    them: not tracked). Tracking also needs settle_s > 0 (as on the board).
     """
     p = devices.preset.params
     vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
@@ -245,7 +247,8 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     pri = _prior_words(prior_of(p if prior is None else (prior or {})), top)
     if len(all_idx):
         _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
-                    relax_of(p if prior is None else (prior or {})), pri, n_reads,
+                    relax_of(p if prior is None else (prior or {})) if settle > 0 else (0.0, 0.0),
+                    pri, n_reads,
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
                     achieved, pulses, reads, status)
 

@@ -1,7 +1,8 @@
-"""numpy twins of the firmware's write-verify algorithms (firmware/micropython/memfw/control.py).
+"""Twins of the firmware's write-verify algorithms (firmware/micropython/memfw/control.py).
 
 `program(devices, targets, algorithm='ispp'|'adaptive', **params)` programs every device of a
-DeviceArray to its target, vectorized over devices, with the same parameters as a PROGRAM command:
+DeviceArray to its target (ISPP vectorized over devices in numpy, adaptive per device in a compiled
+loop), with the same parameters as a PROGRAM command:
 v_set_start, v_reset_start, v_step, v_max (V), width_s, read_v, max_pulses, and for adaptive also
 settle_s, max_reads, n_reads, prior (docs/algorithms.md). One implementation each: ISPP is
 `memhost.sim.ispp.ispp`, adaptive is `memhost.sim.adaptive.adaptive`.

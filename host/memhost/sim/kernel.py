@@ -10,10 +10,10 @@ checks them against DeviceArray with the noise off (equal to float32 rounding) a
 distributions).
 
 Two deliberate differences from DeviceArray, both below its noise:
-* drift is applied at every read and wait of the device (DeviceArray defers it while the pending
-  drift is below 1e-7 in w);
-* random numbers come from numba's generator (seeded from the DeviceArray's), one stream over the
-  devices in order, so results are reproducible for a seed but not equal draw-for-draw.
+* drift is applied per device once it reaches 1e-7 in w (DeviceArray defers it by a bound over all
+  devices);
+* random numbers are float32 blocks from the DeviceArray's generator, consumed per device in turn,
+  so results are reproducible for a seed but not equal draw-for-draw.
 Units: V, s, S.
 """
 
@@ -169,8 +169,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
-    V, settle s, DV V, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX); learned state arrays
-    (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
+    V, settle s, DV V, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX, relaxation fraction,
+    relaxation tau s (both 0: not tracked), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI), the
+    constants of memhost.sim.adaptive; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
 
     Random numbers: standard normals zn and uniforms zu, consumed from pos[0] and pos[1]. Returns
     the index j of the first device not done: len(idx), or earlier when fewer numbers are left
@@ -185,6 +186,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     b_min, b_max, max_innov, miss_step = consts[4], consts[5], consts[6], consts[7]
     rho_min, rho_max = consts[8], consts[9]
     fr, tau_c = consts[10], consts[11]     # relaxation tracking: volatile fraction, decay time
+    trust, trust_prior = int(consts[12]), int(consts[13])
+    stall_at_max, slope_min_di = int(consts[14]), int(consts[15])
     ra = fr > 0.0 and tau_c > 0.0
     dec_w = math.exp(-width / ph[TAU])
     dec_s = math.exp(-settle / ph[TAU])
@@ -208,7 +211,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 syp[r_, d] = pri[r_, 2]
                 scp[r_, d] = False
                 snobs[r_, d] = 1
-                strr[r_, d] = 64        # TRUST_PRIOR
+                strr[r_, d] = trust_prior
         # the device's state and parameters
         w_ = w[d]
         u_ = u[d]
@@ -303,7 +306,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             if done:
                 st = CONVERGED
                 break
-            if stall >= 8:
+            if stall >= stall_at_max:
                 st = OUT_OF_RANGE
                 break
             if npulse >= max_pulses:
@@ -404,7 +407,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             yp = syp[r_, d]
             yhat = a + b * (i - ia)
             dip = i - ip
-            if clear and scp[r_, d] and abs(dip) >= 4 and not searching:
+            if clear and scp[r_, d] and abs(dip) >= slope_min_di and not searching:
                 bobs = (yobs - yp) / dip
                 b = b + (bobs - b) / 8.0
                 b = b_min if b < b_min else (b_max if b > b_max else b)
@@ -435,8 +438,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 syp[r_, d] = yobs
                 scp[r_, d] = clear
                 snobs[r_, d] = nobs + 1 if nobs < 1000 else 1000
-            if tr > 32:                 # a prior's wide trust region narrows (TRUST = 32)
-                strr[r_, d] = tr >> 1 if (tr >> 1) > 32 else 32
+            if tr > trust:              # a prior's wide trust region narrows
+                strr[r_, d] = tr >> 1 if (tr >> 1) > trust else trust
             if i == itop and not clear:
                 stall += 1
             else:
