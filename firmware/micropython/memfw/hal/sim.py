@@ -79,8 +79,6 @@ class Hal(StdioPort):
         for key, name in names:
             if name in self.params:
                 out[key] = self.params[name]
-        # the wait before the adaptive controller's final verify: 5 relaxation times
-        out[P.K_SETTLE] = min(5 * self.params["relax_tau_s"], 10.0)
         return out
 
     def preset(self):
