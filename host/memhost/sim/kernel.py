@@ -143,6 +143,23 @@ def _read(n, v_read, dec_n, isq_n, w, u, t, td, tr, y, rs, frozen, gmin, span, p
 
 
 @njit(cache=True, inline="always")
+def _draws(zn, zu, pn, pu, use_lf, use_rtn):
+    """The random numbers of one read from the blocks: (white normal, low-frequency normal, RTN
+    uniform, next pn, next pu); only the sources in use consume numbers."""
+    z1 = zn[pn]
+    pn += 1
+    z2 = 0.0
+    if use_lf:
+        z2 = zn[pn]
+        pn += 1
+    uu = 1.0
+    if use_rtn:
+        uu = zu[pu]
+        pu += 1
+    return z1, z2, uu, pn, pu
+
+
+@njit(cache=True, inline="always")
 def _count(g, k, n_fixed, max_reads):
     """Reads per verify: ceil(k g^2) within [2, max_reads], or the fixed count."""
     if n_fixed > 0:
@@ -236,16 +253,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         k3 = 9.0 * kap[j]
 
         nr = _count(tg, k2, n_fixed, max_reads)
-        z1 = zn[pn]
-        pn += 1
-        z2 = 0.0
-        if use_lf:
-            z2 = zn[pn]
-            pn += 1
-        uu = 1.0
-        if use_rtn:
-            uu = zu[pu]
-            pu += 1
+        z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
         g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs, fz,
                                               gm, sp, ph, z1, z2, uu)
         nrd = nr
@@ -274,14 +282,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     u_ = np.float32(u_ * dec_s)
                     w_, td = _drift(t_, td, w_, fz, ph)
                 nf = _count(g, k3, n_fixed, max_reads)
-                z1 = zn[pn]
-                pn += 1
-                if use_lf:
-                    z2 = zn[pn]
-                    pn += 1
-                if use_rtn:
-                    uu = zu[pu]
-                    pu += 1
+                z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
                 gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], isq[nf], w_, u_, t_, td, tr_, y_,
                                                        rs, fz, gm, sp, ph, z1, z2, uu)
                 nrd += nf
@@ -319,14 +320,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 u_ = np.float32(u_ * dec_s)
                 w_, td = _drift(t_, td, w_, fz, ph)
                 nr = max(_count(g, k2, n_fixed, max_reads), 2)
-                z1 = zn[pn]
-                pn += 1
-                if use_lf:
-                    z2 = zn[pn]
-                    pn += 1
-                if use_rtn:
-                    uu = zu[pu]
-                    pu += 1
+                z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
                 g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td,
                                                       tr_, y_, rs, fz, gm, sp, ph, z1, z2, uu)
                 nrd += nr
@@ -375,14 +369,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             npulse += 1
             t_pulse = t_
             nr = _count(g, k2, n_fixed, max_reads)
-            z1 = zn[pn]
-            pn += 1
-            if use_lf:
-                z2 = zn[pn]
-                pn += 1
-            if use_rtn:
-                uu = zu[pu]
-                pu += 1
+            z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
             gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
             nrd += nr
