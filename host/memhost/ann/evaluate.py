@@ -62,6 +62,8 @@ def format_table(result: dict[str, Any]) -> str:
     em = result.get("error_model", {}).get("kind", "ideal")
     ds = result.get("dataset") or {}
     lines = [f"# dataset {ds['name']}: {ds['derived']}"] if ds.get("derived") else []
+    if result.get("fold_bn"):
+        lines.append("# BatchNorm folded into the preceding Conv/Linear weights before quantization")
     lines += [f"{'model':<8} {'bits':>4} {'levels':>6} {'ideal':>8} "
              f"{em + ' (mean +- std)':>26} {'float':>8}"]
     for m in result["models"]:

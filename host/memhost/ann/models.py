@@ -419,3 +419,99 @@ def user_net(model_path: str | Path, data: Dataset, arch: str | None = None,
     n = sum(p.numel() for p in model.parameters())
     return TorchNet(model, data, name, f"{name}, {n / 1e6:.2f} M ({data.name})",
                     {"checkpoint": str(model_path), "arch": arch}, batch=batch)
+
+
+# --------------------------------------------------------------------------- BatchNorm folding
+
+BN_TYPES = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+
+def fold_batchnorm(model: Any) -> tuple[Any, dict[str, Any]]:
+    """A copy of ``model`` (eval mode) with every BatchNorm folded into the Conv / Linear right
+    before it, as analog in-memory hardware often does before writing weights to a crossbar: per
+    output channel c, ``w'[c] = w[c] * g[c]`` and ``b'[c] = (b[c] - mean[c]) * g[c] + beta[c]`` with
+    ``g = gamma / sqrt(running_var + eps)``; the BN is removed. The float model computes the same
+    function up to float rounding (inference-mode BN is affine per channel).
+
+    The data flow comes from ``torch.fx.symbolic_trace``, so residual networks work: a BN is folded
+    only if its input is the output of a Conv / Linear module used by nothing else (then the
+    per-channel affine map can move into that layer). Other BNs stay digital and are listed under
+    ``skipped`` with the reason: a BN after an addition, a pooling, an input, a conv whose output
+    also feeds another node, a grouped ConvTranspose, or a BN without running statistics.
+
+    Returns (folded GraphModule, {"folded": [(layer, bn), ...], "skipped": [(bn, reason), ...]}).
+    Raises UsageError when the model cannot be traced (TorchScript, data-dependent control flow).
+    """
+    torch = _torch()
+    import copy
+    import torch.fx as fx
+
+    model = copy.deepcopy(model).eval()
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as exc:  # TorchScript modules, data-dependent Python control flow
+        raise UsageError(f"--fold-bn: cannot trace the model with torch.fx ({type(exc).__name__}: "
+                         f"{exc}); fold BatchNorm into the weights before saving it") from None
+    mods = dict(gm.named_modules())
+
+    def cls(m: Any) -> str:
+        return getattr(m, "original_name", None) or type(m).__name__
+
+    folded: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or cls(mods[node.target]) not in BN_TYPES:
+            continue
+        bn = mods[node.target]
+        bn_name = str(node.target)
+        src = node.args[0] if node.args else None
+        if not isinstance(src, fx.Node) or src.op != "call_module" \
+                or cls(mods[src.target]) not in WEIGHT_TYPES:
+            what = src.format_node() if isinstance(src, fx.Node) else repr(src)
+            skipped.append((bn_name, f"input is not a Conv/Linear output ({what})"))
+            continue
+        if len(src.users) != 1:
+            skipped.append((bn_name, f"{src.target}'s output also feeds other nodes"))
+            continue
+        if bn.running_mean is None or bn.running_var is None:
+            skipped.append((bn_name, "no running statistics (track_running_stats=False)"))
+            continue
+        layer = mods[src.target]
+        transposed = cls(layer).startswith("ConvTranspose")
+        if transposed and layer.groups != 1:
+            skipped.append((bn_name, f"{src.target} is a grouped ConvTranspose"))
+            continue
+        w = layer.weight
+        out_dim = 1 if transposed else 0
+        if w.shape[out_dim] != bn.running_mean.numel():
+            skipped.append((bn_name, f"{src.target} has {w.shape[out_dim]} output channels, "
+                                         f"the BN {bn.running_mean.numel()}"))
+            continue
+        with torch.no_grad():
+            g = (bn.weight if bn.affine else torch.ones_like(bn.running_var)) \
+                / torch.sqrt(bn.running_var + bn.eps)
+            beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+            b = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+            shape = [1] * w.ndim
+            shape[out_dim] = -1
+            new_w = (w * g.reshape(shape)).to(w.dtype)
+            new_b = ((b - bn.running_mean) * g + beta).to(w.dtype)
+            layer.weight = torch.nn.Parameter(new_w, requires_grad=False)
+            layer.bias = torch.nn.Parameter(new_b, requires_grad=False)
+        node.replace_all_uses_with(src)
+        gm.graph.erase_node(node)
+        folded.append((str(src.target), bn_name))
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    return gm.eval(), {"folded": folded, "skipped": skipped}
+
+
+def fold_net(net: TorchNet) -> TorchNet:
+    """``net`` with BatchNorm folded into the preceding Conv/Linear (see fold_batchnorm): the
+    folded weights are what get quantized, so each layer's scale is its largest *folded* channel.
+    """
+    model, report = fold_batchnorm(net.model)
+    info = {**net.info, "fold_bn": {"folded": len(report["folded"]),
+                                    "skipped": report["skipped"]}}
+    return TorchNet(model, net.data, net.name, f"{net.title}, BN folded", info, batch=net.batch)

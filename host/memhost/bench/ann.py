@@ -84,6 +84,11 @@ def register(subparsers: Any) -> None:
                    help="multiply every programming error by K (sensitivity: a K-times less precise "
                         "device)")
     p.add_argument("--mapping", default="differential", choices=("differential", "offset"))
+    p.add_argument("--fold-bn", action="store_true",
+                   help="torch models: fold every BatchNorm into the Conv/Linear right before it "
+                        "(w' = w * gamma / sqrt(var + eps) per output channel, bias absorbed) before "
+                        "quantization, as analog hardware often does; BNs that do not directly follow "
+                        "a Conv/Linear stay digital and are listed. Default: BN stays digital")
     p.add_argument("--bits", default="1-9", help="bit depths, e.g. 1-9 (default) or 3,9")
     p.add_argument("--trials", type=int, default=10, help="Monte Carlo trials per bit depth (10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the trials and of training")
@@ -287,6 +292,16 @@ def _run(args: Any) -> int | None:
             data = datasets.load_image_folder(args.data, args.channels, args.resize, args.crop,
                                               args.normalize, args.limit)
             nets.append(models.user_net(name, data, args.arch, kw, args.batch))
+    if args.fold_bn:
+        for i, net in enumerate(nets):
+            if not isinstance(net, models.TorchNet):
+                log(f"--fold-bn: {net.name} has no BatchNorm (nothing to fold)")
+                continue
+            nets[i] = net = models.fold_net(net)
+            fb = net.info["fold_bn"]
+            log(f"--fold-bn: {net.name}: {fb['folded']} BatchNorm folded into the preceding "
+                f"Conv/Linear, {len(fb['skipped'])} left digital"
+                + "".join(f"\n  not folded: {n} ({why})" for n, why in fb["skipped"]))
     results = []
     for net in nets:
         log(f"{net.title}: {net.n_params:,} parameters, float accuracy on {len(net.data.y_test)} "
@@ -298,7 +313,8 @@ def _run(args: Any) -> int | None:
             f"({error_model.kind}): {r['sweep_s']:.2f} s wall"
             + (f" (training {r['model_info'].get('train_s')} s)"
                if not r['model_info'].get('cached', True) else ""))
-    result = {"error_model": error_model.describe(), "mapping": args.mapping, "trials": args.trials,
+    result = {"error_model": error_model.describe(), "mapping": args.mapping,
+              "fold_bn": bool(args.fold_bn), "trials": args.trials,
               "seed": args.seed, "bits": bits, "models": results, "argv": sys.argv}
     if builtin_data is not None:
         y_train = builtin_data.y_train
