@@ -201,7 +201,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
         d.rng.standard_normal(out=zn, dtype=np.float32)
         if d._rtn > 0:
             d.rng.random(out=zu, dtype=np.float32)
-        j = adaptive_kernel(*args, j, zn, zu, np.zeros(2, dtype=np.int64), dec_r, pri, isq)
+        j = adaptive_kernel(*args, j, zn, zu, dec_r, pri, isq)
     n_pulses = int(pulses[idx].sum())
     d.pulses += n_pulses
     if n_pulses:
@@ -244,11 +244,11 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
 
     rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
     all_idx = np.flatnonzero(sel)
-    pri = _prior_words(prior_of(p if prior is None else (prior or {})), top)
+    fields = p if prior is None else (prior or {})
+    pri = _prior_words(prior_of(fields), top)
     if len(all_idx):
         _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
-                    relax_of(p if prior is None else (prior or {})) if settle > 0 else (0.0, 0.0),
-                    pri, n_reads,
+                    relax_of(fields) if settle > 0 else (0.0, 0.0), pri, n_reads,
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
                     achieved, pulses, reads, status)
 

@@ -182,7 +182,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
                     sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, rho,
                     consts, itop, i_start, di0, max_pulses,
-                    achieved, pulses, reads, status, j0, zn, zu, pos, dec_r, pri, isq):
+                    achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq):
     """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
@@ -190,9 +190,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     relaxation tau s (both 0: not tracked), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI), the
     constants of memhost.sim.adaptive; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
 
-    Random numbers: standard normals zn and uniforms zu, consumed from pos[0] and pos[1]. Returns
-    the index j of the first device not done: len(idx), or earlier when fewer numbers are left
-    than one device can use (draws_per_device); the caller refills and calls again from j.
+    Random numbers: standard normals zn and uniforms zu, consumed from their start. Returns the
+    index j of the first device not done: len(idx), or earlier when fewer numbers are left than
+    one device can use (draws_per_device); the caller refills both and calls again from j.
     dec_r[n] = exp(-n read_time / relax_tau_s) and isq[n] = 1 / sqrt(n) for every read count n
     the loop can use. pri: the device-type prior per polarity (adaptive._prior_words), seeded into
     polarities that have never pulsed.
@@ -211,12 +211,10 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     need_n, need_u = draws_per_device(max_pulses)
     use_lf = ph[LF] > 0.0
     use_rtn = ph[RTN] > 0.0
-    pn = pos[0]
-    pu = pos[1]
+    pn = 0
+    pu = 0
     for j in range(j0, len(idx)):
         if pn + need_n > len(zn) or pu + need_u > len(zu):
-            pos[0] = pn
-            pos[1] = pu
             return j
         d = idx[j]
         for r_ in range(2):             # never-pulsed polarities start from the prior
@@ -447,8 +445,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         pulses[d] = npulse
         reads[d] = nrd
         status[d] = st
-    pos[0] = pn
-    pos[1] = pu
     return len(idx)
 
 
