@@ -670,7 +670,8 @@ class Controller:
                 if pulses > 0 and settle > 0:
                     hal.wait(settle)
                 n_fin = n_fixed if n_fixed > 0 else self._n_for(tol_i, 3, max_reads)
-                ta = hal.ticks_us()
+                if f10:
+                    ta = hal.ticks_us()
                 gf = self._readn(n_fin, sb, read_v)
                 reads += n_fin
                 if f10:
@@ -745,7 +746,8 @@ class Controller:
                 status = P.ST_LIMIT
                 break
             pulses += 1
-            ta = hal.ticks_us()
+            if f10:
+                ta = hal.ticks_us()
             if n_app == 1:
                 fb[0] = hal.read(1, read_v)
                 gn = _fix(fb, sb)
