@@ -211,6 +211,12 @@ def gate():
     out["width"] = [ctl.safe_pulse(1.0, 1.0), ctl.safe_pulse(1.0, 1e-9), hal.pulses]
     out["raise_past_abs"] = cfg.set(P.K_MAX_V, config.ABS_MAX_V + 1) is not None
     out["ok"] = [ctl.safe_pulse(1.5, 1e-4), hal.pulses]
+    # relaxation keys: bounds, and tracking only when both are set
+    out["relax"] = [cfg.set(P.K_PRIOR_RELAX_FRAC, 0.6) is not None,
+                    cfg.set(P.K_PRIOR_RELAX_TAU, 11.0) is not None,
+                    cfg.set(P.K_PRIOR_RELAX_FRAC, 0.2) is None, cfg.relax_f10, cfg.relax_tau_us]
+    cfg.set(P.K_PRIOR_RELAX_TAU, 5e-3)
+    out["relax"] += [cfg.relax_f10, cfg.relax_tau_us]
     # a PROGRAM whose width is outside the limits: status limit, no pulse applied
     hal.pulses = 0
     for alg in (P.ALG_ISPP, P.ALG_ADAPTIVE):

@@ -60,6 +60,8 @@ def test_safety_gate_refuses_and_applies_no_pulse() -> None:
     assert r["width"] == [False, False, 0]
     assert r["raise_past_abs"] is True
     assert r["ok"] == [True, 1]
+    # CONFIG 21, 22: out of bounds refused; tracking on only with both set (f in Q10, tau in µs)
+    assert r["relax"] == [True, True, True, 0, 0, 205, 5000]
 
 
 @pytest.mark.parametrize("alg", [ISPP, ADAPTIVE], ids=["ispp", "adaptive"])

@@ -73,7 +73,10 @@ def test_negative_noise(tmp_path: Path, field: str) -> None:
 
 
 @pytest.mark.parametrize("old,new,field", [
-    ("relax_frac = 0.15", "relax_frac = 1.5", "relax_frac"),
+    ("\nrelax_frac = 0.15", "\nrelax_frac = 1.5", "relax_frac"),
+    ("prior_relax_frac = 0.15", "prior_relax_frac = 0.6", "firmware.prior_relax_frac"),
+    ("prior_relax_tau_s = 5.0e-3", "prior_relax_tau_s = 20.0", "firmware.prior_relax_tau_s"),
+    ("prior_relax_tau_s = 5.0e-3", "prior_relax_tau_s = -1.0", "prior_relax_tau_s"),
     ("v_damage = 3.5", "v_damage = 2.9", "v_damage"),
     ("v_max = 3.0", "v_max = 4.5", "v_max"),
     ("width_s = 1.0e-5", "width_s = 1.0", "width_s"),
