@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..runlog import RunFolder
 
@@ -57,3 +58,17 @@ def new_run(board: Any, kind: str, config: dict[str, Any], columns: Sequence[str
 def finish(run: RunFolder, t0: float, interrupted: bool = False) -> None:
     run.close(status="interrupted" if interrupted else "complete",
               wall_seconds=time.monotonic() - t0)
+
+
+@contextlib.contextmanager
+def closing_run(run: RunFolder, t0: float) -> Iterator[RunFolder]:
+    """Closes `run` when the block ends: status "interrupted" on Ctrl-C (re-raised), else
+    "complete", with the wall time since t0 (time.monotonic)."""
+    interrupted = False
+    try:
+        yield run
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        finish(run, t0, interrupted)

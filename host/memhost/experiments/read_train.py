@@ -16,7 +16,7 @@ import numpy as np
 from .. import analysis
 from ..errors import UsageError
 from ..runlog import RunFolder
-from ._common import finish, new_run
+from ._common import closing_run, new_run
 from .range import _saturate
 
 COLUMNS = ("step", "pulse", "amplitude_v", "g", "g_std")
@@ -52,8 +52,7 @@ def run_read_train(board: Any, cfg: ReadTrainConfig, out: str | Path = "runs",
         _saturate(board, sign, abs(amp), 0.01, limit, width, 8, 30, 600)
     run = new_run(board, "read_train", {**asdict(cfg), "amplitude_v": amp, "width_s": width},
                   COLUMNS, out, **kw)
-    interrupted = False
-    try:
+    with closing_run(run, t0):
         r = board.read(cfg.n_reads)
         run.append({"step": 0, "pulse": 0, "amplitude_v": 0.0, "g": r.g, "g_std": r.g_std})
         count = cfg.pulses if cfg.pulses else cfg.reads - 1
@@ -63,11 +62,6 @@ def run_read_train(board: Any, cfg: ReadTrainConfig, out: str | Path = "runs",
             r = board.read(cfg.n_reads)
             run.append({"step": i, "pulse": i if cfg.pulses else 0,
                         "amplitude_v": amp if cfg.pulses else 0.0, "g": r.g, "g_std": r.g_std})
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        finish(run, t0, interrupted)
     return run, summarize_read_train(run.path)
 
 

@@ -19,7 +19,7 @@ from .. import analysis
 from ..errors import UsageError
 from ..protocol import ALGORITHMS
 from ..runlog import RunFolder
-from ._common import finish, new_run
+from ._common import closing_run, new_run
 from .range import DEFAULT_MARGIN, characterize_range, check_range
 
 COLUMNS = ("step", "level", "target", "t_s", "g", "g_std", "status")
@@ -69,8 +69,7 @@ def run_retention(board: Any, cfg: RetentionConfig, out: str | Path = "runs",
     run = new_run(board, "retention", c, COLUMNS, out, n_levels=cfg.n, g_min=g_min, g_max=g_max,
                   device_range=dr.as_dict(), **kw)
     step = 0
-    interrupted = False
-    try:
+    with closing_run(run, t0):
         for lv, target in enumerate(targets):
             res = board.program(float(target), cfg.tolerance_lsb * step_s, cfg.algorithm,
                                 n_reads=cfg.n_reads)
@@ -85,11 +84,6 @@ def run_retention(board: Any, cfg: RetentionConfig, out: str | Path = "runs",
                 run.append({"step": step, "level": lv, "target": target, "t_s": t, "g": r.g,
                             "g_std": r.g_std, "status": "read"})
                 step += 1
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        finish(run, t0, interrupted)
     return run, summarize_retention(run.path)
 
 

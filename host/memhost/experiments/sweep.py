@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..runlog import RunFolder
-from ._common import finish, new_run
+from ._common import closing_run, new_run
 
 COLUMNS = ("step", "cycle", "polarity", "amplitude_v", "width_s", "g", "g_std")
 
@@ -57,9 +57,8 @@ def run_sweep(board: Any, cfg: SweepConfig, out: str | Path = "runs",
     t0 = time.monotonic()
     run = new_run(board, "sweep", {**asdict(cfg), "v_max": v_max, "width_s": width}, COLUMNS, out,
                   **kw)
-    interrupted = False
     step = 0
-    try:
+    with closing_run(run, t0):
         for c in range(cfg.cycles):
             for a in amps:
                 board.pulse(a, width)
@@ -67,11 +66,6 @@ def run_sweep(board: Any, cfg: SweepConfig, out: str | Path = "runs",
                 run.append({"step": step, "cycle": c, "polarity": "set" if a > 0 else "reset",
                             "amplitude_v": a, "width_s": width, "g": r.g, "g_std": r.g_std})
                 step += 1
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        finish(run, t0, interrupted)
     return run, summarize_sweep(run.path)
 
 
