@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .device import DeviceArray
-from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE, ProgramOutcome, firmware_params
+from .ispp import CONVERGED, ProgramOutcome, firmware_params
 
 DV = 0.005              # V, amplitude grid (firmware _DV_UV)
 B0 = 24 / 256           # prior slope, log2 per grid step (firmware _B0 in Q8)
@@ -133,13 +133,6 @@ def _state(devices: DeviceArray) -> AdaptiveState:
         st = AdaptiveState(devices.n)
         devices.adaptive_state = st  # type: ignore[attr-defined]
     return st
-
-
-def read_sigma(devices: DeviceArray, g: np.ndarray) -> np.ndarray:
-    """Sigma (S) of one read at conductance g, from the preset's noise fields."""
-    p = devices.preset.params
-    rel = math.sqrt(p["read_noise_rel"] ** 2 + p["read_lf_rel"] ** 2 + p["rtn_amp_rel"] ** 2)
-    return rel * np.abs(g)
 
 
 def _per_device(x: Any, n: int, dtype: Any) -> np.ndarray:
