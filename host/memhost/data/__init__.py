@@ -1,0 +1,1 @@
+"""Data shipped with memhost (literature.toml: the published devices of the literature map)."""
