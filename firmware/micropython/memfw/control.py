@@ -1,5 +1,6 @@
-# Write-verify algorithms and the safety gate. Every pulse the firmware applies goes through
-# Controller.safe_pulse(), which checks the limits in force, whatever the host sent.
+# Write-verify algorithms. Every pulse the firmware applies goes through the safety gate
+# (memfw/gate.py, Controller.safe_pulse), which checks the limits in force, whatever the host sent;
+# a PROGRAM's read bias is checked by the same gate before its first pulse.
 #
 # Hot loops allocate nothing themselves (a test under the unix port checks it with gc.mem_alloc):
 # MicroPython boxes every float result on the heap, so the loops never do float arithmetic. ISPP
@@ -16,8 +17,10 @@ import time
 import micropython
 from micropython import const
 from memfw import protocol as P
+from memfw.gate import Gate
 
-_POLL_EVERY = const(8)      # iterations between checks for an ABORT from the host
+_POLL_US = const(5000)      # board-clock µs between checks for input (ABORT, heartbeat) in the loops
+_VAR_MAX = const(0x10000000)  # read-noise variance word saturates at 2^28 (an array('i') word)
 _RAMP_MAX = const(2048)     # longest ISPP ramp (then it stays at its top)
 _DV_UV = const(5000)        # adaptive amplitude grid step, µV (5 mV; a 12-bit DAC over ±4 V is ~2 mV)
 _Q_PER_TOL = const(5)       # quantum = 2^E <= tolerance / 2^5: tolerance is 32..63 counts
@@ -319,11 +322,14 @@ class Config:
 
     def _limits(self):
         # the gate reads these attributes: it compares, never computes (no float allocated per pulse)
+        # (each also within the absolute maxima, whatever the values hold)
         v = self.values
-        self.max_v = v[P.K_MAX_V]
-        self.neg_max_v = -v[P.K_MAX_V]
-        self.min_width = v[P.K_MIN_WIDTH]
-        self.max_width = v[P.K_MAX_WIDTH]
+        h = self.hal
+        self.max_v = min(v[P.K_MAX_V], h.ABS_MAX_V)
+        self.neg_max_v = -self.max_v
+        self.min_width = max(v[P.K_MIN_WIDTH], h.ABS_MIN_WIDTH_S)
+        self.max_width = min(v[P.K_MAX_WIDTH], h.ABS_MAX_WIDTH_S)
+        self.max_read_v = min(v[P.K_MAX_READ_V], h.ABS_MAX_READ_V)
         self.prior_set = _prior(v[P.K_PRIOR_SET_V], v[P.K_PRIOR_SET_DG], v[P.K_PRIOR_SET_SLOPE])
         self.prior_reset = _prior(v[P.K_PRIOR_RESET_V], v[P.K_PRIOR_RESET_DG],
                                   v[P.K_PRIOR_RESET_SLOPE])
@@ -353,7 +359,10 @@ class Controller:
         self.hal = hal
         self.cfg = config
         self.check_abort = check_abort      # callable -> True when the host sent ABORT
-        self.pulses_total = 0
+        self.gate = Gate(hal, config)
+        self.safe_pulse = self.gate.pulse   # the only way the loops pulse
+        self.pulse_error = self.gate.pulse_error
+        self._wait_chunk = getattr(hal, "WAIT_CHUNK_S", 0.005)
         self.iterations = 0
         self._ramp_key = None               # ISPP ramp tables, rebuilt when their parameters change
         self._ramp_set = None
@@ -385,33 +394,23 @@ class Controller:
         st[_VARE] = 0
         st[_RHO] = _RHO_ONE
 
-    # ---- the safety gate -------------------------------------------------------------------
-    def pulse_error(self, amplitude, width):
-        """None if a pulse is allowed now, else the reason (safety gate; no pulse is applied).
-
-        Compares only (no arithmetic), so it allocates nothing on the pass path."""
-        c = self.cfg
-        if amplitude != amplitude or width != width:
-            return "amplitude/width is NaN"
-        if amplitude > c.max_v or amplitude < c.neg_max_v:
-            return "|amplitude| %.4g V > max_v %.4g V" % (abs(amplitude), c.max_v)
-        if width < c.min_width or width > c.max_width:
-            return "width %.4g s outside [%.4g, %.4g] s" % (width, c.min_width, c.max_width)
-        return None
-
-    def safe_pulse(self, amplitude, width):
-        """Applies the pulse if the gate passes (the same checks as pulse_error, inlined: NaN fails
-        every comparison); returns False, with no pulse applied, otherwise."""
-        c = self.cfg
-        if amplitude <= c.max_v and amplitude >= c.neg_max_v and width >= c.min_width \
-                and width <= c.max_width:
-            self.hal.pulse(amplitude, width)
-            self.pulses_total += 1
-            return True
-        return False
-
     def read(self, n):
-        return self.hal.read(n, self.cfg.values[P.K_READ_V])
+        """Mean of n reads at the CONFIG read bias (None if the gate refuses it)."""
+        return self.gate.read(n, self.cfg.values[P.K_READ_V])
+
+    def wait(self, seconds):
+        """Waits, polling for input every HAL chunk (5 ms on a board); True if ABORT arrived."""
+        chunk = self._wait_chunk
+        hal = self.hal
+        left = seconds
+        while left > chunk:
+            hal.wait(chunk)
+            left -= chunk
+            if self.check_abort():
+                return True
+        if left > 0:
+            hal.wait(left)
+        return self.check_abort()
 
     # ---- PROGRAM ---------------------------------------------------------------------------
     def program(self, target, tol, algorithm, n_reads, max_pulses, p0, p1, p2, p3):
@@ -422,6 +421,8 @@ class Controller:
         p3 width (s); 0 = the CONFIG value. Adaptive: p0/p1 start its search, p2 its first step.
         """
         v = self.cfg.values
+        if self.gate.read_error(v[P.K_READ_V]) is not None:
+            return P.ST_LIMIT, 0.0, 0, 0, 0, 0.0   # read bias above max_read_v: nothing applied
         if max_pulses == 0:
             max_pulses = int(v[P.K_MAX_PULSES])
         v_set = p0 if p0 > 0 else v[P.K_V_SET_START]
@@ -485,15 +486,21 @@ class Controller:
         polarity = 0
         k = 0
         status = P.ST_MAX_PULSES
+        ticks = time.ticks_us
+        diff = time.ticks_diff
+        t_poll = ticks()
         while True:
             if g >= lo and g <= hi:
                 status = P.ST_CONVERGED
                 break
             if pulses >= max_pulses:
                 break
-            if pulses % _POLL_EVERY == 7 and self.check_abort():
-                status = P.ST_ABORTED
-                break
+            now = ticks()
+            if diff(now, t_poll) >= _POLL_US:
+                t_poll = now
+                if self.check_abort():
+                    status = P.ST_ABORTED
+                    break
             pol = 1 if g < lo else -1
             if pol != polarity:
                 polarity = pol
@@ -541,7 +548,8 @@ class Controller:
             d = st[_VARE] - e
             var = st[_VAR]
             if d > 0:
-                var = var << (2 * d) if d < 8 else 1 << 28
+                # saturate at _VAR_MAX: var << 2d must fit the array('i') word
+                var = var << (2 * d) if d < 14 and var <= (_VAR_MAX >> (2 * d)) else _VAR_MAX
             else:
                 var = var >> (-2 * d)
             st[_VAR] = var
@@ -598,6 +606,8 @@ class Controller:
             st = self.st
             # sample variance * 16 of one read: 16 (s2 - s^2/n) / (n - 1)
             var = (16 * (s2 - (s * s) // n)) // (n - 1)
+            if var > _VAR_MAX:
+                var = _VAR_MAX          # (saturates: the word is an array('i') int)
             if st[_VAR] == _VAR_UNKNOWN:
                 st[_VAR] = var
             else:
@@ -664,11 +674,15 @@ class Controller:
         first_pol = 0
         stall = 0
         status = P.ST_MAX_PULSES
+        ticks = time.ticks_us
+        diff = time.ticks_diff
+        t_poll = ticks()
         while True:
             err = g - u - aim
             if -tol_i <= err and err <= tol_i:
-                if pulses > 0 and settle > 0:
-                    hal.wait(settle)
+                if pulses > 0 and settle > 0 and self.wait(settle):
+                    status = P.ST_ABORTED
+                    break
                 n_fin = n_fixed if n_fixed > 0 else self._n_for(tol_i, 3, max_reads)
                 if f10:
                     ta = hal.ticks_us()
@@ -699,14 +713,19 @@ class Controller:
                 err = g - u - aim
             if pulses >= max_pulses:
                 break
-            if pulses % _POLL_EVERY == 7 and self.check_abort():
-                status = P.ST_ABORTED
-                break
+            now = ticks()
+            if diff(now, t_poll) >= _POLL_US:
+                t_poll = now
+                if self.check_abort():
+                    status = P.ST_ABORTED
+                    break
             if f10 and settle > 0 and not waited and \
                     ((err < 0 and g - aim > tol_i) or (err > 0 and g - aim < -tol_i)):
                 # the volatile estimate alone flips the decision (e.g. after a jump into the window's
                 # edge, where the reading hides the volatile part): let it decay, then read again
-                hal.wait(settle)
+                if self.wait(settle):
+                    status = P.ST_ABORTED
+                    break
                 ta = hal.ticks_us()
                 g = self._readn(n_app, sb, read_v) if n_app > 1 else self._readn(2, sb, read_v)
                 reads += n_app if n_app > 1 else 2

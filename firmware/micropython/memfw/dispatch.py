@@ -225,14 +225,15 @@ class Server:
             raise CmdError(P.E_OUT_OF_RANGE, "READ n=%d: must be 1..1000" % n)
         if read_v == 0:
             read_v = self.cfg.values[P.K_READ_V]
-        if not _finite(read_v) or read_v < 0 or read_v > self.cfg.values[P.K_MAX_READ_V]:
-            raise CmdError(P.E_SAFETY, "read voltage %r V outside 0..max_read_v %r V" % (
-                read_v, self.cfg.values[P.K_MAX_READ_V]))
+        gate = self.ctrl.gate
+        why = gate.read_error(read_v)
+        if why is not None:
+            raise CmdError(P.E_SAFETY, "read refused, no bias applied: " + why)
         t0 = self.hal.ticks_us()
         s = 0.0
         s2 = 0.0
         for _ in range(n):
-            g = self.hal.read(1, read_v)
+            g = gate.read(1, read_v)
             s += g
             s2 += g * g
         mean = s / n
@@ -242,11 +243,12 @@ class Server:
                                       time.ticks_diff(self.hal.ticks_us(), t0))
 
     def _pulse(self, amplitude, width):
-        why = self.ctrl.pulse_error(amplitude, width)
+        gate = self.ctrl.gate
+        why = gate.pulse_error(amplitude, width)
         if why is not None:
             raise CmdError(P.E_SAFETY, "pulse refused, no pulse applied: " + why)
         t0 = self.hal.ticks_us()
-        self.ctrl.safe_pulse(amplitude, width)
+        gate.pulse(amplitude, width)
         return P.PULSED, struct.pack(P.PULSED_LAYOUT, amplitude, width,
                                      time.ticks_diff(self.hal.ticks_us(), t0))
 
@@ -269,6 +271,9 @@ class Server:
         if not _finite(p3) or (p3 != 0 and (p3 < c[P.K_MIN_WIDTH] or p3 > c[P.K_MAX_WIDTH])):
             raise CmdError(P.E_SAFETY, "width %r s outside [%r, %r] s" % (
                 p3, c[P.K_MIN_WIDTH], c[P.K_MAX_WIDTH]))
+        why = self.ctrl.gate.read_error(c[P.K_READ_V])
+        if why is not None:
+            raise CmdError(P.E_SAFETY, "PROGRAM refused, no pulse applied: CONFIG read_v: " + why)
         status, g, pulses, reads, elapsed, overhead = self.ctrl.program(
             target, tol, alg, n_reads, max_pulses, p0, p1, p2, p3)
         return P.RESULT, struct.pack(P.RESULT_LAYOUT, status, alg, g, g - target, pulses, reads,
