@@ -154,11 +154,11 @@ def fig_literature(devices: Sequence[Device], runs: Sequence[RunPoint] = ()) -> 
     strip.grid(alpha=0.3, axis="x")
     if without:
         strip.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    xs = [d.levels for d in devices] + [r.levels for r in runs] + \
-         [r.reproducible_levels for r in runs if r.reproducible_levels]
+    xs = [float(d.levels) for d in devices] + [float(r.levels) for r in runs] + \
+         [float(r.reproducible_levels) for r in runs if r.reproducible_levels]
     if xs:
         ax.set_xlim(max(1.0, min(xs) / 2), max(xs) * 2)
-    ys = [d.ratio for d in with_ratio] + [r.ratio for r in runs]
+    ys = [d.ratio for d in with_ratio if d.ratio is not None] + [r.ratio for r in runs]
     if ys:
         ax.set_ylim(1.0, max(10.0, max(ys) * 3))
     return fig
