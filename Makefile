@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# ngspice for the schematic simulations (Debian). Needs root; prints what to run otherwise.
+# ngspice for the schematic simulations, chromium for the HTML run report test (Debian).
+# Needs root; prints what to run otherwise.
 system-deps:
 	@command -v ngspice >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice >/dev/null; \
 	  else echo "ngspice missing: run 'sudo apt-get install ngspice' (schematic tests will be skipped)"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install chromium' (the report test needs it)"; fi; }
 
 # MicroPython stubs live in their own folders: in the host venv they would shadow sys/time.
 $(STUBS)/.done: $(STAMP)

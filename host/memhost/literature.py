@@ -55,11 +55,6 @@ class RunPoint:
     emulated: bool
 
 
-def is_emulated(meta: dict[str, Any]) -> bool:
-    """True when the run's board was the emulated one (its HAL is the simulated device)."""
-    return str((meta.get("board") or {}).get("hal", "")) == "sim"
-
-
 def load_devices(text: str | None = None) -> list[Device]:
     """The shipped literature entries (or those in `text`, TOML), validated."""
     if text is None:
@@ -89,6 +84,7 @@ def load_devices(text: str | None = None) -> list[Device]:
 def run_point(path: str | Path) -> RunPoint:
     """A level run's place on the map (UsageError for runs that have no level count)."""
     from .experiments.levels import LEVEL_KINDS, summarize_run
+    from .report import is_emulated
     from .runlog import RunFolder
     run = RunFolder.open(path)
     if run.kind not in LEVEL_KINDS:

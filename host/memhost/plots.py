@@ -133,7 +133,8 @@ def fig_error_hist(err_lsb: ArrayLike, title: str = "") -> Any:
     return fig
 
 
-def _levels_figures(run: RunFolder, cols: dict[str, Any]) -> list[Path]:
+def _levels_figures(run: RunFolder, cols: dict[str, Any], folder: Path,
+                    formats: Sequence[str]) -> list[Path]:
     m = run.meta
     n = int(m["n_levels"])
     g_min, g_max = float(m["g_min"]), float(m["g_max"])
@@ -148,17 +149,18 @@ def _levels_figures(run: RunFolder, cols: dict[str, Any]) -> list[Path]:
     if summary["nonlinearity_index"] is not None:
         nl = f", NL index {summary['nonlinearity_index']:.2e}"
     out += _save(fig_levels(cols["level"], cols["achieved"], g_min, g_max, n,
-                            title=f"{n} levels ({tag}){nl}"), run.path, "levels")
+                            title=f"{n} levels ({tag}){nl}"), folder, "levels", formats)
     out += _save(fig_cpd(cols["level"], cols["achieved"], n,
                          title=f"CPD of {n} levels over {len(set(cols['cycle'].tolist()))} cycles"),
-                 run.path, "cpd")
+                 folder, "cpd", formats)
     err = analysis.error_lsb(cols["achieved"], cols["target"], analysis.lsb(g_min, g_max, n))
-    out += _save(fig_error_hist(err), run.path, "error_hist")
+    out += _save(fig_error_hist(err), folder, "error_hist", formats)
     return out
 
 
 def _xy_figure(run: RunFolder, cols: dict[str, Any], x: str, xlabel: str, stem: str,
-               group: str | None = None, logx: bool = False) -> list[Path]:
+               folder: Path, formats: Sequence[str], group: str | None = None,
+               logx: bool = False) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     if group and group in cols and cols[group].size:
         for gval in sorted(set(cols[group].tolist())):
@@ -174,22 +176,25 @@ def _xy_figure(run: RunFolder, cols: dict[str, Any], x: str, xlabel: str, stem: 
     ax.set_ylabel("conductance (µS)")
     ax.set_title(f"{run.kind} ({run.meta.get('preset') or 'board'})")
     ax.grid(alpha=0.3)
-    return _save(fig, run.path, stem)
+    return _save(fig, folder, stem, formats)
 
 
-def plot_run(path: str | os.PathLike[str]) -> list[Path]:
-    """Write the figures of a run folder into it; returns the files written."""
+def plot_run(path: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None,
+             formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write the figures of a run folder (into it, or into `folder`); returns the files written."""
     run = RunFolder.open(path)
     cols = run.columns_as_arrays()
     kind = run.kind
+    dest = Path(folder) if folder is not None else run.path
     if kind in ("levels", "cycles"):
         run.require("n_levels", "g_min", "g_max")
-        return _levels_figures(run, cols)
+        return _levels_figures(run, cols, dest, formats)
     if kind == "retention":
-        return _xy_figure(run, cols, "t_s", "time since programming (s)", "retention",
-                          group="level", logx=True)
+        return _xy_figure(run, cols, "t_s", "time since programming (s)", "retention", dest,
+                          formats, group="level", logx=True)
     if kind == "sweep":
-        return _xy_figure(run, cols, "amplitude_v", "pulse amplitude (V)", "sweep", group="polarity")
+        return _xy_figure(run, cols, "amplitude_v", "pulse amplitude (V)", "sweep", dest, formats,
+                          group="polarity")
     if kind == "read_train":
-        return _xy_figure(run, cols, "pulse", "pulses applied", "read_train")
+        return _xy_figure(run, cols, "pulse", "pulses applied", "read_train", dest, formats)
     return []
