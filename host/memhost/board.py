@@ -95,7 +95,8 @@ class Board:
     @classmethod
     def open(cls, port: str | None = None, preset: str = "tio2x-seed", seed: int | None = None,
              window: int | None = None, timeout: float = 10.0, **kw: Any) -> "Board":
-        """port: a device path, 'emu' for the emulated board, or None (the one board found, else emu).
+        """port: a device path, 'emu' for the emulated board, or None (the one board found; no board
+        found is a PortError: emulation is never silent, pass 'emu' for it).
 
         kw: retry_interval, new_session, first_seq, on_reset (see Board), reconnect=True (reopen
         the same path if the port fails)."""
@@ -106,7 +107,11 @@ class Board:
             if len(boards) > 1:
                 raise PortError("several boards found (" + ", ".join(d for d, _ in boards) +
                                 "): choose one with --port")
-            port = boards[0][0] if boards else "emu"
+            if not boards:
+                raise PortError("no board found: connect one and name it with --port (e.g. --port "
+                                "/dev/ttyACM0; 'memhost ports' lists them), or use --port emu for the "
+                                "emulated board")
+            port = boards[0][0]
         emulator = None
         if port == "emu":
             from .emulator import Emulator

@@ -22,7 +22,7 @@ def add_port_args(parser: argparse.ArgumentParser, preset: bool = True) -> None:
     """--port (and --preset/--seed for the emulated board) on any command that talks to a board."""
     parser.add_argument("--port", default=None,
                         help="serial port (e.g. /dev/ttyACM0), or 'emu' for the emulated board "
-                             "(default: the one board found, else emu)")
+                             "(default: the one board found; none found is an error)")
     if preset:
         parser.add_argument("--preset", default="tio2x-seed",
                             help="emulated device preset: a name or a .toml path (only with --port emu)")

@@ -16,6 +16,8 @@ def board_meta(board: Any) -> dict[str, Any]:
     info = board.info
     d = dataclasses.asdict(info) if dataclasses.is_dataclass(info) else dict(vars(info))
     d["firmware_version"] = getattr(info, "firmware_version", None)
+    # the data came from an emulated board (the MicroPython sim HAL, or any emulator the host started)
+    d["emulated"] = getattr(board, "emulator", None) is not None or getattr(info, "hal", "") == "sim"
     return d
 
 
