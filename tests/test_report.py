@@ -130,7 +130,7 @@ def test_report_says_real_board_and_default_path(level_run, tmp_path):
     shutil.copytree(level_run, run)
     meta = json.loads((run / "meta.json").read_text())
     meta["preset"] = None
-    meta["board"].update(hal="rp2", preset="", board="pico")
+    meta["board"].update(hal="rp2", preset="", board="pico", emulated=False)
     (run / "meta.json").write_text(json.dumps(meta))
     r = memhost("report", str(run))
     assert r.returncode == 0, r.stderr

@@ -50,9 +50,11 @@ code,pre{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.9em}pre{wh
 
 
 def is_emulated(meta: dict[str, Any]) -> bool:
-    """True when the run's board was an emulated one: its HAL is the simulated device, or the run
-    names an emulated device preset (real boards report none)."""
+    """True when the run's board was an emulated one: as its meta.json records it (board.emulated),
+    else (older runs) its HAL is the simulated device or the run names an emulated device preset."""
     board = meta.get("board") or {}
+    if "emulated" in board:
+        return bool(board["emulated"])
     return str(board.get("hal", "")) == "sim" or bool(meta.get("preset") or board.get("preset"))
 
 

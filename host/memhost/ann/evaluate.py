@@ -9,29 +9,41 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .transfer import ErrorModel, IdealModel, transfer
+from .transfer import ErrorModel, IdealModel, layer_scale, transfer
 
 
 def sweep(net: Any, bits: Sequence[int], model: ErrorModel | None, trials: int = 10, seed: int = 0,
-          mapping: str = "differential", log: Callable[[str], None] | None = None) -> dict[str, Any]:
+          mapping: str = "differential", log: Callable[[str], None] | None = None,
+          clip: str = "max") -> dict[str, Any]:
     """Float accuracy, then per bit depth: the ideal (quantized) accuracy and, with an error model,
     ``trials`` Monte Carlo transfers -> mean and std. Trial t of b bits uses the generator seeded
-    with (seed, b, t), so any single trial can be reproduced."""
+    with (seed, b, t), so any single trial can be reproduced. Each layer's scale follows ``clip``
+    (see transfer.layer_scale), computed once per bit depth; each row records how far the scales sit
+    below max|w| and the fraction of weights clipped."""
     t0 = time.perf_counter()
     w_float = net.weights()
     acc_float = net.accuracy(None)
     rows = []
     ideal = IdealModel()
+    n_weights = sum(w.size for w in w_float)
     for b in bits:
         n = 2 ** b
+        scales = [layer_scale(w, clip, n, mapping) for w in w_float]
+        fracs = [s / layer_scale(w) for s, w in zip(scales, w_float)]
+        clipped = sum(int(np.count_nonzero(np.abs(w) > s)) for s, w in zip(scales, w_float))
         row: dict[str, Any] = {"bits": int(b), "levels": n,
                                "ideal": net.accuracy(transfer(w_float, n, ideal,
-                                                              np.random.default_rng(0), mapping))}
+                                                              np.random.default_rng(0), mapping,
+                                                              scales=scales)),
+                               "scale_over_max_mean": float(np.mean(fracs)),
+                               "scale_over_max_min": float(np.min(fracs)),
+                               "clipped_fraction": clipped / max(n_weights, 1)}
         if model is not None and not isinstance(model, IdealModel):
             accs = []
             for t in range(trials):
                 rng = np.random.default_rng([seed, b, t])
-                accs.append(net.accuracy(transfer(w_float, n, model, rng, mapping)))
+                accs.append(net.accuracy(transfer(w_float, n, model, rng, mapping,
+                                                  scales=scales)))
             row.update(mean=float(np.mean(accs)), std=float(np.std(accs, ddof=1)) if trials > 1
                        else 0.0, trials=accs)
         rows.append(row)
@@ -64,6 +76,9 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"# dataset {ds['name']}: {ds['derived']}"] if ds.get("derived") else []
     if result.get("fold_bn"):
         lines.append("# BatchNorm folded into the preceding Conv/Linear weights before quantization")
+    if result.get("clip", "max") != "max":
+        lines.append(f"# per-layer scale clipped: {result['clip']} (weights beyond it set to the end "
+                     "level)")
     lines += [f"{'model':<8} {'bits':>4} {'levels':>6} {'ideal':>8} "
              f"{em + ' (mean +- std)':>26} {'float':>8}"]
     for m in result["models"]:
@@ -103,6 +118,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
                                         em.get("preset"), em.get("algorithm"),
                                         f"errors x{em['error_scale']:g}" if "error_scale" in em
                                         else None) if v)
+    if result.get("clip", "max") != "max":
+        sub = ", ".join(x for x in (sub, f"clip {result['clip']}") if x)
     fig.suptitle(f"Accuracy after weight transfer ({result['mapping']} mapping"
                  f"{', ' + sub if sub else ''})", fontsize=8)
     fig.tight_layout()

@@ -1,7 +1,10 @@
 """Weight transfer: per-layer uniform quantization onto 2**b device levels, the signed-weight
 mapping, and the programming-error models.
 
-Notation. A layer's weights ``w`` are scaled by ``s = max|w|`` (per layer). A device holds one of
+Notation. A layer's weights ``w`` are scaled by ``s`` (per layer): ``s = max|w|`` by default, or a
+clipped scale (``clip``): the ``p``-th percentile of ``|w|`` (``"p99.9"``), or the scale that
+minimises the layer's mean squared quantization error at the given level count (``"mse"``); weights
+beyond ``s`` are clipped to it, as usual in low-bit quantization. A device holds one of
 ``n = 2**b`` levels placed uniformly on its range ``[g_lo, g_hi]`` (span ``D = g_hi - g_lo``); level
 ``k`` sits at position ``p_k = k / (n - 1)`` in [0, 1] and at conductance ``g_lo + p_k * D``. A
 programming error ``e`` (siemens, achieved - target) moves a device by ``e / D`` in position units;
@@ -36,23 +39,75 @@ MAPPINGS = ("differential", "offset")
 
 # --------------------------------------------------------------------------- quantization / mapping
 
-def layer_scale(w: np.ndarray) -> float:
-    """The per-layer scale: the largest weight magnitude (1.0 for an all-zero layer)."""
-    s = float(np.max(np.abs(w))) if w.size else 0.0
-    return s if s > 0 else 1.0
+CLIP_HELP = "max (default), pNN (percentile of |w|, e.g. p99.9) or mse"
+#: MSE clipping: candidate scales, as fractions of max|w| (log-spaced, 1.0 included)
+MSE_FRACTIONS = np.unique(np.concatenate([np.geomspace(0.02, 1.0, 97), [1.0]]))
+#: MSE clipping searches on at most this many weights of a layer (an even stride over it)
+MSE_SAMPLE = 1 << 18
 
 
-def encode(w: np.ndarray, n_levels: int, mapping: str = "differential") -> tuple[np.ndarray, ...]:
-    """Level indices of the device(s) that hold ``w`` (int16 arrays shaped like w).
+def parse_clip(clip: str) -> tuple[str, float]:
+    """('max', 100) | ('percentile', p) | ('mse', 0); UsageError with the accepted forms otherwise."""
+    c = (clip or "max").strip().lower()
+    if c in ("max", "none"):
+        return ("max", 100.0)
+    if c == "mse":
+        return ("mse", 0.0)
+    if c.startswith("p"):
+        try:
+            p = float(c[1:])
+        except ValueError:
+            p = float("nan")
+        if 50.0 <= p <= 100.0:
+            return ("percentile", p)
+    raise UsageError(f"--clip {clip!r}: use {CLIP_HELP}; percentiles 50..100")
+
+
+def layer_scale(w: np.ndarray, clip: str = "max", n_levels: int = 0,
+                mapping: str = "differential") -> float:
+    """The per-layer scale ``s`` (1.0 for an all-zero layer): max|w|, a percentile of |w|, or the
+    MSE-optimal clipping scale for ``n_levels`` levels (which then must be given)."""
+    a = np.abs(w).reshape(-1)
+    top = float(np.max(a)) if a.size else 0.0
+    if top <= 0:
+        return 1.0
+    kind, p = parse_clip(clip)
+    if kind == "max":
+        return top
+    if kind == "percentile":
+        s = float(np.percentile(a, p))
+        return s if s > 0 else top
+    if n_levels < 2:
+        raise UsageError("MSE clipping needs the level count")
+    x = np.asarray(w, dtype=np.float64).reshape(-1)
+    if x.size > MSE_SAMPLE:
+        x = x[:: -(-x.size // MSE_SAMPLE)]
+    best, best_err = top, math.inf
+    for f in MSE_FRACTIONS:
+        s = float(f) * top
+        err = float(np.mean((_quantize_scaled(x, n_levels, s, mapping) - x) ** 2))
+        if err < best_err:
+            best, best_err = s, err
+    return best
+
+
+def _quantize_scaled(x: np.ndarray, n_levels: int, s: float, mapping: str) -> np.ndarray:
+    return decode(encode(x, n_levels, mapping, scale=s), n_levels, s, mapping, dtype=x.dtype)
+
+
+def encode(w: np.ndarray, n_levels: int, mapping: str = "differential",
+           scale: float | None = None) -> tuple[np.ndarray, ...]:
+    """Level indices of the device(s) that hold ``w`` (int16 arrays shaped like w), at the layer
+    scale ``scale`` (default max|w|); weights beyond it are clipped to the end levels.
 
     differential -> (k_plus, k_minus); offset -> (k,).
     """
     if n_levels < 2:
         raise UsageError("at least 2 levels (1 bit) are needed")
-    s = layer_scale(w)
+    s = layer_scale(w) if scale is None else float(scale)
     top = n_levels - 1
     if mapping == "differential":
-        m = np.rint(np.abs(w) / s * top).astype(np.int16)
+        m = np.rint(np.minimum(np.abs(w) / s, 1.0) * top).astype(np.int16)
         pos = w > 0
         zero = np.zeros_like(m)
         return (np.where(pos, m, zero), np.where(pos, zero, m))
@@ -74,9 +129,11 @@ def decode(codes: tuple[np.ndarray, ...], n_levels: int, scale: float, mapping: 
     return (scale * (2.0 * pos[0] - 1.0)).astype(dtype)
 
 
-def quantize(w: np.ndarray, n_levels: int, mapping: str = "differential") -> np.ndarray:
+def quantize(w: np.ndarray, n_levels: int, mapping: str = "differential",
+             clip: str = "max") -> np.ndarray:
     """Ideal transfer: quantization only (no programming error)."""
-    return decode(encode(w, n_levels, mapping), n_levels, layer_scale(w), mapping, dtype=w.dtype)
+    s = layer_scale(w, clip, n_levels, mapping)
+    return decode(encode(w, n_levels, mapping, scale=s), n_levels, s, mapping, dtype=w.dtype)
 
 
 # --------------------------------------------------------------------------- error models
@@ -394,14 +451,18 @@ _preset_cache: dict[str, Any] = {}
 # --------------------------------------------------------------------------- transfer
 
 def transfer(weights: list[np.ndarray], n_levels: int, model: ErrorModel | None,
-             rng: np.random.Generator, mapping: str = "differential") -> list[np.ndarray]:
-    """Each layer quantized to n_levels, mapped to device(s), device errors drawn, read back."""
+             rng: np.random.Generator, mapping: str = "differential", clip: str = "max",
+             scales: list[float] | None = None) -> list[np.ndarray]:
+    """Each layer quantized to n_levels (at its clip scale, or the given ``scales``), mapped to
+    device(s), device errors drawn, read back."""
     out = []
-    for w in weights:
-        codes = encode(w, n_levels, mapping)
+    if scales is None:
+        scales = [layer_scale(w, clip, n_levels, mapping) for w in weights]
+    for w, s in zip(weights, scales):
+        codes = encode(w, n_levels, mapping, scale=s)
         if model is None or isinstance(model, IdealModel):
             errs = None
         else:
             errs = tuple(model.draw(c, n_levels, rng) for c in codes)
-        out.append(decode(codes, n_levels, layer_scale(w), mapping, errs, dtype=w.dtype))
+        out.append(decode(codes, n_levels, s, mapping, errs, dtype=w.dtype))
     return out

@@ -84,6 +84,10 @@ def register(subparsers: Any) -> None:
                    help="multiply every programming error by K (sensitivity: a K-times less precise "
                         "device)")
     p.add_argument("--mapping", default="differential", choices=("differential", "offset"))
+    p.add_argument("--clip", default="max", metavar="HOW",
+                   help="per-layer weight scale: max (default: the largest |w|), pNN (the NN-th "
+                        "percentile of |w|, e.g. p99.9) or mse (the scale minimising the layer's "
+                        "quantization MSE at each bit depth); weights beyond it are clipped")
     p.add_argument("--fold-bn", action="store_true",
                    help="torch models: fold every BatchNorm into the Conv/Linear right before it "
                         "(w' = w * gamma / sqrt(var + eps) per output channel, bias absorbed) before "
@@ -216,6 +220,8 @@ def _run(args: Any) -> int | None:
         print(msg, file=sys.stderr if quiet else sys.stdout, flush=True)
 
     bits = _parse_bits(args.bits)
+    from ..ann.transfer import parse_clip
+    parse_clip(args.clip)
     if args.trials < 1:
         raise UsageError("--trials must be at least 1")
     if args.weights:
@@ -307,13 +313,13 @@ def _run(args: Any) -> int | None:
         log(f"{net.title}: {net.n_params:,} parameters, float accuracy on {len(net.data.y_test)} "
             f"test images ...")
         r = evaluate.sweep(net, bits, error_model, args.trials, args.seed, args.mapping,
-                           log=None if quiet else log)
+                           log=None if quiet else log, clip=args.clip)
         results.append(r)
         log(f"  {net.name}: sweep of {len(bits)} bit depths x {args.trials} trials "
             f"({error_model.kind}): {r['sweep_s']:.2f} s wall"
             + (f" (training {r['model_info'].get('train_s')} s)"
                if not r['model_info'].get('cached', True) else ""))
-    result = {"error_model": error_model.describe(), "mapping": args.mapping,
+    result = {"error_model": error_model.describe(), "mapping": args.mapping, "clip": args.clip,
               "fold_bn": bool(args.fold_bn), "trials": args.trials,
               "seed": args.seed, "bits": bits, "models": results, "argv": sys.argv}
     if builtin_data is not None:
