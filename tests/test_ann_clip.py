@@ -66,8 +66,9 @@ def test_clipping_lifts_the_low_bit_mlp_accuracy(tmp_path, capsys):
     for a, b in zip(plain["bits"], mse["bits"]):
         assert b["scale_over_max_mean"] < 1.0 and b["clipped_fraction"] > 0
         assert a["scale_over_max_mean"] == 1.0 and a["clipped_fraction"] == 0
-    # at 2 bits the max scale rounds most weights of a Gaussian-like layer to zero
-    assert mse["bits"][1]["ideal"] > plain["bits"][1]["ideal"] + 0.02
+    # at 1 bit (3 weight values) the max scale rounds nearly every weight to zero
+    assert mse["bits"][0]["ideal"] > plain["bits"][0]["ideal"] + 0.2
+    assert mse["bits"][1]["ideal"] >= plain["bits"][1]["ideal"]
     rc = main(["bench", "ann", "--model", "mlp", "--bits", "2", "--clip", "p99.5", "--epochs", "3",
                "--cache-dir", str(cache), "--out", str(tmp_path / "out"), "--json", "--no-plot"])
     assert rc == 0
