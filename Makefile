@@ -12,7 +12,7 @@ STAMP   := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,ann,docs]'
+	$(BIN)/pip install -q -e '.[test,ann,docs,cluster]'
 	touch $(STAMP)
 
 install: $(STAMP)

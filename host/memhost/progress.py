@@ -45,6 +45,7 @@ class Progress:
         self._last = 0.0
         self._error: float | None = None
         self._shown = False
+        self.note = ""                  # shown at the end of the line (e.g. "2 workers")
 
     @property
     def rate(self) -> float:
@@ -62,8 +63,9 @@ class Progress:
         fill = int(round(frac * self.width))
         bar = "#" * fill + "-" * (self.width - fill)
         err = f" err {self._error:+.2f} LSB" if self._error is not None else ""
+        note = f" {self.note}" if self.note else ""
         return (f"[{bar}] {self.done}/{self.total} {self.label} {self.rate:.1f}/s "
-                f"ETA {_fmt_duration(self.eta)}{err}")
+                f"ETA {_fmt_duration(self.eta)}{err}{note}")
 
     def update(self, n: int = 1, error_lsb: float | None = None) -> None:
         self.done += n

@@ -315,7 +315,8 @@ class ClosedLoopModel:
     def __init__(self, preset: str, algorithm: str = "adaptive", seed: int = 0,
                  g_range: tuple[float, float] | None = None, sigmas: float = 2.0,
                  margin: float = 0.05,
-                 chunk: int = 1 << 20, params: dict[str, Any] | None = None, jobs: int = 1):
+                 chunk: int = 1 << 20, params: dict[str, Any] | None = None, jobs: int = 1,
+                 executor: Any = None):
         device, control, presets = _sim()
         self._device, self._control = device, control
         self.preset = presets.load_preset(preset)
@@ -324,7 +325,11 @@ class ClosedLoopModel:
         self.chunk = int(chunk)
         self.jobs = max(1, int(jobs))
         self.min_chunk = 1 << 16
-        self._pool: Any = None
+        # where the chunks run (memhost.cluster): given by the caller (--workers/--scheduler), or
+        # opened here for `jobs` local processes when first needed; the caller closes its own
+        self._executor: Any = executor
+        self._own_executor = executor is None
+        self.progress: Any = None       # a memhost.progress.Progress over devices, if set
         self.params = dict(params or {})
         p = self.preset.params
         if g_range is None:
@@ -361,50 +366,48 @@ class ClosedLoopModel:
         size = min(self.chunk, max(self.min_chunk, -(-n // 8)))
         return [(s, min(n, s + size)) for s in range(0, n, size)]
 
-    def program_targets(self, targets: np.ndarray, seed: int) -> np.ndarray:
-        """Program fresh devices to ``targets`` (S) in chunks (in ``jobs`` worker processes when
-        there are several chunks); returns the achieved conductances."""
-        out = np.empty(targets.shape, np.float64)
-        flat_t = targets.reshape(-1)
-        flat_o = out.reshape(-1)
-        t0 = time.perf_counter()
+    def draw_many(self, arrays: list[np.ndarray], n_levels: int,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+        """draw() of several level arrays at once: one seed per array from ``rng`` (in order, as
+        draw() after draw() would take them), then every chunk of every array in one map over the
+        executor, so many workers have work even when each array is small."""
         params = dict(self.params)
         params.setdefault("tolerance", self.tolerance)
-        tasks = [(str(self.preset.path), flat_t[a:b], seed * 1_000_003 + c, self.algorithm, params)
-                 for c, (a, b) in enumerate(self.pieces(flat_t.size))]
-        if self.jobs > 1 and len(tasks) > 1:
-            results = self._executor().map(_program_chunk, tasks)
-        else:
-            results = map(_program_chunk, tasks)
-        start = 0
-        for achieved, pulses, reads, bad in results:
-            flat_o[start:start + achieved.size] = achieved
-            start += achieved.size
+        tasks: list[tuple[Any, ...]] = []
+        where: list[tuple[int, int, int]] = []          # (array, start, stop) of each task
+        for j, levels in enumerate(arrays):
+            seed = int(rng.integers(0, 2**31 - 1))
+            flat = levels.reshape(-1)
+            for c, (a, b) in enumerate(self.pieces(flat.size)):
+                tasks.append((str(self.preset.path), flat[a:b], n_levels, self.g_lo, self.span,
+                              seed * 1_000_003 + c, self.algorithm, params))
+                where.append((j, a, b))
+        t0 = time.perf_counter()
+        ex = self.executor()
+        results = ex.map(_program_chunk, tasks, [b - a for _, a, b in where], self.progress)
+        outs = [np.empty(levels.size, np.float32) for levels in arrays]
+        for (j, a, b), (err, pulses, reads, bad) in zip(where, results):
+            outs[j][a:b] = err
             self.pulses += pulses
             self.reads += reads
             self.not_converged += bad
         self.seconds += time.perf_counter() - t0
-        self.devices_programmed += flat_t.size
-        return out
+        self.devices_programmed += sum(levels.size for levels in arrays)
+        return [o.reshape(levels.shape) for o, levels in zip(outs, arrays)]
 
-    def _executor(self) -> Any:
-        if self._pool is None:
-            import concurrent.futures
-            import multiprocessing
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.jobs, mp_context=multiprocessing.get_context("spawn"))
-        return self._pool
+    def executor(self) -> Any:
+        if self._executor is None:
+            from ..cluster import open_executor
+            self._executor = open_executor(self.jobs)
+        return self._executor
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._executor is not None and self._own_executor:
+            self._executor.close()
+            self._executor = None
 
     def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
-        targets = self.g_lo + levels.astype(np.float64) / (n_levels - 1) * self.span
-        seed = int(rng.integers(0, 2**31 - 1))
-        achieved = self.program_targets(targets, seed)
-        return ((achieved - targets) / self.span).astype(np.float32)
+        return self.draw_many([levels], n_levels, rng)[0]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "preset": self.preset.name, "algorithm": self.algorithm,
@@ -426,23 +429,33 @@ class ScaledModel:
     def draw(self, levels: np.ndarray, n_levels: int, rng: np.random.Generator) -> np.ndarray:
         return self.inner.draw(levels, n_levels, rng) * np.float32(self.factor)
 
+    def draw_many(self, arrays: list[np.ndarray], n_levels: int,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+        many = getattr(self.inner, "draw_many", None)
+        got = (many(arrays, n_levels, rng) if many is not None
+               else [self.inner.draw(a, n_levels, rng) for a in arrays])
+        return [e * np.float32(self.factor) for e in got]
+
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "error_scale": self.factor}
 
 
-def _program_chunk(task: tuple[str, np.ndarray, int, str, dict[str, Any]]
+def _program_chunk(task: tuple[str, np.ndarray, int, float, float, int, str, dict[str, Any]]
                    ) -> tuple[np.ndarray, int, int, int]:
-    """One chunk of fresh devices programmed (runs in a worker process or in-line)."""
-    preset_path, targets, seed, algorithm, params = task
+    """One chunk of fresh devices (its own seed) programmed to ``levels`` of ``n_levels`` on
+    [g_lo, g_lo + span]: (normalised errors as float32, pulses, reads, not converged). Runs in a
+    worker (process or Dask) or in-line; the result depends on the task only."""
+    preset_path, levels, n_levels, g_lo, span, seed, algorithm, params = task
     from ..sim import control, device, presets
     preset = _preset_cache.get(preset_path) or presets.load_preset(preset_path)
     _preset_cache[preset_path] = preset
+    targets = g_lo + levels.astype(np.float64) / (n_levels - 1) * span
     dev = device.DeviceArray(preset, targets.size, seed=seed, d2d=True)
     res = control.program(dev, targets, algorithm=algorithm, **params)
     status = np.asarray(res.status)
     bad = int(np.sum(status != ("converged" if status.dtype.kind in "US" else 0)))
-    return (np.asarray(res.achieved, np.float64), int(np.sum(res.pulses)), int(np.sum(res.reads)),
-            bad)
+    err = ((np.asarray(res.achieved, np.float64) - targets) / span).astype(np.float32)
+    return err, int(np.sum(res.pulses)), int(np.sum(res.reads)), bad
 
 
 _preset_cache: dict[str, Any] = {}
@@ -454,10 +467,24 @@ def transfer(weights: list[np.ndarray], n_levels: int, model: ErrorModel | None,
              rng: np.random.Generator, mapping: str = "differential", clip: str = "max",
              scales: list[float] | None = None) -> list[np.ndarray]:
     """Each layer quantized to n_levels (at its clip scale, or the given ``scales``), mapped to
-    device(s), device errors drawn, read back."""
-    out = []
+    device(s), device errors drawn, read back.
+
+    A model with ``draw_many`` (closed loop) gets every device array of every layer in one call, in
+    the order draw() would see them (same numbers), so a cluster has all of a trial's chunks at once.
+    """
     if scales is None:
         scales = [layer_scale(w, clip, n_levels, mapping) for w in weights]
+    many = getattr(model, "draw_many", None)
+    if many is not None:
+        codes_all = [encode(w, n_levels, mapping, scale=s) for w, s in zip(weights, scales)]
+        flat = many([c for codes in codes_all for c in codes], n_levels, rng)
+        out, k = [], 0
+        for w, s, codes in zip(weights, scales, codes_all):
+            drawn = tuple(flat[k:k + len(codes)])
+            k += len(codes)
+            out.append(decode(codes, n_levels, s, mapping, drawn, dtype=w.dtype))
+        return out
+    out = []
     for w, s in zip(weights, scales):
         codes = encode(w, n_levels, mapping, scale=s)
         if model is None or isinstance(model, IdealModel):

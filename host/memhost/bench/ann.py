@@ -100,9 +100,6 @@ def register(subparsers: Any) -> None:
                    help="closed-loop transfer speed bench: program the devices of N Gaussian weights "
                         "(e.g. 21.8M, ResNet-34 size) at the largest --bits, report time and pulses/s")
     p.add_argument("--chunk", type=int, default=1 << 20, help="devices per controller call")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="worker processes for --closed-loop (default: all cores; results do not "
-                        "depend on it)")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared 2-core machine two threads ran 8x "
                         "slower than one as soon as another process was busy; try 2 when idle)")
@@ -124,6 +121,8 @@ def register(subparsers: Any) -> None:
     g.add_argument("--normalize", default="none", help="none | imagenet | m1,m2,m3/s1,s2,s3")
     g.add_argument("--limit", type=int, default=None, help="at most N test images (spread over classes)")
     g.add_argument("--batch", type=int, default=64, help="evaluation batch size")
+    from ..cluster import add_cluster_args
+    add_cluster_args(p, jobs_default=os.cpu_count() or 1)   # where --closed-loop chunks run
     add_json_arg(p)
     p.set_defaults(func=run)
 
@@ -153,11 +152,12 @@ def _error_model(args: Any) -> Any:
             except ValueError:
                 raise UsageError("--g-range: give LO,HI in siemens, e.g. 1.04e-3,1.14e-3") from None
             g_range = (lo, hi)
-        m = tr.ClosedLoopModel(args.preset, args.algorithm, seed=args.seed, g_range=g_range,
-                               chunk=args.chunk, params=_algo_params(args.algo_param),
-                               jobs=args.jobs)
-        _OPEN.append(m)
-        return m
+        from ..cluster import executor_from_args
+        ex = executor_from_args(args)
+        _OPEN.append(ex)
+        return tr.ClosedLoopModel(args.preset, args.algorithm, seed=args.seed, g_range=g_range,
+                                  chunk=args.chunk, params=_algo_params(args.algo_param),
+                                  executor=ex)
     return tr.IdealModel()
 
 
@@ -169,15 +169,18 @@ def _transfer_bench(args: Any, model: Any, bits: list[int], log: Any) -> dict[st
     n = 2 ** b
     rng = np.random.default_rng(args.seed)
     w = rng.standard_normal(n_w, dtype=np.float32)
+    from ..progress import Progress
+    ex = model.executor()
     log(f"closed-loop transfer: {n_w:,} weights ({args.mapping}), {b} bits ({n} levels), "
         f"{args.algorithm} on {model.preset.name}, chunks of up to {args.chunk:,} devices, "
-        f"{model.jobs} worker process(es) ...")
+        f"{ex.workers} worker(s) ({ex.kind}) ...")
     t0 = time.perf_counter()
     codes = encode(w, n, args.mapping)
     del w
-    errs = []
-    for c in codes:
-        errs.append(model.draw(c, n, rng))
+    with Progress(sum(c.size for c in codes), "devices", enabled=False if args.json else None) as bar:
+        model.progress = bar
+        errs = model.draw_many(list(codes), n, rng)
+        model.progress = None
     wall = time.perf_counter() - t0
     e = np.concatenate([x.reshape(-1) for x in errs]) * (n - 1)  # in LSB
     devices = model.devices_programmed
@@ -189,7 +192,8 @@ def _transfer_bench(args: Any, model: Any, bits: list[int], log: Any) -> dict[st
            "within_half_lsb": float(np.mean(np.abs(e) <= 0.5)),
            "error_median_abs_lsb": float(np.median(np.abs(e))),
            "error_p999_abs_lsb": float(np.quantile(np.abs(e), 0.999)),
-           "error_model": model.describe()}
+           "error_model": model.describe(), "executor": ex.describe(),
+           "loadavg": list(os.getloadavg())}
     return res
 
 
@@ -205,10 +209,7 @@ _OPEN: list[Any] = []
 
 def _close_models() -> None:
     while _OPEN:
-        m = _OPEN.pop()
-        close = getattr(getattr(m, "inner", m), "close", None)
-        if close is not None:
-            close()
+        _OPEN.pop().close()
 
 
 def _run(args: Any) -> int | None:

@@ -4,8 +4,8 @@
 Every device is fresh (its own d2d parameters, nothing learned): the devices are split into parts of
 `--part` devices, each a DeviceArray of its own (seed + part index) programmed to uniform random
 targets over the common range (the preset's g_min..g_max shrunk by 3 sigma of d2d G variation and
-2 % of the span at each end), tolerance half a level of 512 on that range. `--jobs` parts run in
-parallel worker processes. The adaptive controller starts from the preset's device-type prior
+2 % of the span at each end), tolerance half a level of 512 on that range. The parts run in-line,
+in `--jobs` local processes or on a Dask cluster (`--workers N`, `--scheduler ADDRESS`). The adaptive controller starts from the preset's device-type prior
 ([firmware] prior_* fields, docs/algorithms.md) unless --no-prior.
 
 Prints wall time, device-pulses per second, pulses and reads per device, converged fraction and the
@@ -53,7 +53,12 @@ def _part(task: tuple[str, int, int, str, bool, float, float, float]) -> dict[st
 
 
 def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 << 20, jobs: int = 1,
-          algorithm: str = "adaptive", prior: bool = True, seed: int = 1) -> dict[str, Any]:
+          algorithm: str = "adaptive", prior: bool = True, seed: int = 1,
+          executor: Any = None, progress: bool | None = False) -> dict[str, Any]:
+    """The bench on ``executor`` (memhost.cluster; default: ``jobs`` local processes). Part k is
+    seeded with seed + k whatever runs it, so the figures other than times do not depend on it."""
+    from ..cluster import open_executor
+    from ..progress import Progress
     pr = load_preset(preset)
     lo, hi = common_range(pr.params)
     tol = 0.5 * (hi - lo) / 511
@@ -65,20 +70,22 @@ def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 <<
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     c0 = time.process_time()
-    if jobs > 1:
-        import multiprocessing as mp
-        with mp.get_context("fork").Pool(jobs) as pool:
-            parts = pool.map(_part, tasks, chunksize=1)
-    else:
-        parts = [_part(t) for t in tasks]
-    wall = time.perf_counter() - t0
+    ex = executor if executor is not None else open_executor(jobs)
+    try:
+        with Progress(devices, "devices", enabled=progress) as bar:
+            parts = ex.map(_part, tasks, [t[1] for t in tasks], bar)
+        wall = time.perf_counter() - t0
+        where = ex.describe()
+    finally:
+        if executor is None:
+            ex.close()
     n = sum(p["n"] for p in parts)
     pulses = sum(p["pulses"] for p in parts)
     mean = sum(p["err_sum"] for p in parts) / n
     sigma = float(np.sqrt(max(sum(p["err_sq"] for p in parts) / n - mean * mean, 0.0)))
     return {
         "preset": pr.name, "algorithm": algorithm, "prior": prior, "devices": n, "part": part,
-        "jobs": jobs, "seed": seed,
+        "jobs": where["workers"], "executor": where, "seed": seed,
         "wall_s": wall, "program_s_sum": sum(p["t"] for p in parts),
         "cpu_s_main": time.process_time() - c0,
         "device_pulses_per_s": pulses / wall,
@@ -97,13 +104,20 @@ def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 <<
 
 
 def run(args: argparse.Namespace) -> int:
-    out = bench(args.preset, args.devices, args.part, args.jobs, args.algorithm, not args.no_prior,
-                args.seed if args.seed is not None else 1)
+    from ..cluster import executor_from_args
+    ex = executor_from_args(args)
+    try:
+        out = bench(args.preset, args.devices, args.part, ex.workers, args.algorithm,
+                    not args.no_prior, args.seed if args.seed is not None else 1, executor=ex,
+                    progress=False if args.json else None)
+    finally:
+        ex.close()
     if args.json:
         print_json(out)
     else:
         print(f"{out['devices']} devices ({out['preset']}, {out['algorithm']}, prior "
-              f"{'on' if out['prior'] else 'off'}, jobs {out['jobs']}): {out['wall_s']:.1f} s wall, "
+              f"{'on' if out['prior'] else 'off'}, {out['jobs']} worker(s), {out['executor']['kind']}): "
+              f"{out['wall_s']:.1f} s wall, "
               f"{out['device_pulses_per_s'] / 1e6:.2f} M device-pulses/s, "
               f"{out['pulses_per_device']:.2f} pulses and {out['reads_per_device']:.1f} reads per device, "
               f"converged {out['converged_fraction']:.4f}, error sigma {out['error_sigma_lsb']:.3f} LSB "
@@ -124,9 +138,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--devices", "--weights", dest="devices", type=_count, default=1_000_000,
                    help="fresh devices, e.g. 21.8M (issue 6: 21.8 M weights)")
     p.add_argument("--part", type=int, default=1 << 20, help="devices per DeviceArray (default 2^20)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes over the parts")
     p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"))
     p.add_argument("--no-prior", action="store_true", help="adaptive: start every device from nothing")
     p.add_argument("--seed", type=int, default=None)
+    from ..cluster import add_cluster_args
+    add_cluster_args(p, jobs_default=1)
     add_json_arg(p)
     p.set_defaults(func=run)
