@@ -398,6 +398,18 @@ def summarize_levels(rows: dict[str, Any], n_levels: int, g_min: float, g_max: f
         out["reproducible_levels"] = None
         out["reproducible_bits"] = None
         out["reproducible_step"] = None
+    # first shot: the check read after the first PROGRAM of each target (before any retry)
+    first = np.asarray(rows["first_achieved"], dtype=float) if "first_achieved" in rows else None
+    if first is not None and first.size and np.all(np.isfinite(first)):
+        fe = error_lsb(first, target, step)
+        out["first_sigma_lsb"] = float(np.std(fe, ddof=1)) if fe.size >= 2 else None
+        out["first_within_half_lsb"] = within_half_lsb(fe)
+    else:   # runs logged before the column existed
+        out["first_sigma_lsb"] = None
+        out["first_within_half_lsb"] = None
+    if "attempts" in rows:
+        att = np.asarray(rows["attempts"], dtype=float)
+        out["retried_fraction"] = float(np.mean(att > 1)) if att.size else None
     if "pulses" in rows:
         pulses = np.asarray(rows["pulses"], dtype=float)
         out["pulses_mean"] = float(np.mean(pulses)) if pulses.size else None

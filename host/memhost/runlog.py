@@ -34,7 +34,8 @@ RESULTS = "results.csv"
 
 #: columns of a level-type run (cycles, levels); other kinds declare their own
 LEVEL_COLUMNS = ("step", "cycle", "level", "direction", "target", "achieved", "error", "status",
-                 "pulses", "reads", "elapsed_us", "overhead_us", "verify_g", "attempts")
+                 "pulses", "reads", "elapsed_us", "overhead_us", "verify_g", "attempts",
+                 "first_achieved")
 
 #: columns read back as numbers; everything else stays a string
 _INT_COLUMNS = {"step", "cycle", "level", "pulses", "reads", "index", "pulse", "attempts"}

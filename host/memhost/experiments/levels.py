@@ -208,13 +208,13 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
     bar = Progress(len(plan), "levels", initial=len(done), enabled=progress)
     status = "failed"
     try:
-        for (step, item), res, g, attempts in _program(board, cfg, pending, tol):
+        for (step, item), res, g, attempts, g_first in _program(board, cfg, pending, tol):
             run.append({
                 "step": step, "cycle": item.cycle, "level": item.level,
                 "direction": item.direction, "target": item.target, "achieved": g,
                 "error": g - item.target, "status": res.status, "pulses": res.pulses,
                 "reads": res.reads, "elapsed_us": res.elapsed_us, "overhead_us": res.overhead_us,
-                "verify_g": res.g, "attempts": attempts,
+                "verify_g": res.g, "attempts": attempts, "first_achieved": g_first,
             })
             bar.update(1, error_lsb=(g - item.target) / step_s)
         status = "complete"
@@ -232,21 +232,22 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
 
 
 def _program(board: Any, cfg: LevelsConfig, pending: list[tuple[int, Step]],
-             tol: float) -> Iterator[tuple[tuple[int, Step], Any, float, int]]:
-    """(pending item, PROGRAM result, achieved G, attempts) per target.
+             tol: float) -> Iterator[tuple[tuple[int, Step], Any, float, int, float]]:
+    """(pending item, PROGRAM result, achieved G, attempts, first-shot G) per target.
 
     With check reads, achieved = the mean of cfg.check_reads reads taken cfg.settle_s after the
     PROGRAM (an independent measurement: the verify read that ended the loop is biased to lie within
     the tolerance). With cfg.retries, a target whose check read is outside the tolerance is
-    programmed again (pulses, reads and time summed over the attempts). Without check reads, the
-    PROGRAMs are streamed and achieved = the final verify read.
+    programmed again (pulses, reads and time summed over the attempts); first-shot G is the check
+    read after the first attempt (= achieved without retries). Without check reads, the PROGRAMs are
+    streamed and achieved = first-shot G = the final verify read.
     """
     kw = {"n_reads": cfg.n_reads, "max_pulses": cfg.max_pulses,
           "params": (cfg.v_set_start, cfg.v_reset_start, cfg.v_step, cfg.width_s)}
     if cfg.check_reads <= 0:
         results = board.program_many((item.target for _, item in pending), tol, cfg.algorithm, **kw)
         for p, res in zip(pending, results):
-            yield p, res, res.g, 1
+            yield p, res, res.g, 1, res.g
         return
     for p in pending:
         pulses = reads = elapsed = 0
@@ -258,11 +259,13 @@ def _program(board: Any, cfg: LevelsConfig, pending: list[tuple[int, Step]],
             if cfg.settle_s > 0:
                 board.wait(cfg.settle_s)
             g = board.read(cfg.check_reads).g
+            if attempt == 0:
+                g_first = g
             if abs(g - p[1].target) <= tol:
                 break
         if attempt:
             res = dataclasses.replace(res, pulses=pulses, reads=reads, elapsed_us=elapsed)
-        yield p, res, g, attempt + 1
+        yield p, res, g, attempt + 1, g_first
 
 
 def summarize_run(path: str | Path) -> dict[str, Any]:
