@@ -433,3 +433,13 @@ def group_by_level(level: Sequence[int] | NDArray[Any], values: ArrayLike,
     bounds = np.searchsorted(lv[order], np.arange(n_levels + 1))
     return [v[order[bounds[i]:bounds[i + 1]]] for i in range(n_levels)]
 
+
+
+def mean_sd(values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample sd (ddof 1; 0 for one value) of the values that are not None, with their
+    count; mean/sd None when there are none. The spread over seeds that result tables quote."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return {"mean": None, "sd": None, "n": 0}
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "n": int(v.size)}

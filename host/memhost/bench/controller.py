@@ -80,6 +80,7 @@ def run_algorithm(port: str | None, preset: str, seed: int, algorithm: str, leve
         "targets": len(p),
         "pulses_mean": float(p.mean()),
         "pulses_p95": float(np.percentile(p, 95)),
+        "pulses_first16": float(p[:16].mean()),
         "reads_mean": float(np.mean(reads)),
         "error_sigma_lsb": float(e.std()),
         "error_mean_lsb": float(e.mean()),
@@ -91,17 +92,17 @@ def run_algorithm(port: str | None, preset: str, seed: int, algorithm: str, leve
     }
 
 
-METRICS = ("pulses_mean", "pulses_p95", "error_sigma_lsb", "error_mean_lsb", "error_rms_lsb",
+METRICS = ("pulses_mean", "pulses_p95", "pulses_first16", "error_sigma_lsb", "error_mean_lsb", "error_rms_lsb",
            "within_half_lsb", "converged_fraction", "wall_s")
 
 
 def spread(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample sd over seeds of each metric (sd 0 for one seed), plus the per-seed values."""
+    from ..analysis import mean_sd
     out: dict[str, Any] = {"seeds": [r["seed"] for r in runs]}
     for k in METRICS:
-        v = np.array([r[k] for r in runs], dtype=float)
-        out[k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
-                  "per_seed": v.tolist()}
+        vals = [float(r[k]) for r in runs]
+        out[k] = {**mean_sd(vals), "per_seed": vals}
     return out
 
 
