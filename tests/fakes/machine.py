@@ -6,15 +6,24 @@ Register-level stand-ins for what memfw/hal/rp2.py touches:
   (dual 12-bit DAC) sits on the bus: it takes 16 bits MSB first while /CS is low and latches the
   command word on the rising edge of /CS (LDAC tied low), as the real chip does. Each latched word is
   appended to LOG as ("dac", channel, code, gain_1x, active, buffered).
-- ADC: read_u16() returns the 12-bit conversion result (taken from ADC_RESULTS, a list the test fills,
-  as the RP2040's ADC RESULT register would hold it) scaled to 16 bits the way MicroPython's rp2 port
-  does: (r << 4) | (r >> 8). Each conversion is logged as ("adc", channel, raw12).
+- SPI buses are separate: a device gets the bytes of its own bus id only, while its select is low.
+  SPI.init() changes the mode; each device sees the mode of every byte it is clocked.
+- A fake DAC8551 (16-bit offset DAC): 24 bits while SYNC is low, taken in SPI mode 1 (it samples on
+  falling SCK edges); logged as ("ofs", code, power_down_bits) when SYNC rises after exactly 24 bits,
+  ("ofs_bad_frame", nbits) for another length, ("ofs_bad_mode", phase) for a byte clocked in mode 0.
+- A fake AD7685 (16-bit SAR ADC, 3-wire CS mode, SDI high): CNV rising starts a conversion of the next
+  value of ADC_RESULTS (16-bit codes, as the chip would output them); CNV falling loads them into its
+  shift register, SPI.readinto() on its bus clocks them out MSB first. Logged ("adc16", code) per
+  conversion and ("adc_early", us) when CNV fell less than 2.2 us (tCONV) after it rose.
+- ADC (the RP2040's own): read_u16() returns a 12-bit result from ADC_RESULTS scaled to 16 bits
+  the way MicroPython's rp2 port does; not used by the front end any more.
 - freq(): the system clock (125 MHz, the RP2040 default under MicroPython).
 """
 
 LOG = []                # every observable event, in order
 ADC_RESULTS = []        # 12-bit results the fake ADC returns, consumed first in first out
-ADC_DEFAULT = 2048      # result when ADC_RESULTS is empty
+ADC_DEFAULT = 2048      # result when ADC_RESULTS is empty (12-bit RP2040 ADC)
+ADC16_DEFAULT = 32768   # result when ADC_RESULTS is empty (16-bit AD7685)
 _FREQ = [125000000]
 
 _pins = {}              # gpio -> Pin
@@ -106,13 +115,16 @@ def pin_level(gpio):
 
 
 class FakeMCP4922:
+    bus = 0
+
     """FAKE MCP4922 on the SPI bus: 16-bit word, MSB first.
     bit 15 /A-B (0 = DAC A), bit 14 BUF (VREF buffered), bit 13 /GA (1 = gain 1x), bit 12 /SHDN
     (1 = output active), bits 11..0 code. Latched on the rising edge of /CS; a frame that is not 16 bits
     long is ignored (the real chip ignores it too)."""
 
-    def __init__(self, cs):
+    def __init__(self, cs, bus=0):
         self.cs = cs
+        self.bus = bus
         self.bits = 0
         self.nbits = 0
         self.out = [None, None]     # last latched code per channel
@@ -122,9 +134,12 @@ class FakeMCP4922:
         self.bits = 0
         self.nbits = 0
 
-    def clock_in(self, byte):
+    def clock_in(self, byte, phase=0):
         self.bits = ((self.bits << 8) | byte) & 0xFFFFFFFF
         self.nbits += 8
+
+    def clock_out(self):
+        return 0xFF
 
     def latch(self):
         if self.nbits != 16:
@@ -140,8 +155,95 @@ class FakeMCP4922:
         self.nbits = 0
 
 
-def attach_mcp4922(cs):
-    dev = FakeMCP4922(cs)
+def attach_mcp4922(cs, bus=0):
+    dev = FakeMCP4922(cs, bus)
+    _spi_devices.append(dev)
+    return dev
+
+
+class FakeDAC8551:
+    """FAKE DAC8551: 24-bit frame while SYNC is low, sampled on falling SCK edges (SPI mode 1):
+    bits 23..18 don't care, 17..16 power-down mode (00 normal), 15..0 the code."""
+
+    def __init__(self, cs, bus=0):
+        self.cs = cs
+        self.bus = bus
+        self.bits = 0
+        self.nbits = 0
+        self.code = None
+
+    def select(self):
+        self.bits = 0
+        self.nbits = 0
+
+    def clock_in(self, byte, phase=0):
+        if phase != 1:
+            LOG.append(("ofs_bad_mode", phase))
+        self.bits = ((self.bits << 8) | byte) & 0xFFFFFFFF
+        self.nbits += 8
+
+    def clock_out(self):
+        return 0xFF
+
+    def latch(self):
+        if self.nbits != 24:
+            if self.nbits:
+                LOG.append(("ofs_bad_frame", self.nbits))
+            return
+        w = self.bits & 0xFFFFFF
+        self.code = w & 0xFFFF
+        LOG.append(("ofs", self.code, (w >> 16) & 3))
+        self.nbits = 0
+
+
+def attach_dac8551(cs, bus=0):
+    dev = FakeDAC8551(cs, bus)
+    _spi_devices.append(dev)
+    return dev
+
+
+class FakeAD7685:
+    """FAKE AD7685 on CNV pin `cs`: rising CNV converts (the next ADC_RESULTS value, 16 bits),
+    falling CNV puts the result in the output register, read MSB first by SPI clocks."""
+
+    def __init__(self, cs, bus=1):
+        self.cs = cs
+        self.bus = bus
+        self._conv = None
+        self._out = 0
+        self._nout = 0
+        self._t_rise = 0
+        self.codes = []
+
+    def latch(self):                    # CNV rising: sample and start the conversion
+        import time
+        self._t_rise = time.ticks_us()
+        r = ADC_RESULTS.pop(0) if ADC_RESULTS else ADC16_DEFAULT
+        self._conv = r & 0xFFFF
+        LOG.append(("adc16", self._conv))
+        self.codes.append(self._conv)
+
+    def select(self):                   # CNV falling: the result goes to SDO (MSB first)
+        import time
+        dt = time.ticks_diff(time.ticks_us(), self._t_rise)
+        if self._conv is not None and dt < 2.2:
+            LOG.append(("adc_early", dt))
+        self._out = self._conv if self._conv is not None else 0xFFFF
+        self._nout = 16
+        self._conv = None
+
+    def clock_in(self, byte, phase=0):  # MOSI bytes while CNV is low: SDI is tied high, ignored
+        pass
+
+    def clock_out(self):
+        if self._nout <= 0:
+            return 0xFF                 # SDO high-Z: the pull-up reads ones
+        self._nout -= 8
+        return (self._out >> self._nout) & 0xFF
+
+
+def attach_ad7685(cnv, bus=1):
+    dev = FakeAD7685(cnv, bus)
     _spi_devices.append(dev)
     return dev
 
@@ -161,17 +263,34 @@ class SPI:
         self.sck = _pin_id(sck)
         self.mosi = _pin_id(mosi)
         self.miso = _pin_id(miso)
-        LOG.append(("spi_init", id, baudrate, polarity, phase, bits, firstbit))
+        LOG.append(("spi_init", id, baudrate, polarity, phase, bits, firstbit, self.sck, self.miso))
 
-    def init(self, *args, **kw):
-        pass
+    def init(self, baudrate=None, polarity=None, phase=None, **kw):
+        if baudrate is not None:
+            self.baudrate = baudrate
+        if polarity is not None:
+            self.polarity = polarity
+        if phase is not None:
+            self.phase = phase
+        LOG.append(("spi_mode", self.id, self.polarity, self.phase))
+
+    def _selected(self):
+        return [d for d in _spi_devices if d.bus == self.id and pin_level(d.cs) == 0]
 
     def write(self, buf):
         for b in buf:
-            for dev in _spi_devices:
-                if pin_level(dev.cs) == 0:
-                    dev.clock_in(b)
+            for dev in self._selected():
+                dev.clock_in(b, self.phase)
         LOG.append(("spi", bytes(buf)))
+
+    def readinto(self, buf, write=0x00):
+        for i in range(len(buf)):
+            v = 0xFF
+            for dev in self._selected():
+                dev.clock_in(write, self.phase)
+                v &= dev.clock_out()
+            buf[i] = v
+        LOG.append(("spi_read", self.id, bytes(buf)))
 
     def write_readinto(self, wbuf, rbuf):
         self.write(wbuf)

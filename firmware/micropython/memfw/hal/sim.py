@@ -1,6 +1,10 @@
-# The emulated board's HAL: the scalar memristor model (hil/memristor.py) behind a virtual clock.
-# Pulse widths, read times and waits advance the device's clock instead of taking real time; the
-# board clock (ticks_us) is real time plus that virtual time, as it would be on a real board.
+# The emulated board's HAL: the scalar memristor model (hil/memristor.py) behind the front-end model
+# (hil/frontend.py) and a virtual clock. Pulses get the amplitude the write DAC's code gives (2.5 mV
+# per code); reads go through the read-bias DAC, the offset DAC, the TIA and the 16-bit ADC with
+# their noise, DNL and quantisation, as on the board (docs/hardware.md). The offset is centred on
+# the preset's conductance range (+-4 sigma of its device-to-device scale) at the read bias in use.
+# Pulse widths, read times, waits and DAC settling advance the device's clock instead of taking
+# real time; the board clock (ticks_us) is real time plus that virtual time, as on a real board.
 import json
 import os
 import time
@@ -8,6 +12,7 @@ from memfw.hal import config
 from memfw.hal.stdio import StdioPort
 
 from memristor import Memristor     # hil/memristor.py (on MICROPYPATH)
+from frontend import FrontEnd, fe_from_config   # hil/frontend.py
 
 
 class Hal(StdioPort):
@@ -29,6 +34,14 @@ class Hal(StdioPort):
         self._preset = spec["name"]
         self.params = spec["params"]
         self.dev = Memristor(self.params, int(os.getenv("MEMHOST_SIM_SEED") or "1"))
+        self.fe = FrontEnd(fe_from_config(config), rand=self.dev._rand)
+        p = self.params
+        spread = 4.0 * float(p.get("d2d_g_rel", 0.0))
+        self._window = (float(p["g_min"]) * (1.0 - spread), float(p["g_max"]) * (1.0 + spread))
+        why = self.set_window(self._window[0], self._window[1],
+                              float(p.get("read_v", config.FE_READ_V)))
+        if why is not None:
+            raise ValueError("preset " + self._preset + ": " + why)
         self._virt_us = 0
         self.hal_us = 0
         self._pulses = 0
@@ -38,22 +51,41 @@ class Hal(StdioPort):
         self._virt_us += virt
         self.hal_us += time.ticks_diff(time.ticks_us(), real0) + virt
 
+    def set_window(self, g_lo, g_hi, read_v):
+        """Centres g_lo..g_hi (S) on the ADC at read_v (bias and offset DAC codes); None, or the
+        refusal (one line with the number it would need) and nothing changed. The DACs' filters
+        settle on the device's clock."""
+        fe = self.fe
+        before = (fe.bias_code, fe.offset_code)
+        why = fe.set_window(g_lo, g_hi, read_v)
+        if why is None:
+            self._window = (g_lo, g_hi)
+            if fe.bias_code != before[0]:
+                self.dev.wait(config.FE_BIAS_SETTLE_S)
+            elif fe.offset_code != before[1]:
+                self.dev.wait(config.FE_OFFSET_SETTLE_S)
+        return why
+
     def pulse(self, amplitude_v, width_s):
         real0 = time.ticks_us()
         t = self.dev.t
-        self.dev.pulse(amplitude_v, width_s)
+        self.dev.pulse(self.fe.pulse_v(amplitude_v), width_s)    # the write DAC's code
         self._pulses += 1
         self._advance(t, real0)
 
     def read(self, n, read_v):
         real0 = time.ticks_us()
         t = self.dev.t
+        fe = self.fe
+        if fe.bias_code_for(read_v) != fe.bias_code:
+            why = self.set_window(self._window[0], self._window[1], read_v)
+            if why is not None:
+                raise ValueError(why)
         dev = self.dev
-        s = 0.0
-        for _ in range(n):
-            s += dev.read(read_v)
+        v = fe.bias_v(actual=True)
+        g = fe.read(lambda: dev.read(v), n)
         self._advance(t, real0)
-        return s / n
+        return g
 
     def wait(self, seconds):
         real0 = time.ticks_us()

@@ -1,0 +1,289 @@
+# The analog front end as a model: the one place that turns DAC codes into volts and device currents
+# into ADC codes. MicroPython (unix port, emulated boards) and CPython (budget, tests, twins).
+#
+# What it models (schematics/, docs/hardware.md; numbers from memfw/hal/config.py's FE_* block):
+#   pulse   MCP4922 A code -> V at W+ (2.5 mV per code over +-5.12 V)
+#   bias    MCP4922 B code -> read bias R+ - R- (0.25 mV per code), filtered (16 Hz)
+#   offset  DAC8551 code -> current into the TIA summing node (I_off, 4.6 nA per code)
+#   TIA     (G * read_v - I_off) * R13, with the thermal, op-amp and bias noise in its bandwidth
+#   ADC     AD7685 16-bit SAR: transition noise, DNL from bit-weight errors, clipping at 0 / FS
+# Ratiometric: the DACs and the ADC share one reference; a reference error (vref_err) moves every
+# analog value by the same factor, and the conductance the firmware computes does not see it.
+#
+# Kept MicroPython-friendly like hil/memristor.py: no numpy, no f-strings, no dataclasses.
+import math
+import random
+
+from memfw.hal.window import centre     # firmware/micropython on the path: the board's own rule
+
+_KT4 = 4.0 * 1.380649e-23 * 300.0       # 4 k T at 300 K, J
+_BIAS_NOISE_GAIN = 1.5                  # U4B noise gain 1 + R11/R10 (its input noise onto read_v)
+NEEDED = ("FE_DAC_BITS", "FE_DAC_VREF", "FE_PULSE_VMID", "FE_PULSE_GAIN", "FE_READ_BIAS_GAIN",
+          "FE_TIA_R_OHM", "FE_TIA_C_F", "FE_OFFSET_BITS", "FE_OFFSET_R_OHM", "FE_ADC_BITS",
+          "FE_ADC_VREF", "FE_ADC_RATE_HZ", "FE_ADC_OVERSAMPLE", "FE_ADC_NOISE_LSB", "FE_ADC_DNL_LSB",
+          "FE_OPAMP_EN_V", "FE_OPAMP_IN_A")
+
+
+def fe_from_config(cfg):
+    """The FE_* numbers of a config module (memfw.hal.config) or of a dict (host, parsed config.py)."""
+    out = {}
+    if isinstance(cfg, dict):
+        for k in cfg:
+            if k.startswith("FE_"):
+                out[k] = cfg[k]
+    else:
+        for k in dir(cfg):
+            if k.startswith("FE_"):
+                out[k] = getattr(cfg, k)
+    for k in NEEDED:
+        if k not in out:
+            raise ValueError("front end: config has no " + k)
+    return out
+
+
+class FrontEnd:
+    """The read and write converters of one board.
+
+    fe: FE_* numbers (fe_from_config). seed: this board's DNL pattern and noise stream (or rand: a
+    random() function to draw from instead, e.g. the emulated device's).
+    vref_err: relative error of the shared reference (0 = nominal): the analog side uses
+    FE_DAC_VREF * (1 + vref_err), the firmware's arithmetic the nominal value.
+    """
+
+    def __init__(self, fe, seed=0, vref_err=0.0, rand=None):
+        if rand is not None:        # share a generator (MicroPython has only the global one)
+            self._rand = rand
+        else:
+            try:
+                self._rand = random.Random(seed).random
+            except AttributeError:
+                random.seed(seed)
+                self._rand = random.random
+        self._spare = None
+        vref = float(fe["FE_DAC_VREF"])
+        self.vref = vref
+        self._vref_act = vref * (1.0 + vref_err)
+        self._dac_full = 1 << int(fe["FE_DAC_BITS"])
+        gain = float(fe["FE_PULSE_GAIN"])
+        self._a_per_v = self._dac_full / (vref * gain)
+        self._a_mid = float(fe["FE_PULSE_VMID"]) * self._dac_full / vref
+        self._pulse_gain = gain
+        self._vmid_frac = float(fe["FE_PULSE_VMID"]) / vref     # VMID is a divider of the reference
+        self._bias_gain = float(fe["FE_READ_BIAS_GAIN"])
+        self._b_per_v = self._dac_full / (vref * self._bias_gain)
+        self._off_full = 1 << int(fe["FE_OFFSET_BITS"])
+        self._r_off = float(fe["FE_OFFSET_R_OHM"])
+        self._i_per_ocode = vref / (self._off_full * self._r_off)
+        self._adc_full = 1 << int(fe["FE_ADC_BITS"])
+        self._r_tia = float(fe["FE_TIA_R_OHM"])
+        self.fs_current = float(fe["FE_ADC_VREF"]) / self._r_tia          # A, ADC full scale
+        self.a_per_count = self.fs_current / self._adc_full                # A per ADC code
+        self._adc_vref_frac = float(fe["FE_ADC_VREF"]) / vref
+        self.oversample = int(fe["FE_ADC_OVERSAMPLE"])
+        self.rate_hz = float(fe["FE_ADC_RATE_HZ"])
+        self._adc_noise = float(fe["FE_ADC_NOISE_LSB"])
+        self._en = float(fe["FE_OPAMP_EN_V"])
+        self._in = float(fe["FE_OPAMP_IN_A"])
+        # TIA bandwidth (one pole R13 C13) and its noise bandwidth
+        self.tia_hz = 1.0 / (2.0 * math.pi * self._r_tia * float(fe["FE_TIA_C_F"]))
+        self.tia_neb_hz = 0.5 * math.pi * self.tia_hz
+        # DNL: a SAR's bit weights are 2^i (1 + e); each bit's weight error d_i (LSB) is drawn once.
+        # The threshold of code c is c + sum of d_i over the bits set in c: two 256-entry tables.
+        dnl = float(fe["FE_ADC_DNL_LSB"])
+        d = [dnl * self._normal() for _ in range(16)]
+        self._t_lo = [0.0] * 256
+        self._t_hi = [0.0] * 256
+        for c in range(256):
+            s_lo = 0.0
+            s_hi = 0.0
+            for i in range(8):
+                if c & (1 << i):
+                    s_lo += d[i]
+                    s_hi += d[8 + i]
+            self._t_lo[c] = s_lo
+            self._t_hi[c] = s_hi
+        self._adc_shift = 16 - int(fe["FE_ADC_BITS"])        # a 12..16-bit ADC uses the top bits
+        # state: codes in force
+        self.bias_code = 0
+        self.offset_code = 0
+        self._g_noise_cache = (-1.0, 0.0)
+
+    # ---- random numbers -------------------------------------------------------------------
+    def _normal(self):
+        z = self._spare
+        if z is not None:
+            self._spare = None
+            return z
+        u1 = self._rand()
+        if u1 < 1e-300:
+            u1 = 1e-300
+        r = math.sqrt(-2.0 * math.log(u1))
+        a = 2.0 * math.pi * self._rand()
+        self._spare = r * math.sin(a)
+        return r * math.cos(a)
+
+    # ---- DACs -----------------------------------------------------------------------------
+    def amplitude_code(self, v):
+        """MCP4922 A code (0..4095) for an amplitude at W+ (V), as the firmware rounds it."""
+        x = v * self._a_per_v + self._a_mid
+        c = int(x + 0.5) if x > 0.0 else 0
+        return min(c, self._dac_full - 1)
+
+    def amplitude_v(self, code):
+        """V at W+ for a DAC A code: FE_PULSE_GAIN * (V_dacA - VMID), both from the reference."""
+        vr = self._vref_act
+        return self._pulse_gain * (code * vr / self._dac_full - self._vmid_frac * vr)
+
+    def pulse_v(self, v):
+        """The amplitude the device gets when the firmware asks for v (quantised to a DAC code)."""
+        return self.amplitude_v(self.amplitude_code(v))
+
+    def bias_code_for(self, read_v):
+        c = int(read_v * self._b_per_v + 0.5)
+        return min(max(c, 0), self._dac_full - 1)
+
+    def bias_v(self, code=None, actual=False):
+        """Read bias (V) of a DAC B code (default: the code in force); actual=True: with vref_err."""
+        if code is None:
+            code = self.bias_code
+        vr = self._vref_act if actual else self.vref
+        return code * vr / self._dac_full * self._bias_gain
+
+    def offset_i(self, code=None, actual=False):
+        """Offset current (A) into the summing node for a DAC8551 code (default: the one in force)."""
+        if code is None:
+            code = self.offset_code
+        i = code * self._i_per_ocode
+        return i * (self._vref_act / self.vref) if actual else i
+
+    # ---- per range --------------------------------------------------------------------------
+    def window_error(self, g_lo, g_hi, read_v):
+        """None if the window g_lo..g_hi (S) fits the ADC at read_v with the offset DAC, else one
+        line saying what it would need. Nothing is changed."""
+        r = self._window(g_lo, g_hi, read_v)
+        return r if isinstance(r, str) else None
+
+    def set_window(self, g_lo, g_hi, read_v):
+        """Sets the bias and offset codes that centre g_lo..g_hi (S) on the ADC at read_v (V).
+        Returns None, or the refusal (str) and changes nothing."""
+        r = self._window(g_lo, g_hi, read_v)
+        if isinstance(r, str):
+            return r
+        self.bias_code, self.offset_code = r
+        return None
+
+    def _window(self, g_lo, g_hi, read_v):
+        return centre(g_lo, g_hi, read_v, self._b_per_v, self._dac_full - 1, self._i_per_ocode,
+                      self._off_full - 1, self.fs_current)
+
+    # ---- noise ------------------------------------------------------------------------------
+    def noise_terms(self, g, read_v=None):
+        """Input-referred current noise densities (A/rtHz) at device conductance g (S): a list of
+        (name, density). White terms of the TIA bandwidth; the filtered DACs add nothing there."""
+        if read_v is None:
+            read_v = self.bias_v()
+        g_sum = 1.0 / self._r_tia + 2.0 / self._r_off     # R13 and the summing-node half of R15-R16
+        return [
+            ("R13 thermal (TIA feedback)", math.sqrt(_KT4 / self._r_tia)),
+            ("R16 thermal (offset path)", math.sqrt(_KT4 * 2.0 / self._r_off)),
+            ("TIA op-amp voltage noise x (G + 1/R13 + 1/R16)", self._en * (g + g_sum)),
+            ("TIA op-amp current noise", self._in),
+            ("read-bias op-amp noise x 1.5 x G", self._en * _BIAS_NOISE_GAIN * g),
+        ]
+
+    def conversion_sigma_a(self, g):
+        """rms current noise (A) of one conversion at conductance g: the TIA terms over its noise
+        bandwidth and the ADC's transition noise."""
+        if g == self._g_noise_cache[0]:
+            return self._g_noise_cache[1]
+        s2 = 0.0
+        for _, dens in self.noise_terms(g):
+            s2 += dens * dens
+        s2 *= self.tia_neb_hz
+        a = self._adc_noise * self.a_per_count
+        sig = math.sqrt(s2 + a * a)
+        self._g_noise_cache = (g, sig)
+        return sig
+
+    def read_sigma_a(self, g):
+        """rms current noise (A) of one verify read (FE_ADC_OVERSAMPLE conversions averaged,
+        1/rate apart; the TIA's one-pole correlation between them included)."""
+        n = self.oversample
+        rho = math.exp(-2.0 * math.pi * self.tia_hz / self.rate_hz)
+        # variance of the mean of n AR(1) samples / single-sample variance
+        f = 1.0 + 2.0 * sum((1.0 - k / n) * rho ** k for k in range(1, n))
+        s_tia = self.conversion_sigma_a(g) ** 2 - (self._adc_noise * self.a_per_count) ** 2
+        a = self._adc_noise * self.a_per_count
+        return math.sqrt((s_tia * f + a * a) / n)
+
+    def read_time_s(self):
+        """Conversion time of one verify read (s)."""
+        return self.oversample / self.rate_hz
+
+    # ---- conversion -------------------------------------------------------------------------
+    def convert(self, g):
+        """One ADC conversion (code 0..2^bits-1) of a device of conductance g (S) at the bias and
+        offset in force, with noise, DNL and clipping."""
+        i = g * self.bias_v(actual=True) - self.offset_i(actual=True)
+        v = i * self._r_tia + self.conversion_sigma_a(g) * self._r_tia * self._normal()
+        lsb_act = self._adc_vref_frac * self._vref_act / self._adc_full
+        x = v / lsb_act                         # in LSB; code c from threshold c - 1/2 + DNL(c)
+        top = self._adc_full - 1
+        if x < 0.0:
+            return 0
+        c = int(x + 0.5)
+        if c > top:
+            return top
+        sh = self._adc_shift
+        # the largest c whose threshold is <= x (a few steps at most: |DNL| is about 1 LSB)
+        while c > 0 and c - 0.5 + self._dnl(c << sh) > x:
+            c -= 1
+        while c < top and c + 0.5 + self._dnl((c + 1) << sh) <= x:
+            c += 1
+        return c
+
+    def _dnl(self, c16):
+        return self._t_lo[c16 & 0xFF] + self._t_hi[(c16 >> 8) & 0xFF]
+
+    def conductance(self, code_sum, n):
+        """G (S) as the firmware computes it from n codes, with nominal constants."""
+        rv = self.bias_v()
+        if rv <= 0.0 or n <= 0:
+            return 0.0
+        return (code_sum * self.a_per_count / n + self.offset_i()) / rv
+
+    def read(self, g_fn, n):
+        """n verify reads: g_fn() gives the device's conductance for each (its own read noise),
+        each is FE_ADC_OVERSAMPLE conversions; returns the mean G the firmware computes."""
+        s = 0
+        k = self.oversample
+        for _ in range(n):
+            g = g_fn()
+            for _ in range(k):
+                s += self.convert(g)
+        return self.conductance(s, n * k)
+
+    # ---- resolution -------------------------------------------------------------------------
+    def levels_error(self, g_lo, g_hi, levels, n_reads, read_v=None):
+        """None if `levels` linear levels over g_lo..g_hi are resolved: >= 8 ADC codes per level
+        and the front end's noise of the verify (n_reads reads averaged) <= 0.1 level; else one
+        line with the numbers it would need."""
+        if read_v is None:
+            read_v = self.bias_v()
+        step_g = (g_hi - g_lo) / levels
+        step_i = step_g * read_v
+        codes = step_i / self.a_per_count
+        if codes < 8.0:
+            return ("%d levels over %.4g..%.4g mS are %.3g ADC codes each at %.4g V (need >= 8): use "
+                    "<= %d levels or a read bias >= %.4g V" % (
+                        levels, g_lo * 1e3, g_hi * 1e3, codes, read_v,
+                        int((g_hi - g_lo) * read_v / (8.0 * self.a_per_count)),
+                        8.0 * self.a_per_count * levels / (g_hi - g_lo)))
+        sig = self.read_sigma_a(g_hi) / math.sqrt(max(n_reads, 1))
+        if sig > 0.1 * step_i:
+            need = int((self.read_sigma_a(g_hi) / (0.1 * step_i)) ** 2) + 1
+            i_ref = g_hi * read_v
+            return ("%d levels need %.3g ppm per read; this front end gives %.3g ppm at %.4g V: use "
+                    "--reads %d or fewer levels" % (levels, 0.1 * step_i / i_ref * 1e6,
+                                                    sig / i_ref * 1e6, read_v, need))
+        return None
