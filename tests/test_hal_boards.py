@@ -1,10 +1,11 @@
 """The rp2 and pyboard HALs run under the real `micropython` unix port against FAKE board modules
 (tests/fakes: register-level test doubles of machine, rp2 and pyb, first on MICROPYPATH).
 
-What is checked: the DAC codes the HALs send for given amplitudes and read biases (decoded by the FAKE
-MCP4922 from the SPI bits, or read from the FAKE pyb.DAC holding register), the order of DAC, gate and
-read-enable events, the number of ADC conversions, and the ADC count -> conductance scaling, all
-against the formulas of config.py's FE_* block recomputed here in CPython.
+What is checked: the DAC codes the HALs send for given amplitudes, read biases and offsets (decoded
+by the FAKE MCP4922 and DAC8551 from the SPI bits, with the SPI mode each chip needs), the order of
+DAC, gate and read-enable events, the AD7685 conversions (CNV edges, 16 bits MSB first on its own
+bus), and the ADC code -> conductance scaling, all against the formulas of config.py's FE_* block
+recomputed here in CPython.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def dac_b_code(read_v: float, vref: float) -> int:
     return min(max(c, 0), FULL - 1)
 
 
-def conductance(counts: list[int], code_b: int, adc_vref: float, dac_vref: float) -> float:
-    """G = mean counts * ADC_VREF / (2**ADC_BITS * R_TIA) / (bias the DAC B code gives)."""
-    bias = code_b * dac_vref / FULL * C["FE_READ_BIAS_GAIN"]
-    return sum(counts) / len(counts) * adc_vref / ((1 << C["FE_ADC_BITS"]) * C["FE_TIA_R_OHM"]) / bias
+I_PER_OCODE = C["FE_DAC_VREF"] / ((1 << C["FE_OFFSET_BITS"]) * C["FE_OFFSET_R_OHM"])
+
+
+def conductance(codes: list[int], code_b: int, code_o: int = 0) -> float:
+    """G = (mean code * FE_G_PER_COUNT_V + I_off) / (bias the DAC B code gives)."""
+    bias = code_b * C["FE_DAC_VREF"] / FULL * C["FE_READ_BIAS_GAIN"]
+    return (sum(codes) / len(codes) * C["FE_G_PER_COUNT_V"] + code_o * I_PER_OCODE) / bias
+
+
+OS = C["FE_ADC_OVERSAMPLE"]
 
 
 def run_mpy(script: str, **kw) -> dict:
@@ -70,7 +77,9 @@ def run_mpy(script: str, **kw) -> dict:
 
 RP2_PRELUDE = """
 import json, machine
-dac = machine.attach_mcp4922(17)          # FAKE MCP4922 on /CS = GP17
+dac = machine.attach_mcp4922(17)          # FAKE MCP4922 on /CS = GP17 (SPI0)
+ofs = machine.attach_dac8551(20)          # FAKE DAC8551 on SYNC = GP20 (SPI0)
+adc = machine.attach_ad7685(13)           # FAKE AD7685 on CNV = GP13 (SPI1)
 from memfw.hal.rp2 import Hal
 hal = Hal()
 def events(kinds):
@@ -79,6 +88,9 @@ def events(kinds):
 
 PYB_PRELUDE = """
 import json, machine, pyb
+dac = machine.attach_mcp4922('Y5', 2)     # the same FAKE chips on the pyboard's SPI2
+ofs = machine.attach_dac8551('Y4', 2)
+adc = machine.attach_ad7685('Y3', 2)
 from memfw.hal.pyboard import Hal
 hal = Hal()
 def events(kinds):
@@ -191,43 +203,86 @@ print(json.dumps({'bad': events(('dac_bad_frame',)), 'spi': [len(e[1]) for e in 
     assert out["bad"] == [] and set(out["spi"]) == {2}
 
 
-def test_fake_rp2_read_sets_the_bias_enables_the_tia_and_converts_n_times():
-    out = run_mpy(RP2_PRELUDE + """
+@pytest.mark.parametrize("prelude,en", [(RP2_PRELUDE, C["RP2_PIN_READ_EN"]),
+                                         (PYB_PRELUDE, C["PYB_PIN_READ_EN"])], ids=["rp2", "pyboard"])
+def test_fake_board_read_sets_the_bias_once_enables_the_tia_and_converts_16_per_read(prelude, en):
+    out = run_mpy(prelude + f"""
 res = []
-for v in (0.05, 0.1, 0.2, 0.25, 0.5):
+for v in {READ_VS!r}:
     machine.reset_log()
-    machine.ADC_RESULTS.extend([1000 + i for i in range(7)])
-    g = hal.read(7, v)
-    res.append({'g': g, 'ev': events(('dac', 'pin', 'adc'))})
+    machine.ADC_RESULTS.extend([1000 + i for i in range(3 * {OS})])
+    g = hal.read(3, v)
+    g2 = hal.read(1, v)                     # same bias: no DAC write, no settling wait
+    res.append({{'g': g, 'ev': events(('dac', 'pin', 'adc16', 'spi_read', 'ofs'))}})
 print(json.dumps(res))
 """)
-    en = C["RP2_PIN_READ_EN"]
+    cs = {C["RP2_PIN_DAC_CS"], C["PYB_PIN_DAC_CS"]}
     for v, r in zip(READ_VS, out):
-        ev = [e for e in r["ev"] if not (e[0] == "pin" and e[1] == C["RP2_PIN_DAC_CS"])]
+        ev = [e for e in r["ev"] if not (e[0] == "pin" and e[1] in cs)]
         code_b = dac_b_code(v, C["FE_DAC_VREF"])
         assert ev[0][:3] == ["dac", 1, code_b]
+        assert [e for e in ev if e[0] == "dac"] == [ev[0]]             # once for both reads
         assert ev[1] == ["pin", en, 1]
-        adc = [e for e in ev if e[0] == "adc"]
-        assert [e[2] for e in adc] == [1000 + i for i in range(7)]
-        assert ev[2 + len(adc)] == ["pin", en, 0]                  # TIA off after the conversions
-        assert ev[-1][:3] == ["dac", 1, 0]                          # bias back to 0 V
-        expected = conductance([1000 + i for i in range(7)], code_b, C["FE_ADC_VREF"],
-                               C["FE_DAC_VREF"])
-        assert r["g"] == pytest.approx(expected, rel=1e-9)
+        conv = [e[1] for e in ev if e[0] == "adc16"]
+        assert conv[:3 * OS] == [1000 + i for i in range(3 * OS)] and len(conv) == 4 * OS
+        reads = [e[2] for e in ev if e[0] == "spi_read"]
+        assert [b[0] * 256 + b[1] for b in reads[:3 * OS]] == conv[:3 * OS]   # MSB first, 16 bits
+        assert ["pin", en, 0] in ev
+        assert r["g"] == pytest.approx(conductance([1000 + i for i in range(3 * OS)], code_b), rel=1e-9)
     assert dac_b_code(0.1, C["FE_DAC_VREF"]) == 400
 
 
-@pytest.mark.parametrize("counts", [[0], [1], [2048] * 4, [4095] * 3, [3, 4000, 17, 2500, 1234]])
-def test_fake_rp2_adc_counts_to_conductance_scaling(counts):
-    out = run_mpy(RP2_PRELUDE + f"""
-machine.ADC_RESULTS.extend({counts!r})
-print(json.dumps(hal.read({len(counts)}, 0.1)))
+@pytest.mark.parametrize("prelude", [RP2_PRELUDE, PYB_PRELUDE], ids=["rp2", "pyboard"])
+def test_fake_board_window_sets_the_offset_dac_in_spi_mode_1_and_reads_ratiometric(prelude):
+    out = run_mpy(prelude + f"""
+machine.reset_log()
+why = hal.set_window(0.92e-3, 1.285e-3, 0.1)
+ev = events(('ofs', 'ofs_bad_frame', 'ofs_bad_mode', 'spi_mode', 'dac'))
+machine.ADC_RESULTS.extend([40000] * {OS})
+g = hal.read(1, 0.1)
+bad = hal.set_window(1e-3, 3e-3, 0.1)
+machine.ADC_RESULTS.extend([40000] * {OS})
+g_after = hal.read(1, 0.1)
+print(json.dumps({{'why': why, 'ev': ev, 'g': g, 'bad': bad, 'g_after': g_after, 'code': ofs.code}}))
 """)
-    expected = conductance(counts, dac_b_code(0.1, C["FE_DAC_VREF"]), C["FE_ADC_VREF"], C["FE_DAC_VREF"])
+    assert out["why"] is None
+    code_b = dac_b_code(0.1, C["FE_DAC_VREF"])
+    # centre of the window minus half the ADC's full scale, in offset DAC codes
+    fs = C["FE_ADC_VREF"] / C["FE_TIA_R_OHM"]
+    want = round((0.5 * (0.92e-3 + 1.285e-3) * code_b * C["FE_DAC_VREF"] / FULL * C["FE_READ_BIAS_GAIN"]
+                  - 0.5 * fs) / I_PER_OCODE)
+    ofs = [e for e in out["ev"] if e[0] == "ofs"]
+    assert ofs == [["ofs", want, 0]] and out["code"] == want
+    assert not [e for e in out["ev"] if e[0] in ("ofs_bad_frame", "ofs_bad_mode")]
+    modes = [e[3] for e in out["ev"] if e[0] == "spi_mode"]
+    assert modes == [1, 0]                                    # mode 1 for the DAC8551, back to 0
+    assert out["g"] == pytest.approx(conductance([40000] * OS, code_b, want), rel=1e-9)
+    # a refused window says what it needs and changes nothing
+    assert "use a read bias <=" in out["bad"] and out["g_after"] == out["g"]
+
+
+@pytest.mark.parametrize("prelude", [RP2_PRELUDE, PYB_PRELUDE], ids=["rp2", "pyboard"])
+def test_fake_board_adc_cnv_stays_high_for_the_conversion_time(prelude):
+    out = run_mpy(prelude + """
+machine.reset_log()
+hal.read(2, 0.1)
+print(json.dumps(events(('adc_early',))))
+""")
+    assert out == []
+
+
+@pytest.mark.parametrize("codes", [[0], [1], [32768], [65535], [3, 60000, 17, 25000, 1234]])
+def test_fake_rp2_adc_codes_to_conductance_scaling(codes):
+    n = len(codes)
+    out = run_mpy(RP2_PRELUDE + f"""
+machine.ADC_RESULTS.extend({[c for c in codes for _ in range(OS)]!r})
+print(json.dumps(hal.read({n}, 0.1)))
+""")
+    expected = conductance(codes, dac_b_code(0.1, C["FE_DAC_VREF"]))
     assert out == pytest.approx(expected, rel=1e-9, abs=1e-15)
-    # and the schematic's statement: 12-bit full scale at 0.1 V is 3 mS
-    if counts == [4095] * 3:
-        assert out == pytest.approx(3e-3, rel=1e-3)
+    # no offset: full scale at 0.1 V is 2.048 V / 49.9 kohm / 0.1 V = 0.41 mS
+    if codes == [65535]:
+        assert out == pytest.approx(C["FE_ADC_VREF"] / C["FE_TIA_R_OHM"] / 0.1, rel=1e-4)
 
 
 def test_fake_rp2_pulse_widths_in_pio_cycles():
@@ -241,53 +296,32 @@ print(json.dumps(res))
     assert out == [125, 16, 188, 12_500, 1_250_000]     # 8 ns per cycle, 16 cycles at least
 
 
-# ---- pyboard: pyb.DAC, gate + udelay, pyb.ADC.read_timed -------------------------------------
+# ---- pyboard: MCP4922 on SPI2, gate + udelay ----------------------------------------------
 
-def test_fake_pyboard_dac1_codes_for_amplitudes():
+def test_fake_pyboard_dac_a_codes_for_amplitudes():
     out = run_mpy(PYB_PRELUDE + f"""
 res = []
 for v in {AMPLITUDES!r}:
     machine.reset_log()
     hal.pulse(v, 1e-6)
-    res.append(events(('pyb_dac',))[0])
+    res.append(events(('dac',))[0])
 print(json.dumps(res))
 """)
-    for v, (kind, port, code) in zip(AMPLITUDES, out):
-        assert port == C["PYB_DAC_WRITE"]
-        assert code == dac_a_code(v, C["FE_PYB_DAC_VREF"]), v
+    for v, (kind, ch, code, gain_1x, active, buffered) in zip(AMPLITUDES, out):
+        assert ch == 0 and code == dac_a_code(v, C["FE_DAC_VREF"]), v
 
 
 def test_fake_pyboard_pulse_gates_with_interrupts_off_for_the_width():
     out = run_mpy(PYB_PRELUDE + """
 machine.reset_log()
 hal.pulse(-1.5, 250e-6)
-print(json.dumps(events(('pyb_dac', 'pin', 'udelay', 'irq'))))
+print(json.dumps([e for e in events(('dac', 'pin', 'udelay', 'irq')) if e[0] != 'pin' or e[1] == 'X1']))
 """)
     gate = C["PYB_PIN_PULSE_GATE"]
-    assert out[0] == ["pyb_dac", C["PYB_DAC_WRITE"], dac_a_code(-1.5, C["FE_PYB_DAC_VREF"])]
+    assert out[0][:3] == ["dac", 0, dac_a_code(-1.5, C["FE_DAC_VREF"])]
     assert out[1][0] == "udelay"                                    # DAC settling
     i = out.index(["pin", gate, 1])
     assert out[i - 1] == ["irq", 0]
     assert out[i + 1][0] == "udelay" and 248 <= out[i + 1][1] <= 250   # width less call overhead
     assert out[i + 2] == ["pin", gate, 0] and out[i + 3] == ["irq", 1]
-    assert out[-1] == ["pyb_dac", C["PYB_DAC_WRITE"], dac_a_code(0.0, C["FE_PYB_DAC_VREF"])]
-
-
-@pytest.mark.parametrize("n", [1, 15, 16, 17, 40])
-def test_fake_pyboard_read_takes_exactly_n_timed_conversions(n):
-    counts = [(37 * i + 500) % 4096 for i in range(n)]
-    out = run_mpy(PYB_PRELUDE + f"""
-machine.reset_log()
-machine.ADC_RESULTS.extend({counts!r})
-g = hal.read({n}, 0.2)
-print(json.dumps({{'g': g, 'ev': events(('pyb_dac', 'pin', 'pyb_adc', 'pyb_read_timed'))}}))
-""")
-    ev = out["ev"]
-    code_b = dac_b_code(0.2, C["FE_PYB_DAC_VREF"])
-    assert ev[0] == ["pyb_dac", C["PYB_DAC_READ"], code_b]
-    assert ev[1] == ["pin", C["PYB_PIN_READ_EN"], 1]
-    assert sum(e[1] for e in ev if e[0] == "pyb_read_timed") == n
-    assert [e[2] for e in ev if e[0] == "pyb_adc"] == counts
-    assert ev[-2] == ["pin", C["PYB_PIN_READ_EN"], 0] and ev[-1] == ["pyb_dac", C["PYB_DAC_READ"], 0]
-    expected = conductance(counts, code_b, C["FE_PYB_ADC_VREF"], C["FE_PYB_DAC_VREF"])
-    assert out["g"] == pytest.approx(expected, rel=1e-9)
+    assert out[-1][:3] == ["dac", 0, dac_a_code(0.0, C["FE_DAC_VREF"])]

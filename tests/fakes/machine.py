@@ -290,7 +290,7 @@ class SPI:
                 dev.clock_in(write, self.phase)
                 v &= dev.clock_out()
             buf[i] = v
-        LOG.append(("spi_read", self.id, bytes(buf)))
+        LOG.append(("spi_read", self.id, list(buf)))
 
     def write_readinto(self, wbuf, rbuf):
         self.write(wbuf)

@@ -33,6 +33,8 @@ def centre(g_lo, g_hi, read_v, b_per_v, b_max, i_per_ocode, o_max, fs_a):
                 " use a read bias <= %.4g V" % (g_lo * 1e3, g_hi * 1e3, rv, want * 1e6, i_max * 1e6,
                                                (i_max + 0.5 * fs_a) / (0.5 * (g_lo + g_hi))))
     off = oc * i_per_ocode
+    if oc == 0:
+        lo_i = 0.0                  # no offset: the window starts near 0 A, and 0 A reads code 0
     if g_lo * rv - off < lo_i * 0.999 or g_hi * rv - off > hi_i * 1.001:
         return ("window %.4g..%.4g mS at %.4g V does not fit the ADC above the offset: use a read "
                 "bias >= %.4g V" % (g_lo * 1e3, g_hi * 1e3, rv, lo_i / g_lo))
