@@ -17,11 +17,10 @@ import random
 from memfw.hal.window import centre     # firmware/micropython on the path: the board's own rule
 
 _KT4 = 4.0 * 1.380649e-23 * 300.0       # 4 k T at 300 K, J
-_BIAS_NOISE_GAIN = 1.5                  # U4B noise gain 1 + R11/R10 (its input noise onto read_v)
 NEEDED = ("FE_DAC_BITS", "FE_DAC_VREF", "FE_PULSE_VMID", "FE_PULSE_GAIN", "FE_READ_BIAS_GAIN",
           "FE_TIA_R_OHM", "FE_TIA_C_F", "FE_OFFSET_BITS", "FE_OFFSET_R_OHM", "FE_ADC_BITS",
           "FE_ADC_VREF", "FE_ADC_RATE_HZ", "FE_ADC_OVERSAMPLE", "FE_ADC_NOISE_LSB", "FE_ADC_DNL_LSB",
-          "FE_OPAMP_EN_V", "FE_OPAMP_IN_A")
+          "FE_OPAMP_EN_V", "FE_OPAMP_IN_A", "FE_BIAS_RIN_OHM")
 
 
 def fe_from_config(cfg):
@@ -70,6 +69,7 @@ class FrontEnd:
         self._pulse_gain = gain
         self._vmid_frac = float(fe["FE_PULSE_VMID"]) / vref     # VMID is a divider of the reference
         self._bias_gain = float(fe["FE_READ_BIAS_GAIN"])
+        self._r10 = float(fe["FE_BIAS_RIN_OHM"])
         self._b_per_v = self._dac_full / (vref * self._bias_gain)
         self._off_full = 1 << int(fe["FE_OFFSET_BITS"])
         self._r_off = float(fe["FE_OFFSET_R_OHM"])
@@ -177,42 +177,51 @@ class FrontEnd:
                       self._off_full - 1, self.fs_current)
 
     # ---- noise ------------------------------------------------------------------------------
-    def noise_terms(self, g, read_v=None):
+    def noise_terms(self, g, read_v=None, device=True):
         """Input-referred current noise densities (A/rtHz) at device conductance g (S): a list of
-        (name, density). White terms of the TIA bandwidth; the filtered DACs add nothing there."""
+        (name, density). White terms of the TIA bandwidth; the filtered DACs add nothing there.
+        device=True includes the device's own thermal noise (4 k T G), which is not the front end's."""
         if read_v is None:
             read_v = self.bias_v()
         g_sum = 1.0 / self._r_tia + 2.0 / self._r_off     # R13 and the summing-node half of R15-R16
+        k = self._bias_gain
+        r11 = k * self._r10
+        # read-bias noise (V/rtHz on read_v): U4B's en at noise gain 1 + k, R11, and R10 times k
+        vb_amp = self._en * (1.0 + k)
+        vb_res = math.sqrt(_KT4 * r11 + _KT4 * self._r10 * k * k)
         return [
             ("R13 thermal (TIA feedback)", math.sqrt(_KT4 / self._r_tia)),
             ("R16 thermal (offset path)", math.sqrt(_KT4 * 2.0 / self._r_off)),
             ("TIA op-amp voltage noise x (G + 1/R13 + 1/R16)", self._en * (g + g_sum)),
             ("TIA op-amp current noise", self._in),
-            ("read-bias op-amp noise x 1.5 x G", self._en * _BIAS_NOISE_GAIN * g),
-        ]
+            ("read-bias op-amp noise x G", vb_amp * g),
+            ("read-bias R10, R11 thermal x G", vb_res * g),
+            ("bias buffer U8A noise x 0.5 x G", self._en * k * g),
+        ] + ([("device thermal 4kTG (the device's own)", math.sqrt(_KT4 * g))] if device else [])
 
-    def conversion_sigma_a(self, g):
+    def conversion_sigma_a(self, g, device=True):
         """rms current noise (A) of one conversion at conductance g: the TIA terms over its noise
-        bandwidth and the ADC's transition noise."""
-        if g == self._g_noise_cache[0]:
+        bandwidth and the ADC's transition noise (device=False: without the device's own)."""
+        if device and g == self._g_noise_cache[0]:
             return self._g_noise_cache[1]
         s2 = 0.0
-        for _, dens in self.noise_terms(g):
+        for _, dens in self.noise_terms(g, None, device):
             s2 += dens * dens
         s2 *= self.tia_neb_hz
         a = self._adc_noise * self.a_per_count
         sig = math.sqrt(s2 + a * a)
-        self._g_noise_cache = (g, sig)
+        if device:
+            self._g_noise_cache = (g, sig)
         return sig
 
-    def read_sigma_a(self, g):
+    def read_sigma_a(self, g, device=True):
         """rms current noise (A) of one verify read (FE_ADC_OVERSAMPLE conversions averaged,
         1/rate apart; the TIA's one-pole correlation between them included)."""
         n = self.oversample
         rho = math.exp(-2.0 * math.pi * self.tia_hz / self.rate_hz)
         # variance of the mean of n AR(1) samples / single-sample variance
         f = 1.0 + 2.0 * sum((1.0 - k / n) * rho ** k for k in range(1, n))
-        s_tia = self.conversion_sigma_a(g) ** 2 - (self._adc_noise * self.a_per_count) ** 2
+        s_tia = self.conversion_sigma_a(g, device) ** 2 - (self._adc_noise * self.a_per_count) ** 2
         a = self._adc_noise * self.a_per_count
         return math.sqrt((s_tia * f + a * a) / n)
 
@@ -279,9 +288,10 @@ class FrontEnd:
                         levels, g_lo * 1e3, g_hi * 1e3, codes, read_v,
                         int((g_hi - g_lo) * read_v / (8.0 * self.a_per_count)),
                         8.0 * self.a_per_count * levels / (g_hi - g_lo)))
-        sig = self.read_sigma_a(g_hi) / math.sqrt(max(n_reads, 1))
+        one = self.read_sigma_a(g_hi, False)
+        sig = one / math.sqrt(max(n_reads, 1))
         if sig > 0.1 * step_i:
-            need = int((self.read_sigma_a(g_hi) / (0.1 * step_i)) ** 2) + 1
+            need = int((one / (0.1 * step_i)) ** 2) + 1
             i_ref = g_hi * read_v
             return ("%d levels need %.3g ppm per read; this front end gives %.3g ppm at %.4g V: use "
                     "--reads %d or fewer levels" % (levels, 0.1 * step_i / i_ref * 1e6,

@@ -13,6 +13,7 @@ import ast
 import math
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SPICE = HERE / "spice"
-CONFIG = HERE.parent / "firmware" / "micropython" / "memfw" / "hal" / "config.py"
+FIRMWARE = HERE.parent / "firmware" / "micropython"
+CONFIG = FIRMWARE / "memfw" / "hal" / "config.py"
+for _p in (str(FIRMWARE), str(HERE.parent / "hil")):   # the front-end model and the board's window rule
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 T_GATE = 1e-6       # gate rises at 1 us in pulse_path.cir
 
@@ -80,12 +85,32 @@ def dac_volts(code: int, cfg: dict) -> float:
 
 
 def adc_counts(v: float, cfg: dict) -> int:
+    """AD7685 transfer: code c for c - 1/2 <= v / LSB < c + 1/2 (first transition at 1/2 LSB)."""
     full = 1 << cfg["FE_ADC_BITS"]
-    return max(0, min(full - 1, int(math.floor(v / cfg["FE_ADC_VREF"] * full))))
+    return max(0, min(full - 1, int(math.floor(v / cfg["FE_ADC_VREF"] * full + 0.5))))
 
 
-def conductance_from_counts(counts: int, read_v: float, cfg: dict) -> float:
-    return counts * cfg["FE_G_PER_COUNT_V"] / read_v
+def offset_volts(code: int, cfg: dict) -> float:
+    """DAC8551: V = VREF * code / 2**16."""
+    return cfg["FE_DAC_VREF"] * code / (1 << cfg["FE_OFFSET_BITS"])
+
+
+def offset_current(code: int, cfg: dict) -> float:
+    return offset_volts(code, cfg) / cfg["FE_OFFSET_R_OHM"]
+
+
+def window_codes(g_lo: float, g_hi: float, read_v: float, cfg: dict):
+    """(bias code, offset code) the firmware sets for a window, or its refusal (str)."""
+    from memfw.hal.window import centre
+    full = 1 << cfg["FE_DAC_BITS"]
+    b_per_v = full / (cfg["FE_DAC_VREF"] * cfg["FE_READ_BIAS_GAIN"])
+    i_per_o = offset_current(1, cfg)
+    return centre(g_lo, g_hi, read_v, b_per_v, full - 1, i_per_o, (1 << cfg["FE_OFFSET_BITS"]) - 1,
+                  cfg["FE_ADC_VREF"] / cfg["FE_TIA_R_OHM"])
+
+
+def conductance_from_counts(counts: int, read_v: float, cfg: dict, offset_code: int = 0) -> float:
+    return (counts * cfg["FE_G_PER_COUNT_V"] + offset_current(offset_code, cfg)) / read_v
 
 
 # ---- ngspice ---------------------------------------------------------------------------------
@@ -178,6 +203,7 @@ def _analyse_pulse(c: PulseCase, code: int, d: np.ndarray) -> PulseResult:
 class ReadResult:
     read_v: float
     rdev: float
+    offset_code: int
     v_adc: float
     counts: int
     g_est: float
@@ -191,13 +217,26 @@ class ReadResult:
         return self.g_est / self.g_true - 1.0
 
 
+def _read_params(read_v: float, rdev: float, cfg: dict, window: float = 0.1):
+    """Bias and offset the firmware sets for a window of +-window around 1/rdev."""
+    g = 1.0 / rdev
+    r = window_codes(g * (1 - window), g * (1 + window), read_v, cfg)
+    if isinstance(r, str):
+        raise ValueError(r)
+    bc, oc = r
+    return bc, oc, dac_volts(bc, cfg), offset_volts(oc, cfg)
+
+
 def simulate_reads(cases: list[tuple[float, float]], cfg: dict, enabled: bool = True) -> list[ReadResult]:
-    """cases = [(read_v, rdev)]: DC operating point, ADC counts, conductance as the firmware computes it."""
+    """cases = [(read_v, rdev)]: the window +-10 % around the device, DC operating point, ADC code,
+    conductance as the firmware computes it."""
     ctl = [f"alterparam ren0={3.3 if enabled else 0.0}"]
+    params = []
     for i, (read_v, rdev) in enumerate(cases):
-        vb = dac_volts(dac_code_for_read(read_v, cfg), cfg)
-        ctl += [f"alterparam vdacb={vb!r}", f"alterparam rdev={rdev!r}", "reset", "op",
-                f'echo "MEAS {i} $&v(adc)"']
+        bc, oc, vb, vo = _read_params(read_v, rdev, cfg)
+        params.append((bc, oc))
+        ctl += [f"alterparam vdacb={vb!r}", f"alterparam vofs={vo!r}", f"alterparam rdev={rdev!r}",
+                "reset", "op", f'echo "MEAS {i} $&v(adc)"']
     out = _run("read_path.cir", "\n".join(ctl))
     vals = {}
     for line in out.splitlines():
@@ -205,27 +244,66 @@ def simulate_reads(cases: list[tuple[float, float]], cfg: dict, enabled: bool = 
             _, i, v = line.split()
             vals[int(i)] = float(v)
     res = []
+    full = 1 << cfg["FE_DAC_BITS"]
     for i, (read_v, rdev) in enumerate(cases):
+        bc, oc = params[i]
+        rv = bc * cfg["FE_DAC_VREF"] / full * cfg["FE_READ_BIAS_GAIN"]
         n = adc_counts(vals[i], cfg)
-        res.append(ReadResult(read_v, rdev, vals[i], n, conductance_from_counts(n, read_v, cfg)))
+        res.append(ReadResult(read_v, rdev, oc, vals[i], n, conductance_from_counts(n, rv, cfg, oc)))
     return res
 
 
-def simulate_read_settling(read_v: float, rdev: float, cfg: dict, tol: float = 1e-3) -> float:
-    """Seconds from READ_EN high until V(adc) stays within tol of its final value."""
-    vb = dac_volts(dac_code_for_read(read_v, cfg), cfg)
+def simulate_read_settling(read_v: float, rdev: float, cfg: dict, lsb: float = 2.0) -> float:
+    """Seconds from READ_EN high until V(adc) stays within `lsb` ADC codes of its final value (the
+    offset current flows all along: the TIA starts from D7's clamp)."""
+    _bc, _oc, vb, vo = _read_params(read_v, rdev, cfg)
     ten = 2e-6
+    tol = lsb * cfg["FE_ADC_VREF"] / (1 << cfg["FE_ADC_BITS"])
     with tempfile.TemporaryDirectory() as tmp:
         fn = Path(tmp) / "s.txt"
         _run("read_path.cir", "\n".join([
-            "set wr_singlescale", f"alterparam vdacb={vb!r}", f"alterparam rdev={rdev!r}",
-            "alterparam ren0=0", f"alterparam ten={ten!r}", "reset",
+            "set wr_singlescale", f"alterparam vdacb={vb!r}", f"alterparam vofs={vo!r}",
+            f"alterparam rdev={rdev!r}", "alterparam ren0=0", f"alterparam ten={ten!r}", "reset",
             "tran 10n 60u 0 10n", f"wrdata {fn} v(adc)"]))
         d = np.loadtxt(fn)
     t, v = d[:, 0], d[:, 1]
     final = v[-1]
-    bad = np.where(np.abs(v - final) > tol * abs(final))[0]
+    bad = np.where(np.abs(v - final) > tol)[0]
     return float(t[bad[-1]] - ten) if len(bad) else 0.0
+
+
+@dataclass
+class NoiseResult:
+    read_v: float
+    rdev: float
+    density_1k: float         # V/rtHz at V(adc), 1 kHz
+    total_rms: float          # V rms at V(adc), 10 Hz .. 10 MHz
+
+    @property
+    def input_density_1k(self) -> float:
+        """The same, referred to the device current (A/rtHz): divided by R13."""
+        return self.density_1k
+
+
+def simulate_read_noise(read_v: float, rdev: float, cfg: dict) -> tuple[float, float]:
+    """ngspice .noise of the read path with the window centred on the device: (V/rtHz at the ADC
+    input at 1 kHz, V rms at the ADC input integrated 10 Hz .. 10 MHz)."""
+    _bc, _oc, vb, vo = _read_params(read_v, rdev, cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        fn = Path(tmp) / "n.txt"
+        out = _run("read_path.cir", "\n".join([
+            "set wr_singlescale", f"alterparam vdacb={vb!r}", f"alterparam vofs={vo!r}",
+            f"alterparam rdev={rdev!r}", "reset", "noise v(adc) VDACB dec 20 10 10meg",
+            "setplot noise1", f"wrdata {fn} onoise_spectrum",
+            "setplot noise2", 'echo "TOTAL $&onoise_total"']))
+        d = np.loadtxt(fn)
+    f, sp = d[:, 0], d[:, 1]
+    d1k = float(np.interp(3.0, np.log10(f), sp))
+    tot = math.nan
+    for line in out.splitlines():
+        if line.startswith("TOTAL "):
+            tot = float(line.split()[1])
+    return d1k, tot
 
 
 # ---- the standard sweep (used by the tests and printed by main) -------------------------------
@@ -239,8 +317,12 @@ def standard_pulse_cases() -> list[PulseCase]:
     return cases
 
 
-READ_CASES = [(rv, r) for rv in (0.05, 0.1, 0.2) for r in (400.0, 1000.0, 2000.0, 5000.0)
-              if 0.1 <= (rv / r) * 1e4 / 3.0 <= 1.0]   # 10 %..100 % of the ADC range
+def _fits(rv: float, r: float) -> bool:
+    return not isinstance(window_codes(0.9 / r, 1.1 / r, rv, load_config()), str)
+
+
+READ_CASES = [(rv, r) for rv in (0.05, 0.1, 0.2) for r in (400.0, 1000.0, 2000.0, 5000.0, 50000.0)
+              if _fits(rv, r)]                      # the windows the offset DAC can centre
 
 
 def main():
@@ -253,11 +335,14 @@ def main():
               f"{r.error * 100:+7.3f} % {r.rise_s * 1e9:5.0f} ns {r.fall_s * 1e9:5.0f} ns "
               f"{r.delay_s * 1e9:5.0f} ns {r.overshoot * 100:6.2f} % {r.peak_current * 1e3:5.1f} mA")
     print(f"read path (TIA {cfg['FE_TIA_R_OHM']:g} ohm, ADC {cfg['FE_ADC_BITS']} bit, {cfg['FE_ADC_VREF']} V):")
-    print("  read_v   rdev     V(adc)   counts  G_est        G_true       error")
+    print("  read_v   rdev  offset   V(adc)   counts  G_est        G_true       error")
     for r in simulate_reads(READ_CASES, cfg):
-        print(f"  {r.read_v:5.3f} {r.rdev:7.0f} {r.v_adc:9.5f} {r.counts:6d}  {r.g_est:.5e}  {r.g_true:.5e} "
-              f"{r.error * 100:+7.3f} %")
-    print("  settling to 0.1 %% after READ_EN: %.1f us" % (simulate_read_settling(0.1, 1000.0, cfg) * 1e6))
+        print(f"  {r.read_v:5.3f} {r.rdev:7.0f} {r.offset_code:6d} {r.v_adc:9.5f} {r.counts:6d}  {r.g_est:.6e}  "
+              f"{r.g_true:.6e} {r.error * 1e6:+8.1f} ppm")
+    print("  settling to 2 LSB after READ_EN: %.1f us" % (simulate_read_settling(0.1, 1000.0, cfg) * 1e6))
+    d, tot = simulate_read_noise(0.1, 1.0 / 1.1e-3, cfg)
+    print("  noise at the ADC input, 1.1 mS at 0.1 V: %.1f nV/rtHz at 1 kHz (%.2f pA/rtHz at the device), "
+          "%.1f uV rms 10 Hz-10 MHz" % (d * 1e9, d / cfg["FE_TIA_R_OHM"] * 1e12, tot * 1e6))
 
 
 if __name__ == "__main__":

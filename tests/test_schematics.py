@@ -5,7 +5,7 @@
 * the SPICE decks (schematics/spice/) model the drawn circuit: same parts, values and nets;
 * ngspice (batch mode) shows pulse amplitude within 1 % of the DAC setting over the range,
   10-90 % edges within FE_PULSE_EDGE_S, and the read-path gain within 1 % of FE_G_PER_COUNT_V.
-ngspice tests are skipped, with the reason, when ngspice is not installed (`make system-deps`).
+ngspice tests fail when ngspice is not installed (`make system-deps` installs it).
 """
 
 from __future__ import annotations
@@ -27,14 +27,18 @@ import simulate  # noqa: E402
 from parts import value_ohm  # noqa: E402
 
 SCH = SCH_DIR / "memhost_frontend.kicad_sch"
-needs_ngspice = pytest.mark.skipif(simulate.ngspice() is None,
-                                   reason="ngspice not installed: run `make system-deps` "
-                                          "(apt-get install ngspice)")
+@pytest.fixture
+def _ngspice():
+    if simulate.ngspice() is None:       # a missing tool is a failure, not a skip
+        pytest.fail("ngspice not installed: run `make system-deps` (apt-get install ngspice)")
+
+
+needs_ngspice = pytest.mark.usefixtures("_ngspice")
 
 # RP2040 pin functions the firmware relies on (datasheet, GPIO function table F1/F5)
 SPI_SCK = {0: {2, 6, 18, 22}, 1: {10, 14, 26}}
 SPI_TX = {0: {3, 7, 19}, 1: {11, 15, 27}}
-ADC_GPIO = {0: 26, 1: 27, 2: 28}
+SPI_RX = {0: {0, 4, 16, 20}, 1: {8, 12, 28}}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +105,23 @@ def test_firmware_peripherals_fit_the_pins(cfg):
     spi = cfg["RP2_SPI_ID"]
     assert cfg["RP2_PIN_DAC_SCK"] in SPI_SCK[spi]
     assert cfg["RP2_PIN_DAC_MOSI"] in SPI_TX[spi]
-    assert ADC_GPIO[cfg["RP2_ADC_CHANNEL"]] == cfg["RP2_PIN_ADC"]
+    adc = cfg["RP2_ADC_SPI_ID"]
+    assert adc != spi                                   # the ADC has its own bus
+    assert cfg["RP2_PIN_ADC_SCK"] in SPI_SCK[adc] and cfg["RP2_PIN_ADC_MISO"] in SPI_RX[adc]
+
+
+def test_adc_and_offset_dac_are_wired_to_the_firmware_pins(sch):
+    def net(ref, num):
+        return _net_of(sch, ref, num)
+    assert net("U10", "8") == "GP10_ADC_SCK" and net("U10", "7") == "GP12_ADC_MISO"
+    assert net("U10", "6") == "GP13_ADC_CNV" and net("U10", "9") == "+3V3"      # SDI high: CS mode
+    assert net("U9", "5") == "GP20_OFS_CS" and net("U9", "6") == "GP18_DAC_SCK"
+    assert net("U9", "7") == "GP19_DAC_MOSI"
+    # ratiometric: one reference for both DAC channels, the offset DAC and the ADC
+    assert net("U10", "1") == net("U9", "2") == net("U2", "13") == net("U2", "11") == "VREF_2V048"
+    assert net("U3", "6") == "VREF_2V048"
+    # the offset current enters the TIA summing node
+    assert net("R16", "2") == net("R13", "2") == "R_PLUS"
 
 
 # ---- schematic values = firmware constants ---------------------------------------------------
@@ -116,10 +136,18 @@ def test_converter_constants_match_schematic_values(cfg, sch):
     assert cfg["FE_PULSE_VMID"] == pytest.approx(cfg["FE_DAC_VREF"] / 2)
     assert cfg["FE_PULSE_R_SERIES_OHM"] == _r(sch, "R9")
     assert cfg["FE_READ_BIAS_GAIN"] == pytest.approx(_r(sch, "R11") / _r(sch, "R10"), rel=1e-9)
+    assert cfg["FE_BIAS_RIN_OHM"] == _r(sch, "R10")
     assert cfg["FE_TIA_R_OHM"] == _r(sch, "R13")
-    assert sch.symbols["U3"]["props"]["MPN"].startswith("REF3020") and cfg["FE_DAC_VREF"] == 2.048
-    assert "3.0" in sch.symbols["D6"]["props"]["MPN"] and cfg["FE_ADC_VREF"] == 3.0
+    assert cfg["FE_TIA_C_F"] == pytest.approx(_r(sch, "C13"))
+    assert cfg["FE_OFFSET_R_OHM"] == pytest.approx(_r(sch, "R15") + _r(sch, "R16"))
+    assert sch.symbols["U3"]["props"]["MPN"].startswith("REF5020") and cfg["FE_DAC_VREF"] == 2.048
+    assert cfg["FE_ADC_VREF"] == cfg["FE_DAC_VREF"]                       # ratiometric
+    assert sch.symbols["U10"]["props"]["MPN"].startswith("AD7685") and cfg["FE_ADC_BITS"] == 16
+    assert cfg["FE_ADC_RATE_HZ"] <= 250_000                               # AD7685 throughput
+    assert sch.symbols["U9"]["props"]["MPN"].startswith("DAC8551") and cfg["FE_OFFSET_BITS"] == 16
     assert sch.symbols["U2"]["props"]["MPN"].startswith("MCP4922") and cfg["FE_DAC_BITS"] == 12
+    # a verify read (settling + conversions) fits in 100 us
+    assert cfg["FE_READ_SETTLE_S"] + cfg["FE_ADC_OVERSAMPLE"] / cfg["FE_ADC_RATE_HZ"] <= 100e-6
     assert cfg["FE_G_PER_COUNT_V"] == pytest.approx(
         cfg["FE_ADC_VREF"] / (2 ** cfg["FE_ADC_BITS"] * cfg["FE_TIA_R_OHM"]))
     # the design's limits cover the firmware's absolute maxima
@@ -148,11 +176,12 @@ def test_bom_has_orderable_part_numbers_for_every_part(sch):
 NODE = {"GND": "0", "PULSE_IN": "pulse_in", "AMP_P": "amp_p", "AMP_N": "amp_n", "AMP_OUT": "amp_out",
         "W_PLUS": "wp", "VMID": "vmid", "VDIV": "vdiv", "VREF_2V048": "vref", "DAC_A": "dac_a",
         "DAC_B": "dac_b", "RB_IN": "rb_in", "RB_N": "bn", "RB_OUT": "bout", "R_MINUS": "rm",
-        "R_PLUS": "rp", "TIA_OUT": "tia_out", "GP26_ADC": "adc", "+3V3": "v3v3", "+12V": "vp12",
+        "R_PLUS": "rp", "TIA_OUT": "tia_out", "ADC_IN": "adc", "+3V3": "v3v3", "+12V": "vp12",
+        "DAC_BF": "dac_bf", "DAC_BB": "dac_bb", "OFS_OUT": "ofs", "OFS_F": "ofs_f",
         "-12V": "vn12", "GP15_PULSE_GATE": "gate", "GP14_READ_EN": "ren"}
 # subcircuit instance -> (schematic ref, schematic pin numbers in subcircuit port order)
 INSTANCES = {"XU4A": ("U4", "3 2 1 8 4"), "XU4B": ("U4", "5 6 7 8 4"), "XU5": ("U5", "3 2 6 7 4"),
-             "XU7": ("U7", "3 2 6 7 4"), "XS1": ("U6", "3 2 1"), "XS2": ("U6", "14 15 16"),
+             "XU7": ("U7", "3 2 6 7 4"), "XU8A": ("U8", "3 2 1 8 4"), "XS1": ("U6", "3 2 1"), "XS2": ("U6", "14 15 16"),
              "XS3": ("U6", "11 10 9"), "XS4": ("U6", "6 7 8")}
 
 
@@ -160,7 +189,8 @@ def _deck(name):
     out = []
     for line in (SCH_DIR / "spice" / name).read_text().splitlines():
         line = line.split(";")[0].strip()
-        if line and line[0] in "RCX" and not line.startswith(("RDAC", "RDEV", "RADC", "CLOAD", "CRM", "CRP")):
+        if line and line[0] in "RCXD" and not line.startswith(("RDAC", "RDEV", "RADC", "CLOAD", "CRM", "CRP",
+                                                              "D3", "D4", "D5")):
             out.append(line.split())
     return out
 
@@ -174,7 +204,9 @@ def test_spice_deck_matches_schematic(sch, deck):
     seen = 0
     for tok in _deck(deck):
         name = tok[0].upper()
-        if name[0] in "RC":
+        if name[0] == "D":                  # D7: anode, cathode
+            assert (NODE[_net_of(sch, name, "2")], NODE[_net_of(sch, name, "1")]) == (tok[1], tok[2])
+        elif name[0] in "RC":
             ref = name
             assert ref in sch.symbols, f"{deck}: {ref} is not in the schematic"
             assert value_ohm(tok[3]) == pytest.approx(value_ohm(sch.symbols[ref]["value"])), ref
@@ -239,20 +271,58 @@ def test_current_compliance_into_a_shorted_device(pulses, cfg):
 @needs_ngspice
 def test_read_gain_matches_firmware_constant(cfg):
     results = simulate.simulate_reads(simulate.READ_CASES, cfg)
-    assert len(results) >= 6
+    assert len(results) >= 6 and any(r.offset_code > 0 for r in results)
     for r in results:
-        assert abs(r.error) <= 0.01, f"read_v {r.read_v} V, {r.rdev} ohm: {r.g_est:.5e} S ({r.error:+.2%})"
+        # within 0.1 % plus one ADC code: the switch's 1.5 ohm in series with R10 (2 kohm) is a
+        # -0.075 % gain error the known-resistor calibration removes (docs/hardware.md)
+        lsb_rel = 1.0 / max(r.counts, 1)
+        assert abs(r.error) <= 1000e-6 + lsb_rel, f"read_v {r.read_v} V, {r.rdev} ohm: {r.g_est:.6e} S ({r.error * 1e6:+.0f} ppm)"
     # default read bias of the firmware is in the checked set
     assert any(r.read_v == cfg["FE_READ_V"] for r in results)
 
 
 @needs_ngspice
 def test_read_disabled_applies_no_bias(cfg):
-    (r,) = simulate.simulate_reads([(0.2, 1000.0)], cfg, enabled=False)
-    assert r.counts <= 2
+    (r,) = simulate.simulate_reads([(0.2, 2000.0)], cfg, enabled=False)
+    assert r.counts <= 2            # the offset alone: the TIA output sits at D7's clamp, code 0
+    assert r.v_adc > -0.7
 
 
 @needs_ngspice
 def test_read_path_settles_within_documented_time(cfg):
     t = simulate.simulate_read_settling(cfg["FE_READ_V"], 1000.0, cfg)
     assert 0 < t <= cfg["FE_READ_SETTLE_S"]
+
+
+@needs_ngspice
+def test_read_noise_of_the_deck_matches_the_front_end_model(cfg):
+    """ngspice .noise at 1 kHz (every resistor, the op amps' voltage noise, the device's thermal
+    noise) equals the model's terms (hil/frontend.py) without the op-amp current noise (not in the
+    deck), within 5 %; and the model's verify-read noise meets the 2048-level goal on tio2x-seed."""
+    from frontend import FrontEnd, fe_from_config
+    fe = FrontEnd(fe_from_config(cfg))
+    for read_v, g in [(0.1, 1.1e-3), (0.2, 5.5e-5)]:
+        d1k, total = simulate.simulate_read_noise(read_v, 1.0 / g, cfg)
+        terms = [d for name, d in fe.noise_terms(g, read_v) if "current noise" not in name]
+        model = sum(d * d for d in terms) ** 0.5
+        spice = d1k / cfg["FE_TIA_R_OHM"]
+        assert spice == pytest.approx(model, rel=0.05), (read_v, g, spice, model)
+        assert total > 0
+    assert fe.set_window(0.92e-3, 1.285e-3, 0.1) is None
+    level_a = (1.19e-3 - 1.0e-3) / 2048 * fe.bias_v()
+    assert fe.read_sigma_a(1.19e-3, device=False) <= 0.1 * level_a
+    assert level_a / fe.a_per_count >= 8
+
+
+@needs_ngspice
+def test_budget_script_prints_the_table(cfg):
+    import budget
+    rows = budget.rows(cfg)
+    names = {(r["device"], r["levels"]) for r in rows}
+    assert names == {("tio2x-seed", 512), ("tio2x-seed", 2048), ("gaox", 512), ("gaox", 2048)}
+    for r in rows:
+        assert r["codes_per_level"] > 0 and r["noise_level"] > 0
+    seed = next(r for r in rows if r["device"] == "tio2x-seed" and r["levels"] == 2048)
+    assert seed["codes_per_level"] >= 8 and seed["noise_level"] <= 0.1
+    text = budget.table(rows)
+    assert "tio2x-seed" in text and "codes/level" in text

@@ -14,7 +14,7 @@ from memfw.hal.window import centre
 
 _DAC_CODE_MAX = const(4095)         # 12-bit MCP4922 (FE_DAC_BITS)
 _OFS_CODE_MAX = const(65535)        # 16-bit DAC8551 (FE_OFFSET_BITS)
-_READ_SETTLE_US = const(15)         # FE_READ_SETTLE_S: READ_EN high until the ADC input is settled
+_READ_SETTLE_US = const(35)         # FE_READ_SETTLE_S: READ_EN high until the ADC input is settled
 _OVERSAMPLE = const(16)             # FE_ADC_OVERSAMPLE: conversions per verify read
 
 

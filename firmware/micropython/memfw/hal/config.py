@@ -53,13 +53,14 @@ FE_PULSE_VMID = 1.024             # V, FE_DAC_VREF / 2: R3/R4 divider buffered b
 FE_PULSE_GAIN = 5.0               # V at W+ per V of DAC A above VMID (R6/R5 = 10k/2k); full scale +-5.12 V
 FE_PULSE_EDGE_S = 300e-9          # s, 10-90 % rise/fall at W+ (device >= 1 kohm, load <= 220 pF; ~470 ns at 330 ohm)
 FE_PULSE_R_SERIES_OHM = 330.0     # R9 inside the loop: current compliance ~ 10.4 V / 330 ohm = 31 mA
-FE_READ_BIAS_GAIN = 0.5           # V of read bias per V of DAC B (R11/R10 = 10k/20k)
+FE_READ_BIAS_GAIN = 0.5           # V of read bias per V of DAC B (R11/R10 = 1k/2k)
+FE_BIAS_RIN_OHM = 2000.0          # R10 (its and R11's thermal noise are on the read bias)
 FE_READ_V = 0.1                   # V, default read bias
-FE_READ_SETTLE_S = 15e-6          # s, from READ_EN high until the ADC input is within 1/4 LSB (16 bit)
+FE_READ_SETTLE_S = 35e-6          # s, from READ_EN high until the ADC input is within 2 LSB (16 bit)
 FE_BIAS_SETTLE_S = 0.12           # s, after a DAC B code change (R17/C18 16 Hz noise filter, 11 tau)
 FE_OFFSET_SETTLE_S = 0.02         # s, after an offset code change (R15-C17-R16 filter, 11 tau)
 FE_TIA_R_OHM = 49900.0            # R13, transimpedance (full scale 2.048 V / 49.9 kohm = 41 uA)
-FE_TIA_C_F = 33e-12               # C13: TIA bandwidth 1 / (2 pi R13 C13) = 97 kHz
+FE_TIA_C_F = 47e-12               # C13: TIA bandwidth 1 / (2 pi R13 C13) = 68 kHz
 FE_OFFSET_BITS = const(16)        # DAC8551
 FE_OFFSET_R_OHM = 6800.0          # R15 + R16 (3.4 k each, C17 at the midpoint): up to 301 uA
 FE_ADC_BITS = const(16)           # AD7685, 0..FE_ADC_VREF, straight binary
