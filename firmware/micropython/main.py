@@ -29,6 +29,10 @@ def main():
     micropython.kbd_intr(-1)    # binary mode: 0x03 in a frame must not raise KeyboardInterrupt
     try:
         server.run()
+        # REPL: the host reads the ACK before the REPL's own output (or, on the emulated board, the
+        # process's exit) follows
+        import time
+        time.sleep_ms(50)
     finally:
         micropython.kbd_intr(3)
 

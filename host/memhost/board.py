@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -80,11 +81,16 @@ class Board:
         self.on_reset = on_reset
         self.resets: list[tuple[P.Info, P.Info]] = []
         self._config_set: dict[int, float] = {}
+        # a new host session's HELLO carries a fresh nonce: a re-sent HELLO is then answered from the
+        # board's cache, while a new host process (a new nonce) always starts a new session
+        self._nonce = random.SystemRandom().getrandbits(32)
         self.link = Link(ser, window=1, retry_interval=retry_interval, reopen=reopen)
         if first_seq:
             self.link.start_seq_after(first_seq)
         try:
             self.info = self.hello(new_session=new_session)
+            # what PROGRAM durations depend on besides INFO (program_timeout); config_set updates it
+            self._timing = {k: self.config_get(k) for k in ("settle", "max_reads")}
         except BaseException:
             self.link.close()
             raise
@@ -166,7 +172,8 @@ class Board:
         re-apply CONFIG values set in this session, warn and call on_reset. Returns the new INFO."""
         old = self.info
         self.link.accept_reset()
-        info = self._call(P.Hello(1), P.Info)
+        self._nonce = random.SystemRandom().getrandbits(32)
+        info = self._call(P.Hello(1, self._nonce), P.Info)
         self.link.session_id = info.session_id
         self.info = info
         for key, value in self._config_set.items():
@@ -189,7 +196,7 @@ class Board:
         return reply
 
     def hello(self, new_session: bool = False) -> P.Info:
-        info = self._call(P.Hello(1 if new_session else 0), P.Info)
+        info = self._call(P.Hello(1 if new_session else 0, self._nonce), P.Info)
         if info.protocol != P.PROTOCOL_VERSION:
             raise ProtocolMismatch(f"firmware protocol {info.protocol}, host expects "
                                    f"{P.PROTOCOL_VERSION}: run memhost flash")
@@ -224,6 +231,8 @@ class Board:
         key = self._config_key(name)
         got = self._call(P.ConfigSet(key, _check_finite(name, value)), P.Config).value
         self._config_set[key] = got       # re-applied after a board reset
+        if name in getattr(self, "_timing", {}):
+            self._timing[name] = got
         return got
 
     @staticmethod
@@ -234,8 +243,11 @@ class Board:
             raise UsageError(f"unknown CONFIG name {name!r}; known: {', '.join(P.CONFIG_KEYS)}") from None
 
     def abort(self) -> int:
-        """Stops the running PROGRAM and drops queued ones; returns how many were dropped."""
-        return self._call(P.Abort(), P.Ack).count
+        """Stops the running command (PROGRAM, WAIT, settle) and drops queued ones; returns how many
+        were dropped. Sent at once, outside the credit window (another thread may be waiting on a
+        long command): the board handles ABORT on arrival."""
+        seq = self.link.submit(P.Abort(), self.timeout, urgent=True)
+        return self._check(self.link.wait(seq, self.timeout), P.Ack).count
 
     def leave_binary_mode(self) -> None:
         """Returns the board to the MicroPython REPL (mpremote can then take over)."""
@@ -275,9 +287,19 @@ class Board:
             seq = self.link.submit(req, self.timeout)
             return self._result(req, seq, self.link.wait(seq, self.program_timeout(req)), True)
 
+    # per-iteration bounds for program_timeout (s): firmware + link overhead, and one ADC read
+    _ITER_S = 2e-3
+    _READ_S = 1e-4
+
     def program_timeout(self, req: P.Program) -> float:
+        """Longest a PROGRAM may take on the board: per pulse its width bound, its verify reads and
+        a settle wait (CONFIG settle and max_reads, read at open), twice over, plus the base timeout.
+        The wait for it counts from when the board starts it (its first BUSY heartbeat)."""
         pulses = req.max_pulses or self.info.max_pulses
-        return self.timeout + pulses * (self.info.max_width + 1e-3) * 2
+        reads = req.n_reads or int(self._timing["max_reads"])
+        settle = self._timing["settle"]
+        per_pulse = self.info.max_width + self._ITER_S + reads * self._READ_S + settle
+        return self.timeout + (pulses + 1) * per_pulse * 2
 
     def program_many(self, targets: Iterable[float], tolerance: float, algorithm: str = "adaptive",
                      *, seqs: Iterable[int | None] | None = None,

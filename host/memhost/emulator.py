@@ -43,9 +43,15 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 class Emulator:
     """An emulated board running the firmware on a pty. Use as a context manager."""
 
-    def __init__(self, preset: str = "tio2x-seed", seed: int | None = None):
+    def __init__(self, preset: str = "tio2x-seed", seed: int | None = None, *, realtime: bool = False,
+                 actuation_log: str | Path | None = None):
+        """realtime: WAIT and settle waits take real time (5 ms chunks, input read between them) as on
+        a board, instead of advancing the virtual clock at once. actuation_log: a file the firmware
+        appends every pulse and read bias to, with the limits in force (memhost.bench.oracle)."""
         self.preset_arg = preset
         self.seed = 1 if seed is None else int(seed)
+        self.realtime = realtime
+        self.actuation_log = str(actuation_log) if actuation_log else ""
         self.proc: subprocess.Popen[bytes] | None = None
         self.port: str = ""
         self._master = -1
@@ -70,6 +76,12 @@ class Emulator:
         env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE_DIR), str(HIL_DIR), ".frozen"])
         env["MEMHOST_SIM_PRESET"] = str(preset_json)
         env["MEMHOST_SIM_SEED"] = str(self.seed)
+        env.pop("MEMHOST_SIM_REALTIME", None)
+        env.pop("MEMHOST_SIM_LOG", None)
+        if self.realtime:
+            env["MEMHOST_SIM_REALTIME"] = "1"
+        if self.actuation_log:
+            env["MEMHOST_SIM_LOG"] = self.actuation_log
         with open(self._stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "micropython_unix", str(FIRMWARE_DIR / "main.py")],
@@ -89,6 +101,10 @@ class Emulator:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def left_binary_mode(self) -> bool:
+        """True if the firmware exited because the host asked (REPL), not by an error."""
+        return self.proc is not None and self.proc.poll() == 0
 
     def stop(self) -> None:
         if self.proc is not None:

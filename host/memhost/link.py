@@ -12,6 +12,9 @@ Recovery (docs/reliability.md):
   BoardReset and nothing more is re-sent until the caller accepts it (`accept_reset`).
 - a failed port (cable pulled): with `reopen` given, the reader reopens the same path, probes the
   session and re-sends the outstanding commands with their sequence numbers.
+- busy: while a command runs the board sends a BUSY heartbeat (at least every 100 ms). A heartbeat is
+  not silence: the link neither probes nor re-sends, and a waiting command's deadline counts from
+  when the board started it (its own duration), not from when it was queued behind others.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class LinkStats:
     reconnects: int = 0         # the port failed and was reopened
     probes: int = 0             # HELLO(0) session checks after silence or a reconnect
     resets: int = 0             # board resets detected (session id changed)
+    heartbeats: int = 0         # BUSY frames received (the board was running a long command)
 
     def as_dict(self) -> dict[str, int]:
         return dict(vars(self))
@@ -87,7 +91,9 @@ class _Pending:
     event: threading.Event = field(default_factory=threading.Event)
     reply: P.Message | None = None
     reply_version: int = PROTOCOL_VERSION
+    started_at: float = 0.0     # when the board started it (from its first BUSY), 0 = not seen
 
+BUSY_PERIOD = 0.1               # s, the board's heartbeat period while a command runs (docs/protocol.md)
 
 
 class Link:
@@ -135,14 +141,16 @@ class Link:
         """The next command gets seq+1 (a resumed host continues its predecessor's numbering)."""
         self._seq = int(seq) % 0xFFFFFFFF
 
-    def submit(self, message: P.Message, timeout: float = 30.0, seq: int | None = None) -> int:
+    def submit(self, message: P.Message, timeout: float = 30.0, seq: int | None = None,
+               urgent: bool = False) -> int:
         """Sends a command once a credit is free; returns its sequence number.
 
         seq: re-send a command a previous host process sent (same number: the board answers it from
-        its reply cache if it ran); by default the next number."""
+        its reply cache if it ran); by default the next number. urgent: send without a credit (ABORT,
+        which the board handles on arrival and never queues)."""
         deadline = time.monotonic() + timeout
         with self._credit:
-            while len(self._pending) >= self.window:
+            while not urgent and len(self._pending) >= self.window:
                 self._raise_if_dead()
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -169,6 +177,7 @@ class Link:
                 raise LinkError(f"cannot write to the port: {exc}; is the board still attached?") from exc
             self.stats.frames_sent += 1
             self.stats.bytes_sent += len(frame)
+            self._last_tx = time.monotonic()
             return True
 
     def _resend_unanswered(self) -> None:
@@ -197,6 +206,12 @@ class Link:
             if self._reconnecting:
                 deadline = max(deadline, now + self.retry_interval)
                 continue
+            busy = now - self._busy_at < 3 * BUSY_PERIOD
+            if busy:
+                if pend.started_at:             # running: its own duration, from its start
+                    deadline = max(deadline, pend.started_at + timeout)
+                elif self._busy_seq != seq:     # queued behind a running command
+                    deadline = max(deadline, now + timeout)
             if now >= deadline:
                 with self._credit:
                     self._pending.pop(seq, None)
@@ -204,7 +219,9 @@ class Link:
                 raise LinkTimeout(
                     f"no reply to command {seq} within {timeout:.1f} s after {self.stats.retries} "
                     "re-sends: check the port and that the board runs the memhost firmware")
-            silent = now - self._last_rx >= self.retry_interval
+            quiet = max(self.retry_interval, 3 * BUSY_PERIOD) if busy else self.retry_interval
+            # silence: nothing came back since the last frame this host sent (or the last byte in)
+            silent = now - max(self._last_rx, self._last_tx) >= quiet
             since_resend = now - self._last_resend
             lost = self._loss_at > self._last_resend
             if (silent and since_resend >= self.retry_interval) or lost or self._need_probe:
@@ -286,6 +303,9 @@ class Link:
 
     # ---- receiving -------------------------------------------------------------------------
     _last_rx = 0.0
+    _last_tx = 0.0
+    _busy_at = 0.0
+    _busy_seq = 0
 
     def _reader(self) -> None:
         splitter = FrameSplitter()
@@ -355,6 +375,13 @@ class Link:
         self.stats.frames_received += 1
         with self._lock:
             pend = self._pending.get(frame.seq)
+        if isinstance(frame.message, P.Busy):
+            now = time.monotonic()
+            self.stats.heartbeats += 1
+            self._busy_at, self._busy_seq = now, frame.seq
+            if pend is not None and not pend.started_at:
+                pend.started_at = now - frame.message.elapsed_ms / 1000
+            return
         if pend is None or pend.event.is_set():
             if frame.seq == P.SEQ_UNSOLICITED and isinstance(frame.message, P.Error):
                 self.stats.board_errors += 1

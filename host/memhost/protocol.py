@@ -31,10 +31,13 @@ STATUS_NAMES = {0: "converged", 1: "max_pulses", 2: "out_of_range", 3: "aborted"
 ERROR_NAMES = {
     1: "CRC", 2: "COBS", 3: "TOO_LONG", 4: "UNKNOWN_TYPE", 5: "BAD_LENGTH", 6: "OUT_OF_RANGE",
     7: "VERSION", 8: "QUEUE_FULL", 9: "SAFETY", 10: "INTERNAL", 11: "STALE_SEQ", 12: "ABORTED",
-    13: "UNKNOWN_KEY",
+    13: "UNKNOWN_KEY", 14: "SEQ_REUSED",
 }
 E_VERSION = 7
+E_QUEUE_FULL = 8
 E_SAFETY = 9
+E_ABORTED = 12
+E_SEQ_REUSED = 14
 
 CONFIG_KEYS = {
     "max_v": 1, "min_width": 2, "max_width": 3, "max_pulses": 4, "read_v": 5, "max_read_v": 6,
@@ -74,8 +77,9 @@ class Message:
 @dataclass(frozen=True)
 class Hello(Message):
     TYPE = 0x01
-    LAYOUT = "<B"
+    LAYOUT = "<BI"
     flags: int = 1          # bit0: new host session (the board clears its reply cache)
+    nonce: int = 0          # u32 the host draws at random once per host session (docs/protocol.md)
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,14 @@ class Config(Message):
 
 
 @dataclass(frozen=True)
+class Busy(Message):
+    """Heartbeat, not a reply: the board is running command `seq` (at least every 100 ms)."""
+    TYPE = 0x88
+    LAYOUT = "<I"
+    elapsed_ms: int = 0     # how long the command has run
+
+
+@dataclass(frozen=True)
 class Error(Message):
     TYPE = 0xFF
     code: int
@@ -299,7 +311,7 @@ class Error(Message):
 
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls for cls in (Hello, Ping, Read, Pulse, Program, Abort, ConfigGet, ConfigSet, Wait,
-                              Repl, Info, Pong, Reading, Pulsed, Result, Ack, Config, Error)
+                              Repl, Info, Pong, Reading, Pulsed, Result, Ack, Config, Busy, Error)
 }
 
 

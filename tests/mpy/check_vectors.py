@@ -8,7 +8,7 @@ from memfw import link
 from memfw import protocol as P
 
 REPLY_LAYOUT = {P.READING: P.READING_LAYOUT, P.PULSED: P.PULSED_LAYOUT, P.RESULT: P.RESULT_LAYOUT,
-                P.ACK: P.ACK_LAYOUT, P.CONFIG: P.CONFIG_LAYOUT}
+                P.ACK: P.ACK_LAYOUT, P.CONFIG: P.CONFIG_LAYOUT, P.BUSY: P.BUSY_LAYOUT}
 failures = []
 checked = 0
 

@@ -15,7 +15,7 @@ from cobs import cobs
 from memhost import protocol as P
 
 MESSAGES = [
-    (1, P.Hello(1)),
+    (1, P.Hello(1, 0x1234ABCD)),
     (2, P.Ping(b"\x00\x03hello\x00")),
     (3, P.Read(16, 0.1)),
     (4, P.Pulse(1.5, 100e-6)),
@@ -27,7 +27,7 @@ MESSAGES = [
     (10, P.ConfigSet(1, 2.5)),
     (11, P.Wait(0.25)),
     (12, P.Repl()),
-    (1, P.Info(0, 1, 0, 1, 8, 0, 0xDEADBEEF, 3.0, 4.0, 1e-6, 0.01, 0.1, 0.5, 500, 5000,
+    (1, P.Info(0, 2, 0, 2, 8, 0, 0xDEADBEEF, 3.0, 4.0, 1e-6, 0.01, 0.1, 0.5, 500, 5000,
                10, 200, 1, 2, 3, 0, "unix-emulator", "sim", "tio2x-seed")),
     (2, P.Pong(b"\x00\x03hello\x00")),
     (3, P.Reading(1.0234e-3, 1.5e-7, 16, 1711)),
@@ -35,7 +35,9 @@ MESSAGES = [
     (6, P.Result(0, 1, 1.0501e-3, 1.0e-7, 12, 30, 4521, 3.25)),
     (8, P.Ack(3)),
     (10, P.Config(1, 2.5)),
+    (6, P.Busy(1500)),
     (0, P.Error(1, 0, "CRC mismatch")),
+    (6, P.Error(14, 3, "sequence number 6 belongs to another command: number each new command with a new seq")),
     (13, P.Error(9, 4, "pulse refused, no pulse applied: |amplitude| 5 V > max_v 3 V")),
     (0x12345678, P.Ping(bytes(range(256))[:240])),
 ]
@@ -64,6 +66,12 @@ def main():
         {"why": "crc", "error_code": 1, "wire": bad_crc.hex()},
         {"why": "cobs", "error_code": 2, "wire": (bytes([0x09]) + good[1:5] + b"\x00").hex()},
         {"why": "too_long", "error_code": 3, "wire": (b"\x41" * 300 + b"\x00").hex()},
+        # one rule for oversized frames: more than 250 decoded or 253 encoded bytes is TOO_LONG
+        # (encoded 252, 253 and 254 bytes); 250 decoded bytes is a frame (here with a bad CRC)
+        {"why": "too_long_encoded_252", "error_code": 3, "wire": (cobs.encode(b"\x41" * 251) + b"\x00").hex()},
+        {"why": "too_long_encoded_253", "error_code": 3, "wire": (cobs.encode(b"\x41" * 252) + b"\x00").hex()},
+        {"why": "too_long_encoded_254", "error_code": 3, "wire": (cobs.encode(b"\x41" * 253) + b"\x00").hex()},
+        {"why": "longest_frame_bad_crc", "error_code": 1, "wire": (cobs.encode(b"\x41" * 250) + b"\x00").hex()},
         {"why": "too_short", "error_code": 5, "wire": (cobs.encode(b"\x01\x02\x03") + b"\x00").hex()},
     ]
     path = Path(__file__).with_name("frames.json")

@@ -1,5 +1,8 @@
 # The board's server: reads frames, queues commands (credit window), executes them one at a time,
 # answers every command exactly once, and caches replies so a re-sent command is never re-executed.
+# The cache is keyed by seq AND the request's CRC: a different frame reusing a seq never gets another
+# command's reply. While a command runs, input is read every few ms (ABORT acts at once) and a BUSY
+# heartbeat tells the host the board is alive, so it neither probes nor re-sends.
 import struct
 import time
 from micropython import const
@@ -10,6 +13,7 @@ from memfw.control import Config, Controller
 QUEUE_DEPTH = const(8)          # commands the board holds; the host keeps at most this many in flight
 _CACHE_SIZE = const(64)         # replies kept for retransmitted commands
 _IDLE_POLL_MS = const(5)        # how long an idle board waits for input before looping
+_BUSY_MS = const(100)           # heartbeat period while a command runs (real time)
 
 
 class CmdError(Exception):
@@ -27,16 +31,21 @@ class Server:
         self.hal = hal
         self.session_id = session_id
         self.cfg = Config(hal, config_defaults)
+        if hasattr(hal, "watch"):
+            hal.watch(self.cfg.values)      # the emulated board logs actuations with the limits
         self.ctrl = Controller(hal, self.cfg, self._check_abort)
         self.reader = link.FrameReader(self._on_frame, self._on_bad_frame)
         self.rx = bytearray(256)
-        self.queue = []                 # [(type, seq, body bytes)]
-        self.cache = {}                 # seq -> encoded reply frame
+        self.queue = []                 # [(type, seq, body bytes, request CRC bytes)]
+        self.cache = {}                 # seq -> (request CRC bytes, encoded reply frame)
         self.cache_order = []
         self.lowest_live_seq = 0        # seqs below this were executed and evicted from the cache
         self.abort = False
         self.running = True
         self.current_seq = 0            # the command executing now (a re-send of it is a duplicate)
+        self.current_crc = b""
+        self._started_ms = 0            # when it started, and the last heartbeat (time.ticks_ms)
+        self._beat_ms = 0
         # counters reported in INFO
         self.n_commands = 0
         self.n_bad_frames = 0
@@ -51,7 +60,16 @@ class Server:
             n = self.hal.rx_into(self.rx, 0)
 
     def _check_abort(self):
+        """Called by the running command every few ms: reads input (ABORT is handled on arrival)
+        and sends the BUSY heartbeat when it is due. True once ABORT arrived."""
         self.pump(0)
+        if self.current_seq:
+            now = time.ticks_ms()
+            if time.ticks_diff(now, self._beat_ms) >= _BUSY_MS:
+                self._beat_ms = now
+                self.hal.tx(link.encode_frame(struct.pack(
+                    P.HEADER, P.PROTOCOL_VERSION, P.BUSY, self.current_seq) + struct.pack(
+                    P.BUSY_LAYOUT, time.ticks_diff(now, self._started_ms))))
         return self.abort
 
     def _on_bad_frame(self, code):
@@ -66,6 +84,7 @@ class Server:
         mtype = mv[1]
         seq = mv[2] | (mv[3] << 8) | (mv[4] << 16) | (mv[5] << 24)
         body = bytes(mv[P.HEADER_SIZE:n])
+        crc = bytes(mv[n:n + 4])
         if ver != P.PROTOCOL_VERSION:
             self.n_bad_frames += 1
             self._send_error(seq, mtype, P.E_VERSION,
@@ -76,18 +95,25 @@ class Server:
             self.n_bad_frames += 1
             self._send_error(seq, mtype, P.E_OUT_OF_RANGE, "sequence number 0 is reserved", cache=False)
             return
-        if mtype == P.HELLO and len(body) == 1 and body[0] & 1:
-            self._new_session()
         cached = self.cache.get(seq)
-        if cached is not None:
-            self.n_duplicates += 1
-            self.hal.tx(cached)
+        if cached is not None and cached[0] == crc:
+            self.n_duplicates += 1          # a re-send (a re-sent HELLO too: nothing is reset)
+            self.hal.tx(cached[1])
+            return
+        if mtype == P.HELLO and len(body) == P.CMD_SIZE[P.HELLO] and body[0] & 1:
+            self._new_session()             # a new host session (its nonce makes the frame new)
+            cached = None
+        if cached is not None or (seq == self.current_seq and crc != self.current_crc):
+            self._reused(seq, mtype)
             return
         if seq == self.current_seq:
             self.n_duplicates += 1         # re-sent while it runs: it will be answered once
             return
         for q in self.queue:
             if q[1] == seq:
+                if q[3] != crc:
+                    self._reused(seq, mtype)
+                    return
                 self.n_duplicates += 1     # re-sent while still queued: it will be answered once
                 return
         if seq < self.lowest_live_seq:
@@ -96,38 +122,44 @@ class Server:
                              "sequence number %d already executed and forgotten" % seq, cache=False)
             return
         if mtype == P.ABORT:
-            self._abort(seq)
+            self._abort(seq, crc)
             return
         if len(self.queue) >= QUEUE_DEPTH:
             self._send_error(seq, mtype, P.E_QUEUE_FULL,
                              "queue full (%d): keep at most queue_depth commands in flight" % QUEUE_DEPTH,
                              cache=False)
             return
-        self.queue.append((mtype, seq, body))
+        self.queue.append((mtype, seq, body, crc))
+
+    def _reused(self, seq, mtype):
+        self.n_bad_frames += 1
+        self._send_error(seq, mtype, P.E_SEQ_REUSED,
+                         "sequence number %d belongs to another command: number each new command "
+                         "with a new seq" % seq, cache=False)
 
     def _new_session(self):
         self.cache = {}
         self.cache_order = []
         self.lowest_live_seq = 0
 
-    def _abort(self, seq):
+    def _abort(self, seq, crc):
         aborted = 0
         for q in self.queue:
             if q[0] == P.PROGRAM:
                 self._reply(q[1], P.RESULT, struct.pack(P.RESULT_LAYOUT, P.ST_ABORTED, 0, 0.0, 0.0,
-                                                        0, 0, 0, 0.0))
+                                                        0, 0, 0, 0.0), crc=q[3])
             else:
-                self._send_error(q[1], q[0], P.E_ABORTED, "aborted before it ran")
+                self._send_error(q[1], q[0], P.E_ABORTED, "aborted before it ran", crc=q[3])
             aborted += 1
         self.queue = []
         self.abort = True           # a PROGRAM running now stops at its next check
-        self._reply(seq, P.ACK, struct.pack(P.ACK_LAYOUT, aborted))
+        self._reply(seq, P.ACK, struct.pack(P.ACK_LAYOUT, aborted), crc=crc)
 
     # ---- output ----------------------------------------------------------------------------
-    def _reply(self, seq, mtype, body, cache=True):
+    def _reply(self, seq, mtype, body, cache=True, crc=b""):
         frame = link.encode_frame(struct.pack(P.HEADER, P.PROTOCOL_VERSION, mtype, seq) + body)
         if cache:
-            self.cache[seq] = frame
+            self.cache[seq] = (crc, frame)
             self.cache_order.append(seq)
             if len(self.cache_order) > _CACHE_SIZE:
                 old = self.cache_order.pop(0)
@@ -136,30 +168,32 @@ class Server:
                     self.lowest_live_seq = old + 1
         self.hal.tx(frame)
 
-    def _send_error(self, seq, mtype, code, message, cache=True):
+    def _send_error(self, seq, mtype, code, message, cache=True, crc=b""):
         self.n_errors += 1
         msg = message.encode()[:P.MAX_BODY - 2]
         self._reply(seq, P.ERROR, struct.pack(P.ERROR_FIXED, code, mtype) + msg,
-                    cache=cache and seq != P.SEQ_UNSOLICITED)
+                    cache=cache and seq != P.SEQ_UNSOLICITED, crc=crc)
 
     # ---- execution -------------------------------------------------------------------------
     def step(self):
         """Executes one queued command, if any. Returns True if one ran."""
         if not self.queue:
             return False
-        mtype, seq, body = self.queue.pop(0)
+        mtype, seq, body, crc = self.queue.pop(0)
         self.abort = False
         self.current_seq = seq
+        self.current_crc = crc
+        self._started_ms = self._beat_ms = time.ticks_ms()
         try:
             rtype, rbody = self.execute(mtype, body)
             self.n_commands += 1
-            self._reply(seq, rtype, rbody)
+            self._reply(seq, rtype, rbody, crc=crc)
         except CmdError as e:
             self.n_commands += 1
-            self._send_error(seq, mtype, e.code, e.message)
+            self._send_error(seq, mtype, e.code, e.message, crc=crc)
         except Exception as e:      # never let anything escape the loop
             self.n_commands += 1
-            self._send_error(seq, mtype, P.E_INTERNAL, "internal error: %r" % (e,))
+            self._send_error(seq, mtype, P.E_INTERNAL, "internal error: %r" % (e,), crc=crc)
         self.current_seq = 0
         if mtype == P.REPL:
             self.running = False
@@ -196,7 +230,8 @@ class Server:
             s = fields[0]
             if not _finite(s) or s < 0 or s > 3600:
                 raise CmdError(P.E_OUT_OF_RANGE, "WAIT %r s: must be 0..3600 s" % s)
-            self.hal.wait(s)
+            if self.ctrl.wait(s):
+                raise CmdError(P.E_ABORTED, "WAIT stopped by ABORT")
             return P.ACK, struct.pack(P.ACK_LAYOUT, 0)
         if mtype == P.REPL:
             return P.ACK, struct.pack(P.ACK_LAYOUT, 0)
@@ -248,7 +283,8 @@ class Server:
         if why is not None:
             raise CmdError(P.E_SAFETY, "pulse refused, no pulse applied: " + why)
         t0 = self.hal.ticks_us()
-        gate.pulse(amplitude, width)
+        if not gate.pulse(amplitude, width):
+            raise CmdError(P.E_SAFETY, "pulse refused, no pulse applied")
         return P.PULSED, struct.pack(P.PULSED_LAYOUT, amplitude, width,
                                      time.ticks_diff(self.hal.ticks_us(), t0))
 

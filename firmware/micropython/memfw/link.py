@@ -5,7 +5,10 @@ import struct
 from micropython import const
 
 MAX_DECODED = const(250)    # header + body + CRC, bytes (see docs/protocol.md)
-MAX_ENCODED = const(253)    # COBS adds at most 1 byte per 254, plus one leading code byte
+MAX_ENCODED = const(253)    # longest encoded frame accepted (without its 0x00)
+# One rule for oversized frames (docs/protocol.md): more than MAX_ENCODED encoded bytes, or a
+# well-formed COBS frame that decodes to more than MAX_DECODED bytes, is TOO_LONG; a malformed one
+# of at most MAX_ENCODED bytes is COBS.
 
 
 def cobs_encode(data):
@@ -46,7 +49,8 @@ def _ends_full_block(out, code_at):
 
 
 def cobs_decode(data, out):
-    """COBS-decode `data` into bytearray `out`; returns the decoded length, or -1 if malformed/too long."""
+    """COBS-decode `data` into bytearray `out`; returns the decoded length (which may exceed len(out):
+    the bytes past it are counted, not stored), or -1 if malformed."""
     n = len(data)
     limit = len(out)
     i = 0
@@ -61,15 +65,15 @@ def cobs_decode(data, out):
             return -1
         while i < end:
             b = data[i]
-            if b == 0 or j >= limit:
+            if b == 0:
                 return -1
-            out[j] = b
+            if j < limit:
+                out[j] = b
             j += 1
             i += 1
         if code != 0xFF and i < n:
-            if j >= limit:
-                return -1
-            out[j] = 0
+            if j < limit:
+                out[j] = 0
             j += 1
     return j
 
@@ -93,7 +97,7 @@ class FrameReader:
     """
 
     def __init__(self, on_frame, on_error):
-        self._acc = bytearray(MAX_ENCODED + 1)
+        self._acc = bytearray(MAX_ENCODED)
         self._n = 0
         self._overflow = False
         self._dec = bytearray(MAX_DECODED)
@@ -126,6 +130,9 @@ class FrameReader:
             if m < 0:
                 self._on_error(2)           # ERR_COBS
                 continue
+            if m > MAX_DECODED:
+                self._on_error(3)           # ERR_TOO_LONG
+                continue
             if m < 10:                      # header (6) + CRC (4)
                 self._on_error(5)           # ERR_BAD_LENGTH
                 continue
@@ -135,4 +142,4 @@ class FrameReader:
             if crc32(self._dec_mv[:body_end]) != got:
                 self._on_error(1)           # ERR_CRC
                 continue
-            self._on_frame(self._dec_mv, body_end)
+            self._on_frame(self._dec_mv, body_end)     # (the CRC stays at [body_end:body_end+4])

@@ -2,8 +2,8 @@
 # Header: <BBI = protocol version, message type, sequence number. Bodies little-endian, SI units.
 from micropython import const
 
-PROTOCOL_VERSION = const(1)
-FW_VERSION = (0, 1, 0)
+PROTOCOL_VERSION = const(2)
+FW_VERSION = (0, 2, 0)
 HEADER = "<BBI"
 HEADER_SIZE = const(6)
 MAX_BODY = const(240)
@@ -28,11 +28,12 @@ PULSED = const(0x84)
 RESULT = const(0x85)
 ACK = const(0x86)
 CONFIG = const(0x87)
+BUSY = const(0x88)           # heartbeat while a command runs (never cached, not a reply)
 ERROR = const(0xFF)
 
 # fixed command body layouts; the body length must match exactly (PING: 0..MAX_BODY bytes)
 CMD_LAYOUT = {
-    HELLO: "<B",            # flags: bit0 = new host session (clears the reply cache)
+    HELLO: "<BI",           # flags (bit0 = new host session: clears the reply cache), host nonce
     READ: "<Hf",            # n reads (1..1000), read voltage V (0 = CONFIG read_v)
     PULSE: "<ff",           # amplitude V (signed), width s
     PROGRAM: "<ffBBHffff",  # target S, tolerance S, algorithm, n_reads, max_pulses, p0..p3
@@ -42,7 +43,7 @@ CMD_LAYOUT = {
     WAIT: "<f",             # seconds
     REPL: "",
 }
-CMD_SIZE = {HELLO: 1, READ: 6, PULSE: 8, PROGRAM: 28, ABORT: 0, CONFIG_GET: 1, CONFIG_SET: 5,
+CMD_SIZE = {HELLO: 5, READ: 6, PULSE: 8, PROGRAM: 28, ABORT: 0, CONFIG_GET: 1, CONFIG_SET: 5,
             WAIT: 4, REPL: 0}
 
 INFO_FIXED = "<BBBBBBIffffffHHIIIIII"   # then 3 strings, each u8 length + UTF-8: board, hal, preset
@@ -51,6 +52,7 @@ PULSED_LAYOUT = "<ffI"         # amplitude V, width s, elapsed_us
 RESULT_LAYOUT = "<BBffHHIf"    # status, algorithm, g S, error S, pulses, reads, elapsed_us, overhead_us/iter
 ACK_LAYOUT = "<I"              # a count (ABORT: commands aborted), else 0
 CONFIG_LAYOUT = "<Bf"          # key, value in force
+BUSY_LAYOUT = "<I"             # ms the command has run so far
 ERROR_FIXED = "<BB"            # code, the message type it answers (0 if unknown); then UTF-8 message
 
 # PROGRAM algorithms
@@ -78,6 +80,7 @@ E_INTERNAL = const(10)
 E_STALE_SEQ = const(11)
 E_ABORTED = const(12)
 E_UNKNOWN_KEY = const(13)
+E_SEQ_REUSED = const(14)        # a seq already used by a different frame (not executed)
 
 # CONFIG keys (value always float32 on the wire)
 K_MAX_V = const(1)          # V, |pulse amplitude| limit (<= ABS_MAX_V)

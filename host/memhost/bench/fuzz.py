@@ -2,11 +2,17 @@
 
 A corpus of frames comes from Hypothesis strategies (valid commands with hostile fields: NaN/inf/huge
 floats, out-of-range integers; unknown types; wrong body lengths; bad CRC; bad COBS; over-long frames;
-wrong protocol version; reserved sequence number 0); the rest of the frames are seeded mutations of
-that corpus (byte flips, splices of two frames, truncations, repeats), which are cheap to make, so
-100,000 frames take minutes, not hours. Frames go in batches over the emulated board's pty. After
-every batch a PING must come back (the board is alive and serving); at the end INFO must show
-damage_events == 0 (no pulse outside the device's limits) and the process must still run.
+wrong protocol version; reserved sequence number 0; CONFIG_SET lowering and raising every limit, mixed
+with plausible PULSE/READ/PROGRAM); the rest of the frames are seeded mutations of that corpus (byte
+flips, splices of two frames, truncations, repeats), which are cheap to make, so 100,000 frames take
+minutes, not hours. Frames go in batches over the emulated board's pty. After every batch a PING must
+come back (the board is alive and serving); the process must still run at the end.
+
+The oracle (memhost.bench.oracle): the emulated board logs every pulse and read bias it applied with
+the limits in force at that moment; each is checked against those limits and the absolute maxima.
+`limit_violations` counts actuations outside either. Device damage (a pulse above the emulated
+device's damage voltage but within limits a fuzzed CONFIG_SET raised) is reported apart: it is what
+the user allowed, not a broken limit.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import math
 import random
 import struct
+import tempfile
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 from cobs import cobs
@@ -28,7 +36,24 @@ _hostile_f = st.one_of(_f32, st.sampled_from([math.nan, math.inf, -math.inf, 3.4
                                               -0.0, 1e-45, 4.0, 5.0, 100.0, -100.0, 1.0, 1e-3]))
 _u8 = st.integers(0, 255)
 _u16 = st.integers(0, 0xFFFF)
-_SAFE_KEYS = [k for k in range(256) if k not in (P.CONFIG_KEYS["max_v"], P.CONFIG_KEYS["v_set_max"])]
+_LIMIT_KEYS = ["max_v", "min_width", "max_width", "max_pulses", "read_v", "max_read_v", "width",
+               "v_set_start", "v_reset_start", "v_set_max", "v_step", "n_reads", "settle", "max_reads"]
+# plausible values for each limit key: lowered and raised limits the device and HAL then work under
+_LIMIT_VALUES = [0.0, 1e-6, 5e-6, 2e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45,
+                 0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 1.0, 10.0, 50.0, 500.0]
+# ... and per key, values a user would set (so that actuations often run under lowered limits)
+_PLAUSIBLE = {
+    "max_v": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0], "min_width": [1e-6, 1e-5, 5e-5, 1e-4],
+    "max_width": [1e-4, 2e-4, 1e-3, 1e-2], "max_pulses": [5, 20, 100, 500],
+    "read_v": [0.05, 0.1, 0.2, 0.5], "max_read_v": [0.05, 0.1, 0.3, 0.5], "width": [1e-5, 1e-4, 1e-3],
+    "v_set_start": [0.5, 1.0, 2.0, 3.5], "v_reset_start": [0.5, 1.0, 2.0, 3.5],
+    "v_set_max": [1.0, 2.0, 3.0, 4.0], "v_step": [0.01, 0.05, 0.2], "n_reads": [1, 4],
+    "settle": [0.0, 1e-3], "max_reads": [8, 64]}
+_plausible_set = st.sampled_from([(P.CONFIG_KEYS[k], v) for k, vs in _PLAUSIBLE.items() for v in vs]) \
+    .map(lambda kv: P.ConfigSet(*kv))
+_amp = st.floats(-4.5, 4.5, width=32)
+_width = st.sampled_from([1e-6, 1e-5, 1e-4, 1e-4, 1e-4, 1e-3, 1e-2, 2e-2])
+_param = st.sampled_from([0.0, 0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 3.5, 1e-4])
 
 
 def _commands() -> st.SearchStrategy[P.Message]:
@@ -39,9 +64,17 @@ def _commands() -> st.SearchStrategy[P.Message]:
         st.builds(P.Read, _u16, _hostile_f),
         st.builds(P.Wait, st.one_of(_hostile_f.filter(lambda x: not 0.5 < x <= 3600), st.just(0.01))),
         st.builds(P.ConfigGet, _u8),
-        # raising max_v / v_set_max is a legitimate command, not an attack: left out
-        st.builds(P.ConfigSet, st.sampled_from(_SAFE_KEYS), _hostile_f),
-        st.builds(P.Hello, _u8.filter(lambda f: not f & 1)),
+        st.builds(P.ConfigSet, _u8, _hostile_f),
+        # limits lowered and raised, then actuations that may or may not fit them
+        st.builds(P.ConfigSet, st.sampled_from([P.CONFIG_KEYS[k] for k in _LIMIT_KEYS]),
+                  st.sampled_from(_LIMIT_VALUES)),
+        _plausible_set, _plausible_set,
+        st.builds(P.Pulse, _amp, _width), st.builds(P.Pulse, _amp, _width),
+        st.builds(P.Read, st.integers(1, 64), st.sampled_from([0.0, 0.02, 0.05, 0.1, 0.2, 0.45, 0.5, 0.6])),
+        st.builds(P.Program, st.floats(2e-5, 2e-3), st.sampled_from([1e-7, 1e-6, 1e-5]),
+                  st.integers(0, 1), st.integers(0, 8), st.integers(0, 100), _param, _param, _param,
+                  st.sampled_from([0.0, 0.0, 0.0, 1e-6, 1e-4, 1e-3, 2e-2])),
+        st.builds(P.Hello, _u8.filter(lambda f: not f & 1), st.integers(0, 2**32 - 1)),
         st.builds(P.Ping, st.binary(max_size=240)),
         st.builds(P.Ack, st.integers(0, 2**32 - 1)),            # a reply type sent as a command
     )
@@ -92,7 +125,7 @@ class _Probe:
         self.buf = b""
         self.replies = 0
         self.errors = 0
-        self.seq = 0xF0000000
+        self.seq = 0                # shared with the fuzzed frames it renumbers (one host numbering)
 
     def drain(self) -> list[P.Frame]:
         self.buf += self.ser.read(self.ser.in_waiting or 0)
@@ -120,11 +153,12 @@ class _Probe:
                     continue
                 if isinstance(fr.message, P.Error) and fr.message.code == 8:
                     resent = 0.0                        # QUEUE_FULL: the fuzz filled it; ask again
-                elif isinstance(fr.message, P.Error) and fr.message.code == 11:
+                elif isinstance(fr.message, P.Error) and fr.message.code in (11, 14):
                     # STALE_SEQ: fuzzed frames carried higher sequence numbers than the probe's, so
-                    # the board takes ours as long executed. A new host session clears that.
+                    # the board takes ours as long executed; SEQ_REUSED: a fuzzed frame used our
+                    # number. A new host session (a new nonce) and a new number clear both.
                     self.seq += 2
-                    self.ser.write(b"\x00" + P.encode_frame(P.Hello(1), self.seq - 1))
+                    self.ser.write(b"\x00" + P.encode_frame(P.Hello(1, self.seq), self.seq - 1))
                     seq = self.seq
                     resent = 0.0
                 else:
@@ -138,9 +172,12 @@ class _Probe:
 
 
 def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
-    """One hostile frame made from the corpus: flipped bytes, a splice, a truncation or a repeat."""
+    """One hostile frame made from the corpus: flipped bytes, a splice, a truncation, a repeat, or
+    (1 in 3) a plausible command (`plausible`), so commands keep running under every mix of limits."""
+    op = rng.randrange(6)
+    if op >= 4:
+        return P.encode_frame(plausible(rng), rng.randrange(1, 2**32))
     a = bytearray(rng.choice(corpus).rstrip(b"\x00"))
-    op = rng.randrange(4)
     if op == 0 and a:                                   # 1..4 random bytes replaced
         for _ in range(rng.randint(1, 4)):
             a[rng.randrange(len(a))] = rng.randrange(256)
@@ -152,6 +189,37 @@ def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
     else:                                               # a valid-looking frame twice (same seq)
         return bytes(a) + b"\x00" + bytes(a) + b"\x00"
     return bytes(a).replace(b"\x00", bytes([rng.randrange(1, 256)])) + b"\x00"
+
+
+def plausible(rng: random.Random) -> P.Message:
+    """A command a user might send: limits lowered or raised (1 in 3), pulses of any amplitude up to
+    4.5 V and widths around the window, reads at biases around max_read_v, PROGRAMs (ISPP and adaptive)
+    with parameters mostly from CONFIG, short WAITs."""
+    k = rng.randrange(9)
+    if k < 3:
+        key = rng.choice(list(_PLAUSIBLE))
+        return P.ConfigSet(P.CONFIG_KEYS[key], rng.choice(_PLAUSIBLE[key]))
+    if k < 5:
+        return P.Pulse(rng.uniform(-4.5, 4.5), rng.choice([1e-6, 1e-5, 1e-4, 1e-4, 1e-3, 1e-2, 2e-2]))
+    if k == 5:
+        return P.Read(rng.randint(1, 32), rng.choice([0.0, 0.0, 0.05, 0.1, 0.2, 0.45, 0.5, 0.6]))
+    if k < 8:
+        params = [rng.choice([0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 3.5]) for _ in range(3)]
+        return P.Program(rng.uniform(2e-5, 1e-3), rng.choice([1e-7, 1e-6, 1e-5]), rng.randint(0, 1),
+                         rng.choice([0, 0, 1, 4]), rng.choice([0, 10, 50, 100]), *params,
+                         rng.choice([0.0, 0.0, 0.0, 1e-6, 1e-4, 1e-3, 2e-2]))
+    return P.Wait(rng.choice([0.0, 1e-3, 0.1]))
+
+
+def renumber(wire: bytes, seq: int) -> bytes:
+    """A frame that decodes re-encoded with `seq` (its hostile content unchanged); others as they are.
+    Fresh increasing numbers make the board execute the frames (random numbers are mostly refused
+    as stale, which tests the cache but not the gate)."""
+    try:
+        fr = P.decode_frame(wire)
+    except P.CodecError:
+        return wire
+    return P.encode_frame(fr.message, seq, version=fr.version)
 
 
 def hypothesis_corpus(n: int, batch: int = 50) -> list[bytes]:
@@ -167,26 +235,38 @@ def hypothesis_corpus(n: int, batch: int = 50) -> list[bytes]:
     return out[:n] or out
 
 
-def fuzz(n_frames: int = 100_000, batch: int = 50, seed: int = 0, preset: str = "tio2x-seed",
-         corpus_size: int = 2000) -> dict[str, Any]:
+def fuzz(n_frames: int = 100_000, batch: int = 10, seed: int = 0, preset: str = "tio2x-seed",
+         corpus_size: int = 2000, renumbered: float = 0.9) -> dict[str, Any]:
+    """batch: frames sent between liveness PINGs (the board queues 8: larger batches are mostly
+    refused QUEUE_FULL). renumbered: share of decodable frames sent with a fresh increasing seq."""
     import serial
     from ..emulator import Emulator
     t_gen = time.monotonic()
-    corpus = hypothesis_corpus(min(n_frames, corpus_size), batch)
+    corpus = hypothesis_corpus(min(n_frames, corpus_size), 50)
     rng = random.Random(seed)
     stream = corpus + [mutate(rng, corpus) for _ in range(max(0, n_frames - len(corpus)))]
     gen_s = time.monotonic() - t_gen
+    from .oracle import check_actuations
     sent = 0
     crashes = 0
     hangs = 0
+    tmp = tempfile.TemporaryDirectory(prefix="memhost-fuzz-")
+    log = Path(tmp.name) / "actuations.bin"
     t0 = time.monotonic()
-    with Emulator(preset=preset, seed=seed or 1) as emu, \
+    with Emulator(preset=preset, seed=seed or 1, actuation_log=log) as emu, \
             serial.Serial(emu.port, 115200, timeout=0, write_timeout=10) as ser:
         probe = _Probe(emu, ser)
         probe.ask(P.Hello(1))
 
         for start in range(0, len(stream), batch):
             for f in stream[start:start + batch]:
+                if rng.random() < renumbered:
+                    pieces = f.split(b"\x00")[:-1]
+                    probe.seq += 1          # a repeated frame keeps one (new) number: a re-send
+                    f = b"".join(renumber(p + b"\x00", probe.seq) for p in pieces) \
+                        if len(set(pieces)) == 1 else f
+                    if len(set(pieces)) != 1:
+                        probe.seq -= 1
                 ser.write(f)
                 sent += 1
                 probe.drain()
@@ -200,15 +280,23 @@ def fuzz(n_frames: int = 100_000, batch: int = 50, seed: int = 0, preset: str = 
         alive = emu.alive()
         stderr = emu.stderr_tail(500)
     elapsed = time.monotonic() - t0
+    oracle = check_actuations(log)
+    tmp.cleanup()
     damage = info.damage_events if isinstance(info, P.Info) else None
+    board_pulses = getattr(info, "pulses", None)
     return {"frames": sent, "hypothesis_frames": min(sent, len(corpus)),
             "mutated_frames": max(0, sent - len(corpus)), "generate_s": round(gen_s, 2),
             "elapsed_s": round(elapsed, 2), "frames_per_s": round(sent / elapsed, 1),
             "crashes": crashes + (0 if alive else 1), "hangs": hangs,
-            "limit_violations": damage, "replies": probe.replies, "error_replies": probe.errors,
+            "limit_violations": oracle["violations"], "violation_examples": oracle["examples"],
+            "actuations_checked": {"pulses": oracle["pulses"], "reads": oracle["reads"]},
+            "largest_amplitude_v": oracle["largest_amplitude_v"],
+            # every pulse the board counted is in the log (else the oracle missed some)
+            "log_complete": board_pulses == oracle["pulses"],
+            "damage_events": damage, "replies": probe.replies, "error_replies": probe.errors,
             "board_bad_frames": getattr(info, "bad_frames", None),
             "board_commands": getattr(info, "commands", None),
-            "board_pulses": getattr(info, "pulses", None), "alive": alive,
+            "board_pulses": board_pulses, "alive": alive,
             "stderr": stderr if not alive else ""}
 
 
@@ -217,7 +305,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "fuzz", help="hostile frames against the firmware in the MicroPython unix port",
         description="Sends Hypothesis-generated and mutated frames to the emulated board; checks it "
-                    "never dies, keeps answering, and never pulses outside its limits.")
+                    "never dies, keeps answering, and never pulses or reads outside the limits in force.")
     p.add_argument("-n", "--frames", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=1)
     add_json_arg(p)
@@ -230,6 +318,10 @@ def run(args: Any) -> int:
     if getattr(args, "json", False):
         print_json(rep)
     else:
+        a = rep["actuations_checked"]
         print(f"{rep['frames']} frames, {rep['frames_per_s']} frames/s: crashes {rep['crashes']}, "
-              f"hangs {rep['hangs']}, limit violations {rep['limit_violations']}")
-    return 0 if rep["crashes"] == 0 and rep["hangs"] == 0 and rep["limit_violations"] == 0 else 1
+              f"hangs {rep['hangs']}, actuations outside the limits in force "
+              f"{rep['limit_violations']} (of {a['pulses']} pulses and {a['reads']} reads checked; "
+              f"log complete: {rep['log_complete']}), device damage events {rep['damage_events']}")
+    return 0 if rep["crashes"] == 0 and rep["hangs"] == 0 and rep["limit_violations"] == 0 \
+        and rep["log_complete"] else 1

@@ -23,6 +23,10 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         while emu.alive():
             time.sleep(0.2)
+        if emu.left_binary_mode():
+            print("the emulated board left binary mode (REPL requested by the host); stopped",
+                  file=sys.stderr)
+            return 0
         raise PortError(f"the emulated board exited: {emu.stderr_tail()}")
     except KeyboardInterrupt:
         return 0

@@ -5,9 +5,19 @@
 # the preset's conductance range (+-4 sigma of its device-to-device scale) at the read bias in use.
 # Pulse widths, read times, waits and DAC settling advance the device's clock instead of taking
 # real time; the board clock (ticks_us) is real time plus that virtual time, as on a real board.
+# MEMHOST_SIM_REALTIME=1: waits (WAIT, settle) take real time, in 5 ms chunks with input read between
+# them, as on a board (the abort and heartbeat tests need it).
+# MEMHOST_SIM_LOG=path: every actuation is appended to that file as one record, with the limits in
+# force when it happened (the fuzz and soak oracles check them; memhost/bench/oracle.py):
+#   "<Bddddd": 1 (pulse), amplitude V, width s, max_v, min_width, max_width
+#              2 (read),  bias V, n, max_read_v, 0, 0
+# The amplitude and bias are those the firmware asked the HAL for (the DAC codes then round them by
+# at most half a code). The records of a command are on file before its reply is sent.
 import json
 import os
+import struct
 import time
+from memfw import protocol as P
 from memfw.hal import config
 from memfw.hal.stdio import StdioPort
 
@@ -23,6 +33,7 @@ class Hal(StdioPort):
     ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S
     ABS_MAX_READ_V = config.ABS_MAX_READ_V
     ABS_MAX_PULSES = config.ABS_MAX_PULSES
+    WAIT_CHUNK_S = 3600.0           # virtual waits take no real time: one chunk
 
     def __init__(self):
         StdioPort.__init__(self)
@@ -45,6 +56,32 @@ class Hal(StdioPort):
         self._virt_us = 0
         self.hal_us = 0
         self._pulses = 0
+        self.realtime = os.getenv("MEMHOST_SIM_REALTIME") == "1"
+        if self.realtime:
+            self.WAIT_CHUNK_S = 0.005
+        log = os.getenv("MEMHOST_SIM_LOG")
+        self._log = open(log, "ab") if log else None
+        self._logbuf = bytearray()
+        self._limits = None
+
+    def watch(self, values):
+        """The CONFIG values in force (a dict the firmware keeps current), for the actuation log."""
+        self._limits = values
+
+    def _record(self, kind, a, b, l1, l2, l3):
+        self._logbuf.extend(struct.pack("<Bddddd", kind, a, b, l1, l2, l3))
+        if len(self._logbuf) > 4096:
+            self._flush()
+
+    def _flush(self):
+        if self._log is not None and self._logbuf:
+            self._log.write(self._logbuf)
+            self._log.flush()
+            self._logbuf = bytearray()
+
+    def tx(self, data):
+        self._flush()
+        StdioPort.tx(self, data)
 
     def _advance(self, t_before, real0):
         virt = int((self.dev.t - t_before) * 1e6)
@@ -69,6 +106,13 @@ class Hal(StdioPort):
     def pulse(self, amplitude_v, width_s):
         real0 = time.ticks_us()
         t = self.dev.t
+        if self._log is not None:
+            v = self._limits        # (no limits known yet: -1, which every check fails)
+            if v:
+                self._record(1, amplitude_v, width_s, v[P.K_MAX_V], v[P.K_MIN_WIDTH],
+                             v[P.K_MAX_WIDTH])
+            else:
+                self._record(1, amplitude_v, width_s, -1.0, -1.0, -1.0)
         self.dev.pulse(self.fe.pulse_v(amplitude_v), width_s)    # the write DAC's code
         self._pulses += 1
         self._advance(t, real0)
@@ -82,6 +126,9 @@ class Hal(StdioPort):
             if why is not None:
                 raise ValueError(why)
         dev = self.dev
+        if self._log is not None:
+            lim = self._limits
+            self._record(2, read_v, n, lim[P.K_MAX_READ_V] if lim else -1.0, 0.0, 0.0)
         v = fe.bias_v(actual=True)
         g = fe.read(lambda: dev.read(v), n)
         self._advance(t, real0)
@@ -91,6 +138,12 @@ class Hal(StdioPort):
         real0 = time.ticks_us()
         t = self.dev.t
         self.dev.wait(seconds)
+        if self.realtime:           # the device's clock moved; the board clock moves by sleeping
+            us = int(seconds * 1e6)
+            if us > 0:
+                time.sleep_us(us)
+            self.hal_us += time.ticks_diff(time.ticks_us(), real0)
+            return
         self._advance(t, real0)
 
     def ticks_us(self):
@@ -99,7 +152,6 @@ class Hal(StdioPort):
     def config_defaults(self):
         """CONFIG defaults from the preset's [firmware] section: the emulated lab set the board up
         for this device, as a user does over CONFIG on a real board."""
-        from memfw import protocol as P
         names = ((P.K_MAX_V, "v_max"), (P.K_V_SET_MAX, "v_max"), (P.K_V_SET_START, "v_set_start"),
                  (P.K_V_RESET_START, "v_reset_start"), (P.K_V_STEP, "v_step"),
                  (P.K_WIDTH, "width_s"), (P.K_READ_V, "read_v"),

@@ -27,7 +27,8 @@ class StdioPort:
         while n < cap:
             if not readinto(one):
                 if n == 0:
-                    raise SystemExit        # readable but empty: the host side closed for good
+                    raise SystemExit(3)     # readable but empty: the host side closed for good
+                                            # (status 3: not the exit REPL asks for, which is 0)
                 break
             buf[n] = one[0]
             n += 1
