@@ -1,8 +1,9 @@
 # MicroPython driver for tests/test_control_*.py: runs memfw.control on the scalar model (hil/) with
 # no link, and prints JSON lines (sweep: one per target, then {"end": 1}). Usage:
-#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED [PRIOR]
+#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED [PRIOR [AUTO]]
 #   (PRIOR 1: CONFIG keys 15..22 from the preset's prior_* fields, as the emulated board does;
-#    PRIOR 2: keys 15..20 only, no relaxation tracking)
+#    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
+#    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"})
 #   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX
 #   micropython control_fw_driver.py alloc ALG [RELAX]
 #   micropython control_fw_driver.py decay
@@ -93,7 +94,7 @@ def configure(cfg, p):
     cfg.set(P.K_SETTLE, 5 * p["relax_tau_s"])
 
 
-def sweep(path, alg, levels, cycles, seed, prior=0):
+def sweep(path, alg, levels, cycles, seed, prior=0, auto=0):
     with open(path) as f:
         p = json.load(f)["params"]
     hal = ModelHal(p, seed)
@@ -108,6 +109,8 @@ def sweep(path, alg, levels, cycles, seed, prior=0):
                      (P.K_PRIOR_RELAX_TAU, "prior_relax_tau_s")]
         for key, name in keys:
             assert cfg.set(key, p.get(name, 0.0)) is None
+    if auto:
+        cfg.set(P.K_SETTLE, 0.0)
     ctl = Controller(hal, cfg, lambda: False)
     rv = p["read_v"]
     settle = 5 * p["relax_tau_s"]
@@ -125,8 +128,12 @@ def sweep(path, alg, levels, cycles, seed, prior=0):
         for k in range(levels):
             t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
             st, g, n, r, el, ov = ctl.program(t, 0.5 * lsb, alg, 0, 0, 0, 0, 0, 0)
-            hal.wait(settle)
+            if not auto:        # (auto: the controller's own wait must have settled it)
+                hal.wait(settle)
             print("[%d, %r, %d, %d]" % (n, (hal.dev.conductance() - t) / lsb, st, r))
+    if auto:
+        tau_us, f10 = ctl.relax_learned()
+        print(json.dumps({"tau_us": tau_us, "f10": f10}))
     print(json.dumps({"end": 1}))
 
 
@@ -228,7 +235,7 @@ def gate():
 mode = sys.argv[1]
 if mode == "sweep":
     sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
-          int(sys.argv[7]) if len(sys.argv) > 7 else 0)
+          int(sys.argv[7]) if len(sys.argv) > 7 else 0, int(sys.argv[8]) if len(sys.argv) > 8 else 0)
 elif mode == "alloc":
     alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
 elif mode == "fresh":

@@ -23,25 +23,31 @@ LEVELS, SEEDS = 256, (11, 12, 13)
 
 
 def firmware_sweep(preset: str, alg: int, tmp: Path, prior: bool | int = False,
-                   levels: int = LEVELS, seeds: tuple[int, ...] = SEEDS) -> tuple[np.ndarray, np.ndarray]:
+                   levels: int = LEVELS, seeds: tuple[int, ...] = SEEDS, auto: bool = False,
+                   learned: list | None = None) -> tuple[np.ndarray, np.ndarray]:
     """prior: False none, True the preset's whole device-type prior, 2 its amplitude prior only
-    (keys 15..20, no relaxation tracking)."""
+    (keys 15..20, no relaxation tracking). auto: CONFIG settle 0 (the controller decides its wait;
+    the error is taken right after each PROGRAM); what it learned goes to `learned`."""
     from memhost.sim.presets import load_preset
     path = load_preset(preset).write_json(tmp / f"{preset}.json")
     pulses, errors = [], []
     for seed in seeds:
         out = run_micropython(DRIVER, "sweep", str(path), str(alg), str(levels), "1", str(seed),
-                              str(int(prior)))
+                              str(int(prior)), str(int(auto)))
         assert out.returncode == 0, out.stderr[-2000:]
         res = _results(out.stdout)
+        if learned is not None:
+            learned.append(json.loads(out.stdout.strip().splitlines()[-2]))
         pulses += [r[0] for r in res]
         errors += [r[1] for r in res]
     return np.array(pulses), np.array(errors)
 
 
-def twin_sweep(preset: str, alg: str, prior: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def twin_sweep(preset: str, alg: str, prior: bool = False, auto: bool = False,
+               levels: int = LEVELS) -> tuple[np.ndarray, np.ndarray]:
     """The same protocol as the driver's sweep: range from saturating pulses, 2..98 % of it.
-    prior: the preset's device-type prior (as the driver's PRIOR 1), else none."""
+    prior: the preset's device-type prior (as the driver's PRIOR 1), else none. auto: settle 0 (the
+    controller decides its wait), the error taken right after each PROGRAM."""
     from memhost.sim.control import program
     from memhost.sim.device import DeviceArray
     d = DeviceArray(preset, 16, seed=3)
@@ -55,13 +61,14 @@ def twin_sweep(preset: str, alg: str, prior: bool = False) -> tuple[np.ndarray, 
         d.pulse(p["v_max"], p["width_s"])
     d.wait(settle)
     hi = d.read(p["read_v"], n_avg=64)
-    lsb = (hi - lo) / (LEVELS - 1)
+    lsb = (hi - lo) / (levels - 1)
     pulses, errors = [], []
-    for k in range(LEVELS):
-        t = lo + (hi - lo) * (0.02 + 0.96 * k / (LEVELS - 1))
+    for k in range(levels):
+        t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
         extra = {} if alg == "ispp" else {"prior": None if prior else False}
-        o = program(d, t, alg, tolerance=0.5 * lsb, settle_s=settle, **extra)
-        d.wait(settle)
+        o = program(d, t, alg, tolerance=0.5 * lsb, settle_s=0.0 if auto else settle, **extra)
+        if not auto:
+            d.wait(settle)
         pulses.append(o.pulses)
         errors.append((d.conductance() - t) / lsb)
     return np.concatenate(pulses), np.concatenate(errors)
@@ -168,3 +175,28 @@ def test_relaxation_tracking_lands_fresh_devices_in_fewer_pulses(preset: str, tm
     assert np.median(np.abs(fw[1][:, 1])) < 0.5 and np.median(np.abs(tw[1][1])) < 0.5
     # and the twin's gain is the board's within a generous margin (24 board devices)
     assert abs(tw[1][0].mean() / tw[0][0].mean() - fw[1][:, 0].mean() / fw[0][:, 0].mean()) < 0.25
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_auto_settle_without_prior_twin_matches_firmware(preset: str, tmp_path: Path) -> None:
+    """No device-type prior and CONFIG settle 0: the controller probes the relaxation on its first
+    large move (the sweep's first target, a full-range RESET), learns tau and the volatile fraction,
+    and from then on waits as long as its volatile estimate needs. Board and twin learn the same
+    tau and fraction (both near the preset's), land the same distributions, and leave the device
+    settled (the error is taken right after each PROGRAM, with no extra wait)."""
+    from memhost.sim.presets import load_preset
+    prm = load_preset(preset).params
+    learned: list = []
+    fw_p, fw_e = firmware_sweep(preset, 1, tmp_path, False, auto=True, learned=learned)
+    tw_p, tw_e = twin_sweep(preset, "adaptive", False, auto=True)
+    tau = np.array([x["tau_us"] for x in learned]) * 1e-6
+    f = np.array([x["f10"] for x in learned]) / 1024
+    assert np.all(np.abs(tau / prm["relax_tau_s"] - 1) < 0.25), (tau, prm["relax_tau_s"])
+    assert np.all(np.abs(f / prm["relax_frac"] - 1) < 0.25), (f, prm["relax_frac"])
+    # settled on return: (almost) every target within the tolerance, on both
+    assert np.mean(np.abs(fw_e) <= 0.5) > 0.95 and np.mean(np.abs(tw_e) <= 0.5) > 0.95
+    assert np.abs(fw_e).max() < 2 and np.abs(tw_e).max() < 2, (np.abs(fw_e).max(), np.abs(tw_e).max())
+    assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
+    assert stats.ks_2samp(fw_p, tw_p).statistic < 0.1
+    assert abs(tw_e.std() / fw_e.std() - 1) < 0.2, (fw_e.std(), tw_e.std())
+    assert abs(tw_e.mean() - fw_e.mean()) < 0.1

@@ -37,6 +37,19 @@ _STALL_AT_MAX = const(8)    # pulses at the top amplitude without a response -> 
 _VAR_UNKNOWN = const(-1)
 _BIG = const(524287)        # relaxation tracking clamps its counts to +-2^19 (products < 2^30)
 _FIRST_READS = const(8)     # reads of the first verify, before the read noise is known
+# auto settle (CONFIG settle = 0): waits come from a table _W0_US * 2^(k/4), k < _NWAIT (float
+# objects made once); the relaxation probe measures the decay after a move while tau is unknown
+_W0_US = const(500)         # shortest wait, µs
+_NWAIT = const(48)          # 500 µs .. 1.7 s
+_PROBE_MIN_US = const(200000)   # the probe waits at least 0.2 s (covers tau <= 0.1 s twice)...
+_PROBE_MAX_US = const(4000000)  # ... and at most 4 s
+_PROBE_N = const(16)        # most probe samples (waits of 500 µs, 1, 2, 4 ms, ...)
+_LEARN_DECAY = const(2)     # a probe learns from a reading that decayed by >= 2 tolerances;
+_FAST_MOVE = const(64)      # a last pulse of >= 64 tolerances followed by < tol / 2 of decay:
+_TAU_FAST = const(500)      # relaxation negligible, decay time noted as 500 µs
+_LEARN_PULSE = const(32)    # the last pulses moved >= 32 tolerances one way: probe at once (tau unknown)
+_NH = const(8)              # the probe relates the decay to the last 8 pulses' changes (ring)
+_SETTLE_RES = const(8)      # auto settle waits until the volatile part is below tol / 8
 
 # adaptive state (array 'i'); per polarity p in (0 SET, 1 RESET) a block of _M ints at p * _M
 _A = const(0)       # model: log2|dG| (Q8, absolute: includes E * 256) at amplitude index _IA
@@ -54,7 +67,9 @@ _M = const(11)
 _VAR = const(22)    # read noise: variance of one read, counts^2 * 16, at quantum _VARE
 _VARE = const(23)
 _RHO = const(24)    # kept fraction, Q8
-_NS = const(25)
+_FL = const(25)     # learned volatile fraction, Q10 (relaxation probe; used when CONFIG has none)
+_TAUL = const(26)   # learned decay time, µs (0: unknown, the next settle probes it)
+_NS = const(27)
 
 # viper loads 32-bit array words zero-extended into a machine word: (x << _SX) >> _SX restores the
 # sign of the state words that can be negative (_A, _YP) on 64-bit ports; 0 on 32-bit boards.
@@ -373,6 +388,13 @@ class Controller:
         self._amp_reset = [-a for a in self._amp_set]
         self._fb = array.array("f", [0.0])
         self.st = array.array("i", [0] * _NS)
+        # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
+        self._waits = [_W0_US * 1e-6 * 2 ** (k / 4) for k in range(_NWAIT)]
+        self._l2w0 = _log2q8(_W0_US)
+        self._ps = array.array("i", [0] * _PROBE_N)
+        self._py = array.array("i", [0] * _PROBE_N)
+        self._ht = array.array("i", [0] * _NH)     # ring: ticks of each pulse's reading...
+        self._hd = array.array("i", [0] * _NH)     # ... and its change (counts)
         self.reset_model()
 
     def reset_model(self):
@@ -393,6 +415,12 @@ class Controller:
         st[_VAR] = _VAR_UNKNOWN
         st[_VARE] = 0
         st[_RHO] = _RHO_ONE
+        st[_FL] = 0
+        st[_TAUL] = 0
+
+    def relax_learned(self):
+        """(decay time µs, volatile fraction Q10) the auto settle's probe learned; (0, 0): not yet."""
+        return self.st[_TAUL], self.st[_FL]
 
     def read(self, n):
         """Mean of n reads at the CONFIG read bias (None if the gate refuses it)."""
@@ -640,6 +668,131 @@ class Controller:
         return t_i + corr
 
     @micropython.native
+    def _settle_auto(self, v, tol_i, tau):
+        """Waits until a volatile part of v counts decaying with tau µs is below tol / 8: tau
+        ln(8 v / tol), rounded up to the wait table (no wait when v is that small already).
+        True if an ABORT arrived meanwhile."""
+        if v <= 0 or tau <= 0:
+            return False
+        if v > _BIG:
+            v = _BIG
+        ln = _log2q8(_SETTLE_RES * v) - _log2q8(tol_i)     # log2(8 v / tol), Q8
+        if ln <= 0:
+            return False
+        w = ((tau >> 6) * ((ln * 177) >> 8)) >> 2          # tau * ln2 * log2(..): µs (177 = ln2 Q8)
+        k = 0
+        if w > _W0_US:
+            k = (_log2q8(w) - self._l2w0 + 63) >> 6         # 4 log2(w / W0), rounded up
+            if k >= _NWAIT:
+                k = _NWAIT - 1
+        return self.wait(self._waits[k])
+
+    @micropython.native
+    def _probe(self, t_imm, n, sb, read_v, tol_i):
+        """Relaxation probe (tau unknown): waits 500 µs, 1, 2, 4 ms, ... after the reading taken
+        at ticks t_imm, reading n each time, until the reading stops moving (change <= tol / 2)
+        after at least 0.2 s, or 4 s. Samples (µs since t_imm, counts) go to _ps/_py; returns
+        their number (-1: an ABORT arrived)."""
+        hal = self.hal
+        ps = self._ps
+        py = self._py
+        waits = self._waits
+        half = tol_i >> 1
+        k = 0
+        m = 0
+        prev = 0
+        while True:
+            if self.wait(waits[k]):
+                return -1
+            ta = hal.ticks_us()
+            y = self._readn(n, sb, read_v)
+            tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+            s = time.ticks_diff(tm, t_imm)
+            ps[m] = s
+            py[m] = y
+            m += 1
+            c = y - prev
+            prev = y
+            if m >= 2 and s >= _PROBE_MIN_US and -half <= c and c <= half:
+                break
+            if s >= _PROBE_MAX_US or m >= _PROBE_N:
+                break
+            k += 4
+            if k >= _NWAIT:
+                k = _NWAIT - 1
+        return m
+
+    @micropython.native
+    def _ring_sum(self, hn, pol):
+        """The last (up to 8) pulses' changes summed, along pol (counts, each clamped)."""
+        hd = self._hd
+        s = 0
+        k = 0
+        while k < hn and k < _NH:
+            c = hd[(hn - 1 - k) % _NH]
+            if c > _BIG:
+                c = _BIG
+            elif c < -_BIG:
+                c = -_BIG
+            s += c if pol > 0 else -c
+            k += 1
+        return s
+
+    def _learn_relax(self, g_imm, t_imm, m, hn, tol_i):
+        """Learns the decay time and volatile fraction from a probe after the reading g_imm (ticks
+        t_imm): the volatile part D = g_imm - (last sample) and the first sample where less than
+        half of it is left give tau = s / ln(D / rest) (any mix of pulses decays with one tau);
+        the fraction is D over the last pulses' changes, each decayed to t_imm. Integers only."""
+        st = self.st
+        ps = self._ps
+        py = self._py
+        ht = self._ht
+        hd = self._hd
+        d = g_imm - py[m - 1]
+        ad = d if d > 0 else -d
+        if ad > _BIG:
+            ad = _BIG
+        if ad < _LEARN_DECAY * tol_i:
+            if hn > 0 and 2 * ad < tol_i:
+                last = hd[(hn - 1) % _NH]
+                if last >= _FAST_MOVE * tol_i or last <= -_FAST_MOVE * tol_i:
+                    st[_TAUL] = _TAU_FAST       # a large pulse, no decay worth a wait
+                    st[_FL] = 0
+            return
+        i = 0
+        while i < m - 1 and 2 * abs(py[i] - py[m - 1]) > ad:
+            i += 1
+        r = abs(py[i] - py[m - 1])
+        if 8 * r < ad and i > 0:
+            i -= 1
+            r = abs(py[i] - py[m - 1])
+        if r < 1:
+            r = 1
+        ln = _log2q8(ad) - _log2q8(r)               # log2(D / rest), Q8
+        if ln < 16:
+            return
+        tau = (((ps[i] >> 4) * 369) // ln) << 4     # s / ln(D / rest), µs (369 = 256 / ln 2)
+        if tau < _TAU_FAST:
+            tau = _TAU_FAST
+        # the volatile parts the last pulses left, decayed to t_imm, along D
+        vs = 0
+        k = 0
+        while k < hn and k < _NH:
+            jk = (hn - 1 - k) % _NH
+            c = hd[jk] if d > 0 else -hd[jk]
+            if c > _BIG:
+                c = _BIG
+            elif c < -_BIG:
+                c = -_BIG
+            vs += (c * _decay10(time.ticks_diff(t_imm, ht[jk]), tau)) >> 10
+            k += 1
+        if vs <= 0:
+            return
+        st[_TAUL] = tau
+        f = (ad << 10) // vs if vs > ad // 2 else 512
+        st[_FL] = f if f < 512 else 512
+
+    @micropython.native
     def _adaptive_loop(self, t_i, tol_i, e256, sb, max_pulses, max_reads, n_fixed, i_set,
                        i_reset, di, top, width, settle, read_v, q):
         hal = self.hal
@@ -651,21 +804,32 @@ class Controller:
         floor = tol_i // 4
         if floor < 1:
             floor = 1
-        # relaxation tracking (docs/algorithms.md): u = the volatile part of the reading g (counts),
-        # at time tu (mid-batch ticks); decisions use the settled estimate g - u
-        f10 = self.cfg.relax_f10
+        # relaxation (docs/algorithms.md): the device type's (CONFIG 21, 22), else with the auto
+        # settle (settle 0) what the probe learned; fk, tau: the volatile fraction (Q10) and decay
+        # time (µs) known, 0 = unknown
+        fk = self.cfg.relax_f10
         tau = self.cfg.relax_tau_us
+        auto = settle <= 0
+        if fk == 0 and auto and st[_TAUL] > 0:
+            fk = st[_FL]
+            tau = st[_TAUL]
+        probe = auto and tau == 0           # the next settle measures the relaxation
+        # tracking: u = the volatile part of the reading g (counts), at time tu (mid-batch ticks);
+        # decisions use the settled estimate g - u
+        f10 = fk
         n_app = n_fixed if n_fixed > 0 else self._n_for(tol_i, 2, max_reads)
         ta = hal.ticks_us()
         g = self._readn(n_app, sb, read_v)
         tu = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+        tg = tu                             # ticks of the reading g (kept while probing)
+        hn = 0                              # pulses in the ring _ht/_hd (while probing)
         u = 0
         waited = 0
         # track the relaxation on a long way only (more than 8 tolerances): on short steps the
         # volatile part is small and the kept-fraction aim does as well
         d0 = t_i - g
-        if settle <= 0 or (d0 <= 8 * tol_i and d0 >= -8 * tol_i):
-            f10 = 0                 # (tracking also needs the settle wait before the final verify)
+        if tau == 0 or (d0 <= 8 * tol_i and d0 >= -8 * tol_i):
+            f10 = 0
         reads = n_app
         g0 = g                      # settled reading the kept-fraction correction refers to
         aim = t_i if f10 else self._aim(g0, t_i, tol_i)
@@ -680,16 +844,50 @@ class Controller:
         while True:
             err = g - u - aim
             if -tol_i <= err and err <= tol_i:
-                if pulses > 0 and settle > 0 and self.wait(settle):
-                    status = P.ST_ABORTED
-                    break
                 n_fin = n_fixed if n_fixed > 0 else self._n_for(tol_i, 3, max_reads)
-                if f10:
+                probed = 0
+                if pulses > 0:
+                    if not auto:
+                        if settle > 0 and self.wait(settle):
+                            status = P.ST_ABORTED
+                            break
+                    elif probe:
+                        n_p = n_fixed if n_fixed > 0 else self._n_for(tol_i, 4, max_reads)
+                        m = self._probe(tg, n_p, sb, read_v, tol_i)
+                        if m < 0:
+                            status = P.ST_ABORTED
+                            break
+                        reads += m * n_p
+                        self._learn_relax(g, tg, m, hn, tol_i)
+                        probed = 1
+                    else:
+                        # wait out the volatile part: the tracked one, else f of the move so far
+                        if f10:
+                            v = u if u > 0 else -u
+                        else:
+                            fe = (256 - st[_RHO]) << 2
+                            if fe < fk:
+                                fe = fk
+                            v = g - g0 if g > g0 else g0 - g
+                            if v > _BIG:
+                                v = _BIG
+                            v = (v * fe) >> 10
+                        if self._settle_auto(v, tol_i, tau):
+                            status = P.ST_ABORTED
+                            break
+                if probed:
+                    gf = self._py[m - 1]
+                    tm = time.ticks_add(tg, self._ps[m - 1])
+                    probe = 0
+                    if fk == 0 and st[_TAUL] > 0:
+                        fk = st[_FL]
+                        tau = st[_TAUL]
+                else:
                     ta = hal.ticks_us()
-                gf = self._readn(n_fin, sb, read_v)
-                reads += n_fin
-                if f10:
+                    gf = self._readn(n_fin, sb, read_v)
+                    reads += n_fin
                     tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+                if f10:
                     u = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
                     tu = tm
                 if pulses > 0 and reversed_ == 0:
@@ -702,10 +900,15 @@ class Controller:
                             rho = 288
                         st[_RHO] += (rho - st[_RHO]) // 8
                 g = gf
+                tg = tm
                 err = g - t_i
                 if -tol_i <= err and err <= tol_i:
                     status = P.ST_CONVERGED
                     break
+                if probed and fk and tau and (err > 8 * tol_i or err < -8 * tol_i):
+                    f10 = fk                # learned just now, and still a long way: track
+                    u = 0
+                    tu = tm
                 g0 = g
                 aim = t_i if f10 else self._aim(g0, t_i, tol_i)
                 reversed_ = 0
@@ -719,11 +922,11 @@ class Controller:
                 if self.check_abort():
                     status = P.ST_ABORTED
                     break
-            if f10 and settle > 0 and not waited and \
+            if f10 and not waited and \
                     ((err < 0 and g - aim > tol_i) or (err > 0 and g - aim < -tol_i)):
                 # the volatile estimate alone flips the decision (e.g. after a jump into the window's
                 # edge, where the reading hides the volatile part): let it decay, then read again
-                if self.wait(settle):
+                if self._settle_auto(u if u > 0 else -u, tol_i, tau) if auto else self.wait(settle):
                     status = P.ST_ABORTED
                     break
                 ta = hal.ticks_us()
@@ -765,7 +968,7 @@ class Controller:
                 status = P.ST_LIMIT
                 break
             pulses += 1
-            if f10:
+            if f10 or probe:
                 ta = hal.ticks_us()
             if n_app == 1:
                 fb[0] = hal.read(1, read_v)
@@ -773,10 +976,17 @@ class Controller:
             else:
                 gn = self._readn(n_app, sb, read_v)
             reads += n_app
+            if f10 or probe:
+                tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+                tg = tm
+                if probe:
+                    k = hn % _NH
+                    self._ht[k] = tm
+                    self._hd[k] = gn - g
+                    hn += 1
             if f10:
                 # the pulse's whole change j: the reading's change less the decay of the earlier
                 # volatile part, scaled up by what of the new volatile part decayed by mid-read
-                tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
                 ud = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
                 obs = gn - g + u - ud
                 if obs > _BIG:
@@ -796,6 +1006,31 @@ class Controller:
                 dgl = (gn - g) * pol
             clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx)
             g = gn
+            if probe and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
+                # large moves while the relaxation is unknown: measure their decay now, go on from
+                # the settled reading (tracking if it is still a long way)
+                n_p = n_fixed if n_fixed > 0 else self._n_for(tol_i, 4, max_reads)
+                m = self._probe(tg, n_p, sb, read_v, tol_i)
+                if m < 0:
+                    status = P.ST_ABORTED
+                    break
+                reads += m * n_p
+                self._learn_relax(g, tg, m, hn, tol_i)
+                probe = 0
+                g = self._py[m - 1]
+                tg = time.ticks_add(tg, self._ps[m - 1])
+                g0 = g
+                if fk == 0 and st[_TAUL] > 0:
+                    fk = st[_FL]
+                    tau = st[_TAUL]
+                    d0 = t_i - g
+                    if fk and (d0 > 8 * tol_i or d0 < -8 * tol_i):
+                        f10 = fk
+                        u = 0
+                        tu = tg
+                aim = t_i if f10 else self._aim(g0, t_i, tol_i)
+                reversed_ = 0
+                first_pol = 0
             # a target beyond the device's range: no response at the top amplitude
             if i == top and not clear:
                 stall += 1

@@ -54,7 +54,17 @@ def _pulse(args: argparse.Namespace) -> None:
 
 
 def _program(args: argparse.Namespace) -> None:
+    from ..errors import UsageError
+    from ..experiments.characterize import apply_prior, load_prior
+    prior = load_prior(args.prior) if args.prior else None
+    if args.board_settle != -1.0 and not 0 <= args.board_settle <= 10:
+        raise UsageError(f"--board-settle {args.board_settle}: must be 0 (the controller decides) "
+                         ".. 10 s")
     with open_board(args) as board:
+        if args.board_settle != -1.0:
+            board.config_set("settle", args.board_settle)
+        if prior:
+            apply_prior(board, prior)
         tol = args.tolerance if args.tolerance is not None else args.target * 1e-3
         r = board.program(args.target, tol, args.algorithm, n_reads=args.n_reads,
                           max_pulses=args.max_pulses)
@@ -109,6 +119,11 @@ def register(sub: Any) -> None:
     p.add_argument("--algorithm", default="adaptive", choices=["adaptive", "ispp"])
     p.add_argument("--n-reads", type=int, default=0, help="reads per verify (0 = board default)")
     p.add_argument("--max-pulses", type=int, default=0, help="0 = board default")
+    p.add_argument("--board-settle", type=float, default=-1.0, metavar="S",
+                   help="CONFIG settle first: 0 = the adaptive controller decides its wait (default: "
+                        "leave the board's setting)")
+    p.add_argument("--prior", metavar="FILE", help="device-type prior to load first (prior.toml of "
+                                                   "'memhost characterize')")
     p.set_defaults(func=_program)
 
     p = sub.add_parser("ports", help="list serial ports; marks a Pico (2E8A:0005) and a pyboard (F055:9800)")

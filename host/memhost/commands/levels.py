@@ -32,6 +32,13 @@ def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
     p.add_argument("--v-step", type=float, default=0.0, help="amplitude step in V (0 = board's)")
     p.add_argument("--v-set-start", type=float, default=0.0, help="V (0 = board's)")
     p.add_argument("--v-reset-start", type=float, default=0.0, help="V (0 = board's)")
+    p.add_argument("--board-settle", type=float, default=-1.0, metavar="S",
+                   help="the board's settle wait before its final verify (CONFIG settle): 0 = the "
+                        "adaptive controller decides it from the relaxation it measures; default: "
+                        "leave the board's setting")
+    p.add_argument("--prior", metavar="FILE",
+                   help="device-type prior to load first (the prior.toml of 'memhost characterize', "
+                        "or a preset with prior_* fields in [firmware])")
     add_range_args(p)
     p.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its folder)")
     p.add_argument("--no-plots", action="store_true", help="do not write the figures at the end")
@@ -45,7 +52,15 @@ def config_from_args(args: argparse.Namespace, kind: str) -> LevelsConfig:
         v_set_start=args.v_set_start, v_reset_start=args.v_reset_start, v_step=args.v_step,
         width_s=args.width, check_reads=args.check_reads, settle_s=args.settle,
         retries=args.retries, order=getattr(args, "order", "sequential"),
-        shuffle_seed=getattr(args, "shuffle_seed", 0), kind=kind)
+        shuffle_seed=getattr(args, "shuffle_seed", 0), kind=kind,
+        board_settle_s=args.board_settle, prior=_prior_arg(args))
+
+
+def _prior_arg(args: argparse.Namespace) -> dict[str, float] | None:
+    if not getattr(args, "prior", None):
+        return None
+    from ..experiments.characterize import load_prior
+    return load_prior(args.prior)
 
 
 def run_level_command(args: argparse.Namespace, kind: str) -> int:

@@ -53,6 +53,9 @@ class LevelsConfig:
     order: str = "sequential"          # or 'shuffled' (a new order every cycle, from shuffle_seed)
     shuffle_seed: int = 0
     kind: str = "levels"
+    board_settle_s: float = -1.0       # CONFIG settle set before the run (-1 = leave the board's;
+                                       # 0 = the adaptive controller decides its wait itself)
+    prior: dict[str, float] | None = None   # device-type prior (CONFIG 15..22) set before the run
 
     def validate(self) -> None:
         """UsageError for anything the user can fix (before any file is written)."""
@@ -88,6 +91,9 @@ class LevelsConfig:
             raise UsageError(f"kind {self.kind!r}: choose one of {', '.join(LEVEL_KINDS)}")
         if self.g_range is not None:
             check_range(float(self.g_range[0]), float(self.g_range[1]))
+        if self.board_settle_s != -1.0 and not 0 <= self.board_settle_s <= 10:
+            raise UsageError(f"--board-settle {self.board_settle_s}: must be 0 (the controller "
+                             "decides) .. 10 s")
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -156,6 +162,7 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
                                  f"with 'memhost {run.kind.replace('_', '-')} --resume'")
         run.require("config", "g_min", "g_max", "n_levels", "cycles")
         check_resume_board(run, board)
+        setup_board(board, LevelsConfig.from_dict(run.meta["config"]))
         plan = _plan_of(run)
         rows = run.read_rows()
         for r in rows:
@@ -170,6 +177,7 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
         run.update_meta(status="running", sessions=sessions)
     else:
         cfg.validate()
+        setup_board(board, cfg)
         dr = device_range if device_range is not None else characterize_range(board, cfg.margin)
         if cfg.g_range is not None:
             g_min, g_max = float(cfg.g_range[0]), float(cfg.g_range[1])
@@ -198,6 +206,15 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
         done = set()
     _execute(board, run, cfg, plan, done, progress, t_start)
     return run, summarize_run(run.path)
+
+
+def setup_board(board: Any, cfg: LevelsConfig) -> None:
+    """CONFIG_SET what the run asks of the board: its settle wait and a device-type prior."""
+    if cfg.board_settle_s != -1.0:
+        board.config_set("settle", float(cfg.board_settle_s))
+    if cfg.prior:
+        from .characterize import apply_prior
+        apply_prior(board, cfg.prior)
 
 
 def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], done: set[int],

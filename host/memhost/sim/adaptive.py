@@ -56,6 +56,8 @@ class AdaptiveState:
         self.ss = np.zeros((2, n), dtype=np.int32)
         self.tr = np.full((2, n), TRUST, dtype=np.int32)  # trust region, grid steps
         self.rho = np.ones(n)
+        self.taul = np.zeros(n)         # learned relaxation (auto settle): decay time s, 0 unknown
+        self.fl = np.zeros(n)           # ... and volatile fraction
 
 
 PRIOR_FIELDS = ("prior_set_v", "prior_set_dg", "prior_set_slope",
@@ -184,7 +186,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     args = (idx.astype(np.int64), np.ascontiguousarray(tgt, dtype=float),
             np.ascontiguousarray(tol, dtype=float), kap, int(n_reads), float(max_reads),
             *device_args(d),
-            st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.rho,
+            st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.rho, st.taul, st.fl,
             consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
             achieved, pulses, reads, status)
     j = 0
@@ -241,7 +243,7 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     pri = _prior_words(prior_of(fields), top)
     if len(all_idx):
         _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
-                    relax_of(fields) if settle > 0 else (0.0, 0.0), pri, n_reads,
+                    relax_of(fields), pri, n_reads,
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
                     achieved, pulses, reads, status)
 

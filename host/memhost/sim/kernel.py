@@ -26,6 +26,19 @@ from numba import njit
 
 from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE
 
+# auto settle and relaxation probe (firmware memfw/control.py: _W0_US .. _SETTLE_RES)
+W0 = 500e-6             # s, shortest wait; the wait table is W0 * 2^(k/4), k < NWAIT
+NWAIT = 48
+PROBE_MIN = 0.2         # s, the probe waits at least this long...
+PROBE_MAX = 4.0         # ... and at most this long
+PROBE_N = 16            # most probe samples
+LEARN_DECAY = 2.0       # tolerances: a probe learns from a reading that decayed this much
+FAST_MOVE = 64.0        # a last pulse this long followed by < tol / 2 of decay: negligible...
+TAU_FAST = 500e-6       # ... relaxation, decay time noted as this
+LEARN_PULSE = 32.0      # the last pulses moved this many tolerances one way: probe at once
+NH = 8                  # the probe relates the decay to the last NH pulses' changes (ring)
+SETTLE_RES = 8.0        # the auto settle waits until the volatile part is below tol / SETTLE_RES
+
 # physics scalars, in this order in the `phys` array (from DeviceArray's fields)
 PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn", "_rtn_rate",
         "_disturb", "_v_damage", "_read_time", "_a_set", "_a_reset", "_p_set", "_p_reset")
@@ -37,8 +50,8 @@ PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn
 def draws_per_device(max_pulses):
     """The most (normals, uniforms) one device can use: per pulse one cycle-to-cycle normal and
     three reads (after the pulse, a verify, a re-read after a settle), each at most two normals
-    (white, low-frequency) and one uniform (RTN); plus the first read."""
-    return 7 * (max_pulses + 1) + 2, 3 * (max_pulses + 1) + 1
+    (white, low-frequency) and one uniform (RTN); plus the first read and one relaxation probe."""
+    return 7 * (max_pulses + 1) + 2 + 2 * PROBE_N, 3 * (max_pulses + 1) + 1 + PROBE_N
 
 
 @njit(cache=True, inline="always")
@@ -169,6 +182,94 @@ def _count(g, k, n_fixed, max_reads):
 
 
 @njit(cache=True, inline="always")
+def _wait(dt, w, u, t, td, frozen, ph):
+    """DeviceArray.wait on one device's state: dt s of relaxation and drift."""
+    t += dt
+    u = np.float32(u * math.exp(-dt / ph[TAU]))
+    w, td = _drift(t, td, w, frozen, ph)
+    return w, u, t, td
+
+
+@njit(cache=True, inline="always")
+def _auto_wait(v, tl, tau):
+    """The auto settle (CONFIG settle 0): the wait (s) until a volatile part v (S) decaying with
+    tau (s) is below tl / SETTLE_RES, rounded up to the wait table; 0 when it is that small."""
+    if v <= 0.0 or tau <= 0.0:
+        return 0.0
+    x = SETTLE_RES * v / tl
+    if x <= 1.0:
+        return 0.0
+    w = tau * math.log(x)
+    k = 0
+    if w > W0:
+        k = min(int(math.ceil(4.0 * math.log2(w / W0))), NWAIT - 1)
+    return W0 * 2.0 ** (k / 4.0)
+
+
+@njit(cache=True, inline="always")
+def _probe(tgr, nf, rv, dec_r, isq, tl, w, u, t, td, tr, y, rs, fz, gm, sp, ph, zn, zu, pn, pu,
+           use_lf, use_rtn, ps, py):
+    """Relaxation probe (firmware Controller._probe): waits W0, 2 W0, 4 W0, ... after the reading
+    of time tgr, reading nf each time, until the reading stops moving (change <= tol / 2) after
+    PROBE_MIN at least, PROBE_MAX at most. Samples (s since tgr, S) go to ps/py; returns their
+    number and the device state."""
+    k = 0
+    m = 0
+    prev = 0.0
+    while True:
+        w, u, t, td = _wait(W0 * 2.0 ** (k / 4.0), w, u, t, td, fz, ph)
+        z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
+        yk, w, u, t, td, tr, y, rs = _read(nf, rv, dec_r[nf], isq[nf], w, u, t, td, tr, y, rs, fz,
+                                           gm, sp, ph, z1, z2, uu)
+        sk = t - nf * ph[READ_TIME] - tgr
+        ps[m] = sk
+        py[m] = yk
+        m += 1
+        c = yk - prev
+        prev = yk
+        if m >= 2 and sk >= PROBE_MIN and abs(c) <= 0.5 * tl:
+            break
+        if sk >= PROBE_MAX or m >= PROBE_N:
+            break
+        k = min(k + 4, NWAIT - 1)
+    return m, w, u, t, td, tr, y, rs, pn, pu
+
+
+@njit(cache=True, inline="always")
+def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl):
+    """(tau s, volatile fraction) from a probe after the reading g_imm of time t_imm (firmware
+    Controller._learn_relax): tau from where half the decay D is left, the fraction from D over the
+    last pulses' changes (ring ht/hd, hn pulses) decayed to t_imm; (0, 0): nothing learned."""
+    y_end = py[m - 1]
+    dd = g_imm - y_end
+    ad = abs(dd)
+    if ad < LEARN_DECAY * tl:
+        if hn > 0 and 2.0 * ad < tl and abs(hd[(hn - 1) % NH]) >= FAST_MOVE * tl:
+            return TAU_FAST, 0.0
+        return 0.0, 0.0
+    i = 0
+    while i < m - 1 and 2.0 * abs(py[i] - y_end) > ad:
+        i += 1
+    r = abs(py[i] - y_end)
+    if 8.0 * r < ad and i > 0:
+        i -= 1
+        r = abs(py[i] - y_end)
+    r = max(r, tl / 64.0)
+    ln = math.log(ad / r)
+    if ln < math.log(2.0) / 16.0:
+        return 0.0, 0.0
+    tau = max(ps[i] / ln, TAU_FAST)
+    vs = 0.0
+    for k in range(min(hn, NH)):
+        jk = (hn - 1 - k) % NH
+        c = hd[jk] if dd > 0.0 else -hd[jk]
+        vs += c * math.exp(-(t_imm - ht[jk]) / tau)
+    if vs <= 0.0:
+        return 0.0, 0.0
+    return tau, (min(ad / vs, 0.5) if vs > 0.5 * ad else 0.5)
+
+
+@njit(cache=True, inline="always")
 def _aim(g0, t, tl, rho):
     dd = t - g0
     c = dd / rho - dd
@@ -180,14 +281,14 @@ def _aim(g0, t, tl, rho):
 def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events, damaged, frozen,
                     k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
-                    sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, rho,
+                    sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, rho, staul, sfl,
                     consts, itop, i_start, di0, max_pulses,
                     achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq):
     """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
     V, settle s, DV V, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX, relaxation fraction,
-    relaxation tau s (both 0: not tracked), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI), the
+    relaxation tau s (both 0: not known; with settle 0 the loop learns them, staul/sfl), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI), the
     constants of memhost.sim.adaptive; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
 
     Random numbers: standard normals zn and uniforms zu, consumed from their start. Returns the
@@ -205,7 +306,11 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     fr, tau_c = consts[10], consts[11]     # relaxation tracking: volatile fraction, decay time
     trust, trust_prior = int(consts[12]), int(consts[13])
     stall_at_max, slope_min_di = int(consts[14]), int(consts[15])
-    ra = fr > 0.0 and tau_c > 0.0
+    auto = settle <= 0.0               # the loop decides its settle wait (CONFIG settle 0)
+    ps = np.empty(PROBE_N)              # relaxation probe samples: s since the reading, S
+    py = np.empty(PROBE_N)
+    ht = np.empty(NH)                   # ring of the last pulses: reading time, change (S)
+    hd = np.empty(NH)
     dec_w = math.exp(-width / ph[TAU])
     dec_s = math.exp(-settle / ph[TAU])
     need_n, need_u = draws_per_device(max_pulses)
@@ -249,6 +354,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         tl = tol[j]
         k2 = 4.0 * kap[j]
         k3 = 9.0 * kap[j]
+        k4 = 16.0 * kap[j]
 
         nr = _count(tg, k2, n_fixed, max_reads)
         z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
@@ -256,13 +362,22 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                                               gm, sp, ph, z1, z2, uu)
         nrd = nr
         g0 = g
+        hn = 0                              # pulses in the ring ht/hd (while probing)
         aim = _aim(g0, tg, tl, rh)
         waited = False
+        # relaxation: the device type's, else (auto settle) what a probe learned; 0 = unknown
+        fk = fr
+        tauk = tau_c
+        if fk == 0.0 and auto and staul[d] > 0.0:
+            fk = sfl[d]
+            tauk = staul[d]
+        probe = auto and tauk == 0.0        # the next settle measures the relaxation
         U = 0.0                             # volatile part of the reading g (tracked if trk)
         tU = t_ - nr * ph[READ_TIME]        # the time g refers to (its batch's start here)
+        tgr = tU                            # the time of the reading g
         # track the relaxation on a long way only (more than 8 tolerances): on short steps the
         # volatile part is small and the kept-fraction aim does as well
-        trk = ra and abs(tg - g) > 8.0 * tl
+        trk = fk > 0.0 and tauk > 0.0 and abs(tg - g) > 8.0 * tl
         if trk:
             aim = tg
         npulse = 0
@@ -275,18 +390,49 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             done = False
             if abs(err) <= tl:
                 # ---- final verify (after a settle wait if the device moved) --------------------
-                if settle > 0.0 and npulse > 0:
-                    t_ += settle
-                    u_ = np.float32(u_ * dec_s)
-                    w_, td = _drift(t_, td, w_, fz, ph)
                 nf = _count(g, k3, n_fixed, max_reads)
-                z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
-                gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], isq[nf], w_, u_, t_, td, tr_, y_,
-                                                       rs, fz, gm, sp, ph, z1, z2, uu)
-                nrd += nf
-                if trk:
+                probed = False
+                m = 0
+                if npulse > 0:
+                    if not auto:
+                        t_ += settle
+                        u_ = np.float32(u_ * dec_s)
+                        w_, td = _drift(t_, td, w_, fz, ph)
+                    elif probe:
+                        nq = _count(g, k4, n_fixed, max_reads)
+                        m, w_, u_, t_, td, tr_, y_, rs, pn, pu = _probe(
+                            tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
+                            zn, zu, pn, pu, use_lf, use_rtn, ps, py)
+                        nrd += m * nq
+                        tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl)
+                        if tl_ > 0.0:
+                            staul[d] = tl_
+                            sfl[d] = fl_
+                        probed = True
+                    else:
+                        # wait out the volatile part: the tracked one, else f of the move so far
+                        if trk:
+                            v = abs(U)
+                        else:
+                            v = max(1.0 - rh, fk) * abs(g - g0)
+                        dt = _auto_wait(v, tl, tauk)
+                        if dt > 0.0:
+                            w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
+                if probed:
+                    gf = py[m - 1]
+                    tm = tgr + ps[m - 1]
+                    probe = False
+                    if fk == 0.0 and staul[d] > 0.0:
+                        fk = sfl[d]
+                        tauk = staul[d]
+                else:
+                    z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
+                    gf, w_, u_, t_, td, tr_, y_, rs = _read(nf, rv, dec_r[nf], isq[nf], w_, u_, t_, td,
+                                                           tr_, y_, rs, fz, gm, sp, ph, z1, z2, uu)
+                    nrd += nf
                     tm = t_ - nf * ph[READ_TIME]
-                    U *= math.exp(-(tm - tU) / tau_c)
+                if trk:
+                    U *= math.exp(-(tm - tU) / tauk)
                     tU = tm
                 dimm = g - g0
                 if npulse > 0 and not rev and abs(dimm) >= tl:
@@ -294,9 +440,14 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     r = rho_min if r < rho_min else (rho_max if r > rho_max else r)
                     rh += (r - rh) / 8.0
                 g = gf
+                tgr = tm
                 if abs(gf - tg) <= tl:
                     done = True
                 else:
+                    if probed and fk > 0.0 and tauk > 0.0 and abs(gf - tg) > 8.0 * tl:
+                        trk = True          # learned just now, and still a long way: track
+                        U = 0.0
+                        tU = tm
                     g0 = g
                     aim = tg if trk else _aim(g0, tg, tl, rh)
                     rev = False
@@ -310,21 +461,27 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 break
             if npulse >= max_pulses:
                 break
-            if trk and settle > 0.0 and not waited and \
+            if trk and not waited and \
                     ((err < 0.0 and g - aim > tl) or (err > 0.0 and g - aim < -tl)):
                 # the volatile estimate alone flips the decision (e.g. after a jump into the
                 # window's edge, where the reading hides the volatile part): let it decay, read again
-                t_ += settle
-                u_ = np.float32(u_ * dec_s)
-                w_, td = _drift(t_, td, w_, fz, ph)
+                if auto:
+                    dt = _auto_wait(abs(U), tl, tauk)
+                    if dt > 0.0:
+                        w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
+                else:
+                    t_ += settle
+                    u_ = np.float32(u_ * dec_s)
+                    w_, td = _drift(t_, td, w_, fz, ph)
                 nr = max(_count(g, k2, n_fixed, max_reads), 2)
                 z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
                 g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td,
                                                       tr_, y_, rs, fz, gm, sp, ph, z1, z2, uu)
                 nrd += nr
                 tm = t_ - nr * ph[READ_TIME]
-                U *= math.exp(-(tm - tU) / tau_c)
+                U *= math.exp(-(tm - tU) / tauk)
                 tU = tm
+                tgr = tm
                 waited = True               # (once per pulse)
                 continue
             waited = False
@@ -334,7 +491,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             pol = 1 if up else -1
             need = abs(err)
             if trk:                          # the whole change needed, of which 1 - f stays
-                need /= (1.0 - fr)
+                need /= (1.0 - fk)
             if first == 0:
                 first = pol
             if pol != first:
@@ -371,15 +528,20 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
             nrd += nr
+            tgr = t_ - nr * ph[READ_TIME]
+            if probe:
+                ht[hn % NH] = tgr
+                hd[hn % NH] = gn - g
+                hn += 1
             if trk:
                 # the pulse's whole change J: the reading's change less the decay of the earlier
                 # volatile part, scaled up by what of the new volatile part decayed before the read
                 tm = t_ - nr * ph[READ_TIME]
-                dec = math.exp(-(tm - tU) / tau_c)
+                dec = math.exp(-(tm - tU) / tauk)
                 obs = gn - g + U - U * dec
-                q = 1.0 if tm == t_pulse else math.exp(-(tm - t_pulse) / tau_c)
-                J = obs / ((1.0 - fr) + fr * q)
-                U = U * dec + fr * J * q
+                q = 1.0 if tm == t_pulse else math.exp(-(tm - t_pulse) / tauk)
+                J = obs / ((1.0 - fk) + fk * q)
+                U = U * dec + fk * J * q
                 tU = tm
                 dg = J * pol
             else:
@@ -425,6 +587,36 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 snobs[r_, d] = nobs + 1 if nobs < 1000 else 1000
             if tr > trust:              # a prior's wide trust region narrows
                 strr[r_, d] = tr >> 1 if (tr >> 1) > trust else trust
+            if probe and dg >= tl:
+                ssum = 0.0
+                for k in range(min(hn, NH)):
+                    ssum += hd[(hn - 1 - k) % NH] * pol
+                if ssum >= LEARN_PULSE * tl:
+                    # large moves while the relaxation is unknown: measure their decay now, go on
+                    # from the settled reading (tracking if it is still a long way)
+                    nq = _count(g, k4, n_fixed, max_reads)
+                    m, w_, u_, t_, td, tr_, y_, rs, pn, pu = _probe(
+                        tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
+                        zn, zu, pn, pu, use_lf, use_rtn, ps, py)
+                    nrd += m * nq
+                    tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl)
+                    if tl_ > 0.0:
+                        staul[d] = tl_
+                        sfl[d] = fl_
+                    probe = False
+                    g = py[m - 1]
+                    tgr = tgr + ps[m - 1]
+                    g0 = g
+                    if fk == 0.0 and staul[d] > 0.0:
+                        fk = sfl[d]
+                        tauk = staul[d]
+                        if fk > 0.0 and abs(tg - g) > 8.0 * tl:
+                            trk = True
+                            U = 0.0
+                            tU = tgr
+                    aim = tg if trk else _aim(g0, tg, tl, rh)
+                    rev = False
+                    first = 0
             if i == itop and not clear:
                 stall += 1
             else:
