@@ -109,3 +109,19 @@ def test_missing_or_corrupt_stored_calibration_is_one_line(tmp_path):
     bad.write_text("scores = [\n")
     with pytest.raises(pt.CalibrationError, match="corrupt"):
         pt.load_calibration(bad)
+
+
+def test_stored_calibration_belongs_to_the_committed_image_and_reads_back(published):
+    import tomllib
+    with open(pt.CALIBRATION_PATH, "rb") as f:
+        stored = tomllib.load(f)
+    uf2 = pt.REPO / "firmware" / "rp2-image" / "firmware.uf2"
+    assert stored["firmware_sha256"] == hashlib.sha256(uf2.read_bytes()).hexdigest()
+    assert stored["n"] == 100 and stored["m"] == 100 and stored["freq_hz"] == 125_000_000
+    assert set(stored["scores"]) == set(pt.benchmark_names(published))
+    cal = pt.load_calibration()
+    # the stored scores are what the factor is computed from (nothing cached)
+    assert cal["k"] == pytest.approx(statistics.median(
+        stored["scores"][b] / s for b, s in pt.primary_dataset(published)["scores"].items()))
+    assert cal["k_low"] <= cal["k"] <= cal["k_high"]
+    assert "k = " in pt.describe(cal) and cal["datasets"][cal["primary"]]["url"] in pt.describe(cal)

@@ -210,6 +210,8 @@ def write_calibration(suite: dict[str, Any], path: Path = CALIBRATION_PATH) -> P
         f'freq_hz = {int(suite["meta"].get("freq_hz", 0))}',
         f'firmware_sha256 = "{hashlib.sha256(uf2_path().read_bytes()).hexdigest()}"',
         f'bootrom_sha256 = "{hashlib.sha256(bootrom_path().read_bytes()).hexdigest()}"',
+        f'harness_pico_js_sha256 = "{_sha256_or_empty(REPO / "hil" / "pico" / "pico.js")}"',
+        f'rp2040js = "{_rp2040js_version()}"',
         f'n = {suite["n"]}', f'm = {suite["m"]}', f'repeats = {suite["repeats"]}',
         "", "[scores]"]
     lines += [f"{b} = {r['score']:.4f}" for b, r in sorted(suite["results"].items())]
@@ -217,6 +219,19 @@ def write_calibration(suite: dict[str, Any], path: Path = CALIBRATION_PATH) -> P
     lines += [f"{b} = {r['runs'][0]['time_us']}" for b, r in sorted(suite["results"].items())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _sha256_or_empty(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def _rp2040js_version() -> str:
+    import json
+    lock = REPO / "hil" / "pico" / "package-lock.json"
+    try:
+        return str(json.loads(lock.read_text())["packages"]["node_modules/rp2040js"]["version"])
+    except (OSError, KeyError, ValueError):
+        return ""
 
 
 def load_calibration(path: Path = CALIBRATION_PATH) -> dict[str, Any]:
