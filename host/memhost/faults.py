@@ -76,12 +76,15 @@ class FaultyLink:
     """The proxy. Use as a context manager; `port` is the path for Board.open / pyserial."""
 
     def __init__(self, faults: Faults | None = None, seed: int = 0, preset: str = "tio2x-seed",
-                 board_seed: int | None = 1, boot_s: float = 0.3):
+                 board_seed: int | None = 1, boot_s: float = 0.3, actuation_log: str | None = None):
+        """actuation_log: every board process (one per reset) appends its actuations there
+        (memhost.bench.oracle)."""
         self.faults = faults or Faults()
         self.rng = random.Random(seed)
         self.preset = preset
         self.board_seed = board_seed
         self.boot_s = boot_s
+        self.actuation_log = actuation_log
         self.counters = FaultCounters()
         self.tap: dict[tuple[int, int], int] = {}       # (board generation, seq) -> RESULT pulses
         self.sessions: dict[int, int] = {}              # board generation -> its session id
@@ -131,7 +134,8 @@ class FaultyLink:
         self.stop()
 
     def _start_board(self) -> None:
-        self.emulator = Emulator(preset=self.preset, seed=self.board_seed).start()
+        self.emulator = Emulator(preset=self.preset, seed=self.board_seed,
+                                 actuation_log=self.actuation_log).start()
         fd = os.open(self.emulator.port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(fd)
         self._board_fd = fd

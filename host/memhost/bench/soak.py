@@ -9,7 +9,9 @@ had in flight with the same sequence numbers and gets the board's cached replies
 
 Checks afterwards: every step has exactly one row; for each board process, the pulses it applied
 (its own INFO counter) equal the pulses of the RESULTs it sent (tapped by the proxy), and every
-logged row matches the board's RESULT for its (session, seq).
+logged row matches the board's RESULT for its (session, seq); and the actuation oracle
+(memhost.bench.oracle): every pulse and read bias every board process applied was within the limits in
+force at that moment and the absolute maxima.
 """
 
 from __future__ import annotations
@@ -95,8 +97,11 @@ def soak(n: int = 10_000, seed: int = 1, flip: float = 0.01, drop: float = 0.002
     from ..runlog import RunFolder
     from .. import protocol as P
 
+    from .oracle import check_actuations
     base = Path(out) if out else Path(tempfile.mkdtemp(prefix="memhost-soak-"))
-    fl = FaultyLink(Faults(), seed=seed, board_seed=seed).start()
+    log = tempfile.NamedTemporaryFile(prefix="memhost-soak-actuations-", suffix=".bin", delete=False)
+    log.close()
+    fl = FaultyLink(Faults(), seed=seed, board_seed=seed, actuation_log=log.name).start()
     try:
         with Board.open(fl.port) as b:          # g0 of the fresh device (a READ: no pulse)
             g0 = b.read(32).g
@@ -170,6 +175,11 @@ def soak(n: int = 10_000, seed: int = 1, flip: float = 0.01, drop: float = 0.002
                     if fr.seq == 0xFFFFFFF1:
                         final = fr.message
         report = verify(run.path, n, fl, final)
+        fl.stop()                           # the last board process flushes its log as it ends
+        oracle = check_actuations(log.name)
+        report.update({"limit_violations": oracle["violations"],
+                       "violation_examples": oracle["examples"],
+                       "actuations_checked": {"pulses": oracle["pulses"], "reads": oracle["reads"]}})
         stats: dict[str, int] = {}
         for f in run.path.glob("stats-*.json"):
             for k, v in json.loads(f.read_text()).items():
@@ -185,6 +195,7 @@ def soak(n: int = 10_000, seed: int = 1, flip: float = 0.01, drop: float = 0.002
         return report
     finally:
         fl.stop()
+        os.unlink(log.name)
 
 
 def verify(run_path: Path, n: int, fl: Any, final: Any) -> dict[str, Any]:
@@ -260,8 +271,11 @@ def run(args: Any) -> int:
         print(f"{rep['targets']} targets in {rep['elapsed_s']} s: lost {rep['lost']}, duplicated "
               f"{rep['duplicated']}, retries {rep['retries']}, resyncs {rep['resyncs']}, reconnects "
               f"{rep['reconnects']}, resets {rep['resets_detected']}, counters agree: "
-              f"{rep['counters_agree']}")
-    return 0 if rep["lost"] == 0 and rep["duplicated"] == 0 and rep["counters_agree"] else 1
+              f"{rep['counters_agree']}, actuations outside the limits in force "
+              f"{rep['limit_violations']} (of {rep['actuations_checked']['pulses']} pulses and "
+              f"{rep['actuations_checked']['reads']} reads checked)")
+    return 0 if rep["lost"] == 0 and rep["duplicated"] == 0 and rep["counters_agree"] \
+        and rep["limit_violations"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
 #   "<Bddddd": 1 (pulse), amplitude V, width s, max_v, min_width, max_width
 #              2 (read),  bias V, n, max_read_v, 0, 0
 # The amplitude and bias are those the firmware asked the HAL for (the DAC codes then round them by
-# at most half a code). The records of a command are on file before its reply is sent.
+# at most half a code). Each record is on file before the actuation happens.
 import json
 import os
 import struct
@@ -61,7 +61,6 @@ class Hal(StdioPort):
             self.WAIT_CHUNK_S = 0.005
         log = os.getenv("MEMHOST_SIM_LOG")
         self._log = open(log, "ab") if log else None
-        self._logbuf = bytearray()
         self._limits = None
 
     def watch(self, values):
@@ -69,19 +68,8 @@ class Hal(StdioPort):
         self._limits = values
 
     def _record(self, kind, a, b, l1, l2, l3):
-        self._logbuf.extend(struct.pack("<Bddddd", kind, a, b, l1, l2, l3))
-        if len(self._logbuf) > 4096:
-            self._flush()
-
-    def _flush(self):
-        if self._log is not None and self._logbuf:
-            self._log.write(self._logbuf)
-            self._log.flush()
-            self._logbuf = bytearray()
-
-    def tx(self, data):
-        self._flush()
-        StdioPort.tx(self, data)
+        # written at once (one write per actuation): a board killed mid-command loses no record
+        self._log.write(struct.pack("<Bddddd", kind, a, b, l1, l2, l3))
 
     def _advance(self, t_before, real0):
         virt = int((self.dev.t - t_before) * 1e6)
