@@ -296,7 +296,7 @@ print(json.dumps(res))
     assert out == [125, 16, 188, 12_500, 1_250_000]     # 8 ns per cycle, 16 cycles at least
 
 
-# ---- pyboard: MCP4922 on SPI2, gate + udelay ----------------------------------------------
+# ---- pyboard: MCP4922 on SPI2, gate from TIM2 in one-pulse mode ----------------------------------------------
 
 def test_fake_pyboard_dac_a_codes_for_amplitudes():
     out = run_mpy(PYB_PRELUDE + f"""
@@ -311,17 +311,38 @@ print(json.dumps(res))
         assert ch == 0 and code == dac_a_code(v, C["FE_DAC_VREF"]), v
 
 
-def test_fake_pyboard_pulse_gates_with_interrupts_off_for_the_width():
-    out = run_mpy(PYB_PRELUDE + """
-machine.reset_log()
-hal.pulse(-1.5, 250e-6)
-print(json.dumps([e for e in events(('dac', 'pin', 'udelay', 'irq')) if e[0] != 'pin' or e[1] == 'X1']))
+def test_fake_pyboard_pulse_is_timed_by_tim2_in_one_pulse_mode():
+    """The gate is TIM2 CH1's output: the FAKE stm timer reports its high time in ticks of the 84 MHz
+    timer clock; the DAC is set before the counter starts and back to 0 V after it stopped."""
+    widths = [1e-6, 1.5e-6, 250e-6, 1e-3, 10e-3]
+    out = run_mpy(PYB_PRELUDE + f"""
+res = []
+for w in {widths!r}:
+    machine.reset_log()
+    hal.pulse(-1.5, w)
+    res.append(events(('dac', 'tim_pulse', 'tim_free_running', 'udelay', 'irq')))
+print(json.dumps({{'hz': hal.tim_hz, 'af': [list(e) for e in machine.LOG if e[0] == 'pin_af'],
+                  'res': res}}))
 """)
-    gate = C["PYB_PIN_PULSE_GATE"]
-    assert out[0][:3] == ["dac", 0, dac_a_code(-1.5, C["FE_DAC_VREF"])]
-    assert out[1][0] == "udelay"                                    # DAC settling
-    i = out.index(["pin", gate, 1])
-    assert out[i - 1] == ["irq", 0]
-    assert out[i + 1][0] == "udelay" and 248 <= out[i + 1][1] <= 250   # width less call overhead
-    assert out[i + 2] == ["pin", gate, 0] and out[i + 3] == ["irq", 1]
-    assert out[-1][:3] == ["dac", 0, dac_a_code(0.0, C["FE_DAC_VREF"])]
+    assert out["hz"] == 84_000_000
+    for w, ev in zip(widths, out["res"]):
+        kinds = [e[0] for e in ev]
+        assert kinds == ["dac", "udelay", "tim_pulse", "dac"], ev      # no IRQ masking needed
+        assert ev[0][:3] == ["dac", 0, dac_a_code(-1.5, C["FE_DAC_VREF"])]
+        _, base, high, delay = ev[2]
+        assert high == round(w * 84e6) and delay == 1, (w, ev[2])       # exact, in timer ticks
+        assert ev[3][:3] == ["dac", 0, dac_a_code(0.0, C["FE_DAC_VREF"])]
+
+
+def test_fake_pyboard_gate_pin_is_the_timer_output():
+    out = run_mpy("""
+import json, machine
+log = machine.LOG
+dac = machine.attach_mcp4922('Y5', 2)
+ofs = machine.attach_dac8551('Y4', 2)
+adc = machine.attach_ad7685('Y3', 2)
+from memfw.hal.pyboard import Hal
+hal = Hal()
+print(json.dumps([list(e) for e in log if e[0] == 'pin_af']))
+""")
+    assert out == [["pin_af", C["PYB_PIN_PULSE_GATE"], 1]]              # X1 = PA0, AF1 = TIM2_CH1

@@ -38,13 +38,19 @@ def enable_irq(state=True):
 class Pin:
     IN = 0
     OUT_PP = 1
+    AF_PP = 2
     OUT_OD = 17
     PULL_NONE = 0
+    AF1_TIM2 = 1        # alternate functions (the pyboard's Pin.AFn_xxx constants)
+    AF2_TIM5 = 2
 
-    def __init__(self, name, mode=-1, pull=-1):
+    def __init__(self, name, mode=-1, pull=-1, af=-1):
         self.name = name.name if isinstance(name, Pin) else name
         self.mode = mode
+        self.af = af
         self._v = 0
+        if mode == Pin.AF_PP:
+            _log("pin_af", self.name, af)
 
     def value(self, v=None):
         if v is None:
@@ -73,6 +79,10 @@ class Timer:
         self.id = id
         self._freq = freq
         _log("timer_init", id, freq)
+
+    def source_freq(self):
+        """The timer's input clock at 168 MHz: APB2 timers (1, 8..11) 168 MHz, APB1 ones 84 MHz."""
+        return 168_000_000 if self.id in (1, 8, 9, 10, 11) else 84_000_000
 
     def freq(self, f=None):
         if f is None:
