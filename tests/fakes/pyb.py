@@ -44,9 +44,10 @@ class Pin:
     AF1_TIM2 = 1        # alternate functions (the pyboard's Pin.AFn_xxx constants)
     AF2_TIM5 = 2
 
-    def __init__(self, name, mode=-1, pull=-1, af=-1):
+    def __init__(self, name, mode=-1, pull=-1, af=-1, alt=-1, value=None):
         self.name = name.name if isinstance(name, Pin) else name
         self.mode = mode
+        af = alt if alt != -1 else af           # `alt` (current MicroPython), `af` (older)
         self.af = af
         self._v = 0
         if mode == Pin.AF_PP:

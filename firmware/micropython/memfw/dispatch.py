@@ -44,8 +44,8 @@ class Server:
         self.running = True
         self.current_seq = 0            # the command executing now (a re-send of it is a duplicate)
         self.current_crc = b""
-        self._started_ms = 0            # when it started, and the last heartbeat (time.ticks_ms)
-        self._beat_ms = 0
+        self._started_ms = time.ticks_ms()  # when it started, and the last heartbeat
+        self._beat_ms = self._started_ms
         # counters reported in INFO
         self.n_commands = 0
         self.n_bad_frames = 0

@@ -43,7 +43,7 @@ class Hal(BoardHal):
         BoardHal.__init__(self)
         Pin = pyb.Pin
         if gate is None:        # the gate pin is the timer's output (low while the counter is idle)
-            gate = Pin(config.PYB_PIN_PULSE_GATE, Pin.AF_PP, af=Pin.AF1_TIM2)
+            gate = Pin(config.PYB_PIN_PULSE_GATE, Pin.AF_PP, alt=Pin.AF1_TIM2)
         if read_en is None:
             read_en = Pin(config.PYB_PIN_READ_EN, Pin.OUT_PP)
         read_en.low()

@@ -69,7 +69,9 @@ class Hal(StdioPort):
 
     def _record(self, kind, a, b, l1, l2, l3):
         # written at once (one write per actuation): a board killed mid-command loses no record
-        self._log.write(struct.pack("<Bddddd", kind, a, b, l1, l2, l3))
+        log = self._log
+        if log is not None:
+            log.write(struct.pack("<Bddddd", kind, a, b, l1, l2, l3))
 
     def _advance(self, t_before, real0):
         virt = int((self.dev.t - t_before) * 1e6)
