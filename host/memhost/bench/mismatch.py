@@ -110,7 +110,8 @@ def run_cases(port: str, preset: str, seeds: list[int], levels: int, cycles: int
     return {"preset": preset, "levels": levels, "cycles": cycles, "seeds": seeds, "retries": 0,
             "tolerance_lsb": 0.5, "goal": {"pulses_ratio_le": PULSE_GOAL,
                                            "sigma_ratio_le": SIGMA_GOAL,
-                                           "no_convergence_loss": True, "cases": list(GOAL_CASES)},
+                                           "convergence_loss_le": CONVERGENCE_SLACK,
+                                           "cases": list(GOAL_CASES)},
             "goal_met": bool(goal) and all(c["within_goal_bounds"] for c in goal),
             "cases": out_cases}
 

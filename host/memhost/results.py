@@ -1,0 +1,319 @@
+"""docs/results.md from the benches' JSON: one command runs the benches (or reuses their JSON) and
+writes the results page, the README's results table and the README's figures.
+
+    memhost results --run        # run every bench (about 15 min on 2 cores), then render
+    memhost results              # render again from the JSON in docs/results/
+
+Each bench's JSON is kept in docs/results/<name>.json inside an envelope that says when it ran, the
+command, the wall time, the machine (CPU, cores, Python, git commit) and the load average before
+and after. The page is dated by the benches, not by the rendering.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import UsageError
+
+#: (name, memhost arguments) of the benches the page rests on, in the order they run
+BENCHES: list[tuple[str, list[str]]] = [
+    ("demo", ["demo", "--seeds", "5", "--json"]),
+    ("controller", ["bench", "controller", "--port", "emu", "--seeds", "5", "--json"]),
+    ("mismatch", ["bench", "mismatch", "--port", "emu", "--seeds", "5", "--json"]),
+    ("ann-max", ["bench", "ann", "--model", "mlp,cnn", "--bits", "1-4,9", "--clip", "max",
+                 "--ideal", "--json", "--no-plot"]),
+    ("ann-p99.9", ["bench", "ann", "--model", "mlp,cnn", "--bits", "1-4,9", "--clip", "p99.9",
+                   "--ideal", "--json", "--no-plot"]),
+    ("ann-mse", ["bench", "ann", "--model", "mlp,cnn", "--bits", "1-4,9", "--clip", "mse",
+                 "--ideal", "--json", "--no-plot"]),
+]
+README_BEGIN = "<!-- results:demo begin (memhost results writes this block) -->"
+README_END = "<!-- results:demo end -->"
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10, cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"cpu": cpu or platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "system": f"{platform.system()} {platform.release()}",
+            "python": platform.python_version(), "git_commit": commit}
+
+
+def run_bench(name: str, args: list[str], work: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run `memhost ARGS` (demo run folders and ann outputs under `work`), return its envelope."""
+    args = list(args)
+    if name == "demo":
+        args += ["--out", str(work / "demo-runs")]
+    if name.startswith("ann"):
+        args += ["--out", str(work / name)]
+    load0 = os.getloadavg()
+    t0 = time.monotonic()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    log(f"results: memhost {' '.join(args)} ...")
+    r = subprocess.run([sys.executable, "-m", "memhost", *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise UsageError(f"memhost {' '.join(args)} failed (exit {r.returncode}): "
+                         f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'no message'}")
+    return {"name": name, "command": "memhost " + " ".join(args),
+            "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
+            "wall_s": round(time.monotonic() - t0, 1),
+            "load_before": [round(x, 2) for x in load0],
+            "load_after": [round(x, 2) for x in os.getloadavg()],
+            "machine": machine(), "result": json.loads(r.stdout)}
+
+
+def _demo_figures(env: dict[str, Any], img: Path) -> list[str]:
+    """Copy the first seed's figures of the demo into docs/img (the README shows them)."""
+    out = []
+    for algo, runs in env["result"]["runs"].items():
+        first = Path(runs[0]["run_dir"])
+        for stem in ("levels", "cpd"):
+            src = first / f"{stem}.png"
+            if src.exists():
+                dst = img / f"demo-{stem}-{algo}.png"
+                shutil.copyfile(src, dst)
+                out.append(str(dst))
+    return out
+
+
+def _literature_figure(env: dict[str, Any], img: Path) -> str | None:
+    from .literature import plot_literature
+    firsts = [runs[0]["run_dir"] for runs in env["result"]["runs"].values()]
+    if not all(Path(r).exists() for r in firsts):
+        return None
+    return str(plot_literature(firsts, img / "literature.png")[0])
+
+
+def _fmt(m: dict[str, Any] | None, fmt: str, pct: bool = False) -> str:
+    if not m or m.get("mean") is None:
+        return "n/a"
+    if pct:
+        return f"{m['mean'] * 100:.1f} ± {m['sd'] * 100:.1f} %"
+    return f"{format(m['mean'], fmt)} ± {format(m['sd'], fmt)}"
+
+
+def _provenance(env: dict[str, Any]) -> str:
+    m = env["machine"]
+    return (f"*`{env['command']}` — {env['started_utc']}, {env['wall_s']:.0f} s wall; {m['cpu']}, "
+            f"{m['cores']} cores, Python {m['python']}, commit {m['git_commit'] or '?'}; load average "
+            f"(1/5/15 min) {'/'.join(str(x) for x in env['load_before'])} before, "
+            f"{'/'.join(str(x) for x in env['load_after'])} after.*")
+
+
+def demo_table(env: dict[str, Any]) -> str:
+    from .commands.demo import ROWS
+    res = env["result"]
+    algos = list(res["mean_sd"])
+    lines = ["| " + " | ".join([""] + [f"{a} (mean ± sd)" for a in algos] + ["seed lab"]) + " |",
+             "|" + "---|" * (len(algos) + 2)]
+    for label, key, fmt in ROWS:
+        if key == "duration_s":
+            continue
+        cells = [_fmt(res["mean_sd"][a][key], fmt.rstrip("%"), fmt.endswith("%")) for a in algos]
+        lab = ""
+        if key == "nonlinearity_index":
+            lab = "4.95e-3 **(calibration target)**" if res["levels"] == 512 else ""
+        elif key == "reproducible_levels":
+            lab = "32 (5 bits) stable"
+        lines.append("| " + " | ".join([label] + cells + [lab]) + " |")
+    return "\n".join(lines)
+
+
+def demo_caption(env: dict[str, Any]) -> str:
+    res = env["result"]
+    return (f"{res['preset']} preset, {res['levels']} levels × {res['cycles']} cycles, "
+            f"{len(res['seeds'])} emulated devices (seeds {res['seeds'][0]}..{res['seeds'][-1]}): "
+            f"mean ± sd over devices. *First shot* = the check read after each target's first "
+            f"PROGRAM; *≤ {res['retries']} retries* = a target whose check read missed ±0.5 LSB is "
+            "programmed again, up to twice, and scored by its last check read. The seed lab's NL "
+            "index is the figure the tio2x-seed preset was calibrated to (fixed-step ISPP "
+            "reproduces it within ×2), so agreement there is by construction. All figures are from "
+            "the emulated board, not a physical device.")
+
+
+def controller_table(env: dict[str, Any]) -> str:
+    res = env["result"]
+    lines = ["| algorithm | pulses/target | p95 pulses | first 16 targets | error σ (LSB) | "
+             "within ±0.5 LSB | converged |", "|---|---|---|---|---|---|---|"]
+    for alg in ("ispp", "adaptive"):
+        r = res[alg]
+        lines.append(f"| {alg} | {_fmt(r['pulses_mean'], '.2f')} | {_fmt(r['pulses_p95'], '.0f')} | "
+                     f"{_fmt(r.get('pulses_first16'), '.2f')} | {_fmt(r['error_sigma_lsb'], '.3f')} | "
+                     f"{_fmt(r['within_half_lsb'], '', True)} | "
+                     f"{_fmt(r['converged_fraction'], '', True)} |")
+    lines.append("")
+    lines.append(f"adaptive / ISPP pulses: **{res['pulses_ratio_adaptive_over_ispp']:.3f} ± "
+                 f"{res['pulses_ratio_sd']:.3f}** (goal ≤ 0.33). {res['preset']}, {res['levels']} "
+                 f"targets × {res['cycles']} cycles, seeds {res['seeds'][0]}..{res['seeds'][-1]}, "
+                 "first shot (no retries), settled check read of 32 reads.")
+    return "\n".join(lines)
+
+
+def mismatch_table(env: dict[str, Any]) -> str:
+    res = env["result"]
+    lines = ["| prior given | pulses/target | × matched | error σ (LSB) | × matched | converged | "
+             "first 16 targets | goal |", "|---|---|---|---|---|---|---|---|"]
+    for c in res["cases"]:
+        verdict = ("—" if c["case"] == "matched" else
+                   ("**met**" if c["within_goal_bounds"] else "**missed**") if c["goal_applies"]
+                   else ("within bounds" if c["within_goal_bounds"] else "outside bounds"))
+        lines.append(f"| {c['case']} | {_fmt(c['pulses_mean'], '.2f')} | "
+                     f"{_fmt(c['pulses_ratio'], '.2f')} | {_fmt(c['error_sigma_lsb'], '.3f')} | "
+                     f"{_fmt(c['sigma_ratio'], '.2f')} | {_fmt(c['converged_fraction'], '', True)} | "
+                     f"{_fmt(c.get('pulses_first16'), '.2f')} | {verdict} |")
+    g = res["goal"]
+    lines.append("")
+    lines.append(f"Goal (gain and slope × ½ and × 2): ≤ {g['pulses_ratio_le']}× the pulses and ≤ "
+                 f"{g['sigma_ratio_le']}× the error σ of the matched prior, converged fraction at "
+                 f"most {g['convergence_loss_le'] * 100:.1f} % below it: "
+                 f"**{'met' if res['goal_met'] else 'NOT met'}**. {res['preset']}, {res['levels']} "
+                 f"targets × {res['cycles']} cycles, seeds {res['seeds'][0]}..{res['seeds'][-1]}, "
+                 "first shot; ratios per seed (same device), then mean ± sd.")
+    return "\n".join(lines)
+
+
+def ann_table(envs: dict[str, dict[str, Any]]) -> str:
+    names = [n for n in envs if n.startswith("ann-")]
+    if not names:
+        return "(not run)"
+    first = envs[names[0]]["result"]
+    lines = ["| model | bits | float | " + " | ".join(f"ideal, clip {n[4:]}" for n in names) +
+             " | scale / max (mse) | clipped (mse) |", "|---|---|---|" + "---|" * (len(names) + 2)]
+    for mi, m in enumerate(first["models"]):
+        for bi, row in enumerate(m["bits"]):
+            cells = []
+            for n in names:
+                r = envs[n]["result"]["models"][mi]["bits"][bi]
+                cells.append(f"{r['ideal'] * 100:.2f} %")
+            mse = envs.get("ann-mse")
+            extra = ["", ""]
+            if mse:
+                r = mse["result"]["models"][mi]["bits"][bi]
+                extra = [f"{r.get('scale_over_max_mean', 1.0):.2f}",
+                         f"{r.get('clipped_fraction', 0.0) * 100:.2f} %"]
+            lines.append(f"| {m['model']} | {row['bits']} | {m['float'] * 100:.2f} % | "
+                         + " | ".join(cells + extra) + " |")
+    return "\n".join(lines)
+
+
+def render(envs: dict[str, dict[str, Any]]) -> str:
+    out = ["# Results", "",
+           "Every figure on this page comes from the JSON of one bench run, kept beside it in "
+           "`docs/results/`; `memhost results --run` runs them all again and rewrites this page, "
+           "the README's table and its figures (`memhost results` alone re-renders from the JSON). "
+           "Each section says when and on what machine, at what load, its bench ran. Older figures "
+           "live in git history, not here. All runs are on the **emulated** board (the real "
+           "firmware in the MicroPython unix port against the emulated memristor) unless a "
+           "section says otherwise.", ""]
+    if "demo" in envs:
+        out += ["## The main job (`memhost demo`, the README table)", "", demo_caption(envs["demo"]),
+                "", demo_table(envs["demo"]), "", _provenance(envs["demo"]), "",
+                "![literature map](img/literature.png)", "",
+                "The literature map (`memhost plot --literature`) with the first seed's runs; the "
+                "published points and where each number came from are in "
+                "`host/memhost/data/literature.toml`.", ""]
+    if "controller" in envs:
+        out += ["## Adaptive against ISPP (`memhost bench controller`)", "",
+                controller_table(envs["controller"]), "", _provenance(envs["controller"]), ""]
+    if "mismatch" in envs:
+        out += ["## A wrong device-type prior (`memhost bench mismatch`)", "",
+                "The adaptive controller given a prior scaled away from the emulated device's true "
+                "type (CONFIG prior_* on the board), against the matched prior on the same devices. "
+                "\"no prior\" also leaves the board's settle wait at 0; \"no prior, settle\" sets it "
+                "to 5 τ of the device, as a user who measured the decay time would.", "",
+                mismatch_table(envs["mismatch"]), "", _provenance(envs["mismatch"]), ""]
+    if any(n.startswith("ann-") for n in envs):
+        anns = {n: e for n, e in envs.items() if n.startswith("ann-")}
+        e0 = next(iter(anns.values()))
+        ds = e0["result"].get("dataset") or {}
+        out += ["## Clipped weight scaling (`memhost bench ann --clip`)", "",
+                "Test accuracy after quantization only (\"ideal\": no programming error), "
+                f"differential mapping, on {ds.get('name', '?')} ({ds.get('n_test', '?')} test "
+                "images), with each layer's scale = max|w| (`max`), the 99.9th percentile of |w| "
+                "(`p99.9`) or the MSE-optimal scale per bit depth (`mse`).", "",
+                ann_table(anns), ""]
+        for n, e in anns.items():
+            out += [f"- {n}: " + _provenance(e)]
+        out += [""]
+    return "\n".join(out)
+
+
+def update_readme(readme: Path, env: dict[str, Any]) -> None:
+    text = readme.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        raise UsageError(f"{readme}: no results block ({README_BEGIN!r} .. {README_END!r}) to update")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    block = "\n".join([README_BEGIN, demo_caption(env), "", demo_table(env), "",
+                       f"*{env['started_utc']}, `{env['command']}`; machine, load and the other "
+                       "benches: [docs/results.md](docs/results.md).*", README_END])
+    readme.write_text(head + block + tail, encoding="utf-8")
+
+
+def results(root: Path, run: bool, only: list[str] | None,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    """Run (if `run`) and render. `root` is the repository (docs/ and README.md below it)."""
+    docs = root / "docs"
+    store = docs / "results"
+    img = docs / "img"
+    if not docs.is_dir():
+        raise UsageError(f"{root}: no docs/ folder; run from the memhost repository or give --root")
+    store.mkdir(exist_ok=True)
+    envs: dict[str, dict[str, Any]] = {}
+    written: list[str] = []
+    if run:
+        known = [n for n, _ in BENCHES]
+        if only:
+            bad = [n for n in only if n not in known]
+            if bad:
+                raise UsageError(f"--only {','.join(bad)}: unknown; choose from {', '.join(known)}")
+        with tempfile.TemporaryDirectory(prefix="memhost-results-") as tmp:
+            for name, args in BENCHES:
+                if only and name not in only:
+                    continue
+                env = run_bench(name, args, Path(tmp), log)
+                if name == "demo":
+                    written += _demo_figures(env, img)
+                    lit = _literature_figure(env, img)
+                    if lit:
+                        written.append(lit)
+                    for runs in env["result"]["runs"].values():   # temporary folders: drop paths
+                        for s in runs:
+                            s["run_dir"] = Path(s["run_dir"]).name
+                (store / f"{name}.json").write_text(json.dumps(env, indent=1) + "\n")
+                written.append(str(store / f"{name}.json"))
+    for name, _ in BENCHES:
+        f = store / f"{name}.json"
+        if f.exists():
+            envs[name] = json.loads(f.read_text())
+    if not envs:
+        raise UsageError(f"{store}: no bench JSON yet; run `memhost results --run` first")
+    page = docs / "results.md"
+    page.write_text(render(envs), encoding="utf-8")
+    written.append(str(page))
+    if "demo" in envs:
+        update_readme(root / "README.md", envs["demo"])
+        written.append(str(root / "README.md"))
+    return {"written": written, "benches": sorted(envs)}
