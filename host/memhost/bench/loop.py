@@ -205,7 +205,51 @@ def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
     return out
 
 
+def _print_pico(out: dict[str, Any]) -> None:
+    cal = out["calibration"]
+    k = cal["k"]
+    print(f"emulated Pico (MicroPython rp2 port in rp2040js), preset {out['preset']}, seed {out['seed']}, "
+          f"{out['targets']} targets per algorithm; times in emulated us -> calibrated us (x k)")
+    print(cal["text"])
+    for alg in ("ispp", "adaptive"):
+        s = out[alg]
+        parts = ", ".join(f"{name} {s[key]['emulated']:.1f} -> {s[key]['calibrated']:.1f}"
+                          for name, key in (("DAC write", "dac_us"), ("gate", "gate_us"),
+                                            ("pulse wait", "pulse_wait_us"), ("ADC", "adc_us"),
+                                            ("decision", "decision_us")))
+        t = s["total_us"]
+        print(f"{alg}: {s['iterations']} iterations, {s['pulses_per_target']:.1f} pulses/target; per iteration "
+              f"{t['emulated']:.1f} us emulated -> {t['calibrated']:.1f} us calibrated "
+              f"(range {t['emulated'] * cal['k_low']:.1f}..{t['emulated'] * cal['k_high']:.1f}; median "
+              f"{t['median_emulated']:.1f} emulated)")
+        print(f"  {parts}")
+        print(f"  per command (median): frame in {s['frame_in_us']['emulated']:.0f} -> "
+              f"{s['frame_in_us']['calibrated']:.0f} us (first read {s['frame_first_read_us']['emulated']:.0f}), "
+              f"frame out {s['frame_out_us']['emulated']:.0f} -> {s['frame_out_us']['calibrated']:.0f} us")
+    m = out["memory"]
+    print(f"gc.mem_free(): {m['after_import_bytes']} bytes after import, {m['with_server_bytes']} with the "
+          f"server built, lowest {m['lowest_during_run_bytes']} during {m['levels_per_algorithm']} levels x "
+          "(ISPP, adaptive)")
+    u = out["usb_fs"]
+    for alg in ("ispp", "adaptive"):
+        lo, hi = u[alg]["ratio_range"]
+        print(f"USB full speed (RTT {u['round_trip_s'] * 1e3:g} ms), {alg}: host-driven/on-board "
+              f"{u[alg]['ratio']:.1f}x (range {lo:.1f}..{hi:.1f} over k; goal >= {u['goal']:g}); on-board "
+              f"iteration {u[alg]['on_board_iteration_s'] * 1e6:.0f} us calibrated (k = {k:.2f})")
+    print(f"wall {out['wall_s']:.0f} s, load average {out['loadavg'][0]:.2f}")
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.port in ("emu:pico", "emu-pico"):
+        from .pico_loop import run_pico_loop
+        pout = run_pico_loop(args.preset, args.seed if args.seed is not None else 1, args.targets,
+                             args.rtt_ms * 1e-3, args.memory_levels)
+        pout["loadavg"] = list(os.getloadavg())
+        if args.json:
+            print_json(pout)
+        else:
+            _print_pico(pout)
+        return 0
     out = run_loop_bench(args.preset, args.seed if args.seed is not None else 1, args.targets,
                          args.rtt_ms * 1e-3, args.cpu_factor)
     out["loadavg"] = list(os.getloadavg())
@@ -232,6 +276,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--targets", type=int, default=100, help="targets per mode (default 100)")
     p.add_argument("--rtt-ms", type=float, default=1.0,
                    help="USB full-speed command round trip for the estimate, ms (default 1)")
+    p.add_argument("--memory-levels", type=int, default=512,
+                   help="with --port emu:pico: levels per algorithm of the free-heap run (default 512)")
     p.add_argument("--cpu-factor", type=float, default=25.0,
                    help="how much slower the Pico runs the firmware's decision than this host (default 25)")
     add_json_arg(p)

@@ -1,0 +1,235 @@
+"""The write-verify loop on the emulated Pico, in emulated cycles (`memhost bench loop --port emu:pico`).
+
+The firmware runs unchanged on MicroPython's rp2 port in rp2040js (hil/pico/). Its pins and buses are
+logged by the emulator in emulated system-clock cycles (the "observation log": DAC words with their
+/CS low and high cycles, the gate pin's high time, READ_EN, ADC conversions, USB CDC transfers), so one
+PROGRAM's time splits, iteration by iteration, into what the board did:
+
+  dac        the MCP4922 words on SPI0, /CS low to /CS high (4 per iteration: amplitude, 0 V, bias, 0 V)
+  gate       the gate pin high (the pulse itself, from the PIO)
+  pulse_wait DAC A latched -> gate rising (5 us DAC settling + PIO start) and gate falling -> the
+             next DAC word (the CPU polling the PIO's end-of-pulse word)
+  adc        READ_EN high: 15 us settling plus the ADC conversions and their read_u16 calls
+  decision   everything else between one pulse's DAC word and the next: the controller, the safety
+             gate, the HAL's Python glue
+and, per PROGRAM command (medians): `frame_in` = from the command's arrival (or the previous reply, when
+the window already holds it) to its first pulse: frame decoding, dispatch and the first verify read
+(`frame_first_read`, included); `frame_out` = from the last read to the reply's first USB transfer.
+
+An iteration runs from the /CS falling edge of a pulse's amplitude word to that of the next pulse in
+the same command. Figures are means over every iteration of every command, in emulated microseconds
+(cycles / clk_sys); each is printed beside the calibrated figure (x k, memhost.bench.pico_timing).
+
+Memory (`gc.mem_free()`) is read at the REPL of a second emulated Pico: after the firmware's modules
+are imported and collected, then after each of 512 levels programmed with `Controller.program` on the
+real rp2 HAL (no frames; sampled between levels, without collecting: the lowest value seen).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from ..errors import MemhostError
+
+KINDS = ("dac", "gate", "read_en", "adc", "cdc_rx", "cdc_tx", "clk_sys")
+DEFAULT_HZ = 125_000_000
+
+
+class LoopTraceError(MemhostError):
+    """The observation log does not hold the expected pin/bus sequence (the message says what)."""
+
+
+def split_iterations(events: list[dict[str, Any]], pulses: list[int]) -> dict[str, Any]:
+    """Per-iteration and per-command cycle counts from the observation log of PROGRAM commands.
+
+    `pulses`: each command's pulse count, in order (from its reply): the gate pulses split into commands
+    by it. A command's replies and heartbeats are told apart that way, not by their bytes."""
+    ev = sorted((e for e in events if e["e"] in KINDS), key=lambda e: e["c"])
+    gates = [e for e in ev if e["e"] == "gate"]
+    if len(gates) != sum(pulses):
+        raise LoopTraceError(f"{len(gates)} gate pulses in the observation log, the replies report "
+                             f"{sum(pulses)}: the log does not cover these commands")
+    rx = [e["c"] for e in ev if e["e"] == "cdc_rx"]
+    tx = [e["c"] for e in ev if e["e"] == "cdc_tx"]
+    if not rx or not tx:
+        raise LoopTraceError("no USB traffic in the observation log: was a PROGRAM run after the mark?")
+    dacs = [e for e in ev if e["e"] == "dac"]
+    read_on = [e["c"] for e in ev if e["e"] == "read_en" and e["on"]]
+    read_off = [e["c"] for e in ev if e["e"] == "read_en" and not e["on"]]
+    out_iters: list[dict[str, int]] = []
+    frames: list[dict[str, int]] = []
+    prev_reply = rx[0]                  # the first command starts when its first byte arrives
+    first = 0
+    for n in pulses:
+        g_cmd = gates[first:first + n]
+        first += n
+        if not g_cmd:
+            continue                    # already within tolerance: no iteration (its reply is not used)
+        begins = []                     # each pulse's amplitude word: the last DAC A word before the gate
+        for g in g_cmd:
+            a = [d for d in dacs if d["ch"] == "A" and d["c"] < g["c"]]
+            if not a:
+                raise LoopTraceError(f"gate pulse at cycle {g['c']} without a DAC A word before it")
+            begins.append(a[-1]["cs_low"])
+        # the last iteration ends with its last bus or pin event (DAC word, READ_EN low) before the reply
+        reply = next((c for c in tx if c > g_cmd[-1]["end"]), None)
+        if reply is None:
+            raise LoopTraceError("no reply after the last pulse of a command in the observation log")
+        end_reads = max([d["c"] for d in dacs if g_cmd[-1]["end"] < d["c"] < reply]
+                        + [c for c in read_off if g_cmd[-1]["end"] < c < reply])
+        bounds = begins + [end_reads]
+        for i, g in enumerate(g_cmd):
+            lo, hi = bounds[i], bounds[i + 1]
+            d_in = [d for d in dacs if lo <= d["cs_low"] and d["c"] <= hi]
+            a_amp = max((d for d in d_in if d["ch"] == "A" and d["c"] < g["c"]), key=lambda d: d["c"])
+            after = [d for d in d_in if d["cs_low"] >= g["end"]]
+            on = [c for c in read_on if lo < c < hi]
+            off = [c for c in read_off if lo < c <= hi]
+            adc = sum(b - a for a, b in zip(on, off))
+            wait = (g["c"] - a_amp["c"]) + ((min(d["cs_low"] for d in after) - g["end"]) if after else 0)
+            dac = sum(d["c"] - d["cs_low"] for d in d_in)
+            total = hi - lo
+            out_iters.append({"total": total, "dac": dac, "gate": g["cycles"], "pulse_wait": wait,
+                              "adc": adc, "decision": total - dac - g["cycles"] - wait - adc,
+                              "reads": len(on)})
+        start = max(prev_reply, max((c for c in rx if c < begins[0]), default=prev_reply))
+        first_reads = [(a, b) for a, b in zip(read_on, read_off) if start < a and b < begins[0]]
+        frames.append({"in": begins[0] - start, "out": reply - end_reads,
+                       "first_read": sum(b - a for a, b in first_reads)})
+        prev_reply = reply
+    if not out_iters:
+        raise LoopTraceError("no iteration found: every target was within tolerance before any pulse")
+    return {"iterations": out_iters, "frames": frames}
+
+
+def summarise(split: dict[str, Any], hz: float, k: float) -> dict[str, Any]:
+    """Means in emulated microseconds and calibrated microseconds (x k)."""
+    its = split["iterations"]
+    us = 1e6 / hz
+    out: dict[str, Any] = {"iterations": len(its), "commands": len(split["frames"]),
+                           "reads_per_iteration": statistics.fmean(i["reads"] for i in its)}
+    for key in ("total", "dac", "gate", "pulse_wait", "adc", "decision"):
+        m = statistics.fmean(i[key] for i in its) * us
+        med = statistics.median(i[key] for i in its) * us
+        out[key + "_us"] = {"emulated": m, "calibrated": m * k, "median_emulated": med}
+    for key in ("in", "out", "first_read"):
+        vals = [f[key] * us for f in split["frames"]]
+        m = statistics.median(vals)
+        out[f"frame_{key}_us"] = {"emulated": m, "calibrated": m * k, "statistic": "median per command"}
+    return out
+
+
+_MEM_SCRIPT = """
+import gc, time
+gc.collect()
+after_import = gc.mem_free()
+from memfw.hal.rp2 import Hal
+from memfw.dispatch import Server
+from memfw import protocol as P
+srv = Server(Hal(), 1)
+gc.collect()
+after_server = gc.mem_free()
+lo, hi = {g_lo!r}, {g_hi!r}
+tol = 0.5 * (hi - lo) / 511
+low = after_server
+t0 = time.ticks_us()
+for alg in (P.ALG_ISPP, P.ALG_ADAPTIVE):
+    for i in range({levels}):
+        srv.ctrl.program(lo + (hi - lo) * i / ({levels} - 1), tol, alg, 1, 0, 0, 0, 0, 0)
+        f = gc.mem_free()
+        if f < low:
+            low = f
+print(after_import, after_server, low, time.ticks_diff(time.ticks_us(), t0))
+"""
+
+
+def pico_memory(preset: str, seed: int, g_lo: float, g_hi: float, levels: int = 512) -> dict[str, Any]:
+    """Free heap on the emulated Pico: after import, with the server built, lowest over `levels` levels."""
+    from mpremote.transport_serial import SerialTransport  # type: ignore[import-untyped]
+
+    from ..board import Board
+    with Board.open("emu:pico", preset=preset, seed=seed) as board:
+        emu = board.emulator
+        board.leave_binary_mode()
+        board.link.close()                   # hand the port to mpremote; the emulator keeps running
+        tr = SerialTransport(emu.port, baudrate=115200)
+        try:
+            tr.enter_raw_repl(soft_reset=False, timeout_overall=60)
+            script = _MEM_SCRIPT.format(g_lo=g_lo, g_hi=g_hi, levels=levels)
+            out, err = tr.exec_raw(script, timeout=1800)
+        finally:
+            tr.close()
+    if err:
+        raise LoopTraceError("memory run failed on the emulated Pico: "
+                             + err.decode(errors="replace").strip().splitlines()[-1])
+    after_import, after_server, low, run_us = (int(x) for x in out.split())
+    return {"after_import_bytes": after_import, "with_server_bytes": after_server,
+            "lowest_during_run_bytes": low, "levels_per_algorithm": levels, "run_us_emulated": run_us,
+            "method": "REPL on a second emulated Pico: gc.collect(); gc.mem_free() after the firmware's "
+                      "modules are imported, then after Server(Hal(), 1); lowest gc.mem_free() sampled after "
+                      f"each of {levels} Controller.program levels per algorithm (ISPP, then adaptive), "
+                      "no collect in between"}
+
+
+def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_levels: int = 512
+                  ) -> dict[str, Any]:
+    """Item 5 of issue 12: the loop's emulated time split, calibrated, and the free heap."""
+    from ..board import Board
+    from ..sim.presets import load_preset
+    from .controller import characterise, configure
+    from .pico_timing import describe, load_calibration
+
+    cal = load_calibration()
+    k = cal["k"]
+    p = load_preset(preset).params
+    out: dict[str, Any] = {"preset": preset, "seed": seed, "port": "emu:pico", "targets": n_targets,
+                           "calibration": {"k": k, "k_low": cal["k_low"], "k_high": cal["k_high"],
+                                           "source": cal["datasets"][cal["primary"]]["url"],
+                                           "text": describe(cal)}}
+    t_wall = time.perf_counter()
+    with Board.open("emu:pico", preset=preset, seed=seed) as board:
+        emu = board.emulator
+        hz = next((e["hz"] for e in reversed(emu.events(("clk_sys",)))), DEFAULT_HZ)
+        settle = configure(board, p)
+        lo, hi = characterise(board, p["v_max"], p["width_s"], settle)
+        lsb = (hi - lo) / 511
+        targets = [lo + (hi - lo) * (0.02 + 0.96 * i / max(1, n_targets - 1)) for i in range(n_targets)]
+        for alg in ("ispp", "adaptive"):
+            mark = emu.mark()
+            results = list(board.program_many(targets, 0.5 * lsb, alg))
+            time.sleep(0.2)                                  # let the emulator flush its log
+            split = split_iterations(emu.events(KINDS, since=mark), [r.pulses for r in results])
+            s = summarise(split, hz, k)
+            s["pulses_per_target"] = statistics.fmean(r.pulses for r in results)
+            s["board_overhead_us_per_iteration"] = statistics.fmean(r.overhead_us for r in results)
+            out[alg] = s
+    out["clk_sys_hz"] = hz
+    out["wall_s"] = time.perf_counter() - t_wall
+    out["memory"] = pico_memory(preset, seed, lo, hi, memory_levels)
+    out["usb_fs"] = usb_estimate(out, rtt_s)
+    return out
+
+
+def usb_estimate(out: dict[str, Any], rtt_s: float) -> dict[str, Any]:
+    """Host-driven (2 round trips + the same pulse and read) over on-board, from the measured split."""
+    res: dict[str, Any] = {"round_trip_s": rtt_s}
+    k, klo, khi = (out["calibration"][x] for x in ("k", "k_low", "k_high"))
+    for alg in ("ispp", "adaptive"):
+        s = out[alg]
+        on_board_emu = s["total_us"]["emulated"] * 1e-6
+        hal_emu = sum(s[x]["emulated"] for x in ("dac_us", "gate_us", "pulse_wait_us", "adc_us")) * 1e-6
+
+        def ratio(kk: float, rtt: float) -> float:
+            return (2 * rtt + hal_emu * kk) / (on_board_emu * kk)
+
+        res[alg] = {"on_board_iteration_s": on_board_emu * k, "host_driven_iteration_s": 2 * rtt_s + hal_emu * k,
+                    "ratio": ratio(k, rtt_s), "ratio_range": [ratio(khi, rtt_s), ratio(klo, rtt_s)]}
+    res["goal"] = 20.0
+    res["derivation"] = (
+        "on-board = the measured emulated iteration x k; host-driven = 2 command round trips (PULSE, READ) "
+        "+ the same iteration's pulse and read (dac + gate + pulse_wait + adc, measured) x k, the board's "
+        "frame handling per command left out (the ratio is a lower bound in that respect); ratio_range "
+        "uses k_high and k_low")
+    return res

@@ -1,0 +1,67 @@
+"""The emulated-Pico loop breakdown (memhost.bench.pico_loop.split_iterations) on a constructed log.
+
+The log below is what hil/pico/ writes for two PROGRAM commands (2 pulses, then 1), with a heartbeat
+reply in the middle of the first: every cycle count of the split is checked by hand."""
+
+import pytest
+
+from memhost.bench.pico_loop import LoopTraceError, split_iterations, summarise
+
+
+def _iteration(t, amp_code=1500):
+    """One pulse + one verify read starting at cycle t; returns (events, end cycle).
+    DAC A word 100 cycles, settle/PIO 600, gate 1250, poll 300, DAC A back 100, glue 1000,
+    READ_EN 2000 (one ADC conversion), 50 after it."""
+    ev = [
+        {"e": "dac", "cs_low": t, "c": t + 100, "ch": "A", "code": amp_code},
+        {"e": "gate", "c": t + 700, "end": t + 1950, "cycles": 1250},
+        {"e": "dac", "cs_low": t + 2250, "c": t + 2350, "ch": "A", "code": 2048},
+        {"e": "read_en", "c": t + 3350, "on": 1},
+        {"e": "adc", "c": t + 4000, "ch": 0, "code": 100},
+        {"e": "read_en", "c": t + 5350, "on": 0},
+    ]
+    return ev, t + 5350
+
+
+def _log():
+    ev = [{"e": "clk_sys", "c": 0, "hz": 125_000_000}, {"e": "cdc_rx", "c": 1000, "n": 40}]
+    ev += [{"e": "read_en", "c": 2000, "on": 1}, {"e": "read_en", "c": 4000, "on": 0}]   # first verify read
+    it1, _ = _iteration(10_000)
+    it2, end2 = _iteration(20_000)            # decision gap after it1: 20_000 - 15_350 = 4_650
+    ev += it1 + it2 + [{"e": "cdc_tx", "c": 16_000, "n": 12}]      # a heartbeat inside the command
+    ev += [{"e": "cdc_tx", "c": end2 + 700, "n": 34}]              # the reply
+    ev += [{"e": "cdc_rx", "c": 15_000, "n": 40}]                  # next command arrived meanwhile
+    it3, end3 = _iteration(40_000)
+    ev += it3 + [{"e": "cdc_tx", "c": end3 + 900, "n": 34}]
+    return ev, end2
+
+
+def test_each_iteration_and_frame_is_split_to_the_cycle():
+    ev, end2 = _log()
+    sp = split_iterations(ev, [2, 1])
+    its = sp["iterations"]
+    assert len(its) == 3
+    first = its[0]
+    assert first == {"total": 10_000, "dac": 200, "gate": 1250, "pulse_wait": 600 + 300, "adc": 2000,
+                     "decision": 10_000 - 200 - 1250 - 900 - 2000, "reads": 1}
+    assert its[1]["total"] == 5350 and its[1]["decision"] == 5350 - 200 - 1250 - 900 - 2000
+    assert sp["frames"][0] == {"in": 10_000 - 1000, "out": 700, "first_read": 2000}
+    # the second command starts at the first one's reply (its frame was already in)
+    assert sp["frames"][1] == {"in": 40_000 - (end2 + 700), "out": 900, "first_read": 0}
+
+
+def test_summary_is_in_microseconds_and_calibrated():
+    ev, _ = _log()
+    s = summarise(split_iterations(ev, [2, 1]), 125e6, 1.1)
+    assert s["gate_us"]["emulated"] == pytest.approx(10.0)
+    assert s["gate_us"]["calibrated"] == pytest.approx(11.0)
+    assert s["total_us"]["emulated"] == pytest.approx((10_000 + 5350 + 5350) / 3 / 125)
+    assert s["iterations"] == 3 and s["commands"] == 2 and s["reads_per_iteration"] == 1
+
+
+def test_a_log_that_does_not_match_the_replies_is_refused():
+    ev, _ = _log()
+    with pytest.raises(LoopTraceError, match="3 gate pulses"):
+        split_iterations(ev, [2, 2])
+    with pytest.raises(LoopTraceError, match="no USB traffic"):
+        split_iterations([e for e in ev if not e["e"].startswith("cdc")], [2, 1])
