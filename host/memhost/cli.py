@@ -18,11 +18,14 @@ from . import __version__, PROTOCOL_VERSION
 from .errors import MemhostError
 
 
-def add_port_args(parser: argparse.ArgumentParser, preset: bool = True) -> None:
-    """--port (and --preset/--seed for the emulated board) on any command that talks to a board."""
-    parser.add_argument("--port", default=None,
+def add_port_args(parser: argparse.ArgumentParser, preset: bool = True, multi: bool = False) -> None:
+    """--port (and --preset/--seed for the emulated board) on any command that talks to a board.
+    multi: --port may be repeated (then a list: one session per board, memhost.multiboard)."""
+    parser.add_argument("--port", default=None, action="append" if multi else "store",
                         help="serial port (e.g. /dev/ttyACM0), or 'emu' for the emulated board "
-                             "(default: the one board found; none found is an error)")
+                             "(default: the one board found; none found is an error)"
+                             + (". Repeat it to run several boards at once, one run folder each"
+                                if multi else ""))
     if preset:
         parser.add_argument("--preset", default="tio2x-seed",
                             help="emulated device preset: a name or a .toml path (only with --port emu)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Callable, ClassVar
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -26,6 +26,10 @@ class Progress:
     The rate is measured over this session only (so a resumed run shows an honest ETA), with
     `done` starting at `initial` (the items already done before a resume).
     """
+
+    # called with the Progress after every update, shown or not (memhost.multiboard: a board's
+    # session reports to the combined display of the parent)
+    sink: ClassVar[Callable[["Progress"], None] | None] = None
 
     def __init__(self, total: int, label: str = "levels", initial: int = 0,
                  stream: IO[str] | None = None, enabled: bool | None = None,
@@ -71,6 +75,8 @@ class Progress:
         self.done += n
         if error_lsb is not None:
             self._error = float(error_lsb)
+        if Progress.sink is not None:
+            Progress.sink(self)
         if not self.enabled:
             return
         now = time.monotonic()

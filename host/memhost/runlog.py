@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -98,6 +98,10 @@ def _fmt(v: Any) -> str:
 class RunFolder:
     """One run folder. Create with RunFolder.create, reopen (validated) with RunFolder.open."""
 
+    # called with the folder's path whenever one is created or opened (memhost.multiboard: a
+    # board's session tells the parent which run folder is its own)
+    observers: ClassVar[list[Callable[[Path], None]]] = []
+
     def __init__(self, path: Path, meta: dict[str, Any], columns: Sequence[str]):
         self.path = path
         self.meta = meta
@@ -112,7 +116,7 @@ class RunFolder:
         """Make `base/<UTC>_<kind>/` with meta.json (kind, versions, start time added) and the
         results.csv header. `path` forces the folder path (it must not exist yet)."""
         target = Path(path) if path is not None else new_run_path(base, kind)
-        if target.exists():
+        if path is not None and target.exists():
             raise RunFolderError(f"{target} already exists: choose another --out")
         full = {
             "kind": kind,
@@ -125,13 +129,23 @@ class RunFolder:
         }
         full.update(meta)
         full["kind"] = kind
-        target.mkdir(parents=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                target.mkdir()
+                break
+            except FileExistsError:
+                if path is not None:    # another process took it since the check above
+                    raise RunFolderError(f"{target} already exists: choose another --out") from None
+                target = new_run_path(base, kind)   # several boards started in the same second
         run = cls(target, full, columns)
         _write_json_atomic(target / META, full)
         with open(target / RESULTS, "w", encoding="utf-8", newline="") as f:
             f.write(",".join(columns) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        for notify in cls.observers:
+            notify(target)
         return run
 
     @classmethod
@@ -166,6 +180,8 @@ class RunFolder:
             raise RunFolderError(f"{res} has no 'step' column: not a memhost run; start a new run")
         run = cls(p, meta, columns)
         run.read_rows()  # validates every complete row
+        for notify in cls.observers:
+            notify(p)
         return run
 
     # ------------------------------------------------------------------ writing

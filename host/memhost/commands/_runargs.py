@@ -11,8 +11,9 @@ from typing import Any, Iterator
 from ..cli import add_json_arg, add_port_args, print_json
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
-    add_port_args(p)
+def add_common(p: argparse.ArgumentParser, multi: bool = False) -> None:
+    """multi: --port repeatable (memhost.multiboard runs one session per board)."""
+    add_port_args(p, multi=multi)
     p.set_defaults(preset=None)   # resolved later: --preset, else the resumed run's, else tio2x-seed
     add_json_arg(p)
     p.add_argument("--out", default="runs", metavar="DIR",
@@ -32,7 +33,8 @@ def open_args(args: argparse.Namespace, meta: dict[str, Any] | None = None) -> d
     meta = meta or {}
     preset = args.preset or meta.get("preset") or "tio2x-seed"
     seed = args.seed if args.seed is not None else meta.get("seed")
-    return {"port": args.port, "preset": preset, "seed": seed}
+    port = args.port[0] if isinstance(args.port, list) else args.port
+    return {"port": port, "preset": preset, "seed": seed}
 
 
 @contextmanager
@@ -45,6 +47,11 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def several_boards(args: argparse.Namespace) -> bool:
+    """More than one --port: the command runs on every board at once (memhost.multiboard)."""
+    return isinstance(args.port, list) and len(args.port) > 1
 
 
 def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:

@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("cycles", help="one level set repeated over many cycles (CPD data)")
-    add_common(p)
+    add_common(p, multi=True)
     add_level_args(p, n=32, cycles=50)
     p.add_argument("--order", default="sequential",
                    help="sequential | shuffled (a new random order every cycle)")

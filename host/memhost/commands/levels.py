@@ -9,7 +9,8 @@ from typing import Any
 from ..board import Board
 from ..experiments.levels import LevelsConfig, format_summary, run_levels
 from ..runlog import RunFolder
-from ._runargs import add_common, add_range_args, emit, open_args, resume_hint, sigterm_as_interrupt
+from ._runargs import (add_common, add_range_args, emit, open_args, resume_hint, several_boards,
+                       sigterm_as_interrupt)
 
 
 def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
@@ -64,6 +65,10 @@ def _prior_arg(args: argparse.Namespace) -> dict[str, float] | None:
 
 
 def run_level_command(args: argparse.Namespace, kind: str) -> int:
+    if several_boards(args):
+        from ..multiboard import run_boards
+        config_from_args(args, kind).validate()   # bad input: one error, no board opened
+        return run_boards(args, kind)
     meta = None
     if args.resume:
         meta = RunFolder.open(args.resume).meta   # validates before the board is opened
@@ -102,6 +107,6 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     p = sub.add_parser("levels", help="program n linear levels for several cycles (Fig. 1); "
                                       "logs a run folder, prints the summary")
-    add_common(p)
+    add_common(p, multi=True)
     add_level_args(p, n=512, cycles=10)
     p.set_defaults(func=_run)

@@ -9,7 +9,8 @@ from typing import Any
 
 from ..board import Board
 from ..experiments.retention import RetentionConfig, run_retention
-from ._runargs import add_common, add_range_args, emit, open_args, sigterm_as_interrupt
+from ._runargs import (add_common, add_range_args, emit, open_args, several_boards,
+                       sigterm_as_interrupt)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -17,6 +18,9 @@ def _run(args: argparse.Namespace) -> int:
                           algorithm=args.algorithm, tolerance_lsb=args.tolerance, n_reads=args.reads,
                           g_range=tuple(args.g_range) if args.g_range else None, margin=args.margin)
     cfg.validate()
+    if several_boards(args):
+        from ..multiboard import run_boards
+        return run_boards(args, "retention")
     o = open_args(args)
     with sigterm_as_interrupt(), Board.open(**o) as board:
         run, summary = run_retention(board, cfg, out=args.out, argv=sys.argv,
@@ -34,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("retention", help="program levels, then read each over log-spaced time")
-    add_common(p)
+    add_common(p, multi=True)
     p.add_argument("-n", "--levels", type=int, default=8, dest="n")
     p.add_argument("--duration", type=float, default=100.0, help="s after programming (default 100)")
     p.add_argument("--points", type=int, default=20, help="reads per level (default 20)")

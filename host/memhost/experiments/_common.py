@@ -18,6 +18,10 @@ def board_meta(board: Any) -> dict[str, Any]:
     d["firmware_version"] = getattr(info, "firmware_version", None)
     # the data came from an emulated board (the MicroPython sim HAL, or any emulator the host started)
     d["emulated"] = getattr(board, "emulator", None) is not None or getattr(info, "hal", "") == "sim"
+    # the port the board answered on ('emu': an emulator this run started), so the run folders of
+    # several boards (memhost.multiboard) say which board made each
+    ser = getattr(getattr(board, "link", None), "ser", None)
+    d["port"] = "emu" if getattr(board, "emulator", None) else getattr(ser, "port", None)
     return d
 
 
