@@ -228,8 +228,13 @@ def _print_pico(out: dict[str, Any]) -> None:
               f"frame out {s['frame_out_us']['emulated']:.0f} -> {s['frame_out_us']['calibrated']:.0f} us")
     m = out["memory"]
     print(f"gc.mem_free(): {m['after_import_bytes']} bytes after import, {m['with_server_bytes']} with the "
-          f"server built, lowest {m['lowest_during_run_bytes']} during {m['levels_per_algorithm']} levels x "
-          "(ISPP, adaptive)")
+          f"server built; during {m['levels_per_algorithm']} levels:")
+    for alg in ("ispp", "adaptive"):
+        a = m[alg]
+        per = a["allocated_bytes_per_iteration"]
+        print(f"  {alg}: lowest {a['lowest_free_bytes']} (garbage included), live heap lowest "
+              f"{a['lowest_live_free_bytes']}, allocated {per:.0f} bytes per iteration" if per is not None else
+              f"  {alg}: lowest {a['lowest_free_bytes']}, live lowest {a['lowest_live_free_bytes']}")
     u = out["usb_fs"]
     for alg in ("ispp", "adaptive"):
         lo, hi = u[alg]["ratio_range"]

@@ -133,15 +133,27 @@ gc.collect()
 after_server = gc.mem_free()
 lo, hi = {g_lo!r}, {g_hi!r}
 tol = 0.5 * (hi - lo) / 511
-low = after_server
+res = []
 t0 = time.ticks_us()
 for alg in (P.ALG_ISPP, P.ALG_ADAPTIVE):
+    low = live_low = after_server
+    alloc = iters = 0
     for i in range({levels}):
-        srv.ctrl.program(lo + (hi - lo) * i / ({levels} - 1), tol, alg, 1, 0, 0, 0, 0, 0)
+        gc.collect()
+        f0 = gc.mem_free()
+        r = srv.ctrl.program(lo + (hi - lo) * i / ({levels} - 1), tol, alg, 1, 0, 0, 0, 0, 0)
         f = gc.mem_free()
         if f < low:
             low = f
-print(after_import, after_server, low, time.ticks_diff(time.ticks_us(), t0))
+        if f <= f0:
+            alloc += f0 - f
+            iters += r[2] + 1
+        gc.collect()
+        f = gc.mem_free()
+        if f < live_low:
+            live_low = f
+    res.append((low, live_low, alloc, iters))
+print(after_import, after_server, time.ticks_diff(time.ticks_us(), t0), res)
 """
 
 
@@ -164,13 +176,25 @@ def pico_memory(preset: str, seed: int, g_lo: float, g_hi: float, levels: int = 
     if err:
         raise LoopTraceError("memory run failed on the emulated Pico: "
                              + err.decode(errors="replace").strip().splitlines()[-1])
-    after_import, after_server, low, run_us = (int(x) for x in out.split())
-    return {"after_import_bytes": after_import, "with_server_bytes": after_server,
-            "lowest_during_run_bytes": low, "levels_per_algorithm": levels, "run_us_emulated": run_us,
-            "method": "REPL on a second emulated Pico: gc.collect(); gc.mem_free() after the firmware's "
-                      "modules are imported, then after Server(Hal(), 1); lowest gc.mem_free() sampled after "
-                      f"each of {levels} Controller.program levels per algorithm (ISPP, then adaptive), "
-                      "no collect in between"}
+    import ast
+    text = out.decode()
+    head, _, tail = text.strip().partition(" [")
+    after_import, after_server, run_us = (int(x) for x in head.split())
+    per_alg = ast.literal_eval("[" + tail)
+    out_d: dict[str, Any] = {"after_import_bytes": after_import, "with_server_bytes": after_server,
+                             "levels_per_algorithm": levels, "run_us_emulated": run_us}
+    for name, (low, live_low, alloc, iters) in zip(("ispp", "adaptive"), per_alg):
+        out_d[name] = {"lowest_free_bytes": low, "lowest_live_free_bytes": live_low,
+                       "allocated_bytes_per_iteration": alloc / iters if iters else None}
+    out_d["lowest_during_run_bytes"] = min(out_d[a]["lowest_free_bytes"] for a in ("ispp", "adaptive"))
+    out_d["method"] = (
+        "REPL on a second emulated Pico: gc.collect(); gc.mem_free() after the firmware's modules are "
+        "imported, then after Server(Hal(), 1); then per algorithm (ISPP, adaptive) "
+        f"{levels} levels with Controller.program on the rp2 HAL, each level started after gc.collect(): "
+        "lowest_free = lowest gc.mem_free() right after a level (garbage included, no collect), "
+        "lowest_live_free = lowest after collecting (the live heap), allocated per iteration = heap "
+        "consumed by a level / (pulses + 1), over the levels no automatic collection interrupted")
+    return out_d
 
 
 def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_levels: int = 512
