@@ -22,7 +22,7 @@ install: $(STAMP)
 system-deps:
 	@command -v ngspice >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice >/dev/null; \
-	  else echo "ngspice missing: run 'sudo apt-get install ngspice' (schematic tests will be skipped)"; fi; }
+	  else echo "ngspice missing: run 'sudo apt-get install ngspice' (the schematic tests fail without it)"; fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: run 'sudo apt-get install chromium' (the report test needs it)"; fi; }
