@@ -63,7 +63,7 @@ def test_measured_range_lies_inside_the_device_with_margins(device_range):
 
 
 def test_a_user_range_outside_the_device_is_refused_before_any_file(emu, device_range, tmp_path):
-    cfg = LevelsConfig(**SMALL, g_range=(device_range.g_low * 0.5, device_range.g_high))
+    cfg = LevelsConfig(**SMALL, g_range=(device_range.g_low * 0.9, device_range.g_high))
     with pytest.raises(UsageError, match="outside the device's range"):
         run_levels(emu, cfg, out=tmp_path, device_range=device_range, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -81,7 +81,10 @@ def test_analyze_text_states_the_ideal_line(json_run):
     (["--cycles", "0"], "at least 1 cycle"),
     (["--algorithm", "magic"], "choose one of"),
     (["--preset", "no-such-device"], "unknown preset"),
-    (["--range", "1e-3", "9e-3"], "outside the device's range"),
+    (["--range", "1.25e-3", "1.3e-3"], "outside the device's range"),
+    # the front end refuses before any pulse (docs/hardware.md): the window, then the resolution
+    (["--range", "1e-3", "9e-3"], "use a read bias <= "),
+    (["-n", "16384", "--range", "1.0e-3", "1.19e-3"], "ADC codes each at 0.1 V (need >= 8)"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "runs"

@@ -49,6 +49,8 @@ CONFIG_KEYS = {
     "prior_reset_v": 18, "prior_reset_dg": 19, "prior_reset_slope": 20,
     # adaptive: device-type relaxation (docs/algorithms.md); either 0 = not tracked
     "prior_relax_frac": 21, "prior_relax_tau": 22,
+    # the read window in S (docs/hardware.md): the board centres its ADC on it, or refuses it
+    "win_lo": 23, "win_hi": 24,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

@@ -283,6 +283,8 @@ class Config:
             P.K_PRIOR_RESET_SLOPE: 0.0,
             P.K_PRIOR_RELAX_FRAC: 0.0,
             P.K_PRIOR_RELAX_TAU: 0.0,
+            P.K_WIN_LO: 0.0,
+            P.K_WIN_HI: 0.0,
         }
         self._limits()
         if defaults:
@@ -318,6 +320,8 @@ class Config:
             return 0.0, 0.5
         if key == P.K_PRIOR_RELAX_TAU:
             return 0.0, 10.0
+        if key == P.K_WIN_LO or key == P.K_WIN_HI:
+            return 0.0, 1.0
         return None
 
     def get(self, key):
@@ -331,9 +335,27 @@ class Config:
         if value != value or value < b[0] or value > b[1]:
             return "CONFIG key %d: %r outside [%r, %r] (the board's absolute limits)" % (
                 key, value, b[0], b[1])
+        if key == P.K_WIN_LO or key == P.K_WIN_HI or key == P.K_READ_V:
+            why = self._window(key, float(value))
+            if why is not None:
+                return why
         self.values[key] = float(value)
         self._limits()
         return None
+
+    def _window(self, key, value):
+        """The read window with key changed to value: the HAL centres it (read-bias and offset DAC
+        codes) or says why it cannot; None = fine or no window (either bound 0)."""
+        v = self.values
+        lo = value if key == P.K_WIN_LO else v[P.K_WIN_LO]
+        hi = value if key == P.K_WIN_HI else v[P.K_WIN_HI]
+        rv = value if key == P.K_READ_V else v[P.K_READ_V]
+        if lo <= 0.0 or hi <= 0.0:
+            return None
+        if lo >= hi:
+            return "window %r..%r S: win_lo must be below win_hi" % (lo, hi)
+        f = getattr(self.hal, "set_window", None)
+        return f(lo, hi, rv) if f is not None else None
 
     def _limits(self):
         # the gate reads these attributes: it compares, never computes (no float allocated per pulse)

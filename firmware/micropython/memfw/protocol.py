@@ -107,3 +107,7 @@ K_PRIOR_RESET_SLOPE = const(20)  # octaves per V
 # adaptive: device-type relaxation (docs/algorithms.md); either 0 = not tracked
 K_PRIOR_RELAX_FRAC = const(21)  # volatile fraction of every state change (0..0.5)
 K_PRIOR_RELAX_TAU = const(22)   # s, its decay time
+# the read window (S): the board centres it on its ADC (read-bias and offset DAC codes) and refuses a
+# window its front end cannot hold, with the number it would need; 0 = none (docs/hardware.md)
+K_WIN_LO = const(23)
+K_WIN_HI = const(24)

@@ -18,6 +18,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from .. import analysis
+from .. import frontend
 from ..errors import RunFolderError, UsageError
 from ..progress import Progress
 from ..protocol import ALGORITHMS
@@ -178,12 +179,15 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
     else:
         cfg.validate()
         setup_board(board, cfg)
+        if cfg.g_range is not None:          # a given range is checked before any pulse
+            _front_end_check(board, cfg, float(cfg.g_range[0]), float(cfg.g_range[1]))
         dr = device_range if device_range is not None else characterize_range(board, cfg.margin)
         if cfg.g_range is not None:
             g_min, g_max = float(cfg.g_range[0]), float(cfg.g_range[1])
             check_range(g_min, g_max, dr)
         else:
             g_min, g_max = dr.g_min, dr.g_max
+            _front_end_check(board, cfg, g_min, g_max)
         meta = {
             "n_levels": cfg.n, "cycles": cfg.cycles, "g_min": g_min, "g_max": g_max,
             "lsb": analysis.lsb(g_min, g_max, cfg.n),
@@ -215,6 +219,16 @@ def setup_board(board: Any, cfg: LevelsConfig) -> None:
     if cfg.prior:
         from .characterize import apply_prior
         apply_prior(board, cfg.prior)
+
+
+def _front_end_check(board: Any, cfg: LevelsConfig, g_min: float, g_max: float) -> None:
+    """The board centres its ADC on the range, and the levels are within what its front end
+    resolves (the most reads a verify may average: max_reads for adaptive, n_reads for ispp)."""
+    frontend.set_window(board, g_min, g_max)
+    n = cfg.n_reads or int(board.config_get("n_reads"))
+    if cfg.algorithm == "adaptive":
+        n = max(n, int(board.config_get("max_reads")))
+    frontend.check_levels(board, g_min, g_max, cfg.n, n)
 
 
 def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], done: set[int],

@@ -153,6 +153,8 @@ class Hal(StdioPort):
         for key, name in names:
             if name in self.params:
                 out[key] = self.params[name]
+        out[P.K_WIN_HI] = self._window[1]           # the window the emulated board was centred on
+        out[P.K_WIN_LO] = self._window[0]
         return out
 
     def preset(self):
