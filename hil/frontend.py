@@ -87,6 +87,8 @@ class FrontEnd:
         # TIA bandwidth (one pole R13 C13) and its noise bandwidth
         self.tia_hz = 1.0 / (2.0 * math.pi * self._r_tia * float(fe["FE_TIA_C_F"]))
         self.tia_neb_hz = 0.5 * math.pi * self.tia_hz
+        self._rho = math.exp(-2.0 * math.pi * self.tia_hz / float(fe["FE_ADC_RATE_HZ"]))
+        self._rho_c = math.sqrt(1.0 - self._rho * self._rho)
         # DNL: a SAR's bit weights are 2^i (1 + e); each bit's weight error d_i (LSB) is drawn once.
         # The threshold of code c is c + sum of d_i over the bits set in c: two 256-entry tables.
         dnl = float(fe["FE_ADC_DNL_LSB"])
@@ -218,7 +220,7 @@ class FrontEnd:
         """rms current noise (A) of one verify read (FE_ADC_OVERSAMPLE conversions averaged,
         1/rate apart; the TIA's one-pole correlation between them included)."""
         n = self.oversample
-        rho = math.exp(-2.0 * math.pi * self.tia_hz / self.rate_hz)
+        rho = self._rho
         # variance of the mean of n AR(1) samples / single-sample variance
         f = 1.0 + 2.0 * sum((1.0 - k / n) * rho ** k for k in range(1, n))
         s_tia = self.conversion_sigma_a(g, device) ** 2 - (self._adc_noise * self.a_per_count) ** 2
@@ -230,13 +232,16 @@ class FrontEnd:
         return self.oversample / self.rate_hz
 
     # ---- conversion -------------------------------------------------------------------------
-    def convert(self, g):
+    def convert(self, g, tia_a=None):
         """One ADC conversion (code 0..2^bits-1) of a device of conductance g (S) at the bias and
-        offset in force, with noise, DNL and clipping."""
-        i = g * self.bias_v(actual=True) - self.offset_i(actual=True)
-        v = i * self._r_tia + self.conversion_sigma_a(g) * self._r_tia * self._normal()
+        offset in force, with DNL and clipping. tia_a: the TIA's noise current (A) at this instant
+        (None: drawn, independent of other conversions); the ADC's transition noise is drawn here."""
+        if tia_a is None:
+            tia_a = self._tia_sigma(g) * self._normal()
+        i = g * self.bias_v(actual=True) - self.offset_i(actual=True) + tia_a
         lsb_act = self._adc_vref_frac * self._vref_act / self._adc_full
-        x = v / lsb_act                         # in LSB; code c from threshold c - 1/2 + DNL(c)
+        # in LSB; code c from threshold c - 1/2 + DNL(c)
+        x = i * self._r_tia / lsb_act + self._adc_noise * self._normal()
         top = self._adc_full - 1
         if x < 0.0:
             return 0
@@ -250,6 +255,12 @@ class FrontEnd:
         while c < top and c + 0.5 + self._dnl((c + 1) << sh) <= x:
             c += 1
         return c
+
+    def _tia_sigma(self, g):
+        """rms TIA noise current (A) of one conversion (without the ADC's own noise)."""
+        s = self.conversion_sigma_a(g)
+        a = self._adc_noise * self.a_per_count
+        return math.sqrt(max(s * s - a * a, 0.0))
 
     def _dnl(self, c16):
         return self._t_lo[c16 & 0xFF] + self._t_hi[(c16 >> 8) & 0xFF]
@@ -266,10 +277,16 @@ class FrontEnd:
         each is FE_ADC_OVERSAMPLE conversions; returns the mean G the firmware computes."""
         s = 0
         k = self.oversample
+        rho = self._rho
+        inn = self._rho_c
         for _ in range(n):
             g = g_fn()
-            for _ in range(k):
-                s += self.convert(g)
+            sig = self._tia_sigma(g)
+            x = self._normal()
+            for j in range(k):
+                if j:
+                    x = rho * x + inn * self._normal()     # one pole: conversions 1/rate apart
+                s += self.convert(g, sig * x)
         return self.conductance(s, n * k)
 
     # ---- resolution -------------------------------------------------------------------------
