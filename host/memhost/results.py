@@ -1,7 +1,8 @@
 """docs/results.md from the benches' JSON: one command runs the benches (or reuses their JSON) and
 writes the results page, the README's results table and the README's figures.
 
-    memhost results --run        # run every bench (about 15 min on 2 cores), then render
+    memhost results --run        # run the benches (15-30 min on 2 shared cores), then render
+    memhost results --run --only transfer-21.8M   # also the heavy 21.8 M-device transfer
     memhost results              # render again from the JSON in docs/results/
 
 Each bench's JSON is kept in docs/results/<name>.json inside an envelope that says when it ran, the
@@ -36,6 +37,24 @@ BENCHES: list[tuple[str, list[str]]] = [
                    "--ideal", "--json", "--no-plot"]),
     ("ann-mse", ["bench", "ann", "--model", "mlp,cnn", "--bits", "1-4,9", "--clip", "mse",
                  "--ideal", "--json", "--no-plot"]),
+    ("ann-closed-loop", ["bench", "ann", "--model", "mlp,cnn", "--bits", "1-4,9", "--clip", "mse",
+                         "--closed-loop", "--trials", "3", "--json", "--no-plot"]),
+    ("loop", ["bench", "loop", "--port", "emu", "--json"]),
+    ("sim", ["bench", "sim", "--json"]),
+    ("transfer-21.8M", ["bench", "transfer", "--weights", "21.8M", "--jobs", "2", "--json"]),
+]
+#: benches that run only when named in --only (minutes each on a loaded 2-core machine)
+HEAVY = {"transfer-21.8M", "ann-closed-loop"}
+#: sections rendered as a flat key/value table: (bench, title, what it measures)
+GENERIC = [
+    ("loop", "Write-verify loop timing (`memhost bench loop`)",
+     "Per-iteration times of the on-board loop against a host-driven one over the pty, the "
+     "firmware's overhead over the HAL alone, and the derived USB full-speed ratio for a Pico "
+     "(docs/performance.md says how each is measured or derived)."),
+    ("sim", "Vectorized device model (`memhost bench sim`)",
+     "Device updates per second of the numpy device model (goal >= 10 M/s)."),
+    ("transfer-21.8M", "Closed-loop transfer of 21.8 M devices (`memhost bench transfer`)",
+     "The adaptive twin programming 21.8 M fresh devices (goal < 60 s wall)."),
 ]
 README_BEGIN = "<!-- results:demo begin (memhost results writes this block) -->"
 README_END = "<!-- results:demo end -->"
@@ -199,14 +218,21 @@ def ann_table(envs: dict[str, dict[str, Any]]) -> str:
     if not names:
         return "(not run)"
     first = envs[names[0]]["result"]
-    lines = ["| model | bits | float | " + " | ".join(f"ideal, clip {n[4:]}" for n in names) +
+    def head(n: str) -> str:
+        r = envs[n]["result"]
+        if r.get("error_model", {}).get("kind", "ideal") != "ideal":
+            return f"{r['error_model']['kind']}, clip {r.get('clip', 'max')} (mean ± sd, {r['trials']} trials)"
+        return f"ideal, clip {r.get('clip', 'max')}"
+
+    lines = ["| model | bits | float | " + " | ".join(head(n) for n in names) +
              " | scale / max (mse) | clipped (mse) |", "|---|---|---|" + "---|" * (len(names) + 2)]
     for mi, m in enumerate(first["models"]):
         for bi, row in enumerate(m["bits"]):
             cells = []
             for n in names:
                 r = envs[n]["result"]["models"][mi]["bits"][bi]
-                cells.append(f"{r['ideal'] * 100:.2f} %")
+                cells.append(f"{r['mean'] * 100:.2f} ± {r['std'] * 100:.2f} %" if "mean" in r
+                             else f"{r['ideal'] * 100:.2f} %")
             mse = envs.get("ann-mse")
             extra = ["", ""]
             if mse:
@@ -215,6 +241,32 @@ def ann_table(envs: dict[str, dict[str, Any]]) -> str:
                          f"{r.get('clipped_fraction', 0.0) * 100:.2f} %"]
             lines.append(f"| {m['model']} | {row['bits']} | {m['float'] * 100:.2f} % | "
                          + " | ".join(cells + extra) + " |")
+    return "\n".join(lines)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flatten(v, key + ".")
+        elif isinstance(v, (int, float, str, bool)) or v is None:
+            if isinstance(v, str) and len(v) > 100:
+                continue
+            out.append((key, v))
+        elif isinstance(v, list) and len(v) <= 4 and all(isinstance(x, (int, float)) for x in v):
+            out.append((key, v))
+    return out
+
+
+def generic_table(env: dict[str, Any]) -> str:
+    lines = ["| figure | value |", "|---|---|"]
+    for k, v in _flatten(env["result"]):
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        elif isinstance(v, list):
+            v = ", ".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in v)
+        lines.append(f"| {k} | {v} |")
     return "\n".join(lines)
 
 
@@ -249,7 +301,8 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
         e0 = next(iter(anns.values()))
         ds = e0["result"].get("dataset") or {}
         out += ["## Clipped weight scaling (`memhost bench ann --clip`)", "",
-                "Test accuracy after quantization only (\"ideal\": no programming error), "
+                "Test accuracy after quantization (\"ideal\": no programming error; a closed-loop "
+                "column, when run: every device programmed by the adaptive twin on tio2x-seed), "
                 f"differential mapping, on {ds.get('name', '?')} ({ds.get('n_test', '?')} test "
                 "images), with each layer's scale = max|w| (`max`), the 99.9th percentile of |w| "
                 "(`p99.9`) or the MSE-optimal scale per bit depth (`mse`).", "",
@@ -257,6 +310,10 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
         for n, e in anns.items():
             out += [f"- {n}: " + _provenance(e)]
         out += [""]
+    for name, title, what in GENERIC:
+        if name in envs:
+            out += [f"## {title}", "", what, "", generic_table(envs[name]), "",
+                    _provenance(envs[name]), ""]
     return "\n".join(out)
 
 
@@ -291,7 +348,7 @@ def results(root: Path, run: bool, only: list[str] | None,
                 raise UsageError(f"--only {','.join(bad)}: unknown; choose from {', '.join(known)}")
         with tempfile.TemporaryDirectory(prefix="memhost-results-") as tmp:
             for name, args in BENCHES:
-                if only and name not in only:
+                if (only and name not in only) or (not only and name in HEAVY):
                     continue
                 env = run_bench(name, args, Path(tmp), log)
                 if name == "demo":
