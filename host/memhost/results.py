@@ -39,14 +39,27 @@ BENCHES: list[tuple[str, list[str]]] = [
                  "--ideal", "--json", "--no-plot"]),
     ("ann-closed-loop", ["bench", "ann", "--model", "mlp,cnn", "--bits", "1-4,9", "--clip", "mse",
                          "--closed-loop", "--trials", "3", "--json", "--no-plot"]),
+    ("ann-pairs-max", ["bench", "ann", "--dataset", "mnist-pairs", "--model", "mlp,cnn", "--bits",
+                       "1-9", "--ideal", "--json", "--no-plot"]),
+    ("ann-pairs-fold", ["bench", "ann", "--dataset", "mnist-pairs", "--model", "mlp,cnn", "--bits",
+                        "1-9", "--ideal", "--fold-bn", "--json", "--no-plot"]),
+    ("calibrate-tio2x-seed", ["bench", "calibrate", "--preset", "tio2x-seed", "--json", "--plot",
+                              "{root}/docs/emulator/calibrate-tio2x-seed.png"]),
+    ("calibrate-gaox", ["bench", "calibrate", "--preset", "gaox", "--json", "--plot",
+                        "{root}/docs/emulator/calibrate-gaox.png"]),
     ("loop", ["bench", "loop", "--port", "emu", "--json"]),
     ("sim", ["bench", "sim", "--json"]),
     ("transfer-21.8M", ["bench", "transfer", "--weights", "21.8M", "--jobs", "2", "--json"]),
 ]
 #: benches that run only when named in --only (minutes each on a loaded 2-core machine)
-HEAVY = {"transfer-21.8M", "ann-closed-loop"}
+HEAVY = {"transfer-21.8M", "ann-closed-loop", "ann-pairs-max", "ann-pairs-fold"}
 #: sections rendered as a flat key/value table: (bench, title, what it measures)
 GENERIC = [
+    ("calibrate-tio2x-seed", "Emulator calibration against the seed (`memhost bench calibrate`)",
+     "Fixed-step ISPP on the tio2x-seed preset against the seed lab's figures (method: "
+     "docs/emulator.md); the preset was tuned until these agree within x2."),
+    ("calibrate-gaox", "The gaox preset under the same protocol (`memhost bench calibrate`)",
+     "Not calibrated to data (no GaOx measurements yet); for comparison."),
     ("loop", "Write-verify loop timing (`memhost bench loop`)",
      "Per-iteration times of the on-board loop against a host-driven one over the pty, the "
      "firmware's overhead over the HAL alone, and the derived USB full-speed ratio for a Pico "
@@ -80,9 +93,11 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "git_commit": commit}
 
 
-def run_bench(name: str, args: list[str], work: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Run `memhost ARGS` (demo run folders and ann outputs under `work`), return its envelope."""
-    args = list(args)
+def run_bench(name: str, args: list[str], work: Path, log: Callable[[str], None],
+              root: Path | None = None) -> dict[str, Any]:
+    """Run `memhost ARGS` (demo run folders and ann outputs under `work`; "{root}" in an argument is
+    the repository), return its envelope."""
+    args = [a.replace("{root}", str(root)) for a in args] if root is not None else list(args)
     if name == "demo":
         args += ["--out", str(work / "demo-runs")]
     if name.startswith("ann"):
@@ -220,12 +235,16 @@ def ann_table(envs: dict[str, dict[str, Any]]) -> str:
     first = envs[names[0]]["result"]
     def head(n: str) -> str:
         r = envs[n]["result"]
+        fold = ", BN folded" if r.get("fold_bn") else ""
         if r.get("error_model", {}).get("kind", "ideal") != "ideal":
-            return f"{r['error_model']['kind']}, clip {r.get('clip', 'max')} (mean ± sd, {r['trials']} trials)"
-        return f"ideal, clip {r.get('clip', 'max')}"
+            return (f"{r['error_model']['kind']}, clip {r.get('clip', 'max')}{fold} (mean ± sd, "
+                    f"{r['trials']} trials)")
+        return f"ideal, clip {r.get('clip', 'max')}{fold}"
 
-    lines = ["| model | bits | float | " + " | ".join(head(n) for n in names) +
-             " | scale / max (mse) | clipped (mse) |", "|---|---|---|" + "---|" * (len(names) + 2)]
+    mse = envs.get("ann-mse")
+    extra_head = " | scale / max (mse) | clipped (mse)" if mse else ""
+    lines = ["| model | bits | float | " + " | ".join(head(n) for n in names) + extra_head + " |",
+             "|---|---|---|" + "---|" * (len(names) + (2 if mse else 0))]
     for mi, m in enumerate(first["models"]):
         for bi, row in enumerate(m["bits"]):
             cells = []
@@ -233,14 +252,12 @@ def ann_table(envs: dict[str, dict[str, Any]]) -> str:
                 r = envs[n]["result"]["models"][mi]["bits"][bi]
                 cells.append(f"{r['mean'] * 100:.2f} ± {r['std'] * 100:.2f} %" if "mean" in r
                              else f"{r['ideal'] * 100:.2f} %")
-            mse = envs.get("ann-mse")
-            extra = ["", ""]
             if mse:
                 r = mse["result"]["models"][mi]["bits"][bi]
-                extra = [f"{r.get('scale_over_max_mean', 1.0):.2f}",
-                         f"{r.get('clipped_fraction', 0.0) * 100:.2f} %"]
+                cells += [f"{r.get('scale_over_max_mean', 1.0):.2f}",
+                          f"{r.get('clipped_fraction', 0.0) * 100:.2f} %"]
             lines.append(f"| {m['model']} | {row['bits']} | {m['float'] * 100:.2f} % | "
-                         + " | ".join(cells + extra) + " |")
+                         + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -296,16 +313,22 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "\"no prior\" also leaves the board's settle wait at 0; \"no prior, settle\" sets it "
                 "to 5 τ of the device, as a user who measured the decay time would.", "",
                 mismatch_table(envs["mismatch"]), "", _provenance(envs["mismatch"]), ""]
-    if any(n.startswith("ann-") for n in envs):
-        anns = {n: e for n, e in envs.items() if n.startswith("ann-")}
+    for tag, title in (("", "Clipped weight scaling (`memhost bench ann --clip`)"),
+                       ("pairs", "The derived 100-class task (`memhost bench ann --dataset "
+                                 "mnist-pairs`)")):
+        anns = {n: e for n, e in envs.items() if n.startswith("ann-")
+                and (("pairs" in n) == bool(tag))}
+        if not anns:
+            continue
         e0 = next(iter(anns.values()))
         ds = e0["result"].get("dataset") or {}
-        out += ["## Clipped weight scaling (`memhost bench ann --clip`)", "",
+        out += [f"## {title}", "",
                 "Test accuracy after quantization (\"ideal\": no programming error; a closed-loop "
                 "column, when run: every device programmed by the adaptive twin on tio2x-seed), "
                 f"differential mapping, on {ds.get('name', '?')} ({ds.get('n_test', '?')} test "
-                "images), with each layer's scale = max|w| (`max`), the 99.9th percentile of |w| "
-                "(`p99.9`) or the MSE-optimal scale per bit depth (`mse`).", "",
+                "images). Each layer's scale: max|w| (`max`), the 99.9th percentile of |w| "
+                "(`p99.9`) or the MSE-optimal scale per bit depth (`mse`); \"BN folded\": "
+                "BatchNorm folded into the weights before quantization (`--fold-bn`).", "",
                 ann_table(anns), ""]
         for n, e in anns.items():
             out += [f"- {n}: " + _provenance(e)]
@@ -350,7 +373,8 @@ def results(root: Path, run: bool, only: list[str] | None,
             for name, args in BENCHES:
                 if (only and name not in only) or (not only and name in HEAVY):
                     continue
-                env = run_bench(name, args, Path(tmp), log)
+                env = run_bench(name, args, Path(tmp), log, root)
+                env["command"] = env["command"].replace(str(root) + "/", "")
                 if name == "demo":
                     written += _demo_figures(env, img)
                     lit = _literature_figure(env, img)
