@@ -27,7 +27,7 @@ STUBS = ROOT / ".stubs"
 # files a board's mypy run leaves out: the other board's HAL (its modules are not in these stubs)
 MYPY_BOARDS = {
     "rp2": {"memfw/hal/pyboard.py"},
-    "stm32": {"memfw/hal/rp2.py", "memfw/hal/pulse_pio.py"},
+    "stm32": {"memfw/hal/rp2.py", "memfw/hal/rp2_fast.py", "memfw/hal/pulse_pio.py"},
 }
 
 
@@ -117,8 +117,8 @@ def _flash_dry_run(capsys, board: str) -> dict:
 
 @pytest.mark.parametrize("board,hal,left_out", [
     ("pico", "memfw/hal/rp2.py", {"memfw/hal/pyboard.py", "memfw/hal/sim.py"}),
-    ("pyboard", "memfw/hal/pyboard.py", {"memfw/hal/rp2.py", "memfw/hal/pulse_pio.py",
-                                         "memfw/hal/sim.py"}),
+    ("pyboard", "memfw/hal/pyboard.py", {"memfw/hal/rp2.py", "memfw/hal/rp2_fast.py",
+                                         "memfw/hal/pulse_pio.py", "memfw/hal/sim.py"}),
 ])
 def test_flash_dry_run_lists_main_and_memfw_for_the_board(board, hal, left_out, capsys):
     out = _flash_dry_run(capsys, board)

@@ -22,7 +22,8 @@ from ..errors import PortError, UsageError
 BOARDS = {
     # board name -> (MicroPython sys.platform, firmware files left out: other boards' HALs, emulator)
     "pico": ("rp2", ("memfw/hal/pyboard.py", "memfw/hal/sim.py")),
-    "pyboard": ("pyboard", ("memfw/hal/rp2.py", "memfw/hal/pulse_pio.py", "memfw/hal/sim.py")),
+    "pyboard": ("pyboard", ("memfw/hal/rp2.py", "memfw/hal/rp2_fast.py", "memfw/hal/pulse_pio.py",
+                            "memfw/hal/sim.py")),
 }
 
 

@@ -8,11 +8,15 @@
 #   DAC A code = round((V / FE_PULSE_GAIN + FE_PULSE_VMID) * 2**FE_DAC_BITS / FE_DAC_VREF)
 #   DAC B code = round(read_v / FE_READ_BIAS_GAIN * 2**FE_DAC_BITS / FE_DAC_VREF)
 #   G = (mean ADC code * FE_G_PER_COUNT_V + I_off) / (read bias the DAC B code actually gives)
+# Hot path: on the rp2 port with the default wiring, the pulse and the read's conversions are one viper
+# call each on the peripheral registers (memfw/hal/rp2_fast.py); buses passed in (tests, other wirings)
+# take the machine.SPI/Pin/StateMachine path below, which does the same on the same pins.
 # Hot-path buffers are allocated once in __init__; the pulse and the ADC loop allocate nothing but the
 # float they return.
 from micropython import const
 import machine
 import rp2
+import sys
 import time
 
 from memfw.hal import config
@@ -25,6 +29,9 @@ _ADC_BAUD = const(20_000_000)       # AD7685 SCK: 16 bits in 0.8 us
 _DAC_SETTLE_US = const(5)           # MCP4922 settling 4.5 us (1/2 LSB), before the gate closes
 _PIO_SM_ID = const(0)               # PIO0, state machine 0
 _PULSE_TIMEOUT_US = const(20_000)   # > ABS_MAX_WIDTH_S + PIO latency: a stuck state machine raises
+_DAC_WORD_A = const(0x7000)         # MCP4922 channel A, buffered, gain 1x, active (fechips._DAC_CMD)
+_ADC_TCONV_US = const(3)            # AD7685 tCONV 2.2 us max: CNV high this long (as fechips.adc_sum)
+_STUCK = "PIO pulse did not finish: reflash the firmware or reset the board"
 
 
 class Hal(BoardHal):
@@ -41,6 +48,9 @@ class Hal(BoardHal):
         """Buses and pins can be passed in (tests, other wirings); by default they come from config."""
         BoardHal.__init__(self)
         Pin = machine.Pin
+        # the register fast path needs the default buses and pins (and the RP2040 under it)
+        self._fast = (sys.platform == "rp2" and spi is None and cs is None and read_en is None
+                      and adc_spi is None and cnv is None and sm is None)
         if cs is None:
             cs = Pin(config.RP2_PIN_DAC_CS, Pin.OUT, value=1)
         if ofs_cs is None:
@@ -69,6 +79,18 @@ class Hal(BoardHal):
                                   sideset_base=gate)
         self._sm = sm
         self._fe_init(Chips(spi, cs, ofs_cs, adc_spi, cnv, _SPI_BAUD), read_en)
+        self._width_s = -1.0            # width_cycles() of the last width (widths rarely change)
+        self._width_n = 0
+        if self._fast:
+            from memfw.hal import rp2_fast
+            self._rf = rp2_fast
+            self._dac_spi = rp2_fast.spi_base(config.RP2_SPI_ID)
+            self._adc_spi = rp2_fast.spi_base(config.RP2_ADC_SPI_ID)
+            self._cs_mask = 1 << config.RP2_PIN_DAC_CS
+            self._cnv_mask = 1 << config.RP2_PIN_ADC_CNV
+            self._read_en_mask = 1 << config.RP2_PIN_READ_EN
+            self._w_mid = _DAC_WORD_A | self._mid_code
+            self._settle_us = int(config.FE_READ_SETTLE_S * 1_000_000 + 0.5)
         sm.active(1)
 
     # ---- converters ------------------------------------------------------------------------
@@ -84,15 +106,39 @@ class Hal(BoardHal):
     # ---- HAL contract ----------------------------------------------------------------------
     def pulse(self, amplitude_v, width_s):
         t0 = time.ticks_us()
+        if width_s != self._width_s:
+            self._width_n = self.width_cycles(width_s)
+            self._width_s = width_s
+        if self._fast:
+            ok = self._rf.pulse(self._dac_spi, self._cs_mask, _DAC_WORD_A | self.amplitude_code(amplitude_v),
+                                self._w_mid, _DAC_SETTLE_US, self._width_n)
+            self._chips.codes[0] = self._mid_code
+            if ok:
+                raise RuntimeError(_STUCK)
+            self._pulses += 1
+            self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+            return
         self._chips.dac(0, self.amplitude_code(amplitude_v))
         time.sleep_us(_DAC_SETTLE_US)
         sm = self._sm
-        sm.put(self.width_cycles(width_s))         # the PIO makes the gate pulse: exactly N cycles
+        sm.put(self._width_n)                      # the PIO makes the gate pulse: exactly N cycles
         while sm.rx_fifo() == 0:                    # end-of-pulse word (pulse_pio address 8)
             if time.ticks_diff(time.ticks_us(), t0) > _PULSE_TIMEOUT_US:
                 self._chips.dac(0, self._mid_code)
-                raise RuntimeError("PIO pulse did not finish: reflash the firmware or reset the board")
+                raise RuntimeError(_STUCK)
         sm.get()
         self._chips.dac(0, self._mid_code)          # back to 0 V (the gate is already open)
         self._pulses += 1
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+
+    def read(self, n, read_v):
+        if not self._fast:
+            return BoardHal.read(self, n, read_v)
+        t0 = time.ticks_us()
+        self._bias(read_v)
+        m = n * config.FE_ADC_OVERSAMPLE
+        acc = self._rf.convert(self._adc_spi, self._cnv_mask, self._read_en_mask, self._settle_us,
+                               _ADC_TCONV_US, m)
+        g = self.conductance(acc, m)
+        self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+        return g
