@@ -222,7 +222,7 @@ def mismatch_table(env: dict[str, Any]) -> str:
     lines.append(f"Goal (gain and slope × ½ and × 2): ≤ {g['pulses_ratio_le']}× the pulses and ≤ "
                  f"{g['sigma_ratio_le']}× the error σ of the matched prior, converged fraction at "
                  f"most {g['convergence_loss_le'] * 100:.1f} % below it: "
-                 f"**{'met' if res['goal_met'] else 'NOT met'}**. {res['preset']}, {res['levels']} "
+                 f"**{ {True: 'met', False: 'NOT met', None: 'not evaluated'}[res['goal_met']]}**. {res['preset']}, {res['levels']} "
                  f"targets × {res['cycles']} cycles, seeds {res['seeds'][0]}..{res['seeds'][-1]}, "
                  "first shot; ratios per seed (same device), then mean ± sd.")
     return "\n".join(lines)
@@ -310,7 +310,7 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
         out += ["## A wrong device-type prior (`memhost bench mismatch`)", "",
                 "The adaptive controller given a prior scaled away from the emulated device's true "
                 "type (CONFIG prior_* on the board), against the matched prior on the same devices. "
-                "\"no prior\" also leaves the board's settle wait at 0; \"no prior, settle\" sets it "
+                "\"no prior\" also leaves the board's settle wait at 0; \"no prior + settle\" sets it "
                 "to 5 τ of the device, as a user who measured the decay time would.", "",
                 mismatch_table(envs["mismatch"]), "", _provenance(envs["mismatch"]), ""]
     for tag, title in (("", "Clipped weight scaling (`memhost bench ann --clip`)"),
