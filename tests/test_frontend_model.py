@@ -174,3 +174,27 @@ def test_emulated_board_reads_on_the_adc_grid(tmp_path):
         assert k == pytest.approx(round(k), abs=1e-5)
     assert len(set(out["rs"])) > 5                        # noisy, not stuck
     assert out["win"][0] < 1.0e-3 < 1.19e-3 < out["win"][1]
+
+
+@pytest.mark.parametrize("name", __import__("memhost.sim.presets", fromlist=["x"]).preset_names())
+def test_the_vectorised_twin_may_leave_the_front_end_out(name):
+    """host/memhost/sim (the twin of the firmware loops for benches and the ANN transfer) reads the
+    device without the front end. That is bounded for every preset: the front end's read noise is
+    under 35 % of the device's own (12 % of the variance; gaox at g_min: 30 %, tio2x-seed: 8 %), the
+    quantisation noise of a verify read (one code of the 16-conversion sum / sqrt 12) under 2 %, and the amplitudes the controllers ask for lie on the write DAC's
+    2.5 mV grid (no quantisation). docs/hardware.md quotes these shares."""
+    p = load_preset(name).params
+    fe = FrontEnd(fe_from_config(FE))
+    spread = 4.0 * p["d2d_g_rel"]
+    assert fe.set_window(p["g_min"] * (1 - spread), p["g_max"] * (1 + spread), p["read_v"]) is None
+    for g in (p["g_min"], p["g_max"]):
+        i = g * fe.bias_v()
+        assert fe.read_sigma_a(g) / i < 0.35 * p["read_noise_rel"]
+        assert fe.a_per_count / fe.oversample / math.sqrt(12) / i < 0.02 * p["read_noise_rel"]
+    grid = FE["FE_DAC_VREF"] * FE["FE_PULSE_GAIN"] / (1 << FE["FE_DAC_BITS"])
+    for key in ("v_set_start", "v_reset_start", "v_step", "v_max"):
+        if key in p:
+            assert p[key] / grid == pytest.approx(round(p[key] / grid), abs=1e-6), key
+    src = (FIRMWARE / "memfw" / "control.py").read_text()
+    dv_uv = int(src.split("_DV_UV = const(")[1].split(")")[0])
+    assert (dv_uv * 1e-6 / grid) == pytest.approx(round(dv_uv * 1e-6 / grid))  # adaptive grid
