@@ -31,6 +31,7 @@ _PIO_SM_ID = const(0)               # PIO0, state machine 0
 _PULSE_TIMEOUT_US = const(20_000)   # > ABS_MAX_WIDTH_S + PIO latency: a stuck state machine raises
 _DAC_WORD_A = const(0x7000)         # MCP4922 channel A, buffered, gain 1x, active (fechips._DAC_CMD)
 _ADC_TCONV_US = const(3)            # AD7685 tCONV 2.2 us max: CNV high this long (as fechips.adc_sum)
+_WORD_CACHE = const(1024)           # amplitudes remembered (adaptive grid: 0.8 V / 1 mV per polarity)
 _STUCK = "PIO pulse did not finish: reflash the firmware or reset the board"
 
 
@@ -91,6 +92,10 @@ class Hal(BoardHal):
             self._read_en_mask = 1 << config.RP2_PIN_READ_EN
             self._w_mid = _DAC_WORD_A | self._mid_code
             self._settle_us = int(config.FE_READ_SETTLE_S * 1_000_000 + 0.5)
+            # per-pulse float arithmetic allocates on this port: DAC words are cached per amplitude
+            # object (the controllers reuse their ramp/grid floats), the read bias per read_v
+            self._words = {}
+            self._bias_v = -1.0
         sm.active(1)
 
     # ---- converters ------------------------------------------------------------------------
@@ -110,8 +115,13 @@ class Hal(BoardHal):
             self._width_n = self.width_cycles(width_s)
             self._width_s = width_s
         if self._fast:
-            ok = self._rf.pulse(self._dac_spi, self._cs_mask, _DAC_WORD_A | self.amplitude_code(amplitude_v),
-                                self._w_mid, _DAC_SETTLE_US, self._width_n)
+            w = self._words.get(amplitude_v)
+            if w is None:
+                if len(self._words) >= _WORD_CACHE:
+                    self._words.clear()
+                w = _DAC_WORD_A | self.amplitude_code(amplitude_v)
+                self._words[amplitude_v] = w
+            ok = self._rf.pulse(self._dac_spi, self._cs_mask, w, self._w_mid, _DAC_SETTLE_US, self._width_n)
             self._chips.codes[0] = self._mid_code
             if ok:
                 raise RuntimeError(_STUCK)
@@ -135,10 +145,16 @@ class Hal(BoardHal):
         if not self._fast:
             return BoardHal.read(self, n, read_v)
         t0 = time.ticks_us()
-        self._bias(read_v)
+        if read_v != self._bias_v:
+            self._bias(read_v)              # raises with the window's refusal: nothing cached then
+            self._bias_v = read_v
         m = n * config.FE_ADC_OVERSAMPLE
         acc = self._rf.convert(self._adc_spi, self._cnv_mask, self._read_en_mask, self._settle_us,
                                _ADC_TCONV_US, m)
         g = self.conductance(acc, m)
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
         return g
+
+    def set_window(self, g_lo, g_hi, read_v):
+        self._bias_v = -1.0                 # new bias/offset codes: the next read re-applies its bias
+        return BoardHal.set_window(self, g_lo, g_hi, read_v)
