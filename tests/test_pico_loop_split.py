@@ -65,3 +65,26 @@ def test_a_log_that_does_not_match_the_replies_is_refused():
         split_iterations(ev, [2, 2])
     with pytest.raises(LoopTraceError, match="no USB traffic"):
         split_iterations([e for e in ev if not e["e"].startswith("cdc")], [2, 1])
+
+
+def test_usb_estimate_from_stored_figures_is_calibrated_and_bounded(tmp_path):
+    from memhost.bench import pico_loop as pl
+    stored = {"date": "d", "preset": "p"}
+    for alg, total in (("ispp", 600.0), ("adaptive", 2600.0)):
+        stored[alg] = {"total_us": total, "dac_us": 5.0, "gate_us": 10.0, "pulse_wait_us": 20.0,
+                       "adc_us": 130.0, "decision_us": total - 165.0}
+    cal = {"k": 1.1, "k_low": 1.0, "k_high": 1.4}
+    u = pl.usb_from_stored(stored, cal, 1e-3)
+    hal = 165e-6
+    assert u["ispp"]["on_board_iteration_s"] == pytest.approx(600e-6 * 1.1)
+    assert u["ispp"]["ratio"] == pytest.approx((2e-3 + hal * 1.1) / (600e-6 * 1.1))
+    # a slower real board (k_high) gives the lower ratio
+    assert u["ispp"]["ratio_range"][0] == pytest.approx((2e-3 + hal * 1.4) / (600e-6 * 1.4))
+    assert u["ispp"]["rtt_range"][0] < u["ispp"]["ratio"] < u["ispp"]["rtt_range"][1]
+    assert u["ratio"] == u["adaptive"]["ratio"] < u["ispp"]["ratio"]
+    with pytest.raises(LoopTraceError, match="--port emu:pico --write"):
+        pl.load_stored(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ispp\n")
+    with pytest.raises(LoopTraceError, match="corrupt"):
+        pl.load_stored(bad)

@@ -27,8 +27,12 @@ real rp2 HAL (no frames; sampled between levels, without collecting: the lowest 
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import statistics
 import time
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from ..errors import MemhostError
@@ -197,8 +201,8 @@ def pico_memory(preset: str, seed: int, g_lo: float, g_hi: float, levels: int = 
     return out_d
 
 
-def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_levels: int = 512
-                  ) -> dict[str, Any]:
+def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_levels: int = 512,
+                  max_pulses: int = 0) -> dict[str, Any]:
     """Item 5 of issue 12: the loop's emulated time split, calibrated, and the free heap."""
     from ..board import Board
     from ..sim.presets import load_preset
@@ -218,11 +222,14 @@ def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_l
         hz = next((e["hz"] for e in reversed(emu.events(("clk_sys",)))), DEFAULT_HZ)
         settle = configure(board, p)
         lo, hi = characterise(board, p["v_max"], p["width_s"], settle)
+        if not 0 < lo < hi:
+            raise LoopTraceError(f"the emulated Pico found the device's range as {lo:.4g}..{hi:.4g} S: its "
+                                 "reads are not working (check hil/pico against the firmware's front end)")
         lsb = (hi - lo) / 511
         targets = [lo + (hi - lo) * (0.02 + 0.96 * i / max(1, n_targets - 1)) for i in range(n_targets)]
         for alg in ("ispp", "adaptive"):
             mark = emu.mark()
-            results = list(board.program_many(targets, 0.5 * lsb, alg))
+            results = list(board.program_many(targets, 0.5 * lsb, alg, max_pulses=max_pulses))
             time.sleep(0.2)                                  # let the emulator flush its log
             split = split_iterations(emu.events(KINDS, since=mark), [r.pulses for r in results])
             s = summarise(split, hz, k)
@@ -234,6 +241,74 @@ def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_l
     out["memory"] = pico_memory(preset, seed, lo, hi, memory_levels)
     out["usb_fs"] = usb_estimate(out, rtt_s)
     return out
+
+
+STORED_PATH = Path(__file__).resolve().parents[1] / "data" / "pico_loop.toml"
+_STORED_KEYS = ("total_us", "dac_us", "gate_us", "pulse_wait_us", "adc_us", "decision_us")
+
+
+def write_stored(out: dict[str, Any], path: Path = STORED_PATH) -> Path:
+    """Keep the emulated per-iteration split (emulated us) for `bench loop`'s USB estimate and the docs."""
+    from .pico_timing import REPO, _rp2040js_version, _sha256_or_empty
+    lines = ["# The write-verify loop on the emulated Pico, written by `memhost bench loop --port emu:pico",
+             "# --write` (memhost/bench/pico_loop.py). Emulated microseconds per iteration (means); the",
+             "# calibration (memhost bench pico-timing) is applied when read.",
+             f'date = "{datetime.date.today().isoformat()}"', f'preset = "{out["preset"]}"',
+             f'seed = {out["seed"]}', f'targets = {out["targets"]}',
+             f'firmware_tree_sha256 = "{_tree_sha256(REPO / "firmware" / "micropython")}"',
+             f'harness_pico_js_sha256 = "{_sha256_or_empty(REPO / "hil" / "pico" / "pico.js")}"',
+             f'rp2040js = "{_rp2040js_version()}"']
+    for alg in ("ispp", "adaptive"):
+        s = out[alg]
+        lines += ["", f"[{alg}]", f"iterations = {s['iterations']}",
+                  f"reads_per_iteration = {s['reads_per_iteration']:.4f}",
+                  f"pulses_per_target = {s['pulses_per_target']:.4f}"]
+        lines += [f"{k} = {s[k]['emulated']:.3f}" for k in _STORED_KEYS]
+        lines += [f"frame_in_us = {s['frame_in_us']['emulated']:.3f}",
+                  f"frame_out_us = {s['frame_out_us']['emulated']:.3f}"]
+    m = out["memory"]
+    lines += ["", "[memory]", f"after_import_bytes = {m['after_import_bytes']}",
+              f"with_server_bytes = {m['with_server_bytes']}", f"levels_per_algorithm = {m['levels_per_algorithm']}"]
+    for alg in ("ispp", "adaptive"):
+        a = m[alg]
+        lines += [f"{alg}_lowest_free_bytes = {a['lowest_free_bytes']}",
+                  f"{alg}_lowest_live_free_bytes = {a['lowest_live_free_bytes']}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _tree_sha256(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        if "__pycache__" not in f.parts:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def load_stored(path: Path = STORED_PATH) -> dict[str, Any]:
+    """The stored emulated-Pico loop figures; CalibrationError-style one line if absent or corrupt."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise LoopTraceError(f"no stored emulated-Pico loop figures ({path}): run memhost bench loop "
+                             "--port emu:pico --write") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LoopTraceError(f"{path} is corrupt ({exc}): run memhost bench loop --port emu:pico --write") from None
+
+
+def usb_from_stored(stored: dict[str, Any], cal: dict[str, Any], rtt_s: float) -> dict[str, Any]:
+    """The USB full-speed estimate from stored emulated figures, calibrated: `usb_estimate`'s rule."""
+    out: dict[str, Any] = {"calibration": {"k": cal["k"], "k_low": cal["k_low"], "k_high": cal["k_high"]}}
+    for alg in ("ispp", "adaptive"):
+        out[alg] = {k: {"emulated": stored[alg][k]} for k in _STORED_KEYS}
+    res = usb_estimate(out, rtt_s)
+    res["source"] = (f"emulated Pico loop stored {stored.get('date')} ({STORED_PATH.name}, preset "
+                     f"{stored.get('preset')}), calibration k = {cal['k']:.2f} ({cal['k_low']:.2f}..{cal['k_high']:.2f})")
+    for alg in ("ispp", "adaptive"):
+        res[alg]["rtt_range"] = [usb_estimate(out, 0.25e-3)[alg]["ratio"], usb_estimate(out, 2e-3)[alg]["ratio"]]
+    res["ratio"] = min(res["ispp"]["ratio"], res["adaptive"]["ratio"])
+    return res
 
 
 def usb_estimate(out: dict[str, Any], rtt_s: float) -> dict[str, Any]:
