@@ -16,8 +16,8 @@ whose parameters are drawn independently:
 | cycle-to-cycle c2c_rel | 10 .. 40 % | uniform |
 | device-to-device variation | with / without | a coin: d2d parameters of tio2x-seed..gaox scale, or all 0 |
 
-k is drawn log-uniform x0.5..x4 around 2e4 /s and raised until a 3 V pulse moves at least 20 % of
-the range (else the device cannot reach its ends within the firmware's amplitude limit: not a
+k is drawn log-uniform x0.5..x4 around 2e4 /s and raised (both polarities alike) until a 3 V
+pulse moves at least 20 % of the range (else the device cannot reach its ends within the firmware's amplitude limit: not a
 device a user would keep). The [firmware] section is what a user starts a new device with: generic
 start amplitudes below every threshold of the family (0.8 V), step 10 mV, v_max 3 V, width 10 us,
 read 0.1 V, and no device-type prior (the controller must do without). Each member also says
@@ -75,6 +75,43 @@ def _toml(sections: dict[str, dict[str, float]], name: str, description: str) ->
     return "\n".join(out)
 
 
+READ_VS = (0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02, 0.015, 0.01, 0.0075, 0.005, 0.003, 0.002)
+
+
+def fit_read_v(g_min: float, g_max: float, d2d_g_rel: float) -> float:
+    """The largest read bias of READ_VS at which the board's front end (hil/frontend.py, the
+    emulated board's rule memfw/hal/window.py) takes the device's window, as a user picks the read
+    bias for a new device; the window is the emulator's: g_min (1 - 4 d2d_g) .. g_max (1 + 4 d2d_g)."""
+    fe = _front_end()
+    lo, hi = g_min * (1 - 4 * d2d_g_rel), g_max * (1 + 4 * d2d_g_rel)
+    for v in READ_VS:
+        if fe.set_window(lo, hi, v) is None:
+            return v
+    return READ_VS[-1]
+
+
+_FE: list[Any] = []
+
+
+def _front_end() -> Any:
+    """The front-end model with the FE_* numbers of memfw/hal/config.py (parsed, not imported:
+    it is MicroPython source)."""
+    if _FE:
+        return _FE[0]
+    import importlib
+    import sys
+    from ..emulator import FIRMWARE_DIR, HIL_DIR
+    for d in (str(FIRMWARE_DIR), str(HIL_DIR)):
+        if d not in sys.path:
+            sys.path.append(d)
+    src = (FIRMWARE_DIR / "memfw" / "hal" / "config.py").read_text()
+    ns: dict[str, Any] = {}
+    exec(src.replace("from micropython import const", "const = int"), ns)
+    frontend = importlib.import_module("frontend")
+    _FE.append(frontend.FrontEnd(frontend.fe_from_config(ns), seed=1))
+    return _FE[0]
+
+
 def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") -> Member:
     """One device type drawn from the family (see the module docstring)."""
     def logu(lo: float, hi: float) -> float:
@@ -89,19 +126,17 @@ def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") ->
     set_stronger = bool(rng.random() < 0.5)
     k_set, k_reset = (k0 * asym, k0) if set_stronger else (k0, k0 * asym)
     width, v_max = 1.0e-5, 3.0
-    # a 3 V pulse must move >= 20 % of the range in both polarities
-    for which, vth, alpha in (("set", vth_set, a_set), ("reset", vth_reset, a_reset)):
-        k = k_set if which == "set" else k_reset
-        reach = k * (v_max / vth - 1) ** alpha * width
-        if reach < 0.2:
-            k *= 0.2 / reach
-            if which == "set":
-                k_set = k
-            else:
-                k_reset = k
+    # a 3 V pulse must move >= 20 % of the range in both polarities (both k scaled alike: the
+    # asymmetry stays as drawn)
+    reach = min(k_set * (v_max / vth_set - 1) ** a_set, k_reset * (v_max / vth_reset - 1) ** a_reset)
+    if reach * width < 0.2:
+        k_set *= 0.2 / (reach * width)
+        k_reset *= 0.2 / (reach * width)
+    d2d = bool(rng.random() < 0.5)
+    d2d_g = float(rng.uniform(0.02, 0.10)) if d2d else 0.0
+    read_v = fit_read_v(g_min, g_min * ratio, d2d_g)
     noise = logu(0.5, 3.0) * TIO2X_READ_NOISE
     slow = bool(rng.random() < 0.5)
-    d2d = bool(rng.random() < 0.5)
     sections: dict[str, dict[str, float]] = {
         "conductance": {"g_min": g_min, "g_max": g_min * ratio, "w0": 0.0},
         "switching": {"vth_set": vth_set, "vth_reset": vth_reset, "k_set": k_set, "k_reset": k_reset,
@@ -116,10 +151,10 @@ def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") ->
         "faults": {"v_damage": 3.5, "damage_w": 1.0, "stuck_frac": 0.0},
         "variation": ({"d2d_k_rel": float(rng.uniform(0.1, 0.25)),
                        "d2d_vth_v": float(rng.uniform(0.02, 0.05)),
-                       "d2d_g_rel": float(rng.uniform(0.02, 0.10))} if d2d else
+                       "d2d_g_rel": d2d_g} if d2d else
                       {"d2d_k_rel": 0.0, "d2d_vth_v": 0.0, "d2d_g_rel": 0.0}),
         "firmware": {"v_set_start": 0.8, "v_reset_start": 0.8, "v_step": 0.01, "v_max": v_max,
-                     "width_s": width, "read_v": 0.1, "read_time_s": 1.0e-4},
+                     "width_s": width, "read_v": read_v, "read_time_s": 1.0e-4},
     }
     name = f"{prefix}-{index:03d}"
     text = _toml(sections, name, "drawn from the memhost device family (memhost.sim.family)")
