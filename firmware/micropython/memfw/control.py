@@ -835,7 +835,9 @@ class Controller:
         if fk == 0 and auto and st[_TAUL] > 0:
             fk = st[_FL]
             tau = st[_TAUL]
-        probe = auto and tau == 0           # the next settle measures the relaxation
+        # probe (tau unknown): 1 = measure after large moves and at the final verify, 2 = at the
+        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known)
+        probe = 1 if auto and tau == 0 else 0
         # tracking: u = the volatile part of the reading g (counts), at time tu (mid-batch ticks);
         # decisions use the settled estimate g - u
         f10 = fk
@@ -900,7 +902,7 @@ class Controller:
                 if probed:
                     gf = self._py[m - 1]
                     tm = time.ticks_add(tg, self._ps[m - 1])
-                    probe = 0
+                    probe = 0 if st[_TAUL] > 0 else 2
                     if fk == 0 and st[_TAUL] > 0:
                         fk = st[_FL]
                         tau = st[_TAUL]
@@ -1028,7 +1030,7 @@ class Controller:
                 dgl = (gn - g) * pol
             clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx)
             g = gn
-            if probe and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
+            if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
                 # large moves while the relaxation is unknown: measure their decay now, go on from
                 # the settled reading (tracking if it is still a long way)
                 n_p = n_fixed if n_fixed > 0 else self._n_for(tol_i, 4, max_reads)
@@ -1038,11 +1040,12 @@ class Controller:
                     break
                 reads += m * n_p
                 self._learn_relax(g, tg, m, hn, tol_i)
-                probe = 0
-                g = self._py[m - 1]
+                probe = 2                   # (once per PROGRAM; the final verify probes again if
+                g = self._py[m - 1]         # nothing was learned)
                 tg = time.ticks_add(tg, self._ps[m - 1])
                 g0 = g
                 if fk == 0 and st[_TAUL] > 0:
+                    probe = 0
                     fk = st[_FL]
                     tau = st[_TAUL]
                     d0 = t_i - g

@@ -371,7 +371,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         if fk == 0.0 and auto and staul[d] > 0.0:
             fk = sfl[d]
             tauk = staul[d]
-        probe = auto and tauk == 0.0        # the next settle measures the relaxation
+        # probe (tau unknown): 1 = measure after large moves and at the final verify, 2 = at the
+        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known)
+        probe = 1 if auto and tauk == 0.0 else 0
         U = 0.0                             # volatile part of the reading g (tracked if trk)
         tU = t_ - nr * ph[READ_TIME]        # the time g refers to (its batch's start here)
         tgr = tU                            # the time of the reading g
@@ -398,7 +400,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         t_ += settle
                         u_ = np.float32(u_ * dec_s)
                         w_, td = _drift(t_, td, w_, fz, ph)
-                    elif probe:
+                    elif probe > 0:
                         nq = _count(g, k4, n_fixed, max_reads)
                         m, w_, u_, t_, td, tr_, y_, rs, pn, pu = _probe(
                             tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
@@ -421,7 +423,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 if probed:
                     gf = py[m - 1]
                     tm = tgr + ps[m - 1]
-                    probe = False
+                    probe = 0 if staul[d] > 0.0 else 2
                     if fk == 0.0 and staul[d] > 0.0:
                         fk = sfl[d]
                         tauk = staul[d]
@@ -529,7 +531,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                                                    fz, gm, sp, ph, z1, z2, uu)
             nrd += nr
             tgr = t_ - nr * ph[READ_TIME]
-            if probe:
+            if probe > 0:
                 ht[hn % NH] = tgr
                 hd[hn % NH] = gn - g
                 hn += 1
@@ -587,7 +589,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 snobs[r_, d] = nobs + 1 if nobs < 1000 else 1000
             if tr > trust:              # a prior's wide trust region narrows
                 strr[r_, d] = tr >> 1 if (tr >> 1) > trust else trust
-            if probe and dg >= tl:
+            if probe == 1 and dg >= tl:
                 ssum = 0.0
                 for k in range(min(hn, NH)):
                     ssum += hd[(hn - 1 - k) % NH] * pol
@@ -603,11 +605,12 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     if tl_ > 0.0:
                         staul[d] = tl_
                         sfl[d] = fl_
-                    probe = False
+                    probe = 2
                     g = py[m - 1]
                     tgr = tgr + ps[m - 1]
                     g0 = g
                     if fk == 0.0 and staul[d] > 0.0:
+                        probe = 0
                         fk = sfl[d]
                         tauk = staul[d]
                         if fk > 0.0 and abs(tg - g) > 8.0 * tl:
