@@ -95,10 +95,11 @@ def fit_relaxation(t: np.ndarray, g: np.ndarray, g_before: float) -> dict[str, f
     tau = math.sqrt(lo * hi)
     sse, g_inf, amp = solve(tau)
     jump = g_inf + amp - g_before
-    if jump == 0 or amp * jump <= 0:
-        return None
+    rms = math.sqrt(sse / len(t))
+    if jump == 0 or amp * jump <= 0 or abs(amp) <= max(4 * rms, 1e-6 * abs(g_inf)):
+        return None                             # no decay above the read noise
     return {"tau_s": tau, "frac": amp / jump, "g_inf": g_inf, "amp": amp,
-            "rms": math.sqrt(sse / len(t))}
+            "rms": rms}
 
 
 def run_characterize(board: Any, cfg: CharacterizeConfig, out: str | Path = "runs",
