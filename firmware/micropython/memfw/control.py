@@ -50,6 +50,10 @@ _TAU_FAST = const(500)      # relaxation negligible, decay time noted as 500 µs
 _LEARN_PULSE = const(32)    # the last pulses moved >= 32 tolerances one way: probe at once (tau unknown)
 _NH = const(8)              # the probe relates the decay to the last 8 pulses' changes (ring)
 _SETTLE_RES = const(8)      # auto settle waits until the volatile part is below tol / 8
+# a polarity whose model was learned more than 64 tolerances away (the other polarity moved the
+# device that far since) searches again from its start amplitude: its response there may differ by
+# orders of magnitude (the state window), and its old amplitude could overshoot by the whole range
+_STALE_TOL = const(64)
 
 # adaptive state (array 'i'); per polarity p in (0 SET, 1 RESET) a block of _M ints at p * _M
 _A = const(0)       # model: log2|dG| (Q8, absolute: includes E * 256) at amplitude index _IA
@@ -63,13 +67,14 @@ _SI = const(7)      # search: next amplitude index and step
 _SS = const(8)
 _IMAX = const(9)    # largest amplitude index applied so far
 _TR = const(10)     # trust region, grid steps (_TRUST; from a prior _TRUST_PRIOR, halving per pulse)
-_M = const(11)
-_VAR = const(22)    # read noise: variance of one read, counts^2 * 16, at quantum _VARE
-_VARE = const(23)
-_RHO = const(24)    # kept fraction, Q8
-_FL = const(25)     # learned volatile fraction, Q10 (relaxation probe; used when CONFIG has none)
-_TAUL = const(26)   # learned decay time, µs (0: unknown, the next settle probes it)
-_NS = const(27)
+_STALE = const(11)  # tolerances the other polarity moved the device since this one last pulsed
+_M = const(12)
+_VAR = const(24)    # read noise: variance of one read, counts^2 * 16, at quantum _VARE
+_VARE = const(25)
+_RHO = const(26)    # kept fraction, Q8
+_FL = const(27)     # learned volatile fraction, Q10 (relaxation probe; used when CONFIG has none)
+_TAUL = const(28)   # learned decay time, µs (0: unknown, the next settle probes it)
+_NS = const(29)
 
 # viper loads 32-bit array words zero-extended into a machine word: (x << _SX) >> _SX restores the
 # sign of the state words that can be negative (_A, _YP) on 64-bit ports; 0 on 32-bit boards.
@@ -434,6 +439,7 @@ class Controller:
             st[p + _SS] = 0
             st[p + _IMAX] = 0
             st[p + _TR] = _TRUST
+            st[p + _STALE] = 0
         st[_VAR] = _VAR_UNKNOWN
         st[_VARE] = 0
         st[_RHO] = _RHO_ONE
@@ -608,21 +614,9 @@ class Controller:
         if top >= len(self._amp_set):
             top = len(self._amp_set) - 1
         # polarities that have never pulsed start from the device-type prior, if one is configured
-        for b, pr in ((0, self.cfg.prior_set), (_M, self.cfg.prior_reset)):
-            if pr is not None and st[b + _NOBS] == 0 and st[b + _SS] == 0:
-                ia = pr[0]
-                if ia > top:
-                    ia = top
-                if ia < 1:
-                    ia = 1
-                st[b + _A] = pr[1]
-                st[b + _IA] = ia
-                st[b + _B] = pr[2]
-                st[b + _IP] = ia
-                st[b + _YP] = pr[1]
-                st[b + _CP] = 0
-                st[b + _NOBS] = 1
-                st[b + _TR] = _TRUST_PRIOR
+        for b in (0, _M):
+            if st[b + _NOBS] == 0 and st[b + _SS] == 0:
+                self._seed(b, top)
         i_set = int(v_set * 1e6 + 0.5) // _DV_UV
         i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
         di = int(step * 1e6 + 0.5) // _DV_UV
@@ -688,6 +682,29 @@ class Controller:
         elif corr < -lim:
             corr = -lim
         return t_i + corr
+
+    def _seed(self, b, top):
+        """Polarity block b starts from the device-type prior (if one is configured): its model
+        anchored at the prior amplitude, one observation counted, the wide trust region. True if
+        seeded (ints only: no heap)."""
+        pr = self.cfg.prior_set if b == 0 else self.cfg.prior_reset
+        if pr is None:
+            return False
+        st = self.st
+        ia = pr[0]
+        if ia > top:
+            ia = top
+        if ia < 1:
+            ia = 1
+        st[b + _A] = pr[1]
+        st[b + _IA] = ia
+        st[b + _B] = pr[2]
+        st[b + _IP] = ia
+        st[b + _YP] = pr[1]
+        st[b + _CP] = 0
+        st[b + _NOBS] = 1
+        st[b + _TR] = _TRUST_PRIOR
+        return True
 
     @micropython.native
     def _settle_auto(self, v, tol_i, tau):
@@ -982,6 +999,12 @@ class Controller:
                 first_pol = pol
             elif pol != first_pol:
                 reversed_ = 1
+            if st[b + _STALE] >= _STALE_TOL and st[b + _NOBS] > 0:
+                # stale model: start again from the prior, else search (the slope is kept)
+                st[b + _STALE] = 0
+                if not self._seed(b, top):
+                    st[b + _NOBS] = 0
+                    st[b + _SS] = 0
             # choose the amplitude index (viper: integers on the state words, no heap)
             i = _choose(st, b, need, e256, i_min_search, di, sx)
             if i < 1:
@@ -1030,6 +1053,12 @@ class Controller:
                 dgl = (gn - g) * pol
             clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx)
             g = gn
+            # staleness: this polarity is fresh, the other one's model ages by this move
+            st[b + _STALE] = 0
+            if dgl > 0:
+                ob = _M - b
+                if st[ob + _STALE] < _STALE_TOL:
+                    st[ob + _STALE] += dgl // tol_i
             if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
                 # large moves while the relaxation is unknown: measure their decay now, go on from
                 # the settled reading (tracking if it is still a long way)

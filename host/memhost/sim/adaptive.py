@@ -55,6 +55,7 @@ class AdaptiveState:
         self.si = np.full((2, n), -1, dtype=np.int32)    # search index (-1: not started)
         self.ss = np.zeros((2, n), dtype=np.int32)
         self.tr = np.full((2, n), TRUST, dtype=np.int32)  # trust region, grid steps
+        self.stale = np.zeros((2, n), dtype=np.int32)   # tolerances moved by the other polarity
         self.rho = np.ones(n)
         self.taul = np.zeros(n)         # learned relaxation (auto settle): decay time s, 0 unknown
         self.fl = np.zeros(n)           # ... and volatile fraction
@@ -186,7 +187,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     args = (idx.astype(np.int64), np.ascontiguousarray(tgt, dtype=float),
             np.ascontiguousarray(tol, dtype=float), kap, int(n_reads), float(max_reads),
             *device_args(d),
-            st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.rho, st.taul, st.fl,
+            st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.stale, st.rho, st.taul, st.fl,
             consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
             achieved, pulses, reads, status)
     j = 0

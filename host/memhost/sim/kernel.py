@@ -36,6 +36,7 @@ LEARN_DECAY = 2.0       # tolerances: a probe learns from a reading that decayed
 FAST_MOVE = 64.0        # a last pulse this long followed by < tol / 2 of decay: negligible...
 TAU_FAST = 500e-6       # ... relaxation, decay time noted as this
 LEARN_PULSE = 32.0      # the last pulses moved this many tolerances one way: probe at once
+STALE_TOL = 64          # tolerances the other polarity moved the device: this model is stale
 NH = 8                  # the probe relates the decay to the last NH pulses' changes (ring)
 SETTLE_RES = 8.0        # the auto settle waits until the volatile part is below tol / SETTLE_RES
 
@@ -281,7 +282,7 @@ def _aim(g0, t, tl, rho):
 def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events, damaged, frozen,
                     k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
-                    sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, rho, staul, sfl,
+                    sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, sst, rho, staul, sfl,
                     consts, itop, i_start, di0, max_pulses,
                     achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq):
     """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
@@ -498,6 +499,22 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 first = pol
             if pol != first:
                 rev = True
+            if sst[r_, d] >= STALE_TOL and snobs[r_, d] > 0:
+                # stale model (the other polarity moved the device >= 64 tol since this one last
+                # pulsed): start again from the prior, else search (the slope is kept)
+                sst[r_, d] = 0
+                if pri[r_, 0] > 0.0:
+                    sa[r_, d] = pri[r_, 2]
+                    sia[r_, d] = int(pri[r_, 1])
+                    sb[r_, d] = pri[r_, 3]
+                    sip[r_, d] = int(pri[r_, 1])
+                    syp[r_, d] = pri[r_, 2]
+                    scp[r_, d] = False
+                    snobs[r_, d] = 1
+                    strr[r_, d] = trust_prior
+                else:
+                    snobs[r_, d] = 0
+                    ssi[r_, d] = -1
             nobs = snobs[r_, d]
             searching = nobs == 0
             a = sa[r_, d]
@@ -589,6 +606,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 snobs[r_, d] = nobs + 1 if nobs < 1000 else 1000
             if tr > trust:              # a prior's wide trust region narrows
                 strr[r_, d] = tr >> 1 if (tr >> 1) > trust else trust
+            sst[r_, d] = 0                  # this polarity is fresh; the other ages by the move
+            if dg > 0.0 and sst[1 - r_, d] < STALE_TOL:
+                sst[1 - r_, d] += int(dg / tl)
             if probe == 1 and dg >= tl:
                 ssum = 0.0
                 for k in range(min(hn, NH)):
