@@ -44,6 +44,10 @@ class ProgramResult:
         return dict(vars(self))
 
 
+#: emulated boards: fresh ptys tried when another process holds the lock on the one we got
+EMU_PTY_ATTEMPTS = 3
+
+
 def find_board_ports() -> list[tuple[str, str]]:
     """(device, kind) for every attached Pico or pyboard running MicroPython."""
     from serial.tools import list_ports
@@ -119,17 +123,24 @@ class Board:
                                 "emulated board")
             port = boards[0][0]
         emulator = None
-        if port == "emu":
-            from .emulator import Emulator
-            emulator = Emulator(preset=preset, seed=seed).start()
-            port = emulator.port
-        try:
-            ser = serial.Serial(port, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
-        except (serial.SerialException, OSError) as exc:
-            if emulator is not None:
-                emulator.stop()
-            raise PortError(f"cannot open {port}: {exc}. Check the name with 'memhost ports', "
-                            "and that no other program (mpremote, a terminal) holds it") from None
+        # An emulated board's pty number can be one another process has just released and is still
+        # re-opening (a reconnect loop): then the exclusive lock fails; start on a fresh pty.
+        for attempt in range(EMU_PTY_ATTEMPTS if port == "emu" else 1):
+            if port == "emu" or emulator is not None:
+                from .emulator import Emulator
+                emulator = Emulator(preset=preset, seed=seed).start()
+            path = emulator.port if emulator is not None else port
+            try:
+                ser = serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
+                break
+            except (serial.SerialException, OSError) as exc:
+                if emulator is not None:
+                    emulator.stop()
+                if emulator is None or attempt == EMU_PTY_ATTEMPTS - 1:
+                    raise PortError(f"cannot open {path}: {exc}. Check the name with 'memhost "
+                                    "ports', and that no other program (mpremote, a terminal) holds "
+                                    "it") from None
+        port = path
         if reconnect:
             def reopen(path: str = port) -> Any:
                 return serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
