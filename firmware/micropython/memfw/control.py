@@ -605,7 +605,10 @@ class Controller:
             var = st[_VAR]
             if d > 0:
                 # saturate at _VAR_MAX: var << 2d must fit the array('i') word
-                var = var << (2 * d) if d < 14 and var <= (_VAR_MAX >> (2 * d)) else _VAR_MAX
+                if d < 14 and var <= (_VAR_MAX >> (2 * d)):
+                    var = var << (2 * d)
+                elif var > 0:
+                    var = _VAR_MAX
             else:
                 var = var >> (-2 * d)
             st[_VAR] = var
