@@ -61,6 +61,16 @@ def test_user_mistakes_get_one_line_and_exit_2_without_traceback() -> None:
         assert out.stderr.startswith("memhost: error: "), out.stderr
 
 
+def test_read_window_is_centred_or_refused_with_what_it_needs() -> None:
+    """The board centres its ADC on --window (CONFIG win_lo/win_hi); a window its front end cannot
+    hold is refused, one line, with the read bias that would hold it (docs/hardware.md)."""
+    g = json.loads(run("read", "--port", "emu", "--json", "--window", "0.95e-3", "1.25e-3").stdout)["g"]
+    assert 0.95e-3 < g < 1.25e-3
+    out = run("read", "--port", "emu", "--window", "0.9e-3", "5e-3")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "use a read bias <= " in out.stderr and "Traceback" not in out.stderr
+
+
 def test_ports_json_lists_ports() -> None:
     out = run("ports", "--json")
     assert out.returncode == 0 and isinstance(json.loads(out.stdout)["ports"], list)

@@ -34,7 +34,10 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _read(args: argparse.Namespace) -> None:
+    from ..frontend import set_window
     with open_board(args) as board:
+        if args.window:
+            set_window(board, args.window[0], args.window[1])
         r = board.read(args.n)
     if args.json:
         print_json({"g": r.g, "g_std": r.g_std, "n": r.n, "elapsed_us": r.elapsed_us})
@@ -101,6 +104,9 @@ def register(sub: Any) -> None:
     add_port_args(p)
     add_json_arg(p)
     p.add_argument("-n", type=int, default=8, help="reads averaged (1..1000, default 8)")
+    p.add_argument("--window", nargs=2, type=float, metavar=("GMIN", "GMAX"),
+                   help="centre the board's ADC on GMIN..GMAX S first (the read bias and offset "
+                        "DAC; the board refuses a window it cannot hold, with what it needs)")
     p.set_defaults(func=_read)
 
     p = sub.add_parser("pulse", help="apply one pulse, then read")
