@@ -5,7 +5,7 @@ whose parameters are drawn independently:
 
 | what | range | how |
 |---|---|---|
-| HRS/LRS ratio g_max / g_min | 1.1 .. 10 | log-uniform (g_min log-uniform 10 uS .. 1 mS) |
+| HRS/LRS ratio g_max / g_min | 1.1 .. 10 | log-uniform; g_min log-uniform 10 uS .. 1 mS, redrawn until the board's front end reads the window and resolves 256 levels with 64 reads at some read bias <= 0.1 V (the largest such bias is the preset's read_v) |
 | relaxation time relax_tau_s | 1 .. 100 ms | log-uniform |
 | volatile fraction relax_frac | 5 .. 40 % | uniform |
 | read noise read_noise_rel | 0.5 .. 3 x tio2x-seed's (1e-4) | log-uniform; half the devices also get low-frequency and telegraph noise of the same scale |
@@ -76,40 +76,24 @@ def _toml(sections: dict[str, dict[str, float]], name: str, description: str) ->
 
 
 READ_VS = (0.1, 0.08, 0.06, 0.05, 0.04, 0.03, 0.02, 0.015, 0.01, 0.0075, 0.005, 0.003, 0.002)
+FE_LEVELS, FE_READS = 256, 64     # the board must resolve 256 levels with 64 reads per verify
 
 
-def fit_read_v(g_min: float, g_max: float, d2d_g_rel: float) -> float:
-    """The largest read bias of READ_VS at which the board's front end (hil/frontend.py, the
-    emulated board's rule memfw/hal/window.py) takes the device's window, as a user picks the read
-    bias for a new device; the window is the emulator's: g_min (1 - 4 d2d_g) .. g_max (1 + 4 d2d_g)."""
-    fe = _front_end()
+def fit_read_v(g_min: float, g_max: float, d2d_g_rel: float) -> float | None:
+    """The largest read bias of READ_VS at which the board's front end (host/memhost/frontend.py:
+    the model the emulated board reads through) takes the device's window, g_min (1 - 4 d2d_g) ..
+    g_max (1 + 4 d2d_g) as the emulated board sets it, and resolves 256 levels over the usable
+    range (5 % margins) with 64 reads per verify; None if no read bias does (a device this board
+    cannot program to 256 levels: not one a user would choose for it)."""
+    from ..frontend import model
+    fe = model()
     lo, hi = g_min * (1 - 4 * d2d_g_rel), g_max * (1 + 4 * d2d_g_rel)
+    span = g_max - g_min
     for v in READ_VS:
-        if fe.set_window(lo, hi, v) is None:
+        if fe.set_window(lo, hi, v) is None and fe.levels_error(
+                g_min + 0.05 * span, g_max - 0.05 * span, FE_LEVELS, FE_READS, v) is None:
             return v
-    return READ_VS[-1]
-
-
-_FE: list[Any] = []
-
-
-def _front_end() -> Any:
-    """The front-end model with the FE_* numbers of memfw/hal/config.py (parsed, not imported:
-    it is MicroPython source)."""
-    if _FE:
-        return _FE[0]
-    import importlib
-    import sys
-    from ..emulator import FIRMWARE_DIR, HIL_DIR
-    for d in (str(FIRMWARE_DIR), str(HIL_DIR)):
-        if d not in sys.path:
-            sys.path.append(d)
-    src = (FIRMWARE_DIR / "memfw" / "hal" / "config.py").read_text()
-    ns: dict[str, Any] = {}
-    exec(src.replace("from micropython import const", "const = int"), ns)
-    frontend = importlib.import_module("frontend")
-    _FE.append(frontend.FrontEnd(frontend.fe_from_config(ns), seed=1))
-    return _FE[0]
+    return None
 
 
 def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") -> Member:
@@ -118,7 +102,6 @@ def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") ->
         return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
     ratio = logu(1.1, 10.0)
-    g_min = logu(1e-5, 1e-3)
     vth_set, vth_reset = float(rng.uniform(0.8, 1.6)), float(rng.uniform(0.8, 1.6))
     a_set, a_reset = float(rng.choice(ALPHAS)), float(rng.choice(ALPHAS))
     k0 = 2.0e4 * logu(0.5, 4.0)
@@ -134,7 +117,10 @@ def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") ->
         k_reset *= 0.2 / (reach * width)
     d2d = bool(rng.random() < 0.5)
     d2d_g = float(rng.uniform(0.02, 0.10)) if d2d else 0.0
-    read_v = fit_read_v(g_min, g_min * ratio, d2d_g)
+    read_v = None
+    while read_v is None:           # conductances the board's front end reads at 256 levels
+        g_min = logu(1e-5, 1e-3)
+        read_v = fit_read_v(g_min, g_min * ratio, d2d_g)
     noise = logu(0.5, 3.0) * TIO2X_READ_NOISE
     slow = bool(rng.random() < 0.5)
     sections: dict[str, dict[str, float]] = {
