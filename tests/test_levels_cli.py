@@ -77,9 +77,9 @@ def test_analyze_text_states_the_ideal_line(json_run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["-n", "1"], "at least 2 levels"),
-    (["--cycles", "0"], "at least 1 cycle"),
-    (["--algorithm", "magic"], "choose one of"),
+    (["-n", "1"], "allowed: 2.."),
+    (["--cycles", "0"], "allowed: 1.."),
+    (["--algorithm", "magic"], "invalid choice"),
     (["--preset", "no-such-device"], "unknown preset"),
     (["--range", "1.25e-3", "1.3e-3"], "outside the device's range"),
     # the front end refuses before any pulse (docs/hardware.md): the window, then the resolution

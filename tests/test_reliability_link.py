@@ -79,5 +79,5 @@ def test_an_unknown_port_says_what_to_do() -> None:
 def test_a_busy_port_says_what_to_do() -> None:
     with FaultyLink(seed=5) as fl:
         with Board.open(fl.port):
-            with pytest.raises(PortError, match="no other program"):
+            with pytest.raises(PortError, match="another program holds it"):
                 Board.open(fl.port)

@@ -70,6 +70,33 @@ def _check_finite(name: str, value: float) -> float:
     return value
 
 
+def _port_problem(port: str, exc: BaseException) -> str:
+    """What probably went wrong opening `port`, and what to do."""
+    import errno
+    import os
+    text = str(exc)
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOENT or (code is None and not os.path.exists(port)):
+        return "no such port: list the serial ports with 'memhost ports'"
+    if code in (errno.EACCES, errno.EPERM):
+        return ("permission denied: add yourself to the group that owns it (Linux: dialout), "
+                "or run with the rights to use it")
+    if code == errno.ENOTTY or "Inappropriate ioctl" in text or (
+            os.path.exists(port) and not os.path.realpath(port).startswith(("/dev/tty", "/dev/pts",
+                                                                             "/dev/cu.", "COM"))):
+        return "it is not a serial port: list the serial ports with 'memhost ports'"
+    if code in (errno.EBUSY, errno.EAGAIN) or "lock" in text.lower() or "busy" in text.lower():
+        return ("another program holds it (mpremote, a terminal, another memhost): close that "
+                "program and try again")
+    return f"{text}. Check the name with 'memhost ports'"
+
+
+def _field_range(name: str) -> tuple[int, int]:
+    from .options import wire_range
+    lo, hi = wire_range(P.Program, name)
+    return int(lo), int(hi)
+
+
 class Board:
     """A memhost board. Open with Board.open(port); use as a context manager."""
 
@@ -137,9 +164,7 @@ class Board:
                 if emulator is not None:
                     emulator.stop()
                 if emulator is None or attempt == EMU_PTY_ATTEMPTS - 1:
-                    raise PortError(f"cannot open {path}: {exc}. Check the name with 'memhost "
-                                    "ports', and that no other program (mpremote, a terminal) holds "
-                                    "it") from None
+                    raise PortError(f"cannot open {path}: {_port_problem(path, exc)}") from None
         port = path
         if reconnect:
             def reopen(path: str = port) -> Any:
@@ -222,8 +247,8 @@ class Board:
 
     def read(self, n: int = 1, read_v: float = 0.0) -> P.Reading:
         """Mean conductance (S) of n reads at read_v V (0 = the board's read voltage)."""
-        if not 1 <= int(n) <= 1000:
-            raise UsageError(f"n reads must be 1..1000, got {n}")
+        if not 1 <= int(n) <= P.READ_MAX_N:
+            raise UsageError(f"n reads must be 1..{P.READ_MAX_N}, got {n}")
         return self._call(P.Read(int(n), _check_finite("read_v", read_v)), P.Reading)
 
     def pulse(self, amplitude: float, width: float) -> P.Pulsed:
@@ -253,12 +278,12 @@ class Board:
         except KeyError:
             raise UsageError(f"unknown CONFIG name {name!r}; known: {', '.join(P.CONFIG_KEYS)}") from None
 
-    def abort(self) -> int:
+    def abort(self, timeout: float | None = None) -> int:
         """Stops the running command (PROGRAM, WAIT, settle) and drops queued ones; returns how many
         were dropped. Sent at once, outside the credit window (another thread may be waiting on a
         long command): the board handles ABORT on arrival."""
-        seq = self.link.submit(P.Abort(), self.timeout, urgent=True)
-        return self._check(self.link.wait(seq, self.timeout), P.Ack).count
+        reply = self.link.request(P.Abort(), timeout or self.timeout, urgent=True)
+        return self._check(reply, P.Ack).count
 
     def leave_binary_mode(self) -> None:
         """Returns the board to the MicroPython REPL (mpremote can then take over)."""
@@ -275,6 +300,10 @@ class Board:
         if algorithm not in P.ALGORITHMS:
             raise UsageError(f"unknown algorithm {algorithm!r}; choose one of {', '.join(P.ALGORITHMS)}")
         p = [_check_finite("parameter", x) for x in params] + [0.0] * 4
+        for name, value in (("n_reads", n_reads), ("max_pulses", max_pulses)):
+            lo, hi = _field_range(name)
+            if not lo <= int(value) <= hi:
+                raise UsageError(f"{name} {value}: must be {lo}..{hi} (0 = the board's setting)")
         return P.Program(target, tolerance, P.ALGORITHMS[algorithm], int(n_reads), int(max_pulses),
                          *p[:4])
 
@@ -365,7 +394,17 @@ class Board:
         return self.link.submit(req, self.timeout, seq=seq)
 
 
-def open_board(args: Any) -> Board:
-    """Opens the board named by CLI args (--port, --preset, --seed)."""
-    return Board.open(getattr(args, "port", None), preset=getattr(args, "preset", "tio2x-seed"),
-                      seed=getattr(args, "seed", None))
+def open_board(args: Any, **override: Any) -> Board:
+    """Opens the board named by CLI args (--port, --preset, --seed; `override` wins), then checks
+    every option limited by the board against its INFO (UsageError before anything else is sent)."""
+    from .options import check_board_limits
+    o = {"port": getattr(args, "port", None), "preset": getattr(args, "preset", None) or "tio2x-seed",
+         "seed": getattr(args, "seed", None)}
+    o.update(override)
+    board = Board.open(o["port"], preset=o["preset"], seed=o["seed"])
+    try:
+        check_board_limits(args, board.info)
+    except BaseException:
+        board.close()
+        raise
+    return board

@@ -7,6 +7,12 @@ returning an exit status or None). Errors derived from MemhostError print one li
 
 from __future__ import annotations
 
+from . import interrupts
+
+if interrupts.is_entry_point():     # first: a Ctrl-C while the rest loads waits for main()
+    interrupts.install()
+    interrupts.hold()
+
 import argparse
 import importlib
 import json
@@ -16,6 +22,7 @@ from typing import Any, Callable
 
 from . import __version__, PROTOCOL_VERSION
 from .errors import MemhostError
+from .options import SEED_MAX, Parser, add_number
 
 
 def add_port_args(parser: argparse.ArgumentParser, preset: bool = True, multi: bool = False) -> None:
@@ -28,9 +35,10 @@ def add_port_args(parser: argparse.ArgumentParser, preset: bool = True, multi: b
                                 if multi else ""))
     if preset:
         parser.add_argument("--preset", default="tio2x-seed",
-                            help="emulated device preset: a name or a .toml path (only with --port emu)")
-        parser.add_argument("--seed", type=int, default=None,
-                            help="random seed of the emulated device (only with --port emu)")
+                            help="emulated device preset: a name (tio2x-seed, gaox) or a .toml path "
+                                 "(only with --port emu; default tio2x-seed)")
+        add_number(parser, "--seed", default=None, lo=0, hi=SEED_MAX, default_text="1",
+                   help="random seed of the emulated device (only with --port emu)")
 
 
 def add_json_arg(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +77,7 @@ def _register_package(package: str, subparsers: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="memhost",
         description="Program analog memristors precisely, on a real board or the emulated one.")
     parser.add_argument("--version", action="version",
@@ -84,21 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help()
-        return 2
+    """Exit status: 0 done, 1 the device did not reach what was asked, 2 bad input or a failure
+    with a message, 130 interrupted (Ctrl-C or SIGTERM)."""
+    interrupts.install()
     try:
-        status = func(args)
+        interrupts.release()            # a Ctrl-C during start-up lands here
+        with interrupts.deferred():     # a Ctrl-C inside an import breaks that module: wait for it
+            parser = build_parser()
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 2
+        return int(func(args) or 0)
     except MemhostError as exc:
         print(f"memhost: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("memhost: interrupted", file=sys.stderr)
+        print("memhost: interrupted; run the command again to start over", file=sys.stderr)
         return 130
-    return int(status or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,17 +31,19 @@ def add_cluster_args(p: Any, jobs_default: int = 1) -> None:
     """--jobs / --workers / --scheduler on a bench command (mutually exclusive)."""
     g = p.add_argument_group("where the chunks run (results do not depend on it)")
     x = g.add_mutually_exclusive_group()
-    x.add_argument("--jobs", type=int, default=None,
-                   help=f"local worker processes (default {jobs_default})")
-    x.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="a Dask LocalCluster of N single-threaded worker processes on this machine "
-                        "(needs pip install 'memhost[cluster]')")
+    from .options import add_number
+    add_number(x, "--jobs", default=None, lo=1, hi=1024, unit="processes",
+               default_text=str(jobs_default), help="local worker processes")
+    add_number(x, "--workers", default=None, metavar="N", lo=1, hi=1024, unit="processes",
+               default_text="none",
+               help="a Dask LocalCluster of N single-threaded worker processes on this machine "
+                    "(needs pip install 'memhost[cluster]')")
     x.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (start it with "
                         "'dask scheduler' and workers with 'dask worker ADDRESS'; every worker needs "
                         "this memhost version installed)")
-    g.add_argument("--scheduler-timeout", type=float, default=20.0, metavar="S",
-                   help="seconds to wait for --scheduler to answer (default 20)")
+    add_number(g, "--scheduler-timeout", kind=float, default=20.0, metavar="S", lo=0, lo_open=True,
+               hi=86400, unit="s", help="how long to wait for --scheduler to answer")
     p.set_defaults(_jobs_default=jobs_default)
 
 

@@ -23,6 +23,7 @@ import time
 import tty
 from pathlib import Path
 
+from . import interrupts
 from .errors import MemhostError, PortError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -60,6 +61,16 @@ class Emulator:
         self._stderr_path = ""
 
     def start(self) -> "Emulator":
+        """Starts the firmware on a new pty. Ctrl-C is held until the child is started and registered
+        for clean-up (or cleaned up), so an interrupt never leaves it half-made."""
+        with interrupts.deferred():
+            try:
+                return self._start()
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start(self) -> "Emulator":
         from .sim.presets import load_preset
         preset = load_preset(self.preset_arg)
         if not (FIRMWARE_DIR / "main.py").exists():
@@ -107,6 +118,10 @@ class Emulator:
         return self.proc is not None and self.proc.poll() == 0
 
     def stop(self) -> None:
+        with interrupts.deferred():
+            self._stop()
+
+    def _stop(self) -> None:
         if self.proc is not None:
             if self.proc.poll() is None:
                 try:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import PROTOCOL_VERSION
+from . import interrupts
 from . import protocol as P
 from .errors import BoardReset, LinkError, LinkTimeout, ProtocolMismatch
 
@@ -147,10 +148,18 @@ class Link:
 
         seq: re-send a command a previous host process sent (same number: the board answers it from
         its reply cache if it ran); by default the next number. urgent: send without a credit (ABORT,
-        which the board handles on arrival and never queues)."""
+        which the board handles on arrival and never queues).
+        Ctrl-C is deferred to points where no lock is half-taken (memhost.interrupts)."""
+        with interrupts.deferred():
+            return self._submit(message, timeout, seq, urgent)
+
+    def _submit(self, message: P.Message, timeout: float, seq: int | None, urgent: bool) -> int:
+        if not urgent:
+            interrupts.check()      # a Ctrl-C that came meanwhile stops us before sending more
         deadline = time.monotonic() + timeout
         with self._credit:
             while not urgent and len(self._pending) >= self.window:
+                interrupts.check()
                 self._raise_if_dead()
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -191,7 +200,13 @@ class Link:
 
     def wait(self, seq: int, timeout: float = 10.0) -> P.Message:
         """Waits for the reply to `seq`, re-sending unanswered commands (same sequence numbers) when
-        a frame was lost or after retry_interval of silence. Raises BoardReset if the board reset."""
+        a frame was lost or after retry_interval of silence. Raises BoardReset if the board reset.
+        Ctrl-C stops the wait within a tick (the command stays outstanding)."""
+        with interrupts.deferred():
+            return self._wait(seq, timeout)
+
+    def _wait(self, seq: int, timeout: float) -> P.Message:
+        interrupts.check()
         with self._lock:
             pend = self._pending.get(seq)
         if pend is None:
@@ -199,6 +214,7 @@ class Link:
         deadline = time.monotonic() + timeout
         tick = max(0.002, min(self.retry_interval / 5, 0.02))
         while not pend.event.wait(tick):
+            interrupts.check()
             self._raise_if_dead()
             if self.reset_info is not None:
                 raise BoardReset(self._reset_message())
@@ -243,8 +259,8 @@ class Link:
                 "run memhost flash to update the firmware (or update memhost)")
         return pend.reply
 
-    def request(self, message: P.Message, timeout: float = 10.0) -> P.Message:
-        return self.wait(self.submit(message, timeout), timeout)
+    def request(self, message: P.Message, timeout: float = 10.0, urgent: bool = False) -> P.Message:
+        return self.wait(self.submit(message, timeout, urgent=urgent), timeout)
 
     @property
     def outstanding(self) -> int:
@@ -269,6 +285,7 @@ class Link:
             self._write(pend.frame)
             deadline = time.monotonic() + max(2.0, 10 * self.retry_interval)
             while not pend.event.wait(self.retry_interval):
+                interrupts.check()
                 if time.monotonic() >= deadline or self._fatal is not None or self._closed:
                     break
                 if self._reconnecting:
@@ -402,9 +419,10 @@ class Link:
             raise LinkError(f"the link reader stopped: {self._fatal}")
 
     def close(self) -> None:
-        self._closed = True
-        try:
-            self.ser.close()
-        except Exception:
-            pass
-        self._thread.join(timeout=1.0)
+        with interrupts.deferred():
+            self._closed = True
+            try:
+                self.ser.close()
+            except Exception:
+                pass
+            self._thread.join(timeout=1.0)

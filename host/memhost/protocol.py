@@ -23,6 +23,7 @@ MAX_BODY = 240
 MAX_DECODED = HEADER.size + MAX_BODY + CRC.size   # 250
 MAX_ENCODED = MAX_DECODED + 3
 SEQ_UNSOLICITED = 0
+READ_MAX_N = 1000       # READ: the board refuses n outside 1..READ_MAX_N (OUT_OF_RANGE)
 
 ALGORITHMS = {"ispp": 0, "adaptive": 1}
 ALGORITHM_NAMES = {v: k for k, v in ALGORITHMS.items()}

@@ -27,6 +27,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import __version__, PROTOCOL_VERSION
+from . import interrupts
 from .errors import RunFolderError
 
 META = "meta.json"
@@ -192,7 +193,12 @@ class RunFolder:
         return self._fh
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append one result row (missing columns left empty) and flush it to the OS."""
+        """Append one result row (missing columns left empty) and flush it to the OS. A Ctrl-C
+        arriving meanwhile takes effect after the row is written (memhost.interrupts)."""
+        with interrupts.deferred():
+            self._append(row)
+
+    def _append(self, row: Mapping[str, Any]) -> None:
         fh = self._open_append()
         fh.write(",".join(_fmt(row.get(c)) for c in self.columns) + "\n")
         fh.flush()
@@ -208,6 +214,10 @@ class RunFolder:
 
     def close(self, status: str | None = None, **meta: Any) -> None:
         """Close results.csv (fsync) and optionally record the final status in meta.json."""
+        with interrupts.deferred():
+            self._close(status, **meta)
+
+    def _close(self, status: str | None = None, **meta: Any) -> None:
         if self._fh is not None:
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -220,6 +230,24 @@ class RunFolder:
                             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
             self.update_meta(**meta)
 
+    def discard_if_empty(self) -> bool:
+        """Removes the folder if it holds no result row (a run that failed before its first
+        result): True if removed. Files other than memhost's keep it."""
+        with interrupts.deferred():
+            self.close()
+            if self.read_rows():
+                return False
+            for name in (RESULTS, META, META + ".tmp"):
+                try:
+                    (self.path / name).unlink()
+                except FileNotFoundError:
+                    pass
+            try:
+                self.path.rmdir()
+            except OSError:
+                return False
+            return True
+
     def __enter__(self) -> "RunFolder":
         return self
 
@@ -227,6 +255,15 @@ class RunFolder:
         self.close()
 
     # ------------------------------------------------------------------ reading
+    def has_torn_tail(self) -> bool:
+        """True if results.csv ends in a row without its newline (a write cut short)."""
+        with open(self.path / RESULTS, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+
     def drop_torn_tail(self) -> bool:
         """Cut a last line that has no newline (a write cut short by a crash). True if cut."""
         res = self.path / RESULTS

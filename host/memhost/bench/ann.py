@@ -55,6 +55,7 @@ BUILTIN: dict[str, dict[str, dict[str, Any]]] = {
 
 def register(subparsers: Any) -> None:
     from ..cli import add_json_arg
+    from ..options import SEED_MAX, add_number
     p = subparsers.add_parser(
         "ann", help="ANN accuracy vs bits after weight transfer (the seed's Fig. 2)",
         description="Transfer trained weights onto 2^b device levels (b = --bits) with a programming "
@@ -73,17 +74,22 @@ def register(subparsers: Any) -> None:
     em.add_argument("--closed-loop", action="store_true",
                     help="program every device with the controller twin on the vectorized model")
     em.add_argument("--ideal", action="store_true", help="quantization only (the default)")
-    p.add_argument("--preset", default="tio2x-seed", help="device preset for --closed-loop")
-    p.add_argument("--algorithm", default="adaptive", help="controller for --closed-loop")
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="device preset for --closed-loop: a name or a .toml path (default tio2x-seed)")
+    p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"),
+                   help="write-verify controller for --closed-loop (default adaptive)")
     p.add_argument("--algo-param", action="append", default=[], metavar="NAME=VALUE",
                    help="extra controller parameter for --closed-loop (repeatable), e.g. tolerance=1e-7")
     p.add_argument("--g-range", metavar="LO,HI", help="level range in S for --closed-loop "
                    "(default: the preset's range less 2 sigma of device-to-device G variation)")
-    p.add_argument("--direction", default=None, help="--from-run: only rows of this direction")
-    p.add_argument("--error-scale", type=float, default=1.0, metavar="K",
-                   help="multiply every programming error by K (sensitivity: a K-times less precise "
-                        "device)")
-    p.add_argument("--mapping", default="differential", choices=("differential", "offset"))
+    p.add_argument("--direction", default=None, choices=("up", "down", "shuffled"),
+                   help="--from-run: only rows of this direction (default: all rows)")
+    add_number(p, "--error-scale", kind=float, default=1.0, metavar="K", lo=0, hi=1e6, unit="x",
+               help="multiply every programming error by K (sensitivity: a K-times less precise "
+                    "device)")
+    p.add_argument("--mapping", default="differential", choices=("differential", "offset"),
+                   help="weights to conductances: differential (a device pair per weight) or offset "
+                        "(one device around a mid-range reference) (default differential)")
     p.add_argument("--clip", default="max", metavar="HOW",
                    help="per-layer weight scale: max (default: the largest |w|), pNN (the NN-th "
                         "percentile of |w|, e.g. p99.9) or mse (the scale minimising the layer's "
@@ -94,33 +100,41 @@ def register(subparsers: Any) -> None:
                         "quantization, as analog hardware often does; BNs that do not directly follow "
                         "a Conv/Linear stay digital and are listed. Default: BN stays digital")
     p.add_argument("--bits", default="1-9", help="bit depths, e.g. 1-9 (default) or 3,9")
-    p.add_argument("--trials", type=int, default=10, help="Monte Carlo trials per bit depth (10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the trials and of training")
+    add_number(p, "--trials", default=10, lo=1, hi=100_000, unit="trials",
+               help="Monte Carlo trials per bit depth")
+    add_number(p, "--seed", default=0, lo=0, hi=SEED_MAX, help="seed of the trials and of training")
     p.add_argument("--weights", metavar="N", default=None,
                    help="closed-loop transfer speed bench: program the devices of N Gaussian weights "
                         "(e.g. 21.8M, ResNet-34 size) at the largest --bits, report time and pulses/s")
-    p.add_argument("--chunk", type=int, default=1 << 20, help="devices per controller call")
-    p.add_argument("--torch-threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared 2-core machine two threads ran 8x "
-                        "slower than one as soon as another process was busy; try 2 when idle)")
+    add_number(p, "--chunk", default=1 << 20, lo=1, hi=1 << 30, unit="devices",
+               help="devices per controller call")
+    add_number(p, "--torch-threads", default=1, lo=1, hi=1024, unit="threads",
+               help="torch CPU threads (on a shared 2-core machine two threads ran 8x slower than "
+                    "one as soon as another process was busy; try 2 when idle)")
     p.add_argument("--cache-dir", default=None, help="trained-model cache (default ~/.cache/memhost/ann)")
     p.add_argument("--retrain", action="store_true", help="ignore the cache and train again")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="training epochs of the built-in models (default: MLP 20, CNN 4; "
-                        "mnist-pairs: MLP 20, CNN 2)")
+    add_number(p, "--epochs", default=None, lo=1, hi=10_000, unit="epochs",
+               default_text="MLP 20, CNN 4; mnist-pairs: MLP 20, CNN 2",
+               help="training epochs of the built-in models")
     p.add_argument("--out", default=None, help="output folder (default runs/<UTC time>_ann)")
-    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--no-plot", action="store_true", help="do not write accuracy_vs_bits.png")
     g = p.add_argument_group("your own model (--model CHECKPOINT --data FOLDER)")
     g.add_argument("--data", help="test images in ImageFolder layout: FOLDER/<class>/<image>")
     g.add_argument("--arch", help="for a state_dict checkpoint: module:callable building the model, "
                                   "e.g. torchvision.models:resnet34")
-    g.add_argument("--arch-kwargs", default="{}", help='JSON keyword arguments, e.g. {"num_classes": 101}')
-    g.add_argument("--channels", type=int, default=3, help="1 (grey) or 3 (RGB, default)")
-    g.add_argument("--resize", type=int, default=None, help="scale the shorter side to N pixels")
-    g.add_argument("--crop", type=int, default=None, help="centre crop N x N")
-    g.add_argument("--normalize", default="none", help="none | imagenet | m1,m2,m3/s1,s2,s3")
-    g.add_argument("--limit", type=int, default=None, help="at most N test images (spread over classes)")
-    g.add_argument("--batch", type=int, default=64, help="evaluation batch size")
+    g.add_argument("--arch-kwargs", default="{}", help='JSON keyword arguments, e.g. {"num_classes": 101} (default: none)')
+    g.add_argument("--channels", type=int, default=3, choices=(1, 3),
+                   help="image channels: 1 (grey) or 3 (RGB) (default 3)")
+    add_number(g, "--resize", default=None, lo=1, hi=65535, unit="pixels", default_text="no resize",
+               help="scale the shorter side to N pixels")
+    add_number(g, "--crop", default=None, lo=1, hi=65535, unit="pixels", default_text="no crop",
+               help="centre crop N x N")
+    g.add_argument("--normalize", default="none", help="input normalisation: none, imagenet, or per-channel means/stds "
+                        "m1,m2,m3/s1,s2,s3 (default none)")
+    add_number(g, "--limit", default=None, lo=1, hi=1 << 31, unit="images", default_text="all",
+               help="at most N test images (spread over classes)")
+    add_number(g, "--batch", default=64, lo=1, hi=1 << 16, unit="images",
+               help="evaluation batch size")
     from ..cluster import add_cluster_args
     add_cluster_args(p, jobs_default=os.cpu_count() or 1)   # where --closed-loop chunks run
     add_json_arg(p)

@@ -6,10 +6,10 @@ programs n linear levels in order (level 0 = lowest) with the vectorized fixed-s
 verify; after each level the device is left --settle seconds and read once more: that read-back is
 the achieved level (relaxation included), as a lab measures its levels.
 
-Figures: NL index at 512 levels (memhost.analysis.nonlinearity_index, ideal line through the first and
+Figures: NL index at 512 levels (ideal line through the first and
 last achieved level, per cycle; median over cycles; also given against the least-squares line and
 against the targets' line), overlap verdict at 32 and 512 levels (bands
-mean +- 3 sigma over the cycles, memhost.analysis.bands_separate), and the open-loop identical-pulse
+mean +- 3 sigma over the cycles), and the open-loop identical-pulse
 curves' nonlinearity (max deviation from the endpoint line / range, and the NeuroSim label).
 """
 
@@ -186,15 +186,20 @@ def _plot(path: str, preset: Preset, sweeps: dict[int, dict[str, Any]], ol: dict
 
 def register(subparsers: Any) -> None:
     from ..cli import add_json_arg
+    from ..options import SEED_MAX, add_number
     p = subparsers.add_parser("calibrate", help="ISPP baseline on a preset vs the seed's figures",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="tio2x-seed", help="preset name or .toml path")
-    p.add_argument("--devices", type=int, default=8, help="devices (d2d variation) [8]")
-    p.add_argument("--cycles", type=int, default=10, help="cycles per level set [10]")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--settle", type=float, default=0.02, help="s before the read-back [0.02]")
-    p.add_argument("--tolerance-lsb512", type=float, default=0.5,
-                   help="verify tolerance in LSB of 512 levels [0.5]")
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="device preset: a name or a .toml path (default tio2x-seed)")
+    add_number(p, "--devices", default=8, lo=1, hi=100_000, unit="devices",
+               help="simulated devices (device-to-device variation)")
+    add_number(p, "--cycles", default=10, lo=1, hi=100_000, unit="cycles",
+               help="cycles per level set")
+    add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="random seed of the devices")
+    add_number(p, "--settle", kind=float, default=0.02, lo=0, hi=10, unit="s",
+               help="wait before the read-back")
+    add_number(p, "--tolerance-lsb512", kind=float, default=0.5, lo=0, lo_open=True, hi=1e6,
+               unit="LSB of 512 levels", help="verify tolerance")
     p.add_argument("--plot", metavar="PNG", default=None, help="also write a figure to this file")
     add_json_arg(p)
     p.set_defaults(func=run)

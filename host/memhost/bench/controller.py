@@ -153,12 +153,20 @@ def _ms(m: dict[str, Any], fmt: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("controller", help="ISPP vs adaptive: pulses per target, final error "
-                                                 "(first shot, mean +- sd over --seeds devices)")
+    from ..options import add_number
+    p = subparsers.add_parser(
+        "controller", help="ISPP vs adaptive: pulses per target, final error (first shot, mean +- sd "
+                           "over --seeds devices)",
+        description="For each algorithm on a fresh board: sets the board's CONFIG defaults from the "
+                    "preset (including settle = 5 x the device's relaxation time), measures the "
+                    "device's range, programs --levels linear targets upwards --cycles times and "
+                    "reads 32 times after each target. Prints pulses per target and the settled "
+                    "final error in LSB for each algorithm.")
     add_port_args(p)
-    p.add_argument("--levels", type=int, default=512, help="linear targets per cycle (default 512)")
-    p.add_argument("--cycles", type=int, default=10, help="cycles (default 10)")
-    p.add_argument("--seeds", type=int, default=5,
-                   help="emulated devices, seeds --seed .. --seed+N-1 (default 5)")
+    add_number(p, "--levels", default=512, lo=2, hi=1 << 16, unit="levels",
+               help="linear targets per cycle")
+    add_number(p, "--cycles", default=10, lo=1, hi=100_000, unit="cycles", help="cycles")
+    add_number(p, "--seeds", default=5, lo=1, hi=10_000, unit="devices",
+               help="emulated devices, seeds --seed .. --seed+N-1")
     add_json_arg(p)
     p.set_defaults(func=run)

@@ -302,12 +302,14 @@ def fuzz(n_frames: int = 100_000, batch: int = 10, seed: int = 0, preset: str = 
 
 def register(subparsers: Any) -> None:
     from ..cli import add_json_arg
+    from ..options import SEED_MAX, add_number
     p = subparsers.add_parser(
         "fuzz", help="hostile frames against the firmware in the MicroPython unix port",
         description="Sends Hypothesis-generated and mutated frames to the emulated board; checks it "
                     "never dies, keeps answering, and never pulses or reads outside the limits in force.")
-    p.add_argument("-n", "--frames", type=int, default=100_000)
-    p.add_argument("--seed", type=int, default=1)
+    add_number(p, "-n", "--frames", default=100_000, lo=1, hi=100_000_000, unit="frames",
+               help="hostile frames to send")
+    add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="seed of the generated frames")
     add_json_arg(p)
     p.set_defaults(func=run)
 

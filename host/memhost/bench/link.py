@@ -110,7 +110,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("link", help="link throughput: windowed vs stop-and-wait, latency, bytes/target")
     add_port_args(p)
     add_json_arg(p)
-    p.add_argument("--commands", type=int, default=2000, help="READ commands per measurement")
-    p.add_argument("--targets", type=int, default=500, help="PROGRAM targets per measurement")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per figure (median)")
+    from ..options import add_number
+    add_number(p, "--commands", default=2000, lo=1, hi=10_000_000, unit="commands",
+               help="READ commands per measurement")
+    add_number(p, "--targets", default=500, lo=1, hi=10_000_000, unit="targets",
+               help="PROGRAM targets per measurement")
+    add_number(p, "--repeats", default=3, lo=1, hi=1000, unit="runs",
+               help="interleaved runs per figure (the median is reported)")
     p.set_defaults(func=_run)

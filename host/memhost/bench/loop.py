@@ -278,12 +278,14 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("loop", help="on-board loop vs host-driven loop, firmware overhead")
     add_port_args(p)
-    p.add_argument("--targets", type=int, default=100, help="targets per mode (default 100)")
-    p.add_argument("--rtt-ms", type=float, default=1.0,
-                   help="USB full-speed command round trip for the estimate, ms (default 1)")
-    p.add_argument("--memory-levels", type=int, default=512,
-                   help="with --port emu:pico: levels per algorithm of the free-heap run (default 512)")
-    p.add_argument("--cpu-factor", type=float, default=25.0,
-                   help="how much slower the Pico runs the firmware's decision than this host (default 25)")
+    from ..options import add_number
+    add_number(p, "--targets", default=100, lo=1, hi=10_000_000, unit="targets",
+               help="targets per mode")
+    add_number(p, "--rtt-ms", kind=float, default=1.0, lo=0, hi=10_000, unit="ms",
+               help="USB full-speed command round trip for the estimate")
+    add_number(p, "--cpu-factor", kind=float, default=25.0, lo=0, lo_open=True, hi=1e6, unit="x",
+               help="how much slower the Pico runs the firmware's decision than this host")
+    add_number(p, "--memory-levels", default=512, lo=2, hi=1 << 16, unit="levels",
+               help="with --port emu:pico: levels per algorithm of the free-heap run")
     add_json_arg(p)
     p.set_defaults(func=run)

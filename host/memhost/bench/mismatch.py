@@ -166,10 +166,12 @@ def register(subparsers: Any) -> None:
                                                "scaled (gain, slope, relaxation) or absent, against "
                                                "the matched prior")
     add_port_args(p)
-    p.add_argument("--levels", type=int, default=256, help="linear targets per cycle (default 256)")
-    p.add_argument("--cycles", type=int, default=4, help="cycles (default 4)")
-    p.add_argument("--seeds", type=int, default=5,
-                   help="emulated devices, seeds --seed .. --seed+N-1 (default 5)")
+    from ..options import add_number
+    add_number(p, "--levels", default=256, lo=2, hi=1 << 16, unit="levels",
+               help="linear targets per cycle")
+    add_number(p, "--cycles", default=4, lo=1, hi=100_000, unit="cycles", help="cycles")
+    add_number(p, "--seeds", default=5, lo=1, hi=10_000, unit="devices",
+               help="emulated devices, seeds --seed .. --seed+N-1")
     p.add_argument("--cases", default=None,
                    help="comma list of cases to run besides 'matched' (default all), e.g. "
                         "'gain x0.5,no prior'")

@@ -1,4 +1,4 @@
-"""`memhost bench sim`: throughput of the vectorized device model (memhost.sim.device).
+"""`memhost bench sim`: throughput of the vectorized device model.
 
 Times pulses over all devices with one amplitude (alternating SET/RESET above threshold), pulses with
 per-device amplitudes (an array, as a write-verify loop issues them), and reads. Figures are
@@ -69,12 +69,16 @@ def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, d2d: bool = True
 
 def register(subparsers: Any) -> None:
     from ..cli import add_json_arg
+    from ..options import add_number, count
     p = subparsers.add_parser("sim", help="throughput of the vectorized device model",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--devices", type=int, default=1_000_000, help="number of devices [1000000]")
-    p.add_argument("--preset", default="tio2x-seed", help="preset name or .toml path")
+    add_number(p, "--devices", kind=count, default=1_000_000, lo=1, hi=1 << 31, unit="devices",
+               help="number of devices, e.g. 1M")
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="device preset: a name or a .toml path (default tio2x-seed)")
     p.add_argument("--no-d2d", action="store_true", help="no device-to-device variation (faster)")
-    p.add_argument("--seconds", type=float, default=1.0, help="minimum time per figure [1.0]")
+    add_number(p, "--seconds", kind=float, default=1.0, lo=0, lo_open=True, hi=3600, unit="s",
+               help="minimum time per figure")
     add_json_arg(p)
     p.set_defaults(func=run)
 

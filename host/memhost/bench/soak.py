@@ -247,16 +247,20 @@ def verify(run_path: Path, n: int, fl: Any, final: Any) -> dict[str, Any]:
 
 def register(subparsers: Any) -> None:
     from ..cli import add_json_arg
+    from ..options import SEED_MAX, add_number
     p = subparsers.add_parser(
         "soak", help="stream targets through a faulty link with a cut, a host kill and a board reset",
         description="Programs N targets on the emulated board through a fault-injecting pty proxy "
-                    "(1%% bit flips, drops, garbage, duplicated frames, stalls), pulls the cable, "
+                    "(bit flips, drops, garbage, duplicated frames, stalls), pulls the cable, "
                     "kills the host process (a new one resumes) and resets the board along the way; "
                     "then checks every target has one result and the board's counters agree.")
-    p.add_argument("-n", "--targets", type=int, default=10_000)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--flip", type=float, default=0.01, help="per-byte bit-flip probability")
-    p.add_argument("--drop", type=float, default=0.002, help="per-byte drop probability")
+    add_number(p, "-n", "--targets", default=10_000, lo=1, hi=10_000_000, unit="targets",
+               help="targets streamed through the faulty link")
+    add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="seed of the injected faults")
+    add_number(p, "--flip", kind=float, default=0.01, lo=0, hi=0.5, unit="probability",
+               help="per-byte bit-flip probability")
+    add_number(p, "--drop", kind=float, default=0.002, lo=0, hi=0.5, unit="probability",
+               help="per-byte drop probability")
     p.add_argument("--out", default=None, help="where the run folder goes (default: a temp dir)")
     add_json_arg(p)
     p.set_defaults(func=run)

@@ -125,22 +125,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    """An integer count with an optional k / M suffix (21.8M = 21 800 000)."""
-    t = text.strip()
-    mult = {"k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000}.get(t[-1:], 1)
-    return int(round(float(t[:-1] if mult > 1 else t) * mult))
-
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("transfer", help="closed-loop transfer of N fresh devices through the twin")
-    p.add_argument("--preset", default="tio2x-seed")
-    p.add_argument("--devices", "--weights", dest="devices", type=_count, default=1_000_000,
-                   help="fresh devices, e.g. 21.8M (issue 6: 21.8 M weights)")
-    p.add_argument("--part", type=int, default=1 << 20, help="devices per DeviceArray (default 2^20)")
-    p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"))
+    from ..options import SEED_MAX, add_number, count
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="device preset: a name or a .toml path (default tio2x-seed)")
+    add_number(p, "--devices", "--weights", dest="devices", kind=count, default=1_000_000, lo=1,
+               hi=1 << 34, unit="devices",
+               help="fresh devices, e.g. 21.8M (the weights of a ResNet-34)")
+    add_number(p, "--part", default=1 << 20, lo=1, hi=1 << 30, unit="devices",
+               help="devices simulated together in one array")
+    p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"),
+                   help="write-verify algorithm (default adaptive)")
     p.add_argument("--no-prior", action="store_true", help="adaptive: start every device from nothing")
-    p.add_argument("--seed", type=int, default=None)
+    add_number(p, "--seed", default=None, lo=0, hi=SEED_MAX, default_text="1",
+               help="random seed of the devices")
     from ..cluster import add_cluster_args
     add_cluster_args(p, jobs_default=1)
     add_json_arg(p)

@@ -6,9 +6,13 @@ import argparse
 import signal
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from .. import interrupts
+from ..board import open_board
 from ..cli import add_json_arg, add_port_args, print_json
+from ..options import FLOAT32_MAX, add_number
+from ..runlog import find_runs
 
 
 def add_common(p: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -18,14 +22,15 @@ def add_common(p: argparse.ArgumentParser, multi: bool = False) -> None:
     add_json_arg(p)
     p.add_argument("--out", default="runs", metavar="DIR",
                    help="where run folders go (default: runs/); each run is DIR/<UTC time>_<kind>/")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
 
 
 def add_range_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--range", nargs=2, type=float, metavar=("GMIN", "GMAX"), dest="g_range",
-                   help="program over GMIN..GMAX S instead of the measured range (must lie inside it)")
-    p.add_argument("--margin", type=float, default=0.05,
-                   help="with the measured range: fraction of the span left out at each end (0.05)")
+    add_number(p, "--range", kind=float, nargs=2, metavar=("GMIN", "GMAX"), dest="g_range",
+               lo=0, lo_open=True, hi=FLOAT32_MAX, unit="S", default_text="the measured range",
+               help="program over GMIN..GMAX instead of the measured range (must lie inside it)")
+    add_number(p, "--margin", kind=float, default=0.05, lo=0, hi=0.49, unit="fraction of the span",
+               help="with the measured range: part of the span left out at each end")
 
 
 def open_args(args: argparse.Namespace, meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,15 +39,66 @@ def open_args(args: argparse.Namespace, meta: dict[str, Any] | None = None) -> d
     preset = args.preset or meta.get("preset") or "tio2x-seed"
     seed = args.seed if args.seed is not None else meta.get("seed")
     port = args.port[0] if isinstance(args.port, list) else args.port
+    then = meta.get("board") or {}
+    if port is None and (then.get("emulated") or then.get("hal") == "sim"):
+        port = "emu"            # a run on the emulated board resumes on the emulated board
     return {"port": port, "preset": preset, "seed": seed}
+
+
+def run_experiment(args: argparse.Namespace, kind: str,
+                   go: Callable[[Any, dict[str, Any]], tuple[Any, dict[str, Any]]],
+                   text: Callable[[dict[str, Any]], str], meta: dict[str, Any] | None = None,
+                   resumable: bool = False) -> int:
+    """Opens the board (options checked against its INFO limits), runs go(board, open_args), plots,
+    prints. Ctrl-C or SIGTERM at any point: exit 130 with one line saying how to go on."""
+    o = open_args(args, meta)
+    before = set(find_runs(args.out))
+    try:
+        with open_board(args, **o) as board:
+            run, summary = go(board, o)
+    except KeyboardInterrupt:
+        _stopped(args, kind, before, resumable)
+        return 130
+    return finish_command(args, run.path, summary, text(summary))
+
+
+def finish_command(args: argparse.Namespace, run_path: Any, summary: dict[str, Any], text: str) -> int:
+    """Figures (unless --no-plots), then the summary. Ctrl-C while plotting takes effect once the
+    figures are written (an interrupted import inside matplotlib turns into other errors or a
+    crash, and would leave half a figure): the line says the run is complete and where."""
+    if not getattr(args, "no_plots", False):
+        try:
+            with interrupts.deferred():
+                from ..plots import plot_run
+                plot_run(run_path)
+        except KeyboardInterrupt:
+            print(f"memhost: interrupted; the run is complete and its figures are written to "
+                  f"{run_path} (draw them again with: memhost plot {run_path})", file=sys.stderr)
+            return 130
+    emit(args, summary, text)
+    return 0
+
+
+def _stopped(args: argparse.Namespace, kind: str, before: set[Any], resumable: bool) -> None:
+    if getattr(args, "resume", None):
+        resume_hint(args.resume, kind)
+        return
+    new = sorted(set(find_runs(args.out)) - before)
+    if not new:
+        print("memhost: interrupted before the run folder was written; nothing to resume: run the "
+              "command again", file=sys.stderr)
+    elif resumable:
+        resume_hint(str(new[-1]), kind)
+    else:
+        print(f"memhost: run stopped; {new[-1]} keeps the results so far (marked interrupted); "
+              f"a {kind} run cannot be resumed: run the command again for a full one", file=sys.stderr)
 
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM stops a run like Ctrl-C does (the log is closed, the run stays resumable)."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, handler)
+    from .. import interrupts
+    old = signal.signal(signal.SIGTERM, interrupts._handler)
     try:
         yield
     finally:
@@ -57,7 +113,7 @@ def several_boards(args: argparse.Namespace) -> bool:
 def emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
     if args.json:
         print_json(summary)
-    else:
+    elif text:
         print(text)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..cli import add_json_arg
@@ -35,8 +36,26 @@ def summarize(path: str) -> tuple[dict[str, Any], str]:
     return s, text
 
 
+def warnings_for(path: str) -> list[str]:
+    """What the summary cannot show: a cut last row, a run that did not finish."""
+    run = RunFolder.open(path)
+    out = []
+    if run.has_torn_tail():
+        out.append(f"{run.path}/results.csv ends in a cut row (the process stopped mid-write); it is "
+                   "left out of the summary: resume the run to program that step again")
+    status = run.meta.get("status")
+    if status in ("running", "interrupted", "failed"):
+        hint = (f"continue it with: memhost {run.kind} --resume {run.path}"
+                if run.kind in ("levels", "cycles") else "the figures cover the rows written so far")
+        out.append(f"the run is {status if status != 'running' else 'not finished (or still running)'}: "
+                   + hint)
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     s, text = summarize(args.run)
+    for w in warnings_for(args.run):
+        print(f"memhost: warning: {w}", file=sys.stderr)
     emit(args, s, text)
     return 0
 

@@ -17,12 +17,11 @@ import time
 from typing import Any
 
 from ..analysis import mean_sd
-from ..board import Board
 from ..cli import print_json
-from ..errors import UsageError
 from ..experiments.levels import LevelsConfig, format_summary, run_levels
-from ..plots import plot_run
-from ._runargs import resume_hint, sigterm_as_interrupt
+from ..options import SEED_MAX, add_number
+from ._runargs import run_experiment
+from .levels import MAX_CYCLES, MAX_LEVELS
 
 RETRIES = 2
 
@@ -84,10 +83,6 @@ def format_table(res: dict[str, Any]) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     algorithms = ["adaptive", "ispp"] if args.algorithm == "both" else [args.algorithm]
-    if args.algorithm not in ("adaptive", "ispp", "both"):
-        raise UsageError(f"--algorithm {args.algorithm!r}: choose adaptive, ispp or both")
-    if args.seeds < 1:
-        raise UsageError(f"--seeds {args.seeds}: give at least 1")
     seeds = list(range(args.seed, args.seed + args.seeds))
     runs: dict[str, list[dict[str, Any]]] = {a: [] for a in algorithms}
     for algo in algorithms:
@@ -98,24 +93,22 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"== {algo}: {args.levels} levels x {args.cycles} cycles on the emulated board "
                       f"(preset {args.preset}, seed {seed}) ...", flush=True)
             t0 = time.monotonic()
-            try:
-                with sigterm_as_interrupt(), Board.open("emu", preset=args.preset, seed=seed) as board:
-                    run, s = run_levels(board, cfg, out=args.out,
-                                        progress=False if args.json else None, argv=sys.argv,
-                                        preset=args.preset, seed=seed)
-            except KeyboardInterrupt:
-                from ..runlog import find_runs
-                found = find_runs(args.out)
-                if found:
-                    resume_hint(str(found[-1]), "levels")
-                return 130
-            plot_run(run.path)
-            s["seed"] = seed
-            runs[algo].append(s)
-            if not args.json:
-                print(format_summary(s))
-                print(f"figures   {run.path}/levels.png (Fig. 1a), cpd.png (Fig. 1b), "
-                      f"error_hist.png [{time.monotonic() - t0:.0f} s]\n", flush=True)
+
+            def go(board: Any, o: dict[str, Any], cfg: LevelsConfig = cfg, seed: int = seed) -> Any:
+                return run_levels(board, cfg, out=args.out, progress=False if args.json else None,
+                                  argv=sys.argv, preset=args.preset, seed=seed)
+
+            def text(s: dict[str, Any], algo: str = algo, seed: int = seed, t0: float = t0) -> str:
+                s["seed"] = seed
+                runs[algo].append(s)
+                return "" if args.json else (
+                    f"{format_summary(s)}\nfigures   {s['run_dir']}/levels.png (Fig. 1a), cpd.png "
+                    f"(Fig. 1b), error_hist.png [{time.monotonic() - t0:.0f} s]\n")
+            one = argparse.Namespace(**{**vars(args), "json": False, "port": "emu", "seed": seed,
+                                        "resume": None, "no_plots": False})
+            status = run_experiment(one, "levels", go, text, resumable=True)
+            if status:
+                return status
     res = {"preset": args.preset, "levels": args.levels, "cycles": args.cycles, "seeds": seeds,
            "retries": RETRIES, "mean_sd": {a: aggregate(runs[a]) for a in algorithms},
            "seed_lab": SEED_LAB, "calibration_note": CALIBRATION_NOTE, "runs": runs}
@@ -130,14 +123,20 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="the main job on the emulated board (what `make demo` runs): "
                                     "512 levels x 10 cycles with each algorithm on 5 emulated "
                                     "devices, figures, mean +- sd table")
-    p.add_argument("--preset", default="tio2x-seed")
-    p.add_argument("--seed", type=int, default=1, help="first emulated device seed (default 1)")
-    p.add_argument("--seeds", type=int, default=5,
-                   help="emulated devices per algorithm, seeds --seed .. --seed+N-1 (default 5)")
-    p.add_argument("-n", "--levels", type=int, default=512)
-    p.add_argument("--cycles", type=int, default=10)
-    p.add_argument("--algorithm", default="both", help="adaptive | ispp | both (default both)")
-    p.add_argument("--out", default="runs", metavar="DIR")
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="emulated device preset: a name (tio2x-seed, gaox) or a .toml path "
+                        "(default tio2x-seed)")
+    add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="first emulated device seed")
+    add_number(p, "--seeds", default=5, lo=1, hi=10_000, unit="devices",
+               help="emulated devices per algorithm, seeds --seed .. --seed+N-1")
+    add_number(p, "-n", "--levels", default=512, lo=2, hi=MAX_LEVELS, unit="levels",
+               help="level count")
+    add_number(p, "--cycles", default=10, lo=1, hi=MAX_CYCLES, unit="cycles",
+               help="times the level set is programmed")
+    p.add_argument("--algorithm", default="both", choices=["adaptive", "ispp", "both"],
+                   help="write-verify algorithm(s) to run (default both, one run each)")
+    p.add_argument("--out", default="runs", metavar="DIR",
+                   help="where run folders go (default: runs/)")
     p.add_argument("--json", action="store_true",
                    help="print the table (mean +- sd) and every run's summary as one JSON object")
     p.set_defaults(func=_run)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..emulator import Emulator
 from ..errors import PortError
+from ..options import SEED_MAX, add_number
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -36,7 +37,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("emulator", help="run an emulated board; prints its serial port path")
-    p.add_argument("--preset", default="tio2x-seed", help="device preset name or .toml path")
-    p.add_argument("--seed", type=int, default=None, help="random seed of the emulated device")
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="emulated device preset: a name (tio2x-seed, gaox) or a .toml path "
+                        "(default tio2x-seed)")
+    add_number(p, "--seed", default=None, lo=0, hi=SEED_MAX, default_text="1",
+               help="random seed of the emulated device")
     p.add_argument("--json", action="store_true", help="print the port as JSON")
     p.set_defaults(func=_run)

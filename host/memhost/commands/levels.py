@@ -6,43 +6,64 @@ import argparse
 import sys
 from typing import Any
 
-from ..board import Board
-from ..experiments.levels import LevelsConfig, format_summary, run_levels
+from ..errors import RunFolderError, UsageError
+from ..experiments.levels import DIRECTIONS, LevelsConfig, format_summary, run_levels
+from ..options import FLOAT32_MAX, PROGRAM_MAX_PULSES_MAX, PROGRAM_N_READS_MAX, READ_N_MAX, add_number
+from ..protocol import ALGORITHMS
 from ..runlog import RunFolder
-from ._runargs import (add_common, add_range_args, emit, open_args, resume_hint, several_boards,
-                       sigterm_as_interrupt)
+from ._runargs import add_common, add_range_args, run_experiment, several_boards
+
+
+MAX_LEVELS = 1 << 16       # a level set finer than 16 bits is below any device's read noise
+MAX_CYCLES = 100_000
 
 
 def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
-    p.add_argument("-n", "--levels", type=int, default=n, dest="n", help=f"level count (default {n})")
-    p.add_argument("--cycles", type=int, default=cycles, help=f"cycles (default {cycles})")
-    p.add_argument("--direction", default="up", help="up | down | both (default up)")
-    p.add_argument("--algorithm", default="adaptive", help="adaptive | ispp (default adaptive)")
-    p.add_argument("--tolerance", type=float, default=0.5, metavar="LSB",
-                   help="write-verify tolerance in LSB of the level set (default 0.5)")
-    p.add_argument("--reads", type=int, default=0, help="reads per verify (0 = the board's setting)")
-    p.add_argument("--max-pulses", type=int, default=0, help="per target (0 = the board's setting)")
-    p.add_argument("--check-reads", type=int, default=8,
-                   help="independent reads after each target, the logged 'achieved' (0 = log the "
-                        "verify read and stream the targets; default 8)")
-    p.add_argument("--settle", type=float, default=0.02, metavar="S",
-                   help="seconds before the check read (default 0.02)")
-    p.add_argument("--retries", type=int, default=2,
-                   help="re-program a target whose check read is outside the tolerance (default 2)")
-    p.add_argument("--width", type=float, default=0.0, help="pulse width in s (0 = board's setting)")
-    p.add_argument("--v-step", type=float, default=0.0, help="amplitude step in V (0 = board's)")
-    p.add_argument("--v-set-start", type=float, default=0.0, help="V (0 = board's)")
-    p.add_argument("--v-reset-start", type=float, default=0.0, help="V (0 = board's)")
-    p.add_argument("--board-settle", type=float, default=-1.0, metavar="S",
-                   help="the board's settle wait before its final verify (CONFIG settle): 0 = the "
-                        "adaptive controller decides it from the relaxation it measures; default: "
-                        "leave the board's setting")
+    add_number(p, "-n", "--levels", default=n, dest="n", lo=2, hi=MAX_LEVELS, unit="levels",
+               help="level count")
+    add_number(p, "--cycles", default=cycles, lo=1, hi=MAX_CYCLES, unit="cycles",
+               help="times the level set is programmed")
+    p.add_argument("--direction", default="up", choices=DIRECTIONS,
+                   help="order of the levels in a cycle: up, down, or both (up then down) "
+                        "(default up)")
+    p.add_argument("--algorithm", default="adaptive", choices=list(ALGORITHMS),
+                   help="write-verify algorithm: adaptive (learns the device's response) or ispp "
+                        "(fixed amplitude steps) (default adaptive)")
+    add_number(p, "--tolerance", kind=float, default=0.5, metavar="LSB", lo=0, lo_open=True, hi=1e6,
+               unit="LSB of the level set", help="write-verify tolerance")
+    add_number(p, "--reads", default=0, lo=1, hi=PROGRAM_N_READS_MAX, unit="reads",
+               zero="the board's setting", help="reads averaged per verify")
+    add_number(p, "--max-pulses", default=0, lo=1, hi=PROGRAM_MAX_PULSES_MAX, unit="pulses",
+               zero="the board's setting", info="max_pulses", help="most pulses per target")
+    add_number(p, "--check-reads", default=8, lo=0, hi=READ_N_MAX, unit="reads",
+               help="independent reads after each target, logged as 'achieved' (0 = log the "
+                    "verify read and stream the targets)")
+    add_number(p, "--settle", kind=float, default=0.02, metavar="S", lo=0, hi=10, unit="s",
+               help="wait before the check read")
+    add_number(p, "--retries", default=2, lo=0, hi=100, unit="attempts",
+               help="re-program a target whose check read is outside the tolerance (needs "
+                    "--check-reads > 0)")
+    add_number(p, "--width", kind=float, default=0.0, lo=0, lo_open=True, hi=FLOAT32_MAX, unit="s",
+               zero="the board's setting", info="width", help="pulse width")
+    add_number(p, "--v-step", kind=float, default=0.0, lo=0, lo_open=True, hi=FLOAT32_MAX, unit="V",
+               zero="the board's setting", info="max_v", help="amplitude step between pulses")
+    add_number(p, "--v-set-start", kind=float, default=0.0, lo=0, lo_open=True, hi=FLOAT32_MAX,
+               unit="V", zero="the board's setting", info="max_v", help="first SET amplitude")
+    add_number(p, "--v-reset-start", kind=float, default=0.0, lo=0, lo_open=True, hi=FLOAT32_MAX,
+               unit="V", zero="the board's setting", info="max_v",
+               help="first RESET amplitude (magnitude)")
+    add_number(p, "--board-settle", kind=float, default=-1.0, metavar="S", lo=0, hi=10, unit="s",
+               zero="the adaptive controller decides it from the relaxation it measures",
+               default_text="leave the board's setting",
+               help="the board's settle wait before its final verify (CONFIG settle)")
     p.add_argument("--prior", metavar="FILE",
                    help="device-type prior to load first (the prior.toml of 'memhost characterize', "
-                        "or a preset with prior_* fields in [firmware])")
+                        "or a preset with prior_* fields in [firmware]; default: none)")
     add_range_args(p)
-    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run (its folder)")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue an interrupted run (its folder); the run's own settings are used")
     p.add_argument("--no-plots", action="store_true", help="do not write the figures at the end")
+    p.set_defaults(_parser=p)
 
 
 def config_from_args(args: argparse.Namespace, kind: str) -> LevelsConfig:
@@ -71,33 +92,48 @@ def run_level_command(args: argparse.Namespace, kind: str) -> int:
         return run_boards(args, kind)
     meta = None
     if args.resume:
-        meta = RunFolder.open(args.resume).meta   # validates before the board is opened
+        run = RunFolder.open(args.resume)         # validates before the board is opened
+        meta = run.meta
+        if run.kind != kind:
+            raise RunFolderError(f"{run.path} is a {run.kind!r} run, not a {kind} run: resume it with "
+                                 f"memhost {run.kind.replace('_', '-')} --resume {run.path}")
         cfg = LevelsConfig.from_dict(meta.get("config", {}))
+        check_resume_options(args, kind, cfg)
     else:
         cfg = config_from_args(args, kind)
         cfg.validate()                            # bad input: nothing opened, nothing written
-    o = open_args(args, meta)
-    run_dir = args.resume
-    try:
-        with sigterm_as_interrupt(), Board.open(o["port"], preset=o["preset"], seed=o["seed"]) as board:
-            run, summary = run_levels(board, cfg, out=args.out, resume=args.resume,
-                                      progress=False if args.quiet or args.json else None,
-                                      argv=sys.argv, preset=o["preset"] if board.emulator else None,
-                                      seed=o["seed"] if board.emulator else None)
-            run_dir = str(run.path)
-    except KeyboardInterrupt:
-        if run_dir is None:
-            from ..runlog import find_runs
-            runs = find_runs(args.out)
-            run_dir = str(runs[-1]) if runs else None
-        if run_dir:
-            resume_hint(run_dir, kind)
-        return 130
-    if not args.no_plots:
-        from ..plots import plot_run
-        plot_run(run.path)
-    emit(args, summary, format_summary(summary))
-    return 0
+
+    def go(board: Any, o: dict[str, Any]) -> Any:
+        return run_levels(board, cfg, out=args.out, resume=args.resume,
+                          progress=False if args.quiet or args.json else None, argv=sys.argv,
+                          preset=o["preset"] if board.emulator else None,
+                          seed=o["seed"] if board.emulator else None)
+    return run_experiment(args, kind, go, format_summary, meta, resumable=True)
+
+
+def check_resume_options(args: argparse.Namespace, kind: str, cfg: LevelsConfig) -> None:
+    """--resume takes the run's own settings: an option given with another value is refused."""
+    defaults = argparse.Namespace(**{a.dest: a.default for a in args._parser._actions})
+    given, default, run = (config_from_args(args, kind).as_dict(),
+                           config_from_args(defaults, kind).as_dict(), cfg.as_dict())
+    flags = {a.dest: a.option_strings[-1] for a in args._parser._actions if a.option_strings}
+    dest_of = {"n": "n", "cycles": "cycles", "direction": "direction", "algorithm": "algorithm",
+               "tolerance_lsb": "tolerance", "n_reads": "reads", "max_pulses": "max_pulses",
+               "g_range": "g_range", "margin": "margin", "v_set_start": "v_set_start",
+               "v_reset_start": "v_reset_start", "v_step": "v_step", "width_s": "width",
+               "check_reads": "check_reads", "settle_s": "settle", "retries": "retries",
+               "order": "order", "shuffle_seed": "shuffle_seed", "board_settle_s": "board_settle",
+               "prior": "prior"}
+    for field, dest in dest_of.items():
+        if field not in given or given[field] == default[field] or given[field] == run.get(field):
+            continue
+        raise UsageError(f"{flags.get(dest, dest)} {_show(given[field])} conflicts with the resumed run "
+                         f"({_show(run.get(field))}): --resume continues the run with its own settings; "
+                         "leave the option out, or start a new run")
+
+
+def _show(v: Any) -> str:
+    return " ".join(f"{x:g}" for x in v) if isinstance(v, (list, tuple)) else str(v)
 
 
 def _run(args: argparse.Namespace) -> int:

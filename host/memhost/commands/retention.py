@@ -7,10 +7,10 @@ import json
 import sys
 from typing import Any
 
-from ..board import Board
 from ..experiments.retention import RetentionConfig, run_retention
-from ._runargs import (add_common, add_range_args, emit, open_args, several_boards,
-                       sigterm_as_interrupt)
+from ..options import READ_N_MAX, add_number
+from ..protocol import ALGORITHMS
+from ._runargs import add_common, add_range_args, run_experiment, several_boards
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -21,30 +21,34 @@ def _run(args: argparse.Namespace) -> int:
     if several_boards(args):
         from ..multiboard import run_boards
         return run_boards(args, "retention")
-    o = open_args(args)
-    with sigterm_as_interrupt(), Board.open(**o) as board:
-        run, summary = run_retention(board, cfg, out=args.out, argv=sys.argv,
-                                     preset=o["preset"] if board.emulator else None,
-                                     seed=o["seed"] if board.emulator else None)
-    if not args.no_plots:
-        from ..plots import plot_run
-        plot_run(run.path)
-    lines = [f"run {summary['run_dir']}"] + [
-        f"level {x['level']:3d}: {x['g_programmed'] * 1e6:10.3f} uS -> {x['g_last'] * 1e6:10.3f} uS "
-        f"after {x['t_last_s']:g} s ({x['drift_lsb']:+.2f} LSB)" for x in summary["per_level"]]
-    emit(args, summary, "\n".join(lines))
-    return 0
+
+    def go(board: Any, o: dict[str, Any]) -> Any:
+        return run_retention(board, cfg, out=args.out, argv=sys.argv,
+                             preset=o["preset"] if board.emulator else None,
+                             seed=o["seed"] if board.emulator else None)
+
+    def text(summary: dict[str, Any]) -> str:
+        return "\n".join([f"run {summary['run_dir']}"] + [
+            f"level {x['level']:3d}: {x['g_programmed'] * 1e6:10.3f} uS -> {x['g_last'] * 1e6:10.3f} "
+            f"uS after {x['t_last_s']:g} s ({x['drift_lsb']:+.2f} LSB)" for x in summary["per_level"]])
+    return run_experiment(args, "retention", go, text)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("retention", help="program levels, then read each over log-spaced time")
     add_common(p, multi=True)
-    p.add_argument("-n", "--levels", type=int, default=8, dest="n")
-    p.add_argument("--duration", type=float, default=100.0, help="s after programming (default 100)")
-    p.add_argument("--points", type=int, default=20, help="reads per level (default 20)")
-    p.add_argument("--algorithm", default="adaptive")
-    p.add_argument("--tolerance", type=float, default=0.25, metavar="LSB")
-    p.add_argument("--reads", type=int, default=8, help="reads averaged per point")
+    add_number(p, "-n", "--levels", default=8, dest="n", lo=1, hi=4096, unit="levels",
+               help="levels programmed, then watched")
+    add_number(p, "--duration", kind=float, default=100.0, lo=0, lo_open=True, hi=1e8, unit="s",
+               help="how long the levels are read after programming")
+    add_number(p, "--points", default=20, lo=1, hi=100_000, unit="reads",
+               help="log-spaced read times per level")
+    p.add_argument("--algorithm", default="adaptive", choices=list(ALGORITHMS),
+                   help="write-verify algorithm (default adaptive)")
+    add_number(p, "--tolerance", kind=float, default=0.25, metavar="LSB", lo=0, lo_open=True, hi=1e6,
+               unit="LSB of the level set", help="write-verify tolerance")
+    add_number(p, "--reads", default=8, lo=1, hi=READ_N_MAX, unit="reads",
+               help="reads averaged per point")
     add_range_args(p)
-    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="do not write the figures at the end")
     p.set_defaults(func=_run)

@@ -61,20 +61,24 @@ def new_run(board: Any, kind: str, config: dict[str, Any], columns: Sequence[str
     return RunFolder.create(out, kind, meta, columns, path=path)
 
 
-def finish(run: RunFolder, t0: float, interrupted: bool = False) -> None:
-    run.close(status="interrupted" if interrupted else "complete",
-              wall_seconds=time.monotonic() - t0)
+def finish(run: RunFolder, t0: float, status: str = "complete") -> None:
+    """Records the final status; a run that failed before its first row leaves no folder."""
+    run.close(status=status, wall_seconds=time.monotonic() - t0)
+    if status == "failed":
+        run.discard_if_empty()
 
 
 @contextlib.contextmanager
 def closing_run(run: RunFolder, t0: float) -> Iterator[RunFolder]:
-    """Closes `run` when the block ends: status "interrupted" on Ctrl-C (re-raised), else
-    "complete", with the wall time since t0 (time.monotonic)."""
-    interrupted = False
+    """Closes `run` when the block ends: status "interrupted" on Ctrl-C, "failed" on an error (both
+    re-raised; a failed run without a row is removed), else "complete", with the wall time since
+    t0 (time.monotonic)."""
+    status = "failed"
     try:
         yield run
+        status = "complete"
     except KeyboardInterrupt:
-        interrupted = True
+        status = "interrupted"
         raise
     finally:
-        finish(run, t0, interrupted)
+        finish(run, t0, status)

@@ -17,8 +17,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from .. import analysis
-from .. import frontend
+from .. import analysis, frontend, interrupts
 from ..errors import RunFolderError, UsageError
 from ..progress import Progress
 from ..protocol import ALGORITHMS
@@ -27,6 +26,7 @@ from ._common import board_meta, check_resume_board
 from .range import DEFAULT_MARGIN, DeviceRange, characterize_range, check_range
 
 DIRECTIONS = ("up", "down", "both")
+MAX_PLAN = 10_000_000       # targets in one run (the plan is held in memory)
 ORDERS = ("sequential", "shuffled")
 LEVEL_KINDS = ("levels", "cycles")
 
@@ -95,6 +95,10 @@ class LevelsConfig:
         if self.board_settle_s != -1.0 and not 0 <= self.board_settle_s <= 10:
             raise UsageError(f"--board-settle {self.board_settle_s}: must be 0 (the controller "
                              "decides) .. 10 s")
+        steps = self.n * self.cycles * (2 if self.direction == "both" else 1)
+        if steps > MAX_PLAN:
+            raise UsageError(f"-n {self.n} x --cycles {self.cycles} is {steps} targets, more than "
+                             f"{MAX_PLAN} in one run: split it into several runs")
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -175,7 +179,9 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
         cfg = LevelsConfig.from_dict(run.meta["config"])
         sessions = list(run.meta.get("sessions", []))
         sessions.append({"resumed_at_step_count": len(done), "board": board_meta(board)})
-        run.update_meta(status="running", sessions=sessions)
+        with interrupts.deferred():         # "running" only with the try/finally that ends it
+            run.update_meta(status="running", sessions=sessions)
+            _execute(board, run, cfg, plan, done, progress, t_start)
     else:
         cfg.validate()
         setup_board(board, cfg)
@@ -204,11 +210,11 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
         }
         if argv is not None:
             meta["argv"] = list(argv)
-        run = RunFolder.create(out, cfg.kind, meta, LEVEL_COLUMNS, path=path)
         plan = plan_levels(cfg.n, cfg.cycles, cfg.direction, g_min, g_max, cfg.order,
                            cfg.shuffle_seed)
-        done = set()
-    _execute(board, run, cfg, plan, done, progress, t_start)
+        with interrupts.deferred():         # "running" only with the try/finally that ends it
+            run = RunFolder.create(out, cfg.kind, meta, LEVEL_COLUMNS, path=path)
+            _execute(board, run, cfg, plan, set(), progress, t_start)
     return run, summarize_run(run.path)
 
 
@@ -239,6 +245,7 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
     bar = Progress(len(plan), "levels", initial=len(done), enabled=progress)
     status = "failed"
     try:
+        interrupts.check()                  # a Ctrl-C from the section that made the folder
         for (step, item), res, g, attempts, g_first in _program(board, cfg, pending, tol):
             run.append({
                 "step": step, "cycle": item.cycle, "level": item.level,
@@ -248,11 +255,12 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
                 "verify_g": res.g, "attempts": attempts, "first_achieved": g_first,
             })
             bar.update(1, error_lsb=(g - item.target) / step_s)
+            interrupts.check()
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
         try:
-            board.abort()
+            board.abort(timeout=2.0)
         except Exception:  # the link may be mid-reply; the run is resumable either way
             pass
         raise
@@ -260,6 +268,8 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
         bar.close()
         wall = float(run.meta.get("wall_seconds", 0.0)) + (time.monotonic() - t_start)
         run.close(status=status, wall_seconds=wall)
+        if status == "failed" and not done:
+            run.discard_if_empty()          # failed before its first row: no folder left behind
 
 
 def _program(board: Any, cfg: LevelsConfig, pending: list[tuple[int, Step]],
@@ -310,6 +320,10 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
                                   float(run.meta["g_max"]))
     cfg = run.meta.get("config", {})
     plan_len = int(run.meta.get("plan_length", 0)) or None
+    complete = plan_len is not None and s["results"] == plan_len
+    status = run.meta.get("status")
+    if status == "complete" and not complete:
+        status = "incomplete"           # meta.json says complete, results.csv lacks rows
     s.update({
         "kind": run.kind,
         "algorithm": cfg.get("algorithm"),
@@ -317,8 +331,11 @@ def summarize_run(path: str | Path) -> dict[str, Any]:
         "preset": run.meta.get("preset"),
         "cycles_planned": int(run.meta["cycles"]),
         "tolerance_lsb": cfg.get("tolerance_lsb"),
-        "complete": plan_len is not None and s["results"] == plan_len,
-        "status": run.meta.get("status"),
+        "complete": complete,
+        "status": status,
+        "meta_status": run.meta.get("status"),
+        "plan_length": plan_len,
+        "truncated_last_row": run.has_torn_tail(),
         "duration_s": float(run.meta.get("wall_seconds", 0.0)),
         "run_dir": str(run.path),
     })
@@ -335,7 +352,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"{s.get('algorithm')}, {s.get('direction')}, {s['status']})",
         f"levels    {s['levels']} over {s['g_min'] * 1e6:.3f} .. {s['g_max'] * 1e6:.3f} uS "
         f"(LSB {s['lsb'] * 1e9:.2f} nS), cycles {s['cycles']}/{s['cycles_planned']}, "
-        f"results {s['results']}",
+        f"results {s['results']}" + (f" of {s['plan_length']}" if s.get("plan_length") else "")
+        + ("" if s.get("complete", True) else " (incomplete)"),
         f"NL index  {num(s['nonlinearity_index'], '.3e')} (ideal line: {s['nonlinearity_line']}, "
         f"median of {s['nonlinearity_passes']} passes; least squares "
         f"{num(s.get('nonlinearity_index_lsq'), '.3e')}; mean curve "
@@ -350,7 +368,7 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"worst     level {w['level']} (cycle {w['cycle']}): {w['error_lsb']:+.2f} LSB")
     if s.get("reproducible_levels") is not None:
         lines.append(f"reproducible levels {s['reproducible_levels']} ({s['reproducible_bits']} bits; "
-                     f"every {s['reproducible_step']}th level, mean +-3 sigma bands disjoint)")
+                     f"{_every(s['reproducible_step'])}, mean +-3 sigma bands disjoint)")
     else:
         lines.append("reproducible levels n/a (needs >= 2 cycles of every level)")
     lines.append(f"pulses    {num(s.get('pulses_mean'), '.1f')} per target (max "
@@ -359,3 +377,11 @@ def format_summary(s: dict[str, Any]) -> str:
                  "the board clock")
     return "\n".join(lines)
 
+
+
+def _every(step: int) -> str:
+    """'every level', 'every 2nd level', 'every 3rd level', 'every 4th level', 'every 21st level'."""
+    if step == 1:
+        return "every level"
+    suffix = "th" if 10 <= step % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(step % 10, "th")
+    return f"every {step}{suffix} level"
