@@ -159,10 +159,12 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("family", help="levels-style programming on sampled device types: "
                                              "ISPP, adaptive without prior, with the characterised prior")
-    p.add_argument("--devices", type=int, default=12, help="device types drawn (default 12)")
-    p.add_argument("--seed", type=int, default=1, help="family draw seed (default 1)")
-    p.add_argument("--levels", type=int, default=256, help="levels per cycle (default 256)")
-    p.add_argument("--cycles", type=int, default=3, help="cycles (default 3)")
+    from ..options import SEED_MAX, add_number
+    add_number(p, "--devices", default=12, lo=1, hi=10_000, unit="device types",
+               help="device types drawn")
+    add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="family draw seed")
+    add_number(p, "--levels", default=256, lo=2, hi=1 << 16, unit="levels", help="levels per cycle")
+    add_number(p, "--cycles", default=3, lo=1, hi=100_000, unit="cycles", help="cycles")
     p.add_argument("--out", default=None, help="keep the run folders here (default: a temp dir)")
     add_json_arg(p)
     p.set_defaults(func=run)

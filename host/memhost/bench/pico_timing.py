@@ -310,9 +310,10 @@ def register(subparsers: Any) -> None:
                    help="MicroPython v1.28.0 checkout holding tests/perf_bench (default: $MEMHOST_MPY_SRC or "
                         "build.sh's rp2-image-work/micropython)")
     p.add_argument("--only", nargs="+", default=None, metavar="BENCH", help="run only these benchmarks")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="runs per benchmark (default 1: the emulator is deterministic)")
+    from ..options import add_number
+    add_number(p, "--repeats", default=1, lo=1, hi=1000, unit="runs",
+               help="runs per benchmark (1 is enough: the emulator is deterministic)")
     p.add_argument("--write", action="store_true",
-                   help="store the emulated scores in host/memhost/data/pico_calibration.toml")
+                   help="store the emulated scores as the package's Pico calibration file")
     add_json_arg(p)
     p.set_defaults(func=run)

@@ -113,12 +113,15 @@ def register(subparsers: Any) -> None:
                     "LocalCluster of each --workers count in turn, in one run: wall time, speed-up "
                     "against the first count, and whether every count gave the same errors.")
     p.add_argument("--weights", default="21.8M", help="Gaussian weights (default 21.8M)")
-    p.add_argument("--bits", type=int, default=9, help="bit depth (default 9: 512 levels)")
+    from ..options import SEED_MAX, add_number
+    add_number(p, "--bits", default=9, lo=1, hi=16, unit="bits", help="bit depth (9 = 512 levels)")
     p.add_argument("--workers", default="1,2", help="worker counts, in order (default 1,2)")
-    p.add_argument("--preset", default="tio2x-seed", help="device preset")
+    p.add_argument("--preset", default="tio2x-seed",
+                   help="device preset: a name or a .toml path (default tio2x-seed)")
     p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"),
                    help="controller (default adaptive)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and devices")
-    p.add_argument("--chunk", type=int, default=1 << 20, help="devices per chunk (default 2^20)")
+    add_number(p, "--seed", default=0, lo=0, hi=SEED_MAX, help="seed of the weights and devices")
+    add_number(p, "--chunk", default=1 << 20, lo=1, hi=1 << 30, unit="devices",
+               help="devices per chunk")
     add_json_arg(p)
     p.set_defaults(func=_run)

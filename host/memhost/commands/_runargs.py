@@ -57,7 +57,7 @@ def run_experiment(args: argparse.Namespace, kind: str,
         with open_board(args, **o) as board:
             run, summary = go(board, o)
     except KeyboardInterrupt:
-        _stopped(args, kind, before, resumable)
+        stopped(args, kind, before, resumable)
         return 130
     return finish_command(args, run.path, summary, text(summary))
 
@@ -79,7 +79,7 @@ def finish_command(args: argparse.Namespace, run_path: Any, summary: dict[str, A
     return 0
 
 
-def _stopped(args: argparse.Namespace, kind: str, before: set[Any], resumable: bool) -> None:
+def stopped(args: argparse.Namespace, kind: str, before: set[Any], resumable: bool) -> None:
     if getattr(args, "resume", None):
         resume_hint(args.resume, kind)
         return

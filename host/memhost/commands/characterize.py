@@ -7,9 +7,12 @@ import argparse
 import sys
 from typing import Any
 
-from ..board import Board
+from .. import interrupts
+from ..board import open_board
 from ..experiments.characterize import CharacterizeConfig, plot_characterize, run_characterize
-from ._runargs import add_common, emit, open_args, sigterm_as_interrupt
+from ..options import READ_N_MAX, add_number
+from ..runlog import find_runs
+from ._runargs import add_common, emit, open_args, stopped
 
 
 def _text(r: dict[str, Any]) -> str:
@@ -34,12 +37,23 @@ def _run(args: argparse.Namespace) -> int:
                              n_reads=args.n_avg)
     cfg.validate()
     o = open_args(args)
-    with sigterm_as_interrupt(), Board.open(**o) as board:
-        run, r = run_characterize(board, cfg, out=args.out, argv=sys.argv,
-                                  preset=o["preset"] if board.emulator else None,
-                                  seed=o["seed"] if board.emulator else None)
+    before = set(find_runs(args.out))
+    try:
+        with open_board(args, **o) as board:
+            run, r = run_characterize(board, cfg, out=args.out, argv=sys.argv,
+                                      preset=o["preset"] if board.emulator else None,
+                                      seed=o["seed"] if board.emulator else None)
+    except KeyboardInterrupt:
+        stopped(args, "characterize", before, resumable=False)
+        return 130
     if not args.no_plots:
-        plot_characterize(run.path, r)
+        try:
+            with interrupts.deferred():
+                plot_characterize(run.path, r)
+        except KeyboardInterrupt:
+            print(f"memhost: interrupted; the run is complete and its figure is written to {run.path}",
+                  file=sys.stderr)
+            return 130
     emit(args, r, _text(r))
     return 0
 
@@ -48,10 +62,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser("characterize", help="measure a device type's response and relaxation; "
                                             "writes a [firmware] prior (prior.toml) and a figure")
     add_common(p)
-    p.add_argument("--v-step", type=float, default=0.05, help="V between swept amplitudes (0.05)")
-    p.add_argument("--repeats", type=int, default=4, help="relaxation trains per polarity (4)")
-    p.add_argument("--train", type=float, default=2.5, metavar="S",
-                   help="length of each read train after its pulse, s (2.5)")
-    p.add_argument("--n-avg", type=int, default=8, help="reads averaged per point (8)")
+    add_number(p, "--v-step", kind=float, default=0.05, lo=0.005, hi=0.5, unit="V",
+               help="step between swept amplitudes")
+    add_number(p, "--repeats", default=4, lo=1, hi=50, unit="trains",
+               help="relaxation trains per polarity")
+    add_number(p, "--train", kind=float, default=2.5, metavar="S", lo=0.01, hi=60, unit="s",
+               help="length of each read train after its pulse")
+    add_number(p, "--n-avg", default=8, lo=1, hi=READ_N_MAX, unit="reads",
+               help="reads averaged per point")
     p.add_argument("--no-plots", action="store_true", help="do not write characterize.png")
     p.set_defaults(func=_run)

@@ -63,7 +63,6 @@ def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
     p.add_argument("--resume", metavar="RUN",
                    help="continue an interrupted run (its folder); the run's own settings are used")
     p.add_argument("--no-plots", action="store_true", help="do not write the figures at the end")
-    p.set_defaults(_parser=p)
 
 
 def config_from_args(args: argparse.Namespace, kind: str) -> LevelsConfig:
@@ -113,10 +112,12 @@ def run_level_command(args: argparse.Namespace, kind: str) -> int:
 
 def check_resume_options(args: argparse.Namespace, kind: str, cfg: LevelsConfig) -> None:
     """--resume takes the run's own settings: an option given with another value is refused."""
-    defaults = argparse.Namespace(**{a.dest: a.default for a in args._parser._actions})
+    from ..cli import build_parser
+    defaults = build_parser().parse_args([kind])
     given, default, run = (config_from_args(args, kind).as_dict(),
                            config_from_args(defaults, kind).as_dict(), cfg.as_dict())
-    flags = {a.dest: a.option_strings[-1] for a in args._parser._actions if a.option_strings}
+    flags = {k: "--" + k.replace("_", "-") for k in vars(defaults)}
+    flags.update(n="--levels", g_range="--range")
     dest_of = {"n": "n", "cycles": "cycles", "direction": "direction", "algorithm": "algorithm",
                "tolerance_lsb": "tolerance", "n_reads": "reads", "max_pulses": "max_pulses",
                "g_range": "g_range", "margin": "margin", "v_set_start": "v_set_start",
