@@ -5,7 +5,7 @@
 #    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
 #    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"})
 #   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX
-#   micropython control_fw_driver.py alloc ALG [RELAX]
+#   micropython control_fw_driver.py alloc ALG [RELAX [AUTO]]   (AUTO 1: CONFIG settle 0)
 #   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py gate
 import sys
@@ -179,14 +179,14 @@ def decay():
     print(json.dumps({"worst": worst, "zero": _decay10(0, 5000), "neg": _decay10(-5, 5000)}))
 
 
-def alloc(alg, relax=0):
+def alloc(alg, relax=0, auto=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
     table = [1.0e-3 + j * 1.0e-6 for j in range(200)]
     hal = TableHal(table)
     cfg = Config(hal)
     cfg.set(P.K_MAX_PULSES, 5000)
-    cfg.set(P.K_SETTLE, 1e-3)
+    cfg.set(P.K_SETTLE, 0.0 if auto else 1e-3)
     if relax:
         cfg.set(P.K_PRIOR_RELAX_FRAC, 0.15)
         cfg.set(P.K_PRIOR_RELAX_TAU, 5e-3)
@@ -237,7 +237,8 @@ if mode == "sweep":
     sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
           int(sys.argv[7]) if len(sys.argv) > 7 else 0, int(sys.argv[8]) if len(sys.argv) > 8 else 0)
 elif mode == "alloc":
-    alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0,
+          int(sys.argv[4]) if len(sys.argv) > 4 else 0)
 elif mode == "fresh":
     fresh(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 elif mode == "decay":

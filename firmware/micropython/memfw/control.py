@@ -416,7 +416,12 @@ class Controller:
         self._fb = array.array("f", [0.0])
         self.st = array.array("i", [0] * _NS)
         # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
-        self._waits = [_W0_US * 1e-6 * 2 ** (k / 4) for k in range(_NWAIT)]
+        # each wait as whole HAL chunks (ABORT polled after each) and a remainder, floats made once,
+        # so that waiting computes nothing (Controller.wait subtracts floats: it allocates)
+        waits = [_W0_US * 1e-6 * 2 ** (k / 4) for k in range(_NWAIT)]
+        ch = self._wait_chunk
+        self._wait_n = array.array("i", [int(w / ch) for w in waits])
+        self._wait_rem = [w - int(w / ch) * ch for w in waits]
         self._l2w0 = _log2q8(_W0_US)
         self._ps = array.array("i", [0] * _PROBE_N)
         self._py = array.array("i", [0] * _PROBE_N)
@@ -727,7 +732,22 @@ class Controller:
             k = (_log2q8(w) - self._l2w0 + 63) >> 6         # 4 log2(w / W0), rounded up
             if k >= _NWAIT:
                 k = _NWAIT - 1
-        return self.wait(self._waits[k])
+        return self._wait_k(k)
+
+    @micropython.native
+    def _wait_k(self, k):
+        """Waits the k-th wait of the table, polling for an ABORT after every chunk (no heap);
+        True if one arrived."""
+        hal = self.hal
+        ch = self._wait_chunk
+        n = self._wait_n[k]
+        while n > 0:
+            hal.wait(ch)
+            n -= 1
+            if self.check_abort():
+                return True
+        hal.wait(self._wait_rem[k])
+        return self.check_abort()
 
     @micropython.native
     def _probe(self, t_imm, n, sb, read_v, tol_i):
@@ -738,13 +758,12 @@ class Controller:
         hal = self.hal
         ps = self._ps
         py = self._py
-        waits = self._waits
         half = tol_i >> 1
         k = 0
         m = 0
         prev = 0
         while True:
-            if self.wait(waits[k]):
+            if self._wait_k(k):
                 return -1
             ta = hal.ticks_us()
             y = self._readn(n, sb, read_v)
