@@ -97,3 +97,16 @@ def test_abort_stops_a_program_loop_within_one_pulse_or_5_ms(rt_board: Board) ->
     r = out["value"]
     assert r.status == "aborted" and 0 < r.pulses < 5000
     assert out["end"] - sent < 0.25
+
+
+def test_program_timeout_follows_the_command_s_own_duration(board: Board) -> None:
+    """Settle, reads and pulses per PROGRAM all lengthen the host's deadline (the virtual board)."""
+    ispp = board.program_request(1e-4, 1e-6, "ispp", max_pulses=100)
+    base = board.program_timeout(ispp)
+    board.config_set("settle", 2.0)
+    assert board.program_timeout(ispp) >= base + 101 * 2.0 * 2
+    reads = board.program_request(1e-4, 1e-6, "ispp", max_pulses=100, n_reads=500)
+    assert board.program_timeout(reads) > board.program_timeout(ispp)
+    board.config_set("settle", 0.0)
+    adaptive = board.program_request(1e-4, 1e-6, "adaptive", max_pulses=100)
+    assert board.program_timeout(adaptive) >= base + 101 * 1.72 * 2     # its own settle waits

@@ -330,6 +330,10 @@ class Board:
     # per-iteration bounds for program_timeout (s): firmware + link overhead, and one ADC read
     _ITER_S = 2e-3
     _READ_S = 1e-4
+    # adaptive with CONFIG settle 0 settles by itself (docs/algorithms.md): each wait at most 1.72 s
+    # (500 µs x 2^(47/4)), and one relaxation probe of at most 4 s
+    _AUTO_SETTLE_S = 1.72
+    _PROBE_S = 4.0
 
     def program_timeout(self, req: P.Program) -> float:
         """Longest a PROGRAM may take on the board: per pulse its width bound, its verify reads and
@@ -338,8 +342,11 @@ class Board:
         pulses = req.max_pulses or self.info.max_pulses
         reads = req.n_reads or int(self._timing["max_reads"])
         settle = self._timing["settle"]
+        probe = 0.0
+        if settle <= 0 and req.algorithm == P.ALGORITHMS["adaptive"]:
+            settle, probe = self._AUTO_SETTLE_S, self._PROBE_S
         per_pulse = self.info.max_width + self._ITER_S + reads * self._READ_S + settle
-        return self.timeout + (pulses + 1) * per_pulse * 2
+        return self.timeout + probe + (pulses + 1) * per_pulse * 2
 
     def program_many(self, targets: Iterable[float], tolerance: float, algorithm: str = "adaptive",
                      *, seqs: Iterable[int | None] | None = None,
