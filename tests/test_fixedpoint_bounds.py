@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-from conftest import FIRMWARE, REPO, run_micropython
+from conftest import FIRMWARE, HIL, REPO, run_micropython
 
 DRIVER = REPO / "tests" / "mpy" / "fixedpoint_driver.py"
 SRC = (FIRMWARE / "memfw" / "control.py").read_text()
@@ -74,7 +74,7 @@ def _run(cases: list[dict]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "cases.json"
         f.write_text(json.dumps({"words": WORDS, "cases": cases}))
-        out = run_micropython(DRIVER, str(f), timeout=300)
+        out = run_micropython(DRIVER, str(f), timeout=300, path=[FIRMWARE, HIL, REPO / "tests" / "mpy"])
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -1,5 +1,5 @@
 """One gate owns every actuation: the firmware's Server, under the real MicroPython unix port, on a
-HAL SPY (tests/gate_spy_driver.py) that checks each pulse and read bias, when it happens, against the
+HAL SPY (tests/mpy/gate_spy_driver.py) that checks each pulse and read bias, when it happens, against the
 CONFIG limits in force and the absolute maxima. Every command type is driven, with limits lowered and
 raised between them."""
 
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_micropython
+from conftest import FIRMWARE, HIL, REPO, run_micropython
 from memhost import protocol as P
 
-DRIVER = REPO / "tests" / "gate_spy_driver.py"
+DRIVER = REPO / "tests" / "mpy" / "gate_spy_driver.py"
+PATH = [FIRMWARE, HIL, REPO / "tests" / "mpy"]
 K = P.CONFIG_KEYS
 SAFETY = P.E_SAFETY
 
@@ -33,7 +34,7 @@ def _drive(preset_json: Path, tmp_path: Path, messages: list[P.Message]) -> tupl
         seqs[i + 2] = m
         lines.append(P.encode_frame(m, i + 2).hex())
     frames.write_text("\n".join(lines) + "\n")
-    out = run_micropython(DRIVER, str(preset_json), str(frames))
+    out = run_micropython(DRIVER, str(preset_json), str(frames), path=PATH)
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     by_seq = {seq: (t, code) for seq, t, code in r["replies"]}

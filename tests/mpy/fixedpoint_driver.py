@@ -5,21 +5,13 @@
 # the exception the controller raised.
 import sys
 import json
-from memfw.hal import config
 from memfw.control import Config, Controller
 from memfw import protocol as P
+from limits_hal import LimitsHal
 
 
-class ScriptHal:
+class ScriptHal(LimitsHal):
     """FAKE HAL (test double): readings from the case's script, in a loop; a virtual clock."""
-    name = "script"
-    board = "script"
-    ABS_MAX_V = config.ABS_MAX_V
-    ABS_MIN_WIDTH_S = config.ABS_MIN_WIDTH_S
-    ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S
-    ABS_MAX_READ_V = config.ABS_MAX_READ_V
-    ABS_MAX_PULSES = config.ABS_MAX_PULSES
-    WAIT_CHUNK_S = 3600.0
 
     def __init__(self, reads):
         self.reads = reads

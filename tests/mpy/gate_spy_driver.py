@@ -8,20 +8,13 @@ import json
 from memfw.hal import config
 from memfw import link
 from memfw import protocol as P
+from limits_hal import LimitsHal
 from memfw.dispatch import Server
 from memristor import Memristor
 
 
-class SpyHal:
+class SpyHal(LimitsHal):
     """FAKE HAL (test double): the scalar device model behind a recorder of every actuation."""
-    name = "spy"
-    board = "spy"
-    ABS_MAX_V = config.ABS_MAX_V
-    ABS_MIN_WIDTH_S = config.ABS_MIN_WIDTH_S
-    ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S
-    ABS_MAX_READ_V = config.ABS_MAX_READ_V
-    ABS_MAX_PULSES = config.ABS_MAX_PULSES
-    WAIT_CHUNK_S = 3600.0
 
     def __init__(self, params):
         self.dev = Memristor(params, 3)
