@@ -42,7 +42,7 @@ _LIMIT_KEYS = ["max_v", "min_width", "max_width", "max_pulses", "read_v", "max_r
 _LIMIT_VALUES = [0.0, 1e-6, 5e-6, 2e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.02, 0.05, 0.1, 0.2, 0.3, 0.45,
                  0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 1.0, 10.0, 50.0, 500.0]
 # ... and per key, values a user would set (so that actuations often run under lowered limits)
-_PLAUSIBLE = {
+_PLAUSIBLE: dict[str, list[float]] = {
     "max_v": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0], "min_width": [1e-6, 1e-5, 5e-5, 1e-4],
     "max_width": [1e-4, 2e-4, 1e-3, 1e-2], "max_pulses": [5, 20, 100, 500],
     "read_v": [0.05, 0.1, 0.2, 0.5], "max_read_v": [0.05, 0.1, 0.3, 0.5], "width": [1e-5, 1e-4, 1e-3],
@@ -204,9 +204,10 @@ def plausible(rng: random.Random) -> P.Message:
     if k == 5:
         return P.Read(rng.randint(1, 32), rng.choice([0.0, 0.0, 0.05, 0.1, 0.2, 0.45, 0.5, 0.6]))
     if k < 8:
-        params = [rng.choice([0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 3.5]) for _ in range(3)]
+        amps = (0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 3.5)
         return P.Program(rng.uniform(2e-5, 1e-3), rng.choice([1e-7, 1e-6, 1e-5]), rng.randint(0, 1),
-                         rng.choice([0, 0, 1, 4]), rng.choice([0, 10, 50, 100]), *params,
+                         rng.choice([0, 0, 1, 4]), rng.choice([0, 10, 50, 100]), rng.choice(amps),
+                         rng.choice(amps), rng.choice(amps),
                          rng.choice([0.0, 0.0, 0.0, 1e-6, 1e-4, 1e-3, 2e-2]))
     return P.Wait(rng.choice([0.0, 1e-3, 0.1]))
 
