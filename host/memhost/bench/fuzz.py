@@ -125,6 +125,7 @@ class _Probe:
         self.buf = b""
         self.replies = 0
         self.errors = 0
+        self.longest_busy_s = 0.0   # longest a fuzzed command ran (from its BUSY heartbeats)
         self.seq = 0                # shared with the fuzzed frames it renumbers (one host numbering)
 
     def drain(self) -> list[P.Frame]:
@@ -141,14 +142,24 @@ class _Probe:
             out.append(fr)
         return out
 
-    def ask(self, msg: P.Message, timeout: float = 10.0) -> P.Message | None:
+    def ask(self, msg: P.Message, timeout: float = 10.0, max_busy: float = 600.0) -> P.Message | None:
+        """The reply to msg, or None (a hang): nothing came back for `timeout` s. BUSY heartbeats (a
+        fuzzed command still running, e.g. a PROGRAM of 5000 pulses x 1000 reads) extend the wait,
+        up to max_busy s."""
         self.seq += 1
         seq = self.seq
         self.ser.write(b"\x00" + P.encode_frame(msg, seq))
-        deadline = time.monotonic() + timeout
-        resent = time.monotonic()
-        while time.monotonic() < deadline:
+        start = resent = time.monotonic()
+        busy_at = 0.0
+        while True:
+            now = time.monotonic()
+            if now - start >= timeout and (now - busy_at >= timeout or now - start >= max_busy):
+                return None
             for fr in self.drain():
+                if isinstance(fr.message, P.Busy):
+                    busy_at = time.monotonic()
+                    self.longest_busy_s = max(self.longest_busy_s, fr.message.elapsed_ms / 1000)
+                    continue
                 if fr.seq != seq:
                     continue
                 if isinstance(fr.message, P.Error) and fr.message.code == 8:
@@ -168,7 +179,6 @@ class _Probe:
                 self.ser.write(b"\x00" + P.encode_frame(msg, seq))
                 resent = time.monotonic()
             time.sleep(0.001)
-        return None
 
 
 def mutate(rng: random.Random, corpus: list[bytes]) -> bytes:
@@ -294,6 +304,7 @@ def fuzz(n_frames: int = 100_000, batch: int = 10, seed: int = 0, preset: str = 
             "largest_amplitude_v": oracle["largest_amplitude_v"],
             # every pulse the board counted is in the log (else the oracle missed some)
             "log_complete": board_pulses == oracle["pulses"],
+            "longest_command_s": round(probe.longest_busy_s, 2),
             "damage_events": damage, "replies": probe.replies, "error_replies": probe.errors,
             "board_bad_frames": getattr(info, "bad_frames", None),
             "board_commands": getattr(info, "commands", None),
