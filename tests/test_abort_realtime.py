@@ -105,7 +105,7 @@ def test_program_timeout_follows_the_command_s_own_duration(board: Board) -> Non
     base = board.program_timeout(ispp)
     board.config_set("settle", 2.0)
     assert board.program_timeout(ispp) >= base + 101 * 2.0 * 2
-    reads = board.program_request(1e-4, 1e-6, "ispp", max_pulses=100, n_reads=500)
+    reads = board.program_request(1e-4, 1e-6, "ispp", max_pulses=100, n_reads=200)
     assert board.program_timeout(reads) > board.program_timeout(ispp)
     board.config_set("settle", 0.0)
     adaptive = board.program_request(1e-4, 1e-6, "adaptive", max_pulses=100)
