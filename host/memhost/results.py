@@ -48,11 +48,12 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("calibrate-gaox", ["bench", "calibrate", "--preset", "gaox", "--json", "--plot",
                         "{root}/docs/emulator/calibrate-gaox.png"]),
     ("loop", ["bench", "loop", "--port", "emu", "--json"]),
+    ("family", ["bench", "family", "--devices", "16", "--json"]),
     ("sim", ["bench", "sim", "--json"]),
     ("transfer-21.8M", ["bench", "transfer", "--weights", "21.8M", "--jobs", "2", "--json"]),
 ]
 #: benches that run only when named in --only (minutes each on a loaded 2-core machine)
-HEAVY = {"transfer-21.8M", "ann-closed-loop", "ann-pairs-max", "ann-pairs-fold"}
+HEAVY = {"transfer-21.8M", "ann-closed-loop", "ann-pairs-max", "ann-pairs-fold", "family"}
 #: sections rendered as a flat key/value table: (bench, title, what it measures)
 GENERIC = [
     ("calibrate-tio2x-seed", "Emulator calibration against the seed (`memhost bench calibrate`)",
@@ -205,6 +206,37 @@ def controller_table(env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def family_table(env: dict[str, Any]) -> str:
+    """`memhost bench family`: one row per sampled device type, per mode within +-0.5 LSB, sigma,
+    worst |error| (LSB), NL index, pulses per target, and whether the issue-19 goal is met."""
+    r = env["result"]
+    modes = ("ispp", "adaptive", "adaptive+char")
+    head = ["device", "d2d", "ratio", "tau ms", "f", "noise x"]
+    for m in modes:
+        head += [f"{m} within", "sigma", "worst", "NL", "p/t"] + (["goal"] if m != "ispp" else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in r["rows"]:
+        cells = [row["name"], "y" if row["d2d"] else "n", f"{row['ratio']:.2f}",
+                 f"{row['relax_tau_ms']:.1f}", f"{row['relax_frac']:.2f}", f"{row['read_noise_x']:.2f}"]
+        for m in modes:
+            x = row[m]
+            cells += [f"{x['within']:.1%}", f"{x['sigma']:.3f}", f"{x['worst']:.2f}",
+                      f"{x['nl']:.1e}", f"{x['pulses']:.2f}"]
+            if m != "ispp":
+                cells.append("yes" if x["goal"]["all"] else "**no**")
+        lines.append("| " + " | ".join(cells) + " |")
+    d = r["distribution"]
+    lines += ["", "| mode | devices meeting the goal | within (min / median) | worst max (LSB) | "
+              "sigma median (LSB) | pulses max |", "|---|---|---|---|---|---|"]
+    for m in modes:
+        x = d[m]
+        met = f"{x['devices_meeting_goal']}/{len(r['rows'])}" if "devices_meeting_goal" in x else "-"
+        lines.append(f"| {m} | {met} | {x['within']['min']:.1%} / {x['within']['median']:.1%} | "
+                     f"{x['worst']['max']:.2f} | {x['sigma']['median']:.3f} | "
+                     f"{x['pulses']['max']:.2f} |")
+    return "\n".join(lines)
+
+
 def mismatch_table(env: dict[str, Any]) -> str:
     res = env["result"]
     lines = ["| prior given | pulses/target | × matched | error σ (LSB) | × matched | converged | "
@@ -313,6 +345,20 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "\"no prior\" also leaves the board's settle wait at 0; \"no prior + settle\" sets it "
                 "to 5 τ of the device, as a user who measured the decay time would.", "",
                 mismatch_table(envs["mismatch"]), "", _provenance(envs["mismatch"]), ""]
+    if "family" in envs:
+        r = envs["family"]["result"]
+        out += ["## Device types the controller has never seen (`memhost bench family`)", "",
+                f"{r['devices']} device types drawn from the family (memhost.sim.family, seed "
+                f"{r['family_seed']}: ratio 1.1-10, relaxation 1-100 ms and 5-40 %, read noise "
+                "0.5-3x tio2x-seed's, SET/RESET asymmetry 1-5x, half with device-to-device "
+                f"variation), each programmed `levels`-style: {r['levels']} levels x {r['cycles']} "
+                "cycles upwards over the measured range, no retries. ispp: the baseline; adaptive: "
+                "no prior, the board's settle 0 (the controller measures the relaxation and decides "
+                "its wait); adaptive+char: the prior `memhost characterize` measured on another "
+                "device of the same type. Errors from check reads averaged to <= 0.1 LSB sigma. "
+                "Goal per device: >= 95 % within +-0.5 LSB, worst <= 2 LSB, sigma and NL index "
+                "below ISPP's, <= 3 pulses per target.", "",
+                family_table(envs["family"]), "", _provenance(envs["family"]), ""]
     for tag, title in (("", "Clipped weight scaling (`memhost bench ann --clip`)"),
                        ("pairs", "The derived 100-class task (`memhost bench ann --dataset "
                                  "mnist-pairs`)")):
