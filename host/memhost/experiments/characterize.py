@@ -197,9 +197,11 @@ def _amplitude_for(points: list[tuple[float, float]], dg: float) -> float | None
 def _summarize(sweep: dict[int, list[tuple[float, float]]], relax: dict[int, list[dict[str, float]]],
                span: float, read_sigma: float, dr: dict[str, Any],
                cfg: CharacterizeConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {"device_range": dr, "read_sigma_s": read_sigma,
-                           "response": {}, "relaxation": {}, "prior": {}}
-    clear = 3 * read_sigma / math.sqrt(cfg.n_reads) * math.sqrt(2)
+    # one point's |dG| is the difference of two means of n reads: its sigma
+    dg_sigma = read_sigma * math.sqrt(2.0 / cfg.n_reads)
+    out: dict[str, Any] = {"device_range": dr, "read_sigma_s": read_sigma, "dg_sigma_s": dg_sigma,
+                           "response": {}, "response_fit": {}, "relaxation": {}, "prior": {}}
+    clear = 3 * dg_sigma
     for sign, name in ((1, "set"), (-1, "reset")):
         pts = [(v, d) for v, d in sweep[sign] if d > clear]
         out["response"][name] = [[v, d] for v, d in sweep[sign]]
@@ -213,7 +215,14 @@ def _summarize(sweep: dict[int, list[tuple[float, float]]], relax: dict[int, lis
             near = pts
         vv = np.array([v for v, _ in near])
         yy = np.log2([d for _, d in near])
-        slope = float(np.polyfit(vv, yy, 1)[0]) if np.ptp(vv) > 0 else 0.0
+        slope, slope_se = 0.0, float("nan")
+        if np.ptp(vv) > 0 and len(vv) >= 4:
+            coef, cov = np.polyfit(vv, yy, 1, cov=True)
+            slope, slope_se = float(coef[0]), float(math.sqrt(max(cov[0, 0], 0.0)))
+        elif np.ptp(vv) > 0:
+            slope = float(np.polyfit(vv, yy, 1)[0])
+        out["response_fit"][name] = {"slope_octaves_per_v": slope, "slope_se": slope_se,
+                                     "points": len(vv)}
         dg_ref = dict(pts)[v_ref]
         out["prior"].update({f"prior_{name}_v": round(v_ref, 4), f"prior_{name}_dg": float(f"{dg_ref:.4g}"),
                              f"prior_{name}_slope": round(min(max(slope, 0.0), 200.0), 3)})
@@ -243,7 +252,11 @@ def prior_toml(result: dict[str, Any]) -> str:
     """The [firmware] prior section of a characterisation (loadable by levels/program --prior, and
     pastable into a preset's [firmware] section)."""
     lines = ["# device-type prior measured by `memhost characterize` (docs/algorithms.md)",
-             f"# read noise sigma {result['read_sigma_s']:.4g} S per read"]
+             f"# read noise sigma {result['read_sigma_s']:.4g} S per read; each |dG| +- "
+             f"{result.get('dg_sigma_s', 0.0):.3g} S"]
+    for name, r in result.get("response_fit", {}).items():
+        lines.append(f"# slope {name}: {r['slope_octaves_per_v']:.3g} +- {r['slope_se']:.2g} "
+                     f"octaves/V ({r['points']} points)")
     for name, r in result["relaxation"].items():
         if isinstance(r, dict):
             lines.append(f"# relaxation {name}: f {r['frac_mean']:.4f} +- {r['frac_std']:.4f}, "
