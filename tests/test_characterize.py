@@ -91,4 +91,4 @@ def test_characterize_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "memhost", "characterize", "--port", "emu",
                           "--repeats", "0", "--out", str(tmp_path)], capture_output=True, text=True,
                          timeout=60)
-    assert out.returncode == 2 and "--repeats 0" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert out.returncode == 2 and "--repeats" in out.stderr and len(out.stderr.splitlines()) == 1
