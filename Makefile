@@ -7,7 +7,10 @@ BIN     := $(VENV)/bin
 STUBS   := .stubs
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test install system-deps stubs clean
+PICO    := hil/pico
+PICO_STAMP := $(PICO)/node_modules/.installed
+
+.PHONY: demo test install system-deps stubs pico clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +26,9 @@ system-deps:
 	@command -v ngspice >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngspice >/dev/null; \
 	  else echo "ngspice missing: run 'sudo apt-get install ngspice' (the schematic tests fail without it)"; fi; }
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else echo "node/npm missing: run 'sudo apt-get install nodejs npm' (the emulated Pico needs them)"; fi; }
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: run 'sudo apt-get install chromium' (the report test needs it)"; fi; }
@@ -35,11 +41,18 @@ $(STUBS)/.done: $(STAMP)
 
 stubs: $(STUBS)/.done
 
+# The emulated Pico's Node packages (rp2040js, uf2), exactly as package-lock.json pins them.
+$(PICO_STAMP): $(PICO)/package.json $(PICO)/package-lock.json
+	cd $(PICO) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+pico: $(PICO_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/memhost demo
 
-test: $(STAMP) system-deps stubs
+test: $(STAMP) system-deps stubs pico
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) $(STUBS) .pytest_cache
+	rm -rf $(VENV) $(STUBS) .pytest_cache $(PICO)/node_modules

@@ -6,17 +6,29 @@ import math
 import random
 import warnings
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from . import protocol as P
-from .errors import (BoardError, BoardReset, PortError, ProtocolMismatch, SafetyLimitError,
-                     UsageError)
+from .errors import (BoardError, BoardReset, LinkTimeout, PortError, ProtocolMismatch,
+                     SafetyLimitError, UsageError)
 from .link import Link
 
 PICO_VID_PID = (0x2E8A, 0x0005)
 PYBOARD_VID_PID = (0xF055, 0x9800)
 BAUD = 115200            # ignored by USB CDC and ptys, needed by pyserial
+EMULATED_PORTS = {"emu": "the unix port with the sim HAL",
+                  "emu:pico": "MicroPython's rp2 port in an emulated RP2040 (rp2040js)"}
+
+
+def start_emulator(port: str, preset: str = "tio2x-seed", seed: int | None = None) -> Any:
+    """Starts the emulated board a port name stands for ('emu' or 'emu:pico'); `.port` is its pty."""
+    if port == "emu:pico":
+        from .pico_emulator import PicoEmulator
+        return PicoEmulator(preset=preset, seed=seed).start()
+    from .emulator import Emulator
+    return Emulator(preset=preset, seed=seed).start()
 
 
 class BoardResetWarning(UserWarning):
@@ -132,7 +144,8 @@ class Board:
     @classmethod
     def open(cls, port: str | None = None, preset: str = "tio2x-seed", seed: int | None = None,
              window: int | None = None, timeout: float = 10.0, **kw: Any) -> "Board":
-        """port: a device path, 'emu' for the emulated board, or None (the one board found; no board
+        """port: a device path, 'emu' for the emulated board (unix port), 'emu:pico' for the emulated
+        Raspberry Pi Pico (MicroPython's rp2 port in rp2040js), or None (the one board found; no board
         found is a PortError: emulation is never silent, pass 'emu' for it).
 
         kw: retry_interval, new_session, first_seq, on_reset (see Board), reconnect=True (reopen
@@ -149,13 +162,13 @@ class Board:
                                 "/dev/ttyACM0; 'memhost ports' lists them), or use --port emu for the "
                                 "emulated board")
             port = boards[0][0]
-        emulator = None
+        emulator: Any = None
+        emulated = port in EMULATED_PORTS
         # An emulated board's pty number can be one another process has just released and is still
         # re-opening (a reconnect loop): then the exclusive lock fails; start on a fresh pty.
-        for attempt in range(EMU_PTY_ATTEMPTS if port == "emu" else 1):
-            if port == "emu" or emulator is not None:
-                from .emulator import Emulator
-                emulator = Emulator(preset=preset, seed=seed).start()
+        for attempt in range(EMU_PTY_ATTEMPTS if emulated else 1):
+            if emulated:
+                emulator = start_emulator(port, preset, seed)
             path = emulator.port if emulator is not None else port
             try:
                 ser = serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
@@ -166,12 +179,19 @@ class Board:
                 if emulator is None or attempt == EMU_PTY_ATTEMPTS - 1:
                     raise PortError(f"cannot open {path}: {_port_problem(path, exc)}") from None
         port = path
+        first_timeout = timeout
+        if emulator is not None:
+            first_timeout = max(timeout, getattr(emulator, "boot_timeout", timeout))
+            if hasattr(emulator, "retry_interval"):     # a slow emulation is silent for longer
+                kw.setdefault("retry_interval", emulator.retry_interval)
         if reconnect:
             def reopen(path: str = port) -> Any:
                 return serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
             kw["reopen"] = reopen
         try:
-            return cls(ser, emulator=emulator, window=window, timeout=timeout, **kw)
+            board = cls(ser, emulator=emulator, window=window, timeout=first_timeout, **kw)
+            board.timeout = timeout           # the first HELLO waited for the board to boot
+            return board
         except BaseException:
             if emulator is not None:
                 emulator.stop()
@@ -192,7 +212,23 @@ class Board:
     # ---- commands --------------------------------------------------------------------------
     _NOT_REPEATABLE = (P.Pulse, P.Wait, P.Abort, P.Repl)
 
+    @contextmanager
+    def _last_words(self) -> Iterator[None]:
+        """A link timeout on an emulated board says what the emulator said last."""
+        try:
+            yield
+        except LinkTimeout as exc:
+            words = getattr(self.emulator, "last_words", None)
+            if words is None:
+                raise
+            raise LinkTimeout(f"{exc}. The emulated board stopped responding; its last words: "
+                              f"{words()}") from None
+
     def _call(self, message: P.Message, expect: type[P.Message], timeout: float | None = None) -> Any:
+        with self._last_words():
+            return self._call_link(message, expect, timeout)
+
+    def _call_link(self, message: P.Message, expect: type[P.Message], timeout: float | None) -> Any:
         try:
             reply = self.link.request(message, timeout or self.timeout)
         except BoardReset as exc:
@@ -319,6 +355,10 @@ class Board:
         After a board reset the PROGRAM is run again (write-verify to an absolute target is
         repeatable) and the result says rerun=True."""
         req = self.program_request(target, tolerance, algorithm, **kw)
+        with self._last_words():
+            return self._program_link(req)
+
+    def _program_link(self, req: P.Program) -> ProgramResult:
         seq = self.link.submit(req, self.timeout)
         try:
             return self._result(req, seq, self.link.wait(seq, self.program_timeout(req)))
@@ -379,7 +419,8 @@ class Board:
                 return
             req, seq, i, rerun = in_flight[0]
             try:
-                reply = self.link.wait(seq, self.program_timeout(req) * len(in_flight))
+                with self._last_words():
+                    reply = self.link.wait(seq, self.program_timeout(req) * len(in_flight))
             except BoardReset:
                 self.resync_after_reset()
                 again = deque()

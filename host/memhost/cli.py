@@ -29,16 +29,17 @@ def add_port_args(parser: argparse.ArgumentParser, preset: bool = True, multi: b
     """--port (and --preset/--seed for the emulated board) on any command that talks to a board.
     multi: --port may be repeated (then a list: one session per board, memhost.multiboard)."""
     parser.add_argument("--port", default=None, action="append" if multi else "store",
-                        help="serial port (e.g. /dev/ttyACM0), or 'emu' for the emulated board "
+                        help="serial port (e.g. /dev/ttyACM0), 'emu' for the emulated board (unix port), or "
+                             "'emu:pico' for an emulated Raspberry Pi Pico running MicroPython's rp2 port "
                              "(default: the one board found; none found is an error)"
                              + (". Repeat it to run several boards at once, one run folder each"
                                 if multi else ""))
     if preset:
         parser.add_argument("--preset", default="tio2x-seed",
                             help="emulated device preset: a name (tio2x-seed, gaox) or a .toml path "
-                                 "(only with --port emu; default tio2x-seed)")
+                                 "(only with --port emu or emu:pico; default tio2x-seed)")
         add_number(parser, "--seed", default=None, lo=0, hi=SEED_MAX, default_text="1",
-                   help="random seed of the emulated device (only with --port emu)")
+                   help="random seed of the emulated device (only with --port emu or emu:pico)")
 
 
 def add_json_arg(parser: argparse.ArgumentParser) -> None:

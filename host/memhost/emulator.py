@@ -110,6 +110,12 @@ class Emulator:
         except OSError:
             return ""
 
+    def last_words(self) -> str:
+        """What the emulated board printed last (its stderr), for 'stopped responding' errors."""
+        tail = self.stderr_tail(600).strip()
+        state = "running" if self.alive() else "exited"
+        return f"{state}; stderr: {tail or '(empty)'}"
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 

@@ -143,6 +143,7 @@ class PicoEmulator:
     """The emulated Pico on a pty. Use as a context manager; `port` is the path the host opens."""
 
     board = "pico"
+    boot_timeout = BOOT_TIMEOUT_S
 
     def __init__(self, preset: str = "tio2x-seed", seed: int | None = None,
                  fs_image: Path | str | None = None, obs_path: Path | str | None = None):

@@ -8,27 +8,34 @@ import sys
 import time
 from typing import Any
 
-from ..emulator import Emulator
+from ..board import start_emulator
 from ..errors import PortError
 from ..options import SEED_MAX, add_number
 
+BOARDS = {"unix": "emu", "pico": "emu:pico"}     # --board -> the --port name of that emulated board
+
 
 def _run(args: argparse.Namespace) -> int:
-    emu = Emulator(preset=args.preset, seed=args.seed).start()
+    emu = start_emulator(BOARDS[args.board], preset=args.preset, seed=args.seed)
     try:
         if args.json:
-            print(json.dumps({"port": emu.port, "preset": args.preset, "pid": emu.proc.pid if emu.proc else None}))
+            d = {"port": emu.port, "board": args.board, "preset": args.preset,
+                 "pid": emu.proc.pid if emu.proc else None}
+            if getattr(emu, "obs_path", ""):
+                d["observations"] = emu.obs_path
+            print(json.dumps(d))
         else:
             print(emu.port)
-            print(f"emulated board ({args.preset}) on {emu.port}; Ctrl-C to stop", file=sys.stderr)
+            print(f"emulated board ({args.board}, {args.preset}) on {emu.port}; Ctrl-C to stop",
+                  file=sys.stderr)
         sys.stdout.flush()
         while emu.alive():
             time.sleep(0.2)
-        if emu.left_binary_mode():
+        if getattr(emu, "left_binary_mode", lambda: False)():
             print("the emulated board left binary mode (REPL requested by the host); stopped",
                   file=sys.stderr)
             return 0
-        raise PortError(f"the emulated board exited: {emu.stderr_tail()}")
+        raise PortError(f"the emulated board exited: {emu.last_words()}")
     except KeyboardInterrupt:
         return 0
     finally:
@@ -37,6 +44,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = sub.add_parser("emulator", help="run an emulated board; prints its serial port path")
+    p.add_argument("--board", choices=sorted(BOARDS), default="unix",
+                   help="unix: the firmware in MicroPython's unix port (fast); pico: MicroPython's rp2 "
+                        "port in an emulated RP2040, front end at the pin level (same as --port emu:pico)")
     p.add_argument("--preset", default="tio2x-seed",
                    help="emulated device preset: a name (tio2x-seed, gaox) or a .toml path "
                         "(default tio2x-seed)")

@@ -1,0 +1,225 @@
+"""The firmware on MicroPython's rp2 port in an emulated RP2040 (hil/pico: rp2040js), with the front end
+at the pin level: what the host sees over the emulated USB CDC, and what the pins and buses saw
+(the emulator's observation log, stamped in emulated system-clock cycles).
+
+One emulated Pico serves the whole module (booting one costs seconds); the tests that leave binary
+mode (REPL, mpremote, memhost flash) come last and leave it serving frames again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memhost import protocol as P
+from memhost.board import Board
+from memhost.errors import LinkTimeout, SafetyLimitError
+from memhost.pico_emulator import PicoEmulator
+
+REPO = Path(__file__).resolve().parent.parent
+HZ = 125_000_000            # the RP2040's system clock under MicroPython (machine.freq())
+
+
+def _config() -> dict:
+    path = REPO / "firmware" / "micropython" / "memfw" / "hal" / "config.py"
+    src = path.read_text().replace("from micropython import const", "const = lambda x: x")
+    ns: dict = {}
+    exec(compile(src, str(path), "exec"), ns)
+    return ns
+
+
+C = _config()
+
+
+@pytest.fixture(scope="module")
+def pico():
+    with PicoEmulator(seed=2) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def board(pico: PicoEmulator):
+    b = Board.open(pico.port, timeout=pico.boot_timeout)
+    b.timeout = 30.0
+    yield b
+    b.close()
+
+
+def _dac_a_code(v: float) -> int:
+    full = 1 << C["FE_DAC_BITS"]
+    return int((v / C["FE_PULSE_GAIN"] + C["FE_PULSE_VMID"]) * full / C["FE_DAC_VREF"] + 0.5)
+
+
+def test_hello_gets_info_from_the_rp2_port_on_a_pico(board: Board) -> None:
+    i = board.info
+    assert (i.board, i.hal, i.protocol) == ("Raspberry Pi Pico (RP2040)", "rp2", P.PROTOCOL_VERSION)
+    assert i.session_id != 0 and i.queue_depth >= 2 and i.preset == ""
+
+
+def test_read_converts_the_tia_output_on_adc0_at_the_read_bias_dac_b_gives(board: Board,
+                                                                          pico: PicoEmulator) -> None:
+    mark = pico.mark()
+    r = board.read(8)
+    assert r.n == 8 and 0.5e-3 < r.g < 2e-3         # tio2x-seed: about 1.0 to 1.2 mS
+    ev = pico.events(("adc", "dac", "read_en"), since=mark)
+    adc = [e for e in ev if e["e"] == "adc"]
+    assert len(adc) == 8 and all(e["read_en"] == 1 for e in adc)
+    bias = [e for e in ev if e["e"] == "dac" and e["ch"] == "B"]
+    want = int(board.info.read_v / C["FE_READ_BIAS_GAIN"] * (1 << C["FE_DAC_BITS"]) / C["FE_DAC_VREF"] + 0.5)
+    assert [b["code"] for b in bias] == [want, 0] * 8    # READ reads one at a time: bias on, off
+    for k, e in enumerate(adc):                             # each conversion inside its bias window
+        assert bias[2 * k]["c"] < e["c"] < bias[2 * k + 1]["c"]
+    # the firmware's G is what the codes say at the bias DAC B actually gave
+    per_count = C["FE_G_PER_COUNT_V"] / (bias[0]["v"] * C["FE_READ_BIAS_GAIN"])
+    assert r.g == pytest.approx(sum(e["code"] for e in adc) / 8 * per_count, rel=1e-6)
+
+
+def test_pulse_widths_on_the_gate_pin_equal_the_requested_widths_to_the_cycle(board: Board,
+                                                                              pico: PicoEmulator) -> None:
+    widths = [1e-6, 2.5e-6, 10e-6, 123.456e-6, 1e-3, 10e-3]
+    mark = pico.mark()
+    for w in widths:
+        board.pulse(0.3, w)                 # below the switching threshold: the device is not moved
+    gates = pico.events(("gate",), since=mark)
+    assert len(gates) == len(widths)
+    for g, w in zip(gates, widths):         # the nearest whole cycle (a tie, 312.5, may go either way)
+        assert abs(g["cycles"] - w * HZ) <= 0.5, (w, g["cycles"])
+    assert all(g["v_dac_a"] == pytest.approx(_dac_a_code(0.3) * C["FE_DAC_VREF"] / 4096) for g in gates)
+    assert not any(g["dac_a_changed"] for g in gates)
+
+
+def test_a_pulse_inside_the_limits_is_applied_once_with_the_amplitude_on_dac_a(board: Board,
+                                                                              pico: PicoEmulator) -> None:
+    mark = pico.mark()
+    p = board.pulse(1.5, 10e-6)
+    assert p.amplitude == pytest.approx(1.5)
+    ev = pico.events(("dac", "gate"), since=mark)
+    assert [e["e"] for e in ev] == ["dac", "gate", "dac"]        # amplitude, gate, back to 0 V
+    assert ev[0]["code"] == _dac_a_code(1.5) and ev[2]["code"] == _dac_a_code(0.0)
+    assert ev[0]["c"] < ev[1]["c"] and ev[1]["end"] < ev[2]["c"]
+
+
+def test_a_pulse_beyond_the_limits_is_refused_and_nothing_reaches_the_gate_pin(board: Board,
+                                                                               pico: PicoEmulator) -> None:
+    mark = pico.mark()
+    with pytest.raises(SafetyLimitError):
+        board.pulse(board.info.max_v + 0.5, 100e-6)
+    with pytest.raises(SafetyLimitError):
+        board.pulse(1.0, 0.05)              # 50 ms: above the maximum width
+    board.ping()                            # the board still serves
+    assert pico.events(("gate",), since=mark) == []
+
+
+@pytest.mark.parametrize("algorithm", ["ispp", "adaptive"])
+def test_program_converges_with_pulses_seen_on_the_gate_pin(board: Board, pico: PicoEmulator,
+                                                            algorithm: str) -> None:
+    g0 = board.read(16).g
+    mark = pico.mark()
+    r = board.program(g0 * 1.04, 3e-6, algorithm)
+    assert r.status == "converged", r
+    assert abs(r.g - r.target) <= r.tolerance * 1.0001
+    gates = pico.events(("gate",), since=mark)
+    assert len(gates) == r.pulses > 0
+    assert all(g["cycles"] > 0 for g in gates)
+
+
+def test_200_targets_stream_with_the_window_full_each_result_once_and_in_order(board: Board) -> None:
+    g0 = board.read(16).g
+    targets = [g0 * (1.0 + 0.04 * ((k * 37) % 100) / 100) for k in range(200)]
+    assert board.link.window == board.info.queue_depth
+    before = board.refresh_info().commands
+    results = list(board.program_many(targets, 4e-6, "ispp", max_pulses=100))
+    assert [r.target for r in results] == targets
+    seqs = [r.seq for r in results]
+    assert len(set(seqs)) == 200 and seqs == sorted(seqs)
+    assert board.refresh_info().commands - before >= 200
+    assert sum(r.status == "converged" for r in results) >= 150
+
+
+def test_a_resent_pulse_gets_the_cached_reply_and_no_second_pulse_on_the_pin(board: Board,
+                                                                             pico: PicoEmulator) -> None:
+    link = board.link
+    mark = pico.mark()
+    dup0 = board.refresh_info().duplicates
+    seq = link.submit(P.Pulse(1.2, 20e-6))
+    first = link.wait(seq)
+    again = link.wait(link.submit(P.Pulse(1.2, 20e-6), seq=seq))      # the same sequence number
+    assert isinstance(first, P.Pulsed) and again == first
+    assert len(pico.events(("gate",), since=mark)) == 1
+    assert board.refresh_info().duplicates == dup0 + 1
+
+
+def test_a_corrupted_frame_gets_error_and_service_continues(board: Board, pico: PicoEmulator) -> None:
+    import serial
+    bad0 = board.refresh_info().bad_frames
+    board.close()                           # the port is exclusive: talk raw for a moment
+    with serial.Serial(pico.port, 115200, timeout=0.05) as ser:
+        frame = bytearray(P.encode_frame(P.Ping(b"pico"), 77))
+        frame[3] ^= 0x40
+        ser.write(bytes(frame))
+        got = b""
+        deadline = time.monotonic() + 10
+        while b"\x00" not in got and time.monotonic() < deadline:
+            got += ser.read(64)
+    reply = P.decode_frame(got.split(b"\x00")[0])
+    assert isinstance(reply.message, P.Error) and reply.seq == P.SEQ_UNSOLICITED
+    b2 = Board.open(pico.port, timeout=30)
+    try:
+        assert b2.ping(b"again") == b"again"
+        assert b2.info.bad_frames == bad0 + 1
+    finally:
+        b2.close()
+
+
+def test_a_stalled_pico_is_reported_with_the_emulators_last_words() -> None:
+    b = Board.open("emu:pico", timeout=3.0)     # its own emulated Pico: this one is stopped
+    emu = b.emulator
+    try:
+        assert b.info.hal == "rp2" and b.timeout == 3.0
+        os.kill(emu.proc.pid, signal.SIGSTOP)   # the emulated chip stops (as a hung firmware would)
+        t0 = time.monotonic()
+        with pytest.raises(LinkTimeout, match=r"stopped responding.*PC=0x"):
+            b.read(1)
+        assert time.monotonic() - t0 < 10
+    finally:
+        os.kill(emu.proc.pid, signal.SIGCONT)
+        b.close()
+    assert not emu.alive()
+
+
+def _mpremote(port: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_repl_then_mpremote_takes_over(board: Board, pico: PicoEmulator) -> None:
+    board.close()                           # from here on the tests open the port themselves
+    b = Board.open(pico.port, timeout=30)
+    b.leave_binary_mode()
+    b.close()
+    proc = _mpremote(pico.port, "exec", "import sys; print(sys.platform, sys.implementation.version[:2])")
+    assert proc.returncode == 0, proc.stderr
+    assert "rp2 (1, 28)" in proc.stdout
+
+
+def test_memhost_flash_through_mpremote_then_the_board_serves_frames(pico: PicoEmulator) -> None:
+    # the real flashing path: files copied by mpremote into the Pico's LittleFS, then a reset
+    mark = pico.mark()
+    proc = subprocess.run([sys.executable, "-m", "memhost", "flash", "--port", pico.port,
+                           "--board", "pico", "--json"], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    ev = pico.events(("flash_program", "reset", "boot"), since=mark)
+    assert any(e["e"] == "flash_program" for e in ev) and any(e["e"] == "reset" for e in ev)
+    b = Board.open(pico.port, timeout=pico.boot_timeout)
+    try:
+        assert b.info.hal == "rp2"
+        assert b.read(4).n == 4
+    finally:
+        b.close()
