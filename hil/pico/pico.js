@@ -9,10 +9,14 @@
 // stderr: start-up line and last words (the host shows them when the board stops responding).
 //
 // At the pin/bus level (pins and converter constants come from config.py, through device.py):
-//   MCP4922  16-bit words shifted out of SPI0 while /CS (a GPIO) is low, latched on /CS rising.
-//   Gate     the PIO side-set pin: the device gets DAC A's voltage (through the pulse stage, in
+//   DACs     SPI0: MCP4922 16-bit words while its /CS (a GPIO) is low, latched on /CS rising (A:
+//            amplitude, B: read bias); DAC8551 24-bit frames on its SYNC (offset current). Words
+//            of the wrong length or clocked in a mode the chip does not sample are ignored, as the
+//            chips would.
+//   Gate     the PIO side-set pin: the device gets DAC A's code (through the pulse stage, in
 //            device.py) for exactly as many system-clock cycles as the pin was high.
-//   Read     READ_EN pin, DAC B bias, TIA and ADC0: each ADC conversion asks device.py for its code.
+//   Read     READ_EN pin; AD7685 on SPI1: CNV rising samples (device.py: bias, offset, TIA, ADC
+//            from hil/frontend.py), CNV low puts the 16 bits on SDO, MSB first, for SPI1 to clock.
 //   USB      CDC bytes both ways (an OUT transfer waits for host bytes instead of returning empty).
 //   Flash    the bootrom's flash_range_erase / flash_range_program are hooked, so MicroPython's
 //            filesystem writes (mpremote fs cp) persist; machine.reset() reboots with that flash.
@@ -229,76 +233,112 @@ function boot(flash) {
   }
   const stampNow = () => (b.pioNow >= 0 ? b.pioNow : cyc);
 
-  // ---- MCP4922 on SPI0 + /CS ----
-  const spi = mcu.spi[cfg.spi_id];
-  const dacCode = [0, 0];        // latched codes, A and B (power-on: 0)
-  let csLow = false, word = 0, bits = 0, csFellAt = 0;
-  b.dacV = (ch) => (dacCode[ch] * cfg.dac_vref) / (1 << cfg.dac_bits);
-  const spiDone = clock.createAlarm(() => spi.completeTransmit(0));
+  // ---- the DAC bus (SPI0): MCP4922 on /CS, DAC8551 on SYNC ----
+  const spi = mcu.spi[cfg.dac_spi];
+  const dacCode = [0, 0];          // MCP4922 codes latched, A and B (power-on: 0)
+  b.dacCode = dacCode;
+  const chips = [
+    // MCP4922 samples SDI on rising SCK edges (SPI modes 0 and 3); 16 bits, latched on /CS rising
+    { name: 'mcp4922', pin: PIN.dac_cs, bits: 16, modes: [0, 3] },
+    // DAC8551 samples on falling edges (modes 1 and 2); 24 bits, updated at the 24th bit
+    { name: 'dac8551', pin: PIN.ofs_cs, bits: 24, modes: [1, 2] },
+  ];
+  for (const chip of chips) {
+    chip.low = false; chip.word = 0; chip.n = 0; chip.badMode = false; chip.fell = 0;
+    mcu.gpio[chip.pin].addListener((state) => {
+      const high = state === GPIOPinState.High;
+      if (!high && !chip.low) {
+        chip.low = true; chip.word = 0; chip.n = 0; chip.badMode = false; chip.fell = cyc;
+      } else if (high && chip.low) {
+        chip.low = false;
+        if (chip.n !== chip.bits || chip.badMode) {
+          obs({ e: 'spi_ignored', c: cyc, chip: chip.name, bits: chip.n, bad_mode: chip.badMode });
+        } else if (chip.name === 'mcp4922') {
+          const w = chip.word & 0xffff;
+          const ch = w >> 15;
+          const code = (w >> 12) & 1 ? w & 0xfff : 0;    // /SHDN = 0: output off
+          dacCode[ch] = code;
+          if (ch) devSend(`B ${tSec(cyc).toPrecision(17)} ${code}`);
+          obs({ e: 'dac', c: cyc, cs_low: chip.fell, ch: ch ? 'B' : 'A', word: w, code, gain2: ((w >> 13) & 1) === 0 });
+        } else {
+          const pd = (chip.word >> 16) & 3;              // power-down modes: output off
+          const code = pd ? 0 : chip.word & 0xffff;
+          devSend(`O ${tSec(cyc).toPrecision(17)} ${code}`);
+          obs({ e: 'offset', c: cyc, cs_low: chip.fell, code });
+        }
+      }
+    });
+  }
+  const dacBusDone = clock.createAlarm(() => spi.completeTransmit(0));
   spi.onTransmit = (value) => {
     const wired = mcu.gpio[PIN.dac_sck].functionSelect === FUNC_SPI &&
       mcu.gpio[PIN.dac_mosi].functionSelect === FUNC_SPI;
-    if (csLow && wired) {
-      word = ((word << spi.dataBits) | value) >>> 0;
-      bits += spi.dataBits;
+    const nb = spi.dataBits;
+    for (const chip of chips) {
+      if (!chip.low || !wired) continue;
+      if (!chip.modes.includes(spi.spiMode)) chip.badMode = true;
+      chip.word = chip.word * (1 << nb) + value;         // up to 24 bits: exact in a double
+      chip.n += nb;
     }
-    const hz = spi.clockFrequency || 1e6;
-    spiDone.schedule((spi.dataBits * 1e9) / hz);  // the byte is done after its bit times
+    dacBusDone.schedule((nb * 1e9) / (spi.clockFrequency || 1e6));  // done after its bit times
   };
-  mcu.gpio[PIN.dac_cs].addListener((state) => {
-    const high = state === GPIOPinState.High;
-    if (!high && !csLow) {
-      csLow = true; word = 0; bits = 0; csFellAt = cyc;
-    } else if (high && csLow) {
-      csLow = false;
-      if (bits === 16) {
-        const w = word & 0xffff;
-        const ch = w >> 15;
-        const on = (w >> 12) & 1;                 // /SHDN: 0 = output off
-        const gain2 = ((w >> 13) & 1) === 0;      // /GA: 0 = 2x
-        const code = w & 0xfff;
-        dacCode[ch] = on ? code * (gain2 ? 2 : 1) : 0;
-        obs({ e: 'dac', c: cyc, cs_low: csFellAt, ch: ch ? 'B' : 'A', word: w, code, v: b.dacV(ch) });
-      } else {
-        obs({ e: 'dac_ignored', c: cyc, bits });  // the MCP4922 ignores words that are not 16 bits
-      }
-    }
-  });
 
   // ---- the gate (PIO side-set) ----
-  let gateHigh = false, gateRise = 0, gateVA = 0;
+  let gateHigh = false, gateRise = 0, gateCode = 0;
   mcu.gpio[PIN.gate].addListener((state) => {
     const high = state === GPIOPinState.High;
     const now = stampNow();
     if (high && !gateHigh) {
-      gateHigh = true; gateRise = now; gateVA = b.dacV(0);
+      gateHigh = true; gateRise = now; gateCode = dacCode[0];
     } else if (!high && gateHigh) {
       gateHigh = false;
       const n = now - gateRise;
       pulses++;
       // the device sees W+ for the time the switch is closed, in emulated cycles from the pin
-      devSend(`P ${tSec(gateRise).toPrecision(17)} ${gateVA} ${tSec(n).toPrecision(17)}`);
-      obs({ e: 'gate', c: gateRise, end: now, cycles: n, v_dac_a: gateVA, dac_a_changed: b.dacV(0) !== gateVA });
+      devSend(`P ${tSec(gateRise).toPrecision(17)} ${gateCode} ${tSec(n).toPrecision(17)}`);
+      obs({ e: 'gate', c: gateRise, end: now, cycles: n, code_a: gateCode, dac_a_changed: dacCode[0] !== gateCode });
     }
   });
 
-  // ---- READ_EN, TIA, ADC0 ----
+  // ---- READ_EN, TIA, AD7685 on SPI1 (CNV rising converts; CNV low: 16 bits MSB first on SDO) ----
   let readEn = false;
   mcu.gpio[PIN.read_en].addListener((state) => {
     const on = state === GPIOPinState.High;
-    if (on !== readEn) { readEn = on; obs({ e: 'read_en', c: cyc, on: on ? 1 : 0 }); }
-  });
-  const adc = mcu.adc;
-  let adcCode = 0;
-  const adcDone = clock.createAlarm(() => adc.completeADCRead(adcCode, false));
-  adc.onADCRead = (channel) => {
-    if (channel === cfg.adc_channel) {
-      adcCode = parseInt(devAsk(`R ${tSec(cyc).toPrecision(17)} ${b.dacV(1)} ${readEn ? 1 : 0}`), 10);
-    } else {
-      adcCode = 0;
+    if (on !== readEn) {
+      readEn = on;
+      devSend(`E ${tSec(cyc).toPrecision(17)} ${on ? 1 : 0}`);
+      obs({ e: 'read_en', c: cyc, on: on ? 1 : 0 });
     }
-    obs({ e: 'adc', c: cyc, ch: channel, code: adcCode, read_en: readEn ? 1 : 0 });
-    adcDone.schedule(adc.sampleTime * 1000);
+  });
+  const adcSpi = mcu.spi[cfg.adc_spi];
+  let cnvHigh = false, cnvRise = 0, adcWord = 0, adcBitsLeft = 0;
+  mcu.gpio[PIN.adc_cnv].addListener((state) => {
+    const high = state === GPIOPinState.High;
+    if (high && !cnvHigh) {
+      cnvHigh = true; cnvRise = cyc;
+      adcWord = parseInt(devAsk(`C ${tSec(cyc).toPrecision(17)}`), 10);   // sampled at CNV rising
+      obs({ e: 'adc', c: cyc, code: adcWord, read_en: readEn ? 1 : 0 });
+    } else if (!high && cnvHigh) {
+      cnvHigh = false;
+      adcBitsLeft = cfg.adc_bits;
+      if (tSec(cyc - cnvRise) < 2.2e-6) obs({ e: 'adc_early', c: cyc, cycles: cyc - cnvRise });
+    }
+  });
+  let adcRx = 0;
+  const adcBusDone = clock.createAlarm(() => adcSpi.completeTransmit(adcRx));
+  adcSpi.onTransmit = () => {
+    const nb = adcSpi.dataBits;
+    const wired = mcu.gpio[PIN.adc_sck].functionSelect === FUNC_SPI &&
+      mcu.gpio[PIN.adc_miso].functionSelect === FUNC_SPI;
+    let rx = 0;
+    for (let i = 0; i < nb; i++) {      // SDO: the result's next bit, then the SDI level (tied high)
+      let bit = 1;
+      if (!cnvHigh && wired && adcBitsLeft > 0) bit = (adcWord >> (adcBitsLeft - 1)) & 1;
+      if (adcBitsLeft > 0) adcBitsLeft--;
+      rx = (rx << 1) | bit;
+    }
+    adcRx = rx;
+    adcBusDone.schedule((nb * 1e9) / (adcSpi.clockFrequency || 1e6));
   };
 
   // ---- USB CDC ----

