@@ -346,3 +346,12 @@ hal = Hal()
 print(json.dumps([list(e) for e in log if e[0] == 'pin_af']))
 """)
     assert out == [["pin_af", C["PYB_PIN_PULSE_GATE"], 1]]              # X1 = PA0, AF1 = TIM2_CH1
+
+def test_board_read_constants_are_the_front_ends():
+    """board.py's const() copies of FE_READ_SETTLE_S and FE_ADC_OVERSAMPLE (const() needs literals)."""
+    src = (FIRMWARE / "memfw" / "hal" / "board.py").read_text()
+
+    def const_of(name: str) -> int:
+        return int(src.split(f"{name} = const(")[1].split(")")[0])
+    assert const_of("_READ_SETTLE_US") == round(C["FE_READ_SETTLE_S"] * 1e6)
+    assert const_of("_OVERSAMPLE") == C["FE_ADC_OVERSAMPLE"]
