@@ -75,10 +75,24 @@ def test_read_noise_is_the_models_figure_and_the_mean_is_unbiased():
     rs = [fe.read(lambda: g, 1) for _ in range(3000)]
     sd = statistics.stdev(rs) * fe.bias_v()
     assert sd == pytest.approx(fe.read_sigma_a(g), rel=0.12)
-    assert abs(statistics.fmean(rs) - g) < 4 * sd / fe.bias_v() / math.sqrt(len(rs)) + 2e-9
+    code = fe.a_per_count / fe.bias_v()         # one ADC code in S: the DNL model's INL is a few
+    assert abs(statistics.fmean(rs) - g) < 4 * sd / fe.bias_v() / math.sqrt(len(rs)) + 3 * code
     # the 2048-level goal on tio2x-seed: <= 0.1 level per verify read from the front end
     level = (1.19e-3 - 1.0e-3) / 2048 * fe.bias_v()
     assert fe.read_sigma_a(g, device=False) <= 0.1 * level
+
+
+@pytest.mark.parametrize("g", [0.93e-3, 1.1e-3, 1.27e-3])
+def test_the_one_step_read_matches_conversion_by_conversion(g):
+    """read() draws each verify read's code sum in one step; read(exact=True) converts each of the
+    16 conversions (noise, DNL, rounding): same mean (to 0.05 ADC code), same spread (10 %)."""
+    fast, exact = make(seed=13), make(seed=13)
+    a = [fast.read(lambda: g, 1) for _ in range(3000)]
+    b = [exact.read(lambda: g, 1, exact=True) for _ in range(3000)]
+    code = fast.a_per_count / fast.bias_v()          # one ADC code of the mean, in S
+    se = statistics.stdev(b) / math.sqrt(len(b))
+    assert abs(statistics.fmean(a) - statistics.fmean(b)) < 4 * se * math.sqrt(2) + 0.05 * code
+    assert statistics.stdev(a) == pytest.approx(statistics.stdev(b), rel=0.1)
 
 
 def test_ratiometric_reference_error_cancels():
