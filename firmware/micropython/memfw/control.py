@@ -875,7 +875,8 @@ class Controller:
             fk = st[_FL]
             tau = st[_TAUL]
         # probe (tau unknown): 1 = measure after large moves and at the final verify, 2 = at the
-        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known)
+        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known, or the final verify
+        # probed already: at most two probes per PROGRAM)
         probe = 1 if auto and tau == 0 else 0
         # tracking: u = the volatile part of the reading g (counts), at time tu (mid-batch ticks);
         # decisions use the settled estimate g - u
@@ -941,7 +942,8 @@ class Controller:
                 if probed:
                     gf = self._py[m - 1]
                     tm = time.ticks_add(tg, self._ps[m - 1])
-                    probe = 0 if st[_TAUL] > 0 else 2
+                    probe = 0           # (at most one final probe per PROGRAM; the next one
+                                        # probes again while tau is unknown)
                     if fk == 0 and st[_TAUL] > 0:
                         fk = st[_FL]
                         tau = st[_TAUL]

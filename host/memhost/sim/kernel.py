@@ -51,8 +51,8 @@ PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn
 def draws_per_device(max_pulses):
     """The most (normals, uniforms) one device can use: per pulse one cycle-to-cycle normal and
     three reads (after the pulse, a verify, a re-read after a settle), each at most two normals
-    (white, low-frequency) and one uniform (RTN); plus the first read and one relaxation probe."""
-    return 7 * (max_pulses + 1) + 2 + 2 * PROBE_N, 3 * (max_pulses + 1) + 1 + PROBE_N
+    (white, low-frequency) and one uniform (RTN); plus the first read and two relaxation probes."""
+    return 7 * (max_pulses + 1) + 2 + 4 * PROBE_N, 3 * (max_pulses + 1) + 1 + 2 * PROBE_N
 
 
 @njit(cache=True, inline="always")
@@ -373,7 +373,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             fk = sfl[d]
             tauk = staul[d]
         # probe (tau unknown): 1 = measure after large moves and at the final verify, 2 = at the
-        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known)
+        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known, or the final verify
+        # probed already: at most two probes per PROGRAM)
         probe = 1 if auto and tauk == 0.0 else 0
         U = 0.0                             # volatile part of the reading g (tracked if trk)
         tU = t_ - nr * ph[READ_TIME]        # the time g refers to (its batch's start here)
@@ -424,7 +425,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 if probed:
                     gf = py[m - 1]
                     tm = tgr + ps[m - 1]
-                    probe = 0 if staul[d] > 0.0 else 2
+                    probe = 0           # (at most one final probe per PROGRAM)
                     if fk == 0.0 and staul[d] > 0.0:
                         fk = sfl[d]
                         tauk = staul[d]
