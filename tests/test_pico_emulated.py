@@ -245,3 +245,103 @@ def test_memhost_flash_through_mpremote_then_the_board_serves_frames(pico: PicoE
         assert b.read(4).n == 4
     finally:
         b.close()
+
+
+# ---- bad input and failures: one line, exit 2; a dead chip is reported, never waited for ----------
+def _memhost(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "memhost", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def _one_line_exit_2(out: subprocess.CompletedProcess, *words: str) -> None:
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("memhost: error: ") and out.stderr.count("\n") == 1, out.stderr
+    for w in words:
+        assert w in out.stderr, out.stderr
+
+
+def test_missing_or_corrupt_images_are_one_line_saying_what_and_how(tmp_path: Path) -> None:
+    uf2 = (REPO / "firmware" / "rp2-image" / "firmware.uf2").read_bytes()
+    _one_line_exit_2(_memhost("info", "--port", "emu:pico", env={"MEMHOST_PICO_UF2": str(tmp_path / "x.uf2")}),
+                     "x.uf2", "build.sh")
+    (tmp_path / "junk.uf2").write_bytes(b"\x01" * 1024)
+    _one_line_exit_2(_memhost("info", "--port", "emu:pico", env={"MEMHOST_PICO_UF2": str(tmp_path / "junk.uf2")}),
+                     "not a UF2 image")
+    bad = bytearray(uf2)
+    bad[40 * 512 + 508] ^= 0xFF                     # block 40's final magic number
+    (tmp_path / "bad.uf2").write_bytes(bytes(bad))
+    _one_line_exit_2(_memhost("info", "--port", "emu:pico", env={"MEMHOST_PICO_UF2": str(tmp_path / "bad.uf2")}),
+                     "block 40")
+    (tmp_path / "rom.bin").write_bytes(b"\0" * 4096)
+    _one_line_exit_2(_memhost("info", "--port", "emu:pico", env={"MEMHOST_PICO_BOOTROM": str(tmp_path / "rom.bin")}),
+                     "bootrom")
+    (tmp_path / "fs.img").write_bytes(b"\xff" * 4096)
+    _one_line_exit_2(_memhost("info", "--port", "emu:pico", env={"MEMHOST_PICO_FS": str(tmp_path / "fs.img")}),
+                     "fs.img")
+
+
+def test_no_node_is_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    _one_line_exit_2(_memhost("info", "--port", "emu:pico", env={"PATH": str(tmp_path / "bin")}),
+                     "Node.js", "apt-get install nodejs")
+
+
+def test_a_hard_fault_in_the_emulated_chip_is_reported_with_its_last_words() -> None:
+    import serial
+    with PicoEmulator(preset=PRESET, seed=5) as emu:
+        b = Board.open(emu.port, timeout=emu.boot_timeout)
+        b.leave_binary_mode()
+        b.close()
+        with serial.Serial(emu.port, 115200, timeout=0.1) as ser:   # raw REPL: a bkpt, as a fault ends
+            ser.write(b"\r\x03\x03\x01")
+            time.sleep(0.5)
+            ser.write(b"import micropython\n@micropython.asm_thumb\ndef f():\n    data(2, 0xbe00)\nf()\n\x04")
+            emu.proc.wait(timeout=60)
+        assert emu.proc.returncode == 4 and "stopped: breakpoint/fault" in emu.stderr_tail()
+        ser = serial.Serial(emu.port, 115200, timeout=0.05)
+        t0 = time.monotonic()
+        with pytest.raises(LinkTimeout, match=r"stopped responding.*stopped: breakpoint/fault"):
+            Board(ser, emulator=emu, timeout=3.0)
+        assert time.monotonic() - t0 < 10
+
+
+def test_the_emulated_pico_dies_with_the_host_process_that_started_it() -> None:
+    code = ("import sys, time; from memhost.pico_emulator import PicoEmulator; e = PicoEmulator().start(); "
+            "print(e.proc.pid, e.device.pid, flush=True); time.sleep(60)")
+    host = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    children = [int(x) for x in host.stdout.readline().split()]
+    for pid in children:
+        os.kill(pid, 0)
+    host.send_signal(signal.SIGKILL)
+    host.wait()
+    deadline = time.monotonic() + 5
+    alive = list(children)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _exists(p)]
+        time.sleep(0.05)
+    assert not alive, f"emulated Pico processes {alive} outlived their host"
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:                                    # a zombie has exited: it only waits for its (dead) parent
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_memhost_emulator_board_pico_prints_a_port_that_serves_frames() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "memhost", "emulator", "--board", "pico", "--preset",
+                             PRESET, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        import json
+        d = json.loads(proc.stdout.readline())
+        assert d["board"] == "pico" and Path(d["observations"]).is_file()
+        with Board.open(d["port"], timeout=PicoEmulator.boot_timeout) as b:
+            assert (b.info.hal, b.info.board) == ("rp2", "Raspberry Pi Pico (RP2040)")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)

@@ -43,18 +43,34 @@ class PicoSetupError(MemhostError):
 def _artifact(env: str, name: str, how: str) -> Path:
     path = Path(os.environ.get(env) or IMAGE_DIR / name)
     if not path.is_file():
-        raise PicoSetupError(f"the emulated Pico needs {path} ({how}); or set {env}")
+        raise PicoSetupError(f"the emulated Pico needs {path} ({how}), or {env} naming one")
+    return path
+
+
+def _check_uf2(path: Path) -> Path:
+    """A UF2 file: 512-byte blocks with the UF2 magic numbers (pico.js checks every block again)."""
+    data = path.read_bytes()
+    if not data or len(data) % 512 or data[:8] != b"UF2\nWQ]\x9e":
+        raise PicoSetupError(f"{path} is not a UF2 image (bad size or magic): restore "
+                             "firmware/rp2-image/firmware.uf2 from git (or rebuild it with "
+                             "firmware/rp2-image/build.sh)")
     return path
 
 
 def uf2_path() -> Path:
-    return _artifact("MEMHOST_PICO_UF2", "firmware.uf2",
-                     "MicroPython v1.28.0 RPI_PICO, committed in firmware/rp2-image/; rebuild with its build script")
+    return _check_uf2(_artifact("MEMHOST_PICO_UF2", "firmware.uf2",
+                                "MicroPython v1.28.0 RPI_PICO, committed in firmware/rp2-image/; "
+                                "rebuild it with firmware/rp2-image/build.sh"))
 
 
 def bootrom_path() -> Path:
-    return _artifact("MEMHOST_PICO_BOOTROM", "bootrom.bin",
+    path = _artifact("MEMHOST_PICO_BOOTROM", "bootrom.bin",
                      "RP2040 B1 bootrom, committed in firmware/rp2-image/")
+    data = path.read_bytes()
+    if len(data) != 16384 or data[:4] != bytes.fromhex("001f0420"):
+        raise PicoSetupError(f"{path} is not the RP2040 B1 bootrom (16384 bytes starting with its "
+                             "stack pointer 0x20041f00): restore firmware/rp2-image/bootrom.bin from git")
+    return path
 
 
 def node_command() -> list[str]:
@@ -119,10 +135,15 @@ class PicoEmulator:
         preset = load_preset(self.preset_arg)
         node = node_command()
         uf2, rom = uf2_path(), bootrom_path()
-        image = self.fs_image if self.fs_image is not None else firmware_fs_image()
-        if not image.is_file():
-            raise PicoSetupError(f"LittleFS image {image} not found: omit it to build one from "
-                                 "firmware/micropython")
+        image = self.fs_image or (Path(os.environ["MEMHOST_PICO_FS"]) if os.environ.get("MEMHOST_PICO_FS")
+                                  else None)
+        if image is None:
+            image = firmware_fs_image()
+        else:
+            from .pico_fsimage import read_fs_image
+            if "main.py" not in read_fs_image(image):  # raises with what is wrong and how to rebuild
+                raise PicoSetupError(f"the filesystem image {image} has no main.py: build it with "
+                                     "memhost.pico_fsimage.build_fs_image (or unset MEMHOST_PICO_FS)")
         self._tmp = tempfile.TemporaryDirectory(prefix="memhost-pico-")
         tmp = Path(self._tmp.name)
         (tmp / "preset.json").write_text(json.dumps(preset.to_json()))
@@ -193,7 +214,8 @@ class PicoEmulator:
     def last_words(self) -> str:
         """What the emulator said last: its stderr tail, or where the emulated core was."""
         if not self.alive():
-            return f"emulator exited: {self.stderr_tail(600).strip()}"
+            said = [ln for ln in self.stderr_tail(20000).splitlines() if ln.startswith("pico: ")]
+            return "emulator exited: " + (said[-1][:700] if said else self.stderr_tail(600).strip())
         st = self.status()
         return st.get("last", "") or self.stderr_tail(600).strip()
 
