@@ -218,6 +218,8 @@ class _Display:
         bar = "#" * int(round(frac * 20)) + "-" * (20 - int(round(frac * 20)))
         err = f" err {s.error_lsb:+.2f} LSB" if s.error_lsb is not None else ""
         state = s.outcome()
+        if state == "running" and not s.total:
+            state = "opening the board, measuring its range"
         tail = f" {state}" + (f": {s.message}" if s.message and state == "failed" else "")
         return f"{s.name[:28]:28s} [{bar}] {s.done}/{s.total} {s.label}{err}{tail}"[:160]
 

@@ -24,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def go(board: Any, o: dict[str, Any]) -> Any:
         return run_retention(board, cfg, out=args.out, argv=sys.argv,
+                             progress=False if args.quiet or args.json else None,
                              preset=o["preset"] if board.emulator else None,
                              seed=o["seed"] if board.emulator else None)
 

@@ -18,6 +18,7 @@ import numpy as np
 from .. import analysis
 from ..errors import UsageError
 from ..protocol import ALGORITHMS
+from ..progress import Progress
 from ..runlog import RunFolder
 from ._common import closing_run, new_run
 from .range import DEFAULT_MARGIN, characterize_range, check_range
@@ -56,7 +57,8 @@ class RetentionConfig:
 
 
 def run_retention(board: Any, cfg: RetentionConfig, out: str | Path = "runs",
-                  **kw: Any) -> tuple[RunFolder, dict[str, Any]]:
+                  progress: bool | None = None, **kw: Any) -> tuple[RunFolder, dict[str, Any]]:
+    """progress: None = a bar on stderr when it is a terminal (one step = a PROGRAM or a read)."""
     cfg.validate()
     t0 = time.monotonic()
     dr = characterize_range(board, cfg.margin)
@@ -69,13 +71,15 @@ def run_retention(board: Any, cfg: RetentionConfig, out: str | Path = "runs",
     run = new_run(board, "retention", c, COLUMNS, out, n_levels=cfg.n, g_min=g_min, g_max=g_max,
                   device_range=dr.as_dict(), **kw)
     step = 0
-    with closing_run(run, t0):
+    bar = Progress(len(targets) * (cfg.points + 1), "steps", enabled=progress)
+    with closing_run(run, t0), bar:
         for lv, target in enumerate(targets):
             res = board.program(float(target), cfg.tolerance_lsb * step_s, cfg.algorithm,
                                 n_reads=cfg.n_reads)
             run.append({"step": step, "level": lv, "target": target, "t_s": 0.0, "g": res.g,
                         "g_std": math.nan, "status": res.status})
             step += 1
+            bar.update(1, error_lsb=(res.g - target) / step_s)
             t = 0.0
             for tp in cfg.times():
                 board.wait(float(tp - t))
@@ -84,6 +88,7 @@ def run_retention(board: Any, cfg: RetentionConfig, out: str | Path = "runs",
                 run.append({"step": step, "level": lv, "target": target, "t_s": t, "g": r.g,
                             "g_std": r.g_std, "status": "read"})
                 step += 1
+                bar.update(1)
     return run, summarize_retention(run.path)
 
 
