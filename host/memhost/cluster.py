@@ -147,7 +147,9 @@ class DaskExecutor:
         call = next(self._calls)
         name = getattr(fn, "__name__", "task")
         keys = [f"memhost-{name}-{self._token}-{call}-{i}" for i in range(len(tasks))]
-        futs = self.client.map(fn, list(tasks), key=keys, pure=False)
+        # one submit per chunk: each carries its own data (a chunk's level codes), and no single
+        # message holds the whole run's data (Dask warns about graphs over 10 MB)
+        futs = [self.client.submit(fn, t, key=k, pure=False) for t, k in zip(tasks, keys)]
         index = {f.key: i for i, f in enumerate(futs)}
         out: list[Any] = [None] * len(tasks)
         seen: set[int] = set()
