@@ -125,3 +125,13 @@ def test_unreachable_scheduler_is_one_clear_error(capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     assert "dask scheduler" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_scaling_gives_the_same_errors_on_1_and_2_workers(capsys):
+    assert main(["bench", "scaling", "--weights", "20k", "--bits", "4", "--chunk", "8000",
+                 "--workers", "1,2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [r["workers"] for r in res["runs"]] == [1, 2]
+    assert res["runs"][0]["devices"] == res["runs"][1]["devices"] == 40_000
+    assert res["runs"][0]["chunks"] == 6 and res["same_results"] and res["same_counts"]
+    assert all(r["wall_s"] > 0 and r["speedup_vs_first"] > 0 for r in res["runs"])

@@ -17,6 +17,7 @@ import itertools
 import logging
 import os
 import uuid
+import warnings
 from typing import Any, Callable, Sequence
 
 from .errors import MemhostError, UsageError
@@ -127,9 +128,13 @@ class DaskExecutor:
             n = int(workers or 1)
             # single-threaded worker processes: the twin is numpy on one core per chunk; no
             # dashboard (it needs bokeh and a free port), scheduler on a free local port
-            self.cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                silence_logs=logging.ERROR)
+            with warnings.catch_warnings():
+                # the scheduler's health-check HTTP server moves to a free port when 8787 is taken
+                # (another cluster on this machine) and says so: nothing for the user to do
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                self.cluster = distributed.LocalCluster(
+                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                    silence_logs=logging.ERROR)
             self.client = distributed.Client(self.cluster)
         self._token = uuid.uuid4().hex[:12]
         self._calls = itertools.count()

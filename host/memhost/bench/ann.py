@@ -239,6 +239,9 @@ def _run(args: Any) -> int | None:
     parse_clip(args.clip)
     if args.trials < 1:
         raise UsageError("--trials must be at least 1")
+    if (args.workers is not None or args.scheduler) and not (args.closed_loop or args.weights):
+        raise UsageError("--workers/--scheduler run the closed-loop programming: add --closed-loop "
+                         "(--ideal and --from-run sweeps run in this process)")
     if args.weights:
         if args.from_run or args.ideal:
             raise UsageError("--weights is the closed-loop transfer bench: use it with --closed-loop")

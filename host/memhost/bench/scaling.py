@@ -19,12 +19,10 @@ from typing import Any
 import numpy as np
 
 
-def _warm() -> int:
+def _warm(preset: str, algorithm: str) -> int:
     """Run on every worker before timing: import and compile the twin, program a few devices."""
     from ..ann import transfer as tr
-    from ..sim.presets import load_preset
-    p = load_preset("tio2x-seed")
-    m = tr.ClosedLoopModel(str(p.path), "adaptive", seed=0)
+    m = tr.ClosedLoopModel(preset, algorithm, seed=0)
     m.draw(np.arange(256, dtype=np.int16) % 8, 8, np.random.default_rng(0))
     return os.getpid()
 
@@ -42,7 +40,7 @@ def run_scaling(weights: int, bits: int, workers: list[int], preset: str = "tio2
     for k in workers:
         ex = DaskExecutor(workers=k)
         try:
-            ex.client.run(_warm)
+            ex.client.run(_warm, preset, algorithm)
             model = tr.ClosedLoopModel(preset, algorithm, seed=seed, chunk=chunk, executor=ex)
             load0 = os.getloadavg()
             t0 = time.perf_counter()
