@@ -2,7 +2,8 @@
 a Dask LocalCluster of 1, then 2, ... worker processes, in one run: wall time per worker count, the
 speed-up against the first, and a check that every count gave the same errors bit for bit.
 
-Each cluster is started and warmed (every worker loads the compiled twin and programs a few devices)
+The CPU time the workers got is printed too (CPU-seconds / wall = cores used): on a shared machine
+it, not the worker count, sets the speed. Each cluster is started and warmed (every worker loads the compiled twin and programs a few devices)
 before its clock starts; the clock covers the programming of every device (scheduling, transfer of
 the level codes to the workers and of the errors back included). Load averages are printed with
 every figure: on a shared machine other processes take cores from the workers.
@@ -27,6 +28,11 @@ def _warm(preset: str, algorithm: str) -> int:
     return os.getpid()
 
 
+def _cpu_s() -> float:
+    """CPU seconds this worker process has used (user + system)."""
+    return time.process_time()
+
+
 def run_scaling(weights: int, bits: int, workers: list[int], preset: str = "tio2x-seed",
                 algorithm: str = "adaptive", seed: int = 0, chunk: int = 1 << 20,
                 mapping: str = "differential", log: Any = None) -> dict[str, Any]:
@@ -42,11 +48,13 @@ def run_scaling(weights: int, bits: int, workers: list[int], preset: str = "tio2
         try:
             ex.client.run(_warm, preset, algorithm)
             model = tr.ClosedLoopModel(preset, algorithm, seed=seed, chunk=chunk, executor=ex)
+            cpu0 = sum(ex.client.run(_cpu_s).values())
             load0 = os.getloadavg()
             t0 = time.perf_counter()
             errs = model.draw_many(codes, n, np.random.default_rng(seed))
             wall = time.perf_counter() - t0
             load1 = os.getloadavg()
+            cpu = sum(ex.client.run(_cpu_s).values()) - cpu0
         finally:
             ex.close()
         digest = hashlib.sha256()
@@ -57,13 +65,17 @@ def run_scaling(weights: int, bits: int, workers: list[int], preset: str = "tio2
                "chunks": sum(len(model.pieces(c.size)) for c in codes),
                "pulses": model.pulses, "not_converged": model.not_converged,
                "device_pulses_per_s": model.pulses / wall, "errors_sha256": digest.hexdigest(),
+               # CPU the workers got: ~workers on idle cores; far less on a shared machine (with
+               # Linux autogroup, all processes of one session share that session's slice)
+               "workers_cpu_s": round(cpu, 2), "workers_cores_used": round(cpu / wall, 3),
                "loadavg_before": [round(x, 2) for x in load0],
                "loadavg_after": [round(x, 2) for x in load1]}
         rows.append(row)
         del errs
         if log:
             log(f"{k} worker(s): {wall:.1f} s wall, {row['device_pulses_per_s'] / 1e6:.2f} M "
-                f"device-pulses/s (load {load0[0]:.2f} -> {load1[0]:.2f})")
+                f"device-pulses/s, workers used {cpu:.1f} CPU-s = {cpu / wall:.2f} cores "
+                f"(load {load0[0]:.2f} -> {load1[0]:.2f})")
     base = rows[0]["wall_s"]
     for r in rows:
         r["speedup_vs_first"] = round(base / r["wall_s"], 3)
