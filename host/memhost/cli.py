@@ -17,7 +17,9 @@ import argparse
 import importlib
 import json
 import pkgutil
+import re
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, PROTOCOL_VERSION
@@ -66,29 +68,58 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def _register_package(package: str, subparsers: Any) -> None:
+_ADD_PARSER = re.compile(r"add_parser\(\s*[\"']([\w-]+)[\"']")
+
+
+def _modules_of(package: str) -> dict[str, str]:
+    """Subcommand name -> module name, read from the sources (nothing imported)."""
     pkg = importlib.import_module(package)
+    out: dict[str, str] = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{package}.{info.name}")
+        path = Path(pkg.__path__[0]) / f"{info.name}.py"
+        try:
+            names = _ADD_PARSER.findall(path.read_text(encoding="utf-8"))
+        except OSError:
+            names = []
+        for name in names or [f"?{info.name}"]:
+            out.setdefault(name, info.name)
+    return out
+
+
+def _register_package(package: str, subparsers: Any, only: str | None = None) -> None:
+    """Imports the package's command modules and lets each register its parsers. only: the one
+    subcommand the command line names (start-up then imports just its module), if known."""
+    modules = _modules_of(package)
+    wanted = [modules[only]] if only in modules else sorted(set(modules.values()))
+    for name in wanted:
+        module = importlib.import_module(f"{package}.{name}")
         register: Callable[[Any], None] | None = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The full parser; with argv, only the named subcommand's parser is built (fast start-up;
+    --help and unknown names still get every command)."""
+    words = [a for a in (argv or []) if not a.startswith("-")]
+    if argv is not None and any(a in ("-h", "--help") for a in argv[:1]):
+        words = []
     parser = Parser(
         prog="memhost",
         description="Program analog memristors precisely, on a real board or the emulated one.")
     parser.add_argument("--version", action="version",
                         version=f"memhost {__version__} (protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _register_package("memhost.commands", sub)
-    bench = sub.add_parser("bench", help="benchmarks that print figures (--json for machines)")
-    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
-    _register_package("memhost.bench", bench_sub)
-    bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
+    first = words[0] if words else None
+    if first != "bench":
+        _register_package("memhost.commands", sub, first)
+    if first in (None, "bench") or first not in _modules_of("memhost.commands"):
+        bench = sub.add_parser("bench", help="benchmarks that print figures (--json for machines)")
+        bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
+        _register_package("memhost.bench", bench_sub, words[1] if len(words) > 1 else None)
+        bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
     return parser
 
 
@@ -99,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         interrupts.release()            # a Ctrl-C during start-up lands here
         with interrupts.deferred():     # a Ctrl-C inside an import breaks that module: wait for it
-            parser = build_parser()
+            parser = build_parser(list(sys.argv[1:] if argv is None else argv))
         args = parser.parse_args(argv)
         func = getattr(args, "func", None)
         if func is None:

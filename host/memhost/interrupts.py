@@ -23,10 +23,12 @@ from typing import Any, Iterator
 _MAIN = threading.main_thread().ident
 _depth = 0
 _pending = False
+_seen = False       # a signal came at some point (an error after it may be its consequence)
 
 
 def _handler(signum: int, frame: Any) -> None:
-    global _pending
+    global _pending, _seen
+    _seen = True
     if _depth > 0:
         _pending = True
         return
@@ -106,3 +108,8 @@ def check() -> None:
 
 def pending() -> bool:
     return _pending
+
+
+def interrupted() -> bool:
+    """True once a SIGINT/SIGTERM has arrived in this process (handled or not)."""
+    return _seen

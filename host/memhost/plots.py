@@ -24,6 +24,18 @@ from numpy.typing import ArrayLike  # noqa: E402
 from . import analysis  # noqa: E402
 from .runlog import RunFolder  # noqa: E402
 
+
+def preload() -> None:
+    """Imports what drawing and saving figures imports on first use (the Agg canvas, PNG and SVG
+    writers), so that a Ctrl-C while drawing never lands inside an import."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.backends.backend_svg  # noqa: F401
+    try:
+        import PIL.Image  # noqa: F401
+        import PIL.PngImagePlugin  # noqa: F401
+    except ImportError:  # pragma: no cover - matplotlib writes PNG without Pillow
+        pass
+
 US = 1e6  # S -> µS
 FORMATS = ("png", "svg")
 

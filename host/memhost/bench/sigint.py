@@ -33,10 +33,11 @@ LEVELS_ARGS = ["-n", "6", "--cycles", "2", "--quiet"]
 class StressResult:
     signals: int = 0            # SIGINTs sent
     launches: int = 0           # processes started
-    chains: int = 0             # runs completed through interrupts and resumes
+    chains: int = 0             # runs completed through interrupts and resumes, checked
     exits_130: int = 0
     finished_first: int = 0     # the process had finished before the signal landed
     max_exit_s: float = 0.0     # longest time from SIGINT to exit
+    slow: list[str] = field(default_factory=list)    # exits slower than 5 s: what was running
     failures: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -51,8 +52,8 @@ def _env() -> dict[str, str]:
 
 
 def _launch(argv: list[str], cwd: Path, delay: float | None, deadline: float,
-            res: StressResult, lock: threading.Lock) -> tuple[int, str]:
-    """Runs memhost with argv, SIGINT after `delay` s (None: no signal); (status, stderr)."""
+            res: StressResult, lock: threading.Lock) -> tuple[int, str, bool]:
+    """Runs memhost with argv, SIGINT after `delay` s (None: no signal); (status, stderr, sent)."""
     proc = subprocess.Popen([sys.executable, "-m", "memhost", *argv], cwd=cwd, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     sent_at = None
@@ -70,13 +71,17 @@ def _launch(argv: list[str], cwd: Path, delay: float | None, deadline: float,
         with lock:
             res.failures.append(f"HANG: {' '.join(argv)} did not exit within {deadline} s of SIGINT "
                                 f"(delay {delay:.3f} s); stderr: {err[-500:]!r}")
-        return -9, err
+        return -9, err, True
     with lock:
         res.launches += 1
         if sent_at is not None:
             res.signals += 1
-            res.max_exit_s = max(res.max_exit_s, time.monotonic() - sent_at)
-    return proc.returncode, err
+            took = time.monotonic() - sent_at
+            res.max_exit_s = max(res.max_exit_s, took)
+            if took > 5.0:
+                res.slow.append(f"{took:.1f} s after SIGINT at {delay:.2f} s: {err.strip()[-200:]!r} "
+                                f"(load {os.getloadavg()[0]:.1f})")
+    return proc.returncode, err, sent_at is not None
 
 
 def _check_exit(status: int, err: str, signalled: bool, what: str, res: StressResult,
@@ -103,22 +108,35 @@ def _check_exit(status: int, err: str, signalled: bool, what: str, res: StressRe
 
 
 def _chain(k: int, base: Path, rng: random.Random, typical_s: float, deadline: float,
-           max_signals: int, res: StressResult, lock: threading.Lock) -> None:
-    """One run, interrupted up to max_signals times, resumed until complete; checks the folder."""
+           budget: int, res: StressResult, lock: threading.Lock) -> None:
+    """Small runs, each interrupted at random until it completes, until `budget` signals are sent."""
+    sent = r = 0
+    while sent < budget:
+        used = _one_run(base / f"chain{k}-{r}", rng, typical_s, deadline, budget - sent, res, lock)
+        if used < 0:
+            return
+        sent += used
+        r += 1
+
+
+def _one_run(out: Path, rng: random.Random, typical_s: float, deadline: float, budget: int,
+             res: StressResult, lock: threading.Lock) -> int:
+    """One run interrupted up to `budget` times and resumed until complete; checks its folder.
+    Returns the signals sent, or -1 after a failure."""
     from ..runlog import RunFolder, find_runs
-    out = base / f"chain{k}"
-    out.mkdir()
+    out.mkdir(parents=True)
     run: Path | None = None
-    for i in range(max_signals + 20):
-        signalled = i < max_signals
-        delay = rng.uniform(MIN_DELAY_S, typical_s * 1.1) if signalled else None
+    sent = 0
+    for i in range(budget + 20):
+        delay = rng.uniform(MIN_DELAY_S, typical_s * 1.1) if sent < budget else None
         argv = ["levels", "--port", "emu", "--out", str(out), *LEVELS_ARGS]
         if run is not None:
             argv = ["levels", "--resume", str(run), "--quiet"]
-        status, err = _launch(argv, base, delay, deadline, res, lock)
+        status, err, signalled = _launch(argv, out, delay, deadline, res, lock)
         if status == -9:
-            return
-        _check_exit(status, err, signalled, f"chain {k} launch {i}", res, lock)
+            return -1
+        sent += signalled
+        _check_exit(status, err, signalled, f"{out.name} launch {i}", res, lock)
         if run is None:
             found = find_runs(out)
             run = found[-1] if found else None
@@ -126,27 +144,27 @@ def _chain(k: int, base: Path, rng: random.Random, typical_s: float, deadline: f
             meta = RunFolder.open(run).meta
             if meta.get("status") == "running":
                 with lock:
-                    res.failures.append(f"chain {k} launch {i}: {run} left 'running' after exit "
+                    res.failures.append(f"{out.name} launch {i}: {run} left 'running' after exit "
                                         f"{status}")
-                return
+                return -1
             if meta.get("status") == "complete" and status in (0, 130, -signal.SIGINT):
                 break
     else:
         with lock:
-            res.failures.append(f"chain {k}: the run never completed")
-        return
+            res.failures.append(f"{out.name}: the run never completed")
+        return -1
     assert run is not None
     folder = RunFolder.open(run)
-    rows = folder.read_rows()            # raises on a repeated step
-    steps = sorted(r["step"] for r in rows)
+    steps = sorted(r["step"] for r in folder.read_rows())    # read_rows refuses a repeated step
     want = int(folder.meta["plan_length"])
     if steps != list(range(want)):
         with lock:
-            res.failures.append(f"chain {k}: {run} holds steps {steps[:5]}... ({len(steps)}), "
-                                f"expected each of 0..{want - 1} once")
-        return
+            res.failures.append(f"{run} holds steps {steps[:5]}... ({len(steps)}), expected each "
+                                f"of 0..{want - 1} once")
+        return -1
     with lock:
         res.chains += 1
+    return sent
 
 
 def stress(signals: int, jobs: int = 2, seed: int = 1, deadline: float = 10.0,
@@ -157,23 +175,24 @@ def stress(signals: int, jobs: int = 2, seed: int = 1, deadline: float = 10.0,
     with tempfile.TemporaryDirectory(prefix="memhost-sigint-", dir=workdir) as tmp:
         base = Path(tmp)
         t0 = time.monotonic()
-        status, err = _launch(["levels", "--port", "emu", "--out", str(base / "probe"), *LEVELS_ARGS],
-                              base, None, deadline, res, lock)
+        status, err, _ = _launch(["levels", "--port", "emu", "--out", str(base / "probe"),
+                                  *LEVELS_ARGS], base, None, deadline, res, lock)
         if status != 0:
             res.failures.append(f"an uninterrupted run failed ({status}): {err[-500:]}")
             return res
         typical = time.monotonic() - t0
-        chains = max(1, -(-signals // per_chain))
-        todo = list(range(chains))
-        rngs = {k: random.Random(seed * 100_003 + k) for k in todo}
+        started = [0, 0]            # chains started, signals they may send
 
         def worker() -> None:
             while True:
                 with lock:
-                    if not todo or len(res.failures) > 5:
+                    if started[1] >= signals or len(res.failures) > 5:
                         return
-                    k = todo.pop(0)
-                _chain(k, base, rngs[k], typical, deadline, per_chain, res, lock)
+                    k = started[0]
+                    n = min(per_chain, signals - started[1])
+                    started[0] += 1
+                    started[1] += n
+                _chain(k, base, random.Random(seed * 100_003 + k), typical, deadline, n, res, lock)
 
         threads = [threading.Thread(target=worker) for _ in range(max(1, jobs))]
         for t in threads:
@@ -197,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
               f"through interrupts and resumes; {res.exits_130} exits 130, {res.finished_first} "
               f"finished before the signal; slowest exit {res.max_exit_s:.2f} s after SIGINT "
               f"[{wall:.0f} s wall, load {d['load']:.2f}]")
+        for s in res.slow:
+            print(f"slow exit: {s}")
         for f in res.failures:
             print(f"FAIL {f}")
     return 1 if res.failures else 0

@@ -63,17 +63,20 @@ def run_experiment(args: argparse.Namespace, kind: str,
 
 
 def finish_command(args: argparse.Namespace, run_path: Any, summary: dict[str, Any], text: str) -> int:
-    """Figures (unless --no-plots), then the summary. Ctrl-C while plotting takes effect once the
-    figures are written (an interrupted import inside matplotlib turns into other errors or a
-    crash, and would leave half a figure): the line says the run is complete and where."""
+    """Figures (unless --no-plots), then the summary. Ctrl-C while plotting: the run is complete,
+    one line says how to draw the figures again. matplotlib's modules are imported with Ctrl-C
+    held back (an import cut half-way shows as an unrelated error, or crashes a C extension)."""
     if not getattr(args, "no_plots", False):
+        with interrupts.deferred():
+            from ..plots import plot_run, preload
+            preload()
         try:
-            with interrupts.deferred():
-                from ..plots import plot_run
-                plot_run(run_path)
-        except KeyboardInterrupt:
-            print(f"memhost: interrupted; the run is complete and its figures are written to "
-                  f"{run_path} (draw them again with: memhost plot {run_path})", file=sys.stderr)
+            plot_run(run_path)
+        except BaseException as exc:
+            if not (isinstance(exc, KeyboardInterrupt) or interrupts.interrupted()):
+                raise
+            print(f"memhost: interrupted while drawing the figures; the run is complete: draw them "
+                  f"with: memhost plot {run_path}", file=sys.stderr)
             return 130
     emit(args, summary, text)
     return 0
