@@ -27,6 +27,9 @@ class _Limits:
     ABS_MAX_PULSES = config.ABS_MAX_PULSES
 
 
+_TICKS0 = 3000000000
+
+
 class ModelHal(_Limits):
     """The scalar memristor model, virtual clock only (what memfw/hal/sim.py wraps)."""
 
@@ -50,7 +53,9 @@ class ModelHal(_Limits):
         self.dev.wait(s)
 
     def ticks_us(self):
-        return int(self.dev.t * 1e6)
+        # offset as the unix port's clock (ticks beyond 2^31 there: the controller must not keep
+        # raw ticks in 32-bit words)
+        return _TICKS0 + int(self.dev.t * 1e6)
 
 
 class TableHal(_Limits):

@@ -425,7 +425,8 @@ class Controller:
         self._l2w0 = _log2q8(_W0_US)
         self._ps = array.array("i", [0] * _PROBE_N)
         self._py = array.array("i", [0] * _PROBE_N)
-        self._ht = array.array("i", [0] * _NH)     # ring: ticks of each pulse's reading...
+        self._ht = array.array("i", [0] * _NH)     # ring: µs of each pulse's reading since the
+                                                   # PROGRAM's first reading...
         self._hd = array.array("i", [0] * _NH)     # ... and its change (counts)
         self.reset_model()
 
@@ -800,8 +801,8 @@ class Controller:
         return s
 
     def _learn_relax(self, g_imm, t_imm, m, hn, tol_i):
-        """Learns the decay time and volatile fraction from a probe after the reading g_imm (ticks
-        t_imm): the volatile part D = g_imm - (last sample) and the first sample where less than
+        """Learns the decay time and volatile fraction from a probe after the reading g_imm (time
+        t_imm, µs since the PROGRAM's first reading, as the ring's times): the volatile part D = g_imm - (last sample) and the first sample where less than
         half of it is left give tau = s / ln(D / rest) (any mix of pulses decays with one tau);
         the fraction is D over the last pulses' changes, each decayed to t_imm. Integers only."""
         st = self.st
@@ -845,7 +846,7 @@ class Controller:
                 c = _BIG
             elif c < -_BIG:
                 c = -_BIG
-            vs += (c * _decay10(time.ticks_diff(t_imm, ht[jk]), tau)) >> 10
+            vs += (c * _decay10(t_imm - ht[jk], tau)) >> 10
             k += 1
         if vs <= 0:
             return
@@ -886,6 +887,8 @@ class Controller:
         g = self._readn(n_app, sb, read_v)
         tu = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
         tg = tu                             # ticks of the reading g (kept while probing)
+        t0p = tu                            # the ring's times are µs since this (small ints:
+                                            # ticks may exceed 32 bits on 64-bit ports)
         hn = 0                              # pulses in the ring _ht/_hd (while probing)
         u = 0
         waited = 0
@@ -922,7 +925,7 @@ class Controller:
                             status = P.ST_ABORTED
                             break
                         reads += m * n_p
-                        self._learn_relax(g, tg, m, hn, tol_i)
+                        self._learn_relax(g, time.ticks_diff(tg, t0p), m, hn, tol_i)
                         probed = 1
                     else:
                         # wait out the volatile part: the tracked one, else f of the move so far
@@ -1052,7 +1055,7 @@ class Controller:
                 tg = tm
                 if probe:
                     k = hn % _NH
-                    self._ht[k] = tm
+                    self._ht[k] = time.ticks_diff(tm, t0p)
                     self._hd[k] = gn - g
                     hn += 1
             if f10:
@@ -1092,7 +1095,7 @@ class Controller:
                     status = P.ST_ABORTED
                     break
                 reads += m * n_p
-                self._learn_relax(g, tg, m, hn, tol_i)
+                self._learn_relax(g, time.ticks_diff(tg, t0p), m, hn, tol_i)
                 probe = 2                   # (once per PROGRAM; the final verify probes again if
                 g = self._py[m - 1]         # nothing was learned)
                 tg = time.ticks_add(tg, self._ps[m - 1])
