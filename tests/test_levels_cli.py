@@ -85,6 +85,8 @@ def test_analyze_text_states_the_ideal_line(json_run):
     # the front end refuses before any pulse (docs/hardware.md): the window, then the resolution
     (["--range", "1e-3", "9e-3"], "use a read bias <= "),
     (["-n", "16384", "--range", "1.0e-3", "1.19e-3"], "ADC codes each at 0.1 V (need >= 8)"),
+    (["-n", "3000", "--range", "1.0e-3", "1.19e-3", "--reads", "1", "--algorithm", "ispp"],
+     "ppm per read; this front end gives"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "runs"
