@@ -73,6 +73,9 @@ def test_hello_gets_info_from_the_rp2_port_on_a_pico(board: Board) -> None:
     i = board.info
     assert (i.board, i.hal, i.protocol) == ("Raspberry Pi Pico (RP2040)", "rp2", P.PROTOCOL_VERSION)
     assert i.session_id != 0 and i.queue_depth >= 2 and i.preset == ""   # a real board has no preset
+    assert i.runtime == "micropython 1.28.0"        # the committed rp2 image
+    assert 50_000 < i.mem_free < 264 * 1024         # the RP2040 has 264 KiB of RAM
+
 
 
 def test_read_converts_the_tia_output_on_the_ad7685_at_the_bias_dac_b_gives(board: Board,
@@ -197,6 +200,14 @@ def test_a_corrupted_frame_gets_error_and_service_continues(board: Board, pico: 
         assert b2.info.bad_frames == bad0 + 1
     finally:
         b2.close()
+
+
+def test_memhost_info_shows_the_hal_micropython_board_and_free_heap(pico: PicoEmulator, board: Board) -> None:
+    board.close()                                   # the port is exclusive; the fixture re-opens below
+    out = _memhost("info", "--port", pico.port)
+    assert out.returncode == 0, out.stderr
+    assert "on Raspberry Pi Pico (RP2040), HAL rp2" in out.stdout
+    assert "MicroPython 1.28.0, free heap " in out.stdout
 
 
 def test_a_stalled_pico_is_reported_with_the_emulators_last_words() -> None:

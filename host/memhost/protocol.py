@@ -165,6 +165,7 @@ class Repl(Message):
 
 # ---- replies (board -> host) --------------------------------------------------------------
 INFO_FIXED = struct.Struct("<BBBBBBIffffffHHIIIIII")
+INFO_TRAILER = struct.Struct("<I")          # after the 3 strings, optional: mem_free, then runtime
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,8 @@ class Info(Message):
     board: str = ""
     hal: str = ""
     preset: str = ""
+    mem_free: int = 0       # bytes free on the board's heap after a collection (0 = not reported)
+    runtime: str = ""       # interpreter and version, e.g. "micropython 1.28.0" ("" = not reported)
 
     @property
     def firmware_version(self) -> str:
@@ -201,11 +204,11 @@ class Info(Message):
 
     def body(self) -> bytes:
         values = [getattr(self, f.name) for f in fields(self)]
-        out = bytearray(INFO_FIXED.pack(*values[:-3]))
-        for s in values[-3:]:
-            b = s.encode()
-            out.append(len(b))
-            out += b
+        out = bytearray(INFO_FIXED.pack(*values[:21]))
+        for s in values[21:24]:
+            out += _short_string(s)
+        if self.mem_free or self.runtime:     # the trailer: firmware that reports them sends it
+            out += INFO_TRAILER.pack(self.mem_free) + _short_string(self.runtime)
         return bytes(out)
 
     @classmethod
@@ -215,15 +218,33 @@ class Info(Message):
         values: list = list(INFO_FIXED.unpack_from(body))
         pos = INFO_FIXED.size
         for _ in range(3):
-            if pos >= len(body):
-                raise CodecError("Info: truncated string")
-            n = body[pos]
-            s = body[pos + 1:pos + 1 + n]
-            if len(s) != n:
-                raise CodecError("Info: truncated string")
-            values.append(s.decode("utf-8", "replace"))
-            pos += 1 + n
+            s, pos = _read_short_string(body, pos)
+            values.append(s)
+        if pos < len(body):                     # the trailer: mem_free, runtime
+            if len(body) < pos + INFO_TRAILER.size + 1:
+                raise CodecError("Info: truncated trailer")
+            values.append(INFO_TRAILER.unpack_from(body, pos)[0])
+            s, pos = _read_short_string(body, pos + INFO_TRAILER.size)
+            values.append(s)
+            if pos != len(body):
+                raise CodecError(f"Info: {len(body) - pos} bytes after the trailer")
         return cls(*values)
+
+
+def _short_string(s: str) -> bytes:
+    b = s.encode()
+    return bytes([len(b)]) + b
+
+
+def _read_short_string(body: bytes, pos: int) -> tuple[str, int]:
+    """A u8-length UTF-8 string at pos -> (string, position after it)."""
+    if pos >= len(body):
+        raise CodecError("Info: truncated string")
+    n = body[pos]
+    s = body[pos + 1:pos + 1 + n]
+    if len(s) != n:
+        raise CodecError("Info: truncated string")
+    return s.decode("utf-8", "replace"), pos + 1 + n
 
 
 @dataclass(frozen=True)

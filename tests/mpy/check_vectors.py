@@ -21,13 +21,12 @@ def firmware_body(mtype, values):
     """The body the firmware would put on the wire for this message."""
     if mtype in (P.PING, P.PONG):
         return binascii.unhexlify(values[0])
-    if mtype == P.INFO:
-        out = bytearray(struct.pack(P.INFO_FIXED, *values[:-3]))
-        for s in values[-3:]:
-            b = s.encode()
-            out.append(len(b))
-            out.extend(b)
-        return bytes(out)
+    if mtype == P.INFO:                     # 21 fixed values, 3 strings, then the optional trailer
+        fixed = struct.pack(P.INFO_FIXED, *values[:21])
+        extra = values[24:]                 # mem_free, runtime: sent when reported (as the host does)
+        if not (extra and (extra[0] or extra[1])):
+            extra = [None, ""]
+        return P.info_body(fixed, values[21:24], extra[0], extra[1])
     if mtype == P.ERROR:
         return struct.pack(P.ERROR_FIXED, values[0], values[1]) + values[2].encode()
     layout = P.CMD_LAYOUT.get(mtype, REPLY_LAYOUT.get(mtype))

@@ -3,7 +3,9 @@
 # The cache is keyed by seq AND the request's CRC: a different frame reusing a seq never gets another
 # command's reply. While a command runs, input is read every few ms (ABORT acts at once) and a BUSY
 # heartbeat tells the host the board is alive, so it neither probes nor re-sends.
+import gc
 import struct
+import sys
 import time
 from micropython import const
 from memfw import link
@@ -11,6 +13,8 @@ from memfw import protocol as P
 from memfw.control import Config, Controller
 
 QUEUE_DEPTH = const(8)          # commands the board holds; the host keeps at most this many in flight
+# INFO's runtime: the interpreter and its version, e.g. "micropython 1.28.0"
+_RUNTIME = "%s %d.%d.%d" % ((sys.implementation.name,) + tuple(sys.implementation.version[:3]))
 _CACHE_SIZE = const(64)         # replies kept for retransmitted commands
 _IDLE_POLL_MS = const(5)        # how long an idle board waits for input before looping
 _BUSY_MS = const(100)           # heartbeat period while a command runs (real time)
@@ -248,12 +252,8 @@ class Server:
             c[P.K_MAX_V], h.ABS_MAX_V, c[P.K_MIN_WIDTH], c[P.K_MAX_WIDTH], c[P.K_READ_V],
             c[P.K_MAX_READ_V], int(c[P.K_MAX_PULSES]), h.ABS_MAX_PULSES,
             self.n_commands, pulses, self.n_bad_frames, self.n_duplicates, self.n_errors, damage)
-        out = bytearray(fixed)
-        for s in (h.board, h.name, h.preset()):
-            b = s.encode()[:60]
-            out.append(len(b))
-            out.extend(b)
-        return bytes(out)
+        gc.collect()                # free heap after a collection: what a PROGRAM can count on
+        return P.info_body(fixed, (h.board, h.name, h.preset()), gc.mem_free(), _RUNTIME)
 
     def _read(self, n, read_v):
         if n < 1 or n > 1000:

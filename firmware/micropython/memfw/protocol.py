@@ -1,5 +1,6 @@
 # Byte layouts of the wire protocol (mirror of host/memhost/protocol.py; pinned by tests/vectors/).
 # Header: <BBI = protocol version, message type, sequence number. Bodies little-endian, SI units.
+import struct
 from micropython import const
 
 PROTOCOL_VERSION = const(2)
@@ -47,6 +48,7 @@ CMD_SIZE = {HELLO: 5, READ: 6, PULSE: 8, PROGRAM: 28, ABORT: 0, CONFIG_GET: 1, C
             WAIT: 4, REPL: 0}
 
 INFO_FIXED = "<BBBBBBIffffffHHIIIIII"   # then 3 strings, each u8 length + UTF-8: board, hal, preset
+INFO_TRAILER = "<I"             # then: mem_free (bytes, 0 = not reported) and a 4th string: runtime
 READING_LAYOUT = "<ffHI"       # g S, g_std S, n, elapsed_us
 PULSED_LAYOUT = "<ffI"         # amplitude V, width s, elapsed_us
 RESULT_LAYOUT = "<BBffHHIf"    # status, algorithm, g S, error S, pulses, reads, elapsed_us, overhead_us/iter
@@ -111,3 +113,19 @@ K_PRIOR_RELAX_TAU = const(22)   # s, its decay time
 # window its front end cannot hold, with the number it would need; 0 = none (docs/hardware.md)
 K_WIN_LO = const(23)
 K_WIN_HI = const(24)
+
+
+def info_body(fixed, strings, mem_free, runtime):
+    """INFO body: the INFO_FIXED bytes, the strings (board, hal, preset), then the optional trailer
+    (mem_free, runtime) unless mem_free is None. Strings are cut to 60 bytes."""
+    out = bytearray(fixed)
+    for s in strings:
+        b = s.encode()[:60]
+        out.append(len(b))
+        out.extend(b)
+    if mem_free is not None:
+        out.extend(struct.pack(INFO_TRAILER, mem_free))
+        b = runtime.encode()[:60]
+        out.append(len(b))
+        out.extend(b)
+    return bytes(out)

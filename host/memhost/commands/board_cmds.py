@@ -21,16 +21,24 @@ def info_dict(info: Any) -> dict[str, Any]:
     return d
 
 
+def _runtime_name(runtime: str) -> str:
+    """'micropython 1.28.0' -> 'MicroPython 1.28.0' (other runtimes as the board names them)."""
+    name, _, version = runtime.partition(" ")
+    return f"{'MicroPython' if name == 'micropython' else name} {version}".strip()
+
+
 def _info(args: argparse.Namespace) -> None:
     with open_board(args) as board:
         d = info_dict(board.info)
-        d["port"] = "emu" if board.emulator else args.port
+        d["port"] = args.port
     if args.json:
         print_json(d)
         return
     print(f"memhost firmware {d['firmware_version']} (protocol {d['protocol']}) on {d['board']}, "
           f"HAL {d['hal']}" + (f", preset {d['preset']}" if d["preset"] else ""))
-    print(f"  session {d['session_id']:08x}, queue depth {d['queue_depth']}")
+    print(f"  session {d['session_id']:08x}, queue depth {d['queue_depth']}"
+          + (f", {_runtime_name(d['runtime'])}" if d["runtime"] else "")
+          + (f", free heap {d['mem_free']} bytes" if d["mem_free"] else ""))
     print(f"  limits: |V| <= {d['max_v']:.3g} V (abs {d['abs_max_v']:.3g} V), width "
           f"{d['min_width']:.3g}..{d['max_width']:.3g} s, read <= {d['max_read_v']:.3g} V, "
           f"<= {d['max_pulses']} pulses/target")
