@@ -14,7 +14,7 @@ from memfw.control import Config, Controller
 
 QUEUE_DEPTH = const(8)          # commands the board holds; the host keeps at most this many in flight
 # INFO's runtime: the interpreter and its version, e.g. "micropython 1.28.0"
-_RUNTIME = "%s %d.%d.%d" % ((sys.implementation.name,) + tuple(sys.implementation.version[:3]))
+_RUNTIME = sys.implementation.name + " " + ".".join([str(x) for x in sys.implementation.version[:3]])
 _CACHE_SIZE = const(64)         # replies kept for retransmitted commands
 _IDLE_POLL_MS = const(5)        # how long an idle board waits for input before looping
 _BUSY_MS = const(100)           # heartbeat period while a command runs (real time)
