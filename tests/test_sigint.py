@@ -61,3 +61,53 @@ def test_sigint_at_random_moments_of_levels_exits_fast_and_resumes_exactly_once(
     assert res.signals >= signals and res.chains >= signals // 4
     assert res.exits_130 >= signals // 2, res.as_dict()      # most signals landed mid-run
     assert res.max_exit_s < 10.0
+
+
+def test_a_storm_of_sigints_never_leaves_the_links_lock_held() -> None:
+    """The hang's cause: a KeyboardInterrupt landing inside `with lock:` (in Condition.__enter__,
+    right after the C-level acquire) leaves the lock held; the ABORT sent while cleaning up then
+    blocks on it for ever. Under the CLI's handler the link defers it; every interrupt must leave
+    the link's locks free and the board usable."""
+    import time
+
+    from memhost.board import Board
+    old = signal.getsignal(signal.SIGINT)
+    board = Board.open("emu", preset="tio2x-seed", seed=1)
+    stop = threading.Event()
+
+    def storm() -> None:
+        while not stop.is_set():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.002)
+    active = [False]
+
+    def handler(signum: int, frame: object) -> None:
+        if active[0]:               # one interrupt per call, so none lands in the test's own code
+            active[0] = False
+            interrupts._handler(signum, frame)     # the CLI's handler: deferred or raised
+    try:
+        signal.signal(signal.SIGINT, handler)
+        t = threading.Thread(target=storm, daemon=True)
+        t.start()
+        caught = calls = 0
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:
+            try:
+                active[0] = True
+                board.read(1)
+                active[0] = False
+                calls += 1
+            except KeyboardInterrupt:
+                caught += 1
+                assert not board.link._lock.locked(), "a Ctrl-C left the link's lock held"
+        stop.set()
+        t.join()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        assert caught > 20 and calls > 20, (caught, calls)
+        board.abort(timeout=5.0)                        # the clean-up that used to hang
+        assert board.read(2).n == 2
+    finally:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        board.close()
+        signal.signal(signal.SIGINT, old)

@@ -110,6 +110,11 @@ def pending() -> bool:
     return _pending
 
 
+def outermost() -> bool:
+    """True inside exactly one deferred section (its end is where a pending signal is raised)."""
+    return _depth == 1
+
+
 def interrupted() -> bool:
     """True once a SIGINT/SIGTERM has arrived in this process (handled or not)."""
     return _seen

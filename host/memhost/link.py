@@ -151,7 +151,17 @@ class Link:
         which the board handles on arrival and never queues).
         Ctrl-C is deferred to points where no lock is half-taken (memhost.interrupts)."""
         with interrupts.deferred():
-            return self._submit(message, timeout, seq, urgent)
+            seq = self._submit(message, timeout, seq, urgent)
+            if interrupts.pending() and interrupts.outermost():
+                self._forget(seq)           # Ctrl-C came while sending: raised as we return
+            return seq
+
+    def _forget(self, seq: int) -> None:
+        """Stop waiting for `seq` (its reply, if any, counts as a late duplicate): an interrupted
+        command must not keep its credit."""
+        with self._credit:
+            self._pending.pop(seq, None)
+            self._credit.notify_all()
 
     def _submit(self, message: P.Message, timeout: float, seq: int | None, urgent: bool) -> int:
         if not urgent:
@@ -203,7 +213,11 @@ class Link:
         a frame was lost or after retry_interval of silence. Raises BoardReset if the board reset.
         Ctrl-C stops the wait within a tick (the command stays outstanding)."""
         with interrupts.deferred():
-            return self._wait(seq, timeout)
+            try:
+                return self._wait(seq, timeout)
+            except KeyboardInterrupt:
+                self._forget(seq)
+                raise
 
     def _wait(self, seq: int, timeout: float) -> P.Message:
         interrupts.check()
@@ -260,7 +274,8 @@ class Link:
         return pend.reply
 
     def request(self, message: P.Message, timeout: float = 10.0, urgent: bool = False) -> P.Message:
-        return self.wait(self.submit(message, timeout, urgent=urgent), timeout)
+        with interrupts.deferred():         # a Ctrl-C while sending lands in the wait, which forgets
+            return self.wait(self.submit(message, timeout, urgent=urgent), timeout)
 
     @property
     def outstanding(self) -> int:
