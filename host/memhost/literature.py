@@ -118,8 +118,8 @@ def fig_literature(devices: Sequence[Device], runs: Sequence[RunPoint] = ()) -> 
     with_ratio = [d for d in devices if d.ratio is not None]
     without = [d for d in devices if d.ratio is None]
     for i, d in enumerate(with_ratio):
-        ax.plot(d.levels, d.ratio, markers[i % len(markers)], ms=9, color="tab:red",
-                label=f"{d.label} [{d.doi or 'no DOI'}]")
+        ax.plot(d.levels, d.ratio, markers[i % len(markers)], ms=9, color="tab:red", mec="k",
+                zorder=5, label=f"{d.label} [{d.doi or 'no DOI'}]")
         ax.annotate(f"{d.levels}, x{d.ratio:g}", (d.levels, d.ratio), textcoords="offset points",
                     xytext=(6, 6), fontsize=7)
     for i, d in enumerate(without):
@@ -131,14 +131,18 @@ def fig_literature(devices: Sequence[Device], runs: Sequence[RunPoint] = ()) -> 
     for j, r in enumerate(runs):
         color = plt.get_cmap("tab10")(j % 10)
         kind = "emulated" if r.emulated else "board"
-        ax.plot(r.levels, r.ratio, "*", ms=13, color=color,
+        ax.plot(r.levels, r.ratio, "*", ms=16, color=color, alpha=0.8, zorder=3,
                 label=f"your run: {r.label}, {kind}, {r.levels} programmed (ratio: {r.ratio_basis})")
         if r.reproducible_levels:
             ax.plot([r.reproducible_levels, r.levels], [r.ratio, r.ratio], ":", color=color, lw=1)
-            ax.plot(r.reproducible_levels, r.ratio, "*", ms=13, mfc="none", color=color,
+            ax.plot(r.reproducible_levels, r.ratio, "*", ms=16, mfc="none", color=color, zorder=3,
                     label=f"  same run: {r.reproducible_levels} reproducible levels (3-sigma disjoint)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter
+    plain = FuncFormatter(lambda y, _: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     ax.set_ylabel("HRS/LRS resistance ratio")
     ax.set_title("Multi-level memristors: ratio against programmed level count")
     ax.grid(alpha=0.3, which="both")
@@ -156,7 +160,7 @@ def fig_literature(devices: Sequence[Device], runs: Sequence[RunPoint] = ()) -> 
         ax.set_xlim(max(1.0, min(xs) / 2), max(xs) * 2)
     ys = [d.ratio for d in with_ratio if d.ratio is not None] + [r.ratio for r in runs]
     if ys:
-        ax.set_ylim(1.0, max(10.0, max(ys) * 3))
+        ax.set_ylim(1.0, max(1.5, max(ys) * 1.3))
     return fig
 
 
