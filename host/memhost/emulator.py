@@ -41,7 +41,93 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     os.setsid()
 
 
-class Emulator:
+def _stop_group(proc: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM to the child's process group, SIGKILL after 2 s."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class PtyBoard:
+    """What every emulated board shares: a pty whose other side (`port`) the host opens, a temporary
+    folder with the children's stderr, start/stop with Ctrl-C held (an interrupt never leaves a
+    half-made board) and clean-up at exit. Subclasses implement _start() and list _children()."""
+
+    _tmp_prefix = "memhost-emu-"
+
+    def __init__(self) -> None:
+        self.port: str = ""
+        self._master = -1
+        self._slave = -1
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._stderr_path = ""
+
+    def start(self) -> "PtyBoard":
+        with interrupts.deferred():
+            try:
+                self._start()
+                return self
+            except BaseException:
+                self.stop()
+                raise
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _children(self) -> list["subprocess.Popen[bytes]"]:
+        raise NotImplementedError
+
+    def _open_pty(self) -> Path:
+        """A new temporary folder and pty (raw); returns the folder."""
+        self._tmp = tempfile.TemporaryDirectory(prefix=self._tmp_prefix)
+        self._stderr_path = str(Path(self._tmp.name) / "stderr.txt")
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        atexit.register(self.stop)
+        return Path(self._tmp.name)
+
+    def stderr_tail(self, n: int = 2000) -> str:
+        try:
+            return Path(self._stderr_path).read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        with interrupts.deferred():
+            for proc in self._children():
+                _stop_group(proc)
+            self._forget_children()
+            for fd in (self._master, self._slave):
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            self._master = self._slave = -1
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
+            atexit.unregister(self.stop)
+
+    def _forget_children(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "PtyBoard":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Emulator(PtyBoard):
     """An emulated board running the firmware on a pty. Use as a context manager."""
 
     def __init__(self, preset: str = "tio2x-seed", seed: int | None = None, *, realtime: bool = False,
@@ -49,40 +135,33 @@ class Emulator:
         """realtime: WAIT and settle waits take real time (5 ms chunks, input read between them) as on
         a board, instead of advancing the virtual clock at once. actuation_log: a file the firmware
         appends every pulse and read bias to, with the limits in force (memhost.bench.oracle)."""
+        PtyBoard.__init__(self)
         self.preset_arg = preset
         self.seed = 1 if seed is None else int(seed)
         self.realtime = realtime
         self.actuation_log = str(actuation_log) if actuation_log else ""
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port: str = ""
-        self._master = -1
-        self._slave = -1
-        self._tmp = None
-        self._stderr_path = ""
 
     def start(self) -> "Emulator":
         """Starts the firmware on a new pty. Ctrl-C is held until the child is started and registered
         for clean-up (or cleaned up), so an interrupt never leaves it half-made."""
-        with interrupts.deferred():
-            try:
-                return self._start()
-            except BaseException:
-                self.stop()
-                raise
+        PtyBoard.start(self)
+        return self
 
-    def _start(self) -> "Emulator":
+    def _children(self) -> list["subprocess.Popen[bytes]"]:
+        return [self.proc] if self.proc is not None else []
+
+    def _forget_children(self) -> None:
+        self.proc = None
+
+    def _start(self) -> None:
         from .sim.presets import load_preset
         preset = load_preset(self.preset_arg)
         if not (FIRMWARE_DIR / "main.py").exists():
             raise MemhostError(f"firmware not found at {FIRMWARE_DIR}: the emulator needs the memhost "
                                "source tree (install with pip install -e .)")
-        self._tmp = tempfile.TemporaryDirectory(prefix="memhost-emu-")
-        preset_json = Path(self._tmp.name) / "preset.json"
+        preset_json = self._open_pty() / "preset.json"
         preset_json.write_text(json.dumps(preset.to_json()))
-        self._stderr_path = str(Path(self._tmp.name) / "stderr.txt")
-        self._master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
         env = dict(os.environ)
         env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE_DIR), str(HIL_DIR), ".frozen"])
         env["MEMHOST_SIM_PRESET"] = str(preset_json)
@@ -98,17 +177,9 @@ class Emulator:
                 [sys.executable, "-m", "micropython_unix", str(FIRMWARE_DIR / "main.py")],
                 stdin=self._master, stdout=self._master, stderr=err, env=env,
                 cwd=str(FIRMWARE_DIR), preexec_fn=_die_with_parent, close_fds=True)
-        atexit.register(self.stop)
         time.sleep(0.02)
         if self.proc.poll() is not None:
             raise PortError(f"the emulated board exited at start: {self.stderr_tail()}")
-        return self
-
-    def stderr_tail(self, n: int = 2000) -> str:
-        try:
-            return Path(self._stderr_path).read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
     def last_words(self) -> str:
         """What the emulated board printed last (its stderr), for 'stopped responding' errors."""
@@ -123,37 +194,3 @@ class Emulator:
         """True if the firmware exited because the host asked (REPL), not by an error."""
         return self.proc is not None and self.proc.poll() == 0
 
-    def stop(self) -> None:
-        with interrupts.deferred():
-            self._stop()
-
-    def _stop(self) -> None:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                try:
-                    self.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                    self.proc.wait()
-            self.proc = None
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = -1
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-        atexit.unregister(self.stop)
-
-    def __enter__(self) -> "Emulator":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -14,21 +14,16 @@ watching its parent):
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
-import pty
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import tty
 from pathlib import Path
 
-from .emulator import FIRMWARE_DIR, REPO_DIR, _die_with_parent
+from .emulator import FIRMWARE_DIR, REPO_DIR, PtyBoard, _die_with_parent
 from .errors import MemhostError, PortError
 
 PICO_DIR = REPO_DIR / "hil" / "pico"
@@ -106,7 +101,7 @@ def firmware_fs_image(firmware_dir: Path | None = None) -> Path:
     return out
 
 
-class PicoEmulator:
+class PicoEmulator(PtyBoard):
     """The emulated Pico on a pty. Use as a context manager; `port` is the path the host opens."""
 
     board = "pico"
@@ -116,21 +111,29 @@ class PicoEmulator:
 
     def __init__(self, preset: str = "tio2x-seed", seed: int | None = None,
                  fs_image: Path | str | None = None, obs_path: Path | str | None = None):
+        PtyBoard.__init__(self)
         self.preset_arg = preset
         self.seed = 1 if seed is None else int(seed)
         self.fs_image = Path(fs_image) if fs_image else None
         self._obs_arg = obs_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.device: subprocess.Popen[bytes] | None = None
-        self.port = ""
         self.obs_path = ""
         self.status_path = ""
-        self._master = -1
-        self._slave = -1
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._stderr_path = ""
+
+    _tmp_prefix = "memhost-pico-"
 
     def start(self) -> "PicoEmulator":
+        PtyBoard.start(self)
+        return self
+
+    def _children(self) -> list["subprocess.Popen[bytes]"]:
+        return [p for p in (self.proc, self.device) if p is not None]
+
+    def _forget_children(self) -> None:
+        self.proc = self.device = None
+
+    def _start(self) -> None:
         from .sim.presets import load_preset
         preset = load_preset(self.preset_arg)
         node = node_command()
@@ -144,16 +147,11 @@ class PicoEmulator:
             if "main.py" not in read_fs_image(image):  # raises with what is wrong and how to rebuild
                 raise PicoSetupError(f"the filesystem image {image} has no main.py: build it with "
                                      "memhost.pico_fsimage.build_fs_image (or unset MEMHOST_PICO_FS)")
-        self._tmp = tempfile.TemporaryDirectory(prefix="memhost-pico-")
-        tmp = Path(self._tmp.name)
+        tmp = self._open_pty()
         (tmp / "preset.json").write_text(json.dumps(preset.to_json()))
         self.obs_path = str(self._obs_arg or tmp / "obs.jsonl")
         Path(self.obs_path).touch()
         self.status_path = str(tmp / "status.json")
-        self._stderr_path = str(tmp / "stderr.txt")
-        self._master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        self.port = os.ttyname(self._slave)
         req_r, req_w = os.pipe()        # pico.js -> device.py
         rep_r, rep_w = os.pipe()        # device.py -> pico.js
         try:
@@ -171,7 +169,6 @@ class PicoEmulator:
         finally:
             for fd in (req_r, req_w, rep_r, rep_w):
                 os.close(fd)
-        atexit.register(self.stop)
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline:       # up when the UF2 is loaded and the chip runs
             if self.proc.poll() is not None:
@@ -179,7 +176,6 @@ class PicoEmulator:
             if "UF2 blocks" in self.stderr_tail():
                 break
             time.sleep(0.02)
-        return self
 
     # ---- observation -------------------------------------------------------------------------
     def events(self, kinds: tuple[str, ...] | None = None, since: int = 0) -> list[dict]:
@@ -221,34 +217,3 @@ class PicoEmulator:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        for p in (self.proc, self.device):
-            if p is not None and p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                try:
-                    p.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
-        self.proc = self.device = None
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = -1
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-        atexit.unregister(self.stop)
-
-    def __enter__(self) -> "PicoEmulator":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
