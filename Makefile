@@ -48,7 +48,15 @@ $(PICO_STAMP): $(PICO)/package.json $(PICO)/package-lock.json
 
 pico: $(PICO_STAMP)
 
-demo: $(STAMP)
+# the demo needs the core and the emulated board only (no torch, numba, test tools)
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[emu]'
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/memhost demo
 
 test: $(STAMP) system-deps stubs pico

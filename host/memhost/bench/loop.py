@@ -99,7 +99,8 @@ def firmware_overhead(preset: str, n: int = 2000) -> dict[str, Any]:
         script.write_text(_MPY_SCRIPT)
         env = dict(os.environ)
         env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE_DIR), str(HIL_DIR), ".frozen"])
-        out = subprocess.run([sys.executable, "-m", "micropython_unix", str(script), str(pj), str(n)],
+        from ..emulator import micropython_command
+        out = subprocess.run([*micropython_command(), str(script), str(pj), str(n)],
                              capture_output=True, text=True, env=env, timeout=300)
     lines = out.stdout.strip().splitlines()
     if out.returncode or not lines:

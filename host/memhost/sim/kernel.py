@@ -22,7 +22,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+try:
+    from numba import njit
+except ImportError as _exc:
+    from ..errors import MissingExtra
+    raise MissingExtra.for_import(_exc, "the vectorised adaptive twin") from None
 
 from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE
 
