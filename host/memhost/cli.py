@@ -151,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         interrupts.release()            # a Ctrl-C during start-up lands here
         with interrupts.deferred():     # a Ctrl-C inside an import breaks that module: wait for it
             parser = build_parser(list(sys.argv[1:] if argv is None else argv))
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:       # --help, --version, a bad argument (already printed)
+            return exc.code if isinstance(exc.code, int) else 2
         func = getattr(args, "func", None)
         if func is None:
             parser.print_help()
