@@ -66,3 +66,16 @@ def test_the_core_install_resolves_from_wheels_on(platform: str, tmp_path: Path)
     assert r.returncode == 0, f"{platform}: {r.stderr[-800:]}"
     names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
     assert {"pyserial", "cobs", "numpy", "matplotlib"} <= names
+
+
+def test_memhost_help_lists_every_command_without_importing_them() -> None:
+    r = _py("import sys\nfrom memhost.cli import build_parser\nbuild_parser(['--help'])\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('memhost.commands.', 'numpy'))))")
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+    import argparse
+    from memhost.cli import build_parser
+
+    def listing(parser: argparse.ArgumentParser) -> dict[str, str]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return {a.dest: a.help for a in sub._choices_actions}
+    assert listing(build_parser(["--help"])) == listing(build_parser())

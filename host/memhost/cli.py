@@ -88,11 +88,35 @@ def _modules_of(package: str) -> dict[str, str]:
     return out
 
 
-def _register_package(package: str, subparsers: Any, only: str | None = None) -> None:
+_HELP = re.compile(r"add_parser\(\s*\"([\w-]+)\"\s*,\s*help=((?:\s*\"(?:[^\"\\\\\n]|\\\\.)*\")+)\s*[,)]")
+_LITERAL = re.compile(r"\"(?:[^\"\\\\\n]|\\\\.)*\"")
+
+
+def _register_listing(package: str, subparsers: Any) -> None:
+    """For `memhost --help`: every subcommand with its one-line help, read from the sources; only
+    a module whose help is not a plain string literal is imported."""
+    import ast
+    pkg = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        text = (Path(pkg.__path__[0]) / f"{info.name}.py").read_text(encoding="utf-8")
+        names = _ADD_PARSER.findall(text)
+        helps = {m.group(1): "".join(ast.literal_eval(x) for x in _LITERAL.findall(m.group(2)))
+                 for m in _HELP.finditer(text)}
+        if names and all(n in helps for n in names):
+            for n in names:
+                subparsers.add_parser(n, help=helps[n], add_help=False)
+        else:
+            _register_package(package, subparsers, None, [info.name])
+
+
+def _register_package(package: str, subparsers: Any, only: str | None = None,
+                      modules_wanted: list[str] | None = None) -> None:
     """Imports the package's command modules and lets each register its parsers. only: the one
     subcommand the command line names (start-up then imports just its module), if known."""
     modules = _modules_of(package)
-    wanted = [modules[only]] if only in modules else sorted(set(modules.values()))
+    wanted = modules_wanted or ([modules[only]] if only in modules else sorted(set(modules.values())))
     for name in wanted:
         try:
             module = importlib.import_module(f"{package}.{name}")
@@ -132,6 +156,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"memhost {__version__} (protocol {PROTOCOL_VERSION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if argv is not None and not words:      # memhost --help / --version / nothing: the list only
+        _register_listing("memhost.commands", sub)
+        sub.add_parser("bench", help="benchmarks that print figures (--json for machines)",
+                       add_help=False)
+        return parser
     first = words[0] if words else None
     if first != "bench":
         _register_package("memhost.commands", sub, first)
