@@ -111,7 +111,8 @@ def run_bench(name: str, args: list[str], work: Path, log: Callable[[str], None]
     if r.returncode != 0:
         raise UsageError(f"memhost {' '.join(args)} failed (exit {r.returncode}): "
                          f"{r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'no message'}")
-    return {"name": name, "command": "memhost " + " ".join(args),
+    shown = [a.replace(str(work), "<temp>") for a in args]
+    return {"name": name, "command": "memhost " + " ".join(shown),
             "started_utc": started.strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": round(time.monotonic() - t0, 1),
             "load_before": [round(x, 2) for x in load0],
@@ -300,8 +301,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         if isinstance(v, dict):
             out += _flatten(v, key + ".")
         elif isinstance(v, (int, float, str, bool)) or v is None:
-            if isinstance(v, str) and len(v) > 100:
-                continue
+            if isinstance(v, str) and (len(v) > 100 or v.startswith("/")):
+                continue            # prose and this machine's paths say nothing about the figures
             out.append((key, v))
         elif isinstance(v, list) and len(v) <= 4 and all(isinstance(x, (int, float)) for x in v):
             out.append((key, v))
