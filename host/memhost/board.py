@@ -166,18 +166,23 @@ class Board:
         emulated = port in EMULATED_PORTS
         # An emulated board's pty number can be one another process has just released and is still
         # re-opening (a reconnect loop): then the exclusive lock fails; start on a fresh pty.
-        for attempt in range(EMU_PTY_ATTEMPTS if emulated else 1):
-            if emulated:
-                emulator = start_emulator(port, preset, seed)
-            path = emulator.port if emulator is not None else port
-            try:
-                ser = serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
-                break
-            except (serial.SerialException, OSError) as exc:
-                if emulator is not None:
-                    emulator.stop()
-                if emulator is None or attempt == EMU_PTY_ATTEMPTS - 1:
-                    raise PortError(f"cannot open {path}: {_port_problem(path, exc)}") from None
+        held = []       # emulators whose pty was locked: kept open so the next pty is another one
+        try:
+            for attempt in range(EMU_PTY_ATTEMPTS if emulated else 1):
+                if emulated:
+                    emulator = start_emulator(port, preset, seed)
+                path = emulator.port if emulator is not None else port
+                try:
+                    ser = serial.Serial(path, BAUD, timeout=0.05, write_timeout=5, exclusive=True)
+                    break
+                except (serial.SerialException, OSError) as exc:
+                    if emulator is not None:
+                        held.append(emulator)
+                    if emulator is None or attempt == EMU_PTY_ATTEMPTS - 1:
+                        raise PortError(f"cannot open {path}: {_port_problem(path, exc)}") from None
+        finally:
+            for stale in held:
+                stale.stop()
         port = path
         first_timeout = timeout
         if emulator is not None:
