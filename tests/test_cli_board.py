@@ -93,3 +93,12 @@ def test_emulator_command_prints_a_port_another_client_can_use() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
+
+
+def test_a_read_outside_the_adc_window_is_refused_with_what_to_set_not_a_clipped_value() -> None:
+    """tio2x-seed reads about 1.0-1.19 mS: a window at 1.3-1.4 mS puts it below the ADC's zero, where
+    every conversion clips; the board says so (ADC_RANGE) instead of returning the window's edge."""
+    out = run("read", "--port", "emu", "--window", "1.3e-3", "1.4e-3")
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "ADC_RANGE" in out.stderr and "--window" in out.stderr
+    assert "below the window" in out.stderr and "Traceback" not in out.stderr

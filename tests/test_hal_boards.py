@@ -271,7 +271,7 @@ print(json.dumps(events(('adc_early',))))
     assert out == []
 
 
-@pytest.mark.parametrize("codes", [[0], [1], [32768], [65535], [3, 60000, 17, 25000, 1234]])
+@pytest.mark.parametrize("codes", [[65], [32768], [65470], [3, 60000, 17, 25000, 1234]])
 def test_fake_rp2_adc_codes_to_conductance_scaling(codes):
     n = len(codes)
     out = run_mpy(RP2_PRELUDE + f"""
@@ -281,8 +281,24 @@ print(json.dumps(hal.read({n}, 0.1)))
     expected = conductance(codes, dac_b_code(0.1, C["FE_DAC_VREF"]))
     assert out == pytest.approx(expected, rel=1e-9, abs=1e-15)
     # no offset: full scale at 0.1 V is 2.048 V / 49.9 kohm / 0.1 V = 0.41 mS
-    if codes == [65535]:
-        assert out == pytest.approx(C["FE_ADC_VREF"] / C["FE_TIA_R_OHM"] / 0.1, rel=1e-4)
+    if codes == [65470]:
+        assert out == pytest.approx(C["FE_ADC_VREF"] / C["FE_TIA_R_OHM"] / 0.1, rel=2e-3)
+
+
+@pytest.mark.parametrize("codes,rail", [([0], "zero"), ([64], "zero"), ([65535], "full scale"),
+                                        ([65471], "full scale"), ([65535, 65535, 65500], "full scale")])
+def test_a_read_on_an_adc_rail_is_refused_with_what_to_set(codes, rail):
+    """A clipped read would be a plausible wrong number: the HAL raises ReadRange instead."""
+    n = len(codes)
+    out = run_mpy(RP2_PRELUDE + f"""
+from memfw.hal.window import ReadRange
+machine.ADC_RESULTS.extend({[c for c in codes for _ in range(OS)]!r})
+try:
+    print(json.dumps(hal.read({n}, 0.1)))
+except ReadRange as e:
+    print(json.dumps(str(e)))
+""")
+    assert isinstance(out, str) and rail in out and "--window" in out
 
 
 def test_fake_rp2_pulse_widths_in_pio_cycles():

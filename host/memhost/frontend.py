@@ -49,6 +49,26 @@ def set_window(board: Any, g_min: float, g_max: float) -> bool:
     return True
 
 
+def window(board: Any) -> tuple[float, float] | None:
+    """The window the board's ADC is centred on now (win_lo, win_hi in S; 0, 0 = none), or None if
+    the firmware has no window keys."""
+    try:
+        return float(board.config_get("win_lo")), float(board.config_get("win_hi"))
+    except BoardError as e:
+        if "unknown CONFIG key" in str(e):
+            return None
+        raise
+
+
+def restore_window(board: Any, win: tuple[float, float] | None) -> None:
+    """Puts back a window read by window() (the board held it before, so it accepts it again)."""
+    if win is None:
+        return
+    board.config_set("win_lo", 0.0)
+    board.config_set("win_hi", win[1])
+    board.config_set("win_lo", win[0])
+
+
 def check_levels(board: Any, g_min: float, g_max: float, n_levels: int, n_reads: int) -> None:
     """UsageError (nothing pulsed) if n_levels over g_min..g_max are finer than the front end
     resolves with n_reads reads per verify at the board's read bias; the message has the numbers."""

@@ -11,6 +11,7 @@ from micropython import const
 from memfw import link
 from memfw import protocol as P
 from memfw.control import Config, Controller
+from memfw.hal.window import ReadRange
 
 QUEUE_DEPTH = const(8)          # commands the board holds; the host keeps at most this many in flight
 # INFO's runtime: the interpreter and its version, e.g. "micropython 1.28.0"
@@ -195,6 +196,9 @@ class Server:
         except CmdError as e:
             self.n_commands += 1
             self._send_error(seq, mtype, e.code, e.message, crc=crc)
+        except ReadRange as e:      # the front end cannot make this read: say what to set
+            self.n_commands += 1
+            self._send_error(seq, mtype, P.E_ADC_RANGE, str(e), crc=crc)
         except Exception as e:      # never let anything escape the loop
             self.n_commands += 1
             self._send_error(seq, mtype, P.E_INTERNAL, "internal error: %r" % (e,), crc=crc)

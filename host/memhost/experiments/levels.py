@@ -185,15 +185,17 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
     else:
         cfg.validate()
         setup_board(board, cfg)
-        if cfg.g_range is not None:          # a given range is checked before any pulse
+        if cfg.g_range is not None:          # a given range is checked before any pulse,
+            before = frontend.window(board)   # then the range search reads in the window it had:
             _front_end_check(board, cfg, float(cfg.g_range[0]), float(cfg.g_range[1]))
+            frontend.restore_window(board, before)  # a narrow one would clip the device's ends
         dr = device_range if device_range is not None else characterize_range(board, cfg.margin)
         if cfg.g_range is not None:
             g_min, g_max = float(cfg.g_range[0]), float(cfg.g_range[1])
             check_range(g_min, g_max, dr)
         else:
             g_min, g_max = dr.g_min, dr.g_max
-            _front_end_check(board, cfg, g_min, g_max)
+        _front_end_check(board, cfg, g_min, g_max)
         meta = {
             "n_levels": cfg.n, "cycles": cfg.cycles, "g_min": g_min, "g_max": g_max,
             "lsb": analysis.lsb(g_min, g_max, cfg.n),

@@ -9,13 +9,14 @@ from micropython import const
 from memfw.hal import config
 from memfw.hal.fechips import DAC_SEL_B
 from memfw.hal.stdio import StdioPort
-from memfw.hal.window import centre
+from memfw.hal.window import ReadRange, centre, on_rail, rail_error
 
 
 _DAC_CODE_MAX = const(4095)         # 12-bit MCP4922 (FE_DAC_BITS)
 _OFS_CODE_MAX = const(65535)        # 16-bit DAC8551 (FE_OFFSET_BITS)
 _READ_SETTLE_US = const(35)         # FE_READ_SETTLE_S: READ_EN high until the ADC input is settled
 _OVERSAMPLE = const(16)             # FE_ADC_OVERSAMPLE: conversions per verify read
+_ADC_FULL = const(65536)            # 16-bit AD7685 codes (FE_ADC_BITS)
 
 
 class BoardHal(StdioPort):
@@ -73,7 +74,7 @@ class BoardHal(StdioPort):
         if self._window is not None:
             why = self.set_window(self._window[0], self._window[1], read_v)
             if why is not None:
-                raise ValueError(why)
+                raise ReadRange(why)
             return
         bc = self.read_code(read_v)
         self._chips.dac(DAC_SEL_B, bc)
@@ -81,10 +82,13 @@ class BoardHal(StdioPort):
         self._v_read = bc / self._b_per_v
 
     def conductance(self, code_sum, n):
-        """G in S from the sum of n ADC codes at the bias and offset in force."""
+        """G in S from the sum of n ADC codes at the bias and offset in force. Raises ReadRange when
+        the mean code sits on a rail (the value would be a clipped one)."""
         v = self._v_read
         if v <= 0.0 or n <= 0:
             return 0.0
+        if on_rail(code_sum // n, _ADC_FULL):
+            raise rail_error(code_sum // n, _ADC_FULL, config.FE_G_PER_COUNT_V / v, self._i_off / v, v)
         return (code_sum * config.FE_G_PER_COUNT_V / n + self._i_off) / v
 
     def read(self, n, read_v):

@@ -20,9 +20,12 @@ import time
 from memfw import protocol as P
 from memfw.hal import config
 from memfw.hal.stdio import StdioPort
+from memfw.hal.window import ReadRange, on_rail, rail_error
 
 from memristor import Memristor     # hil/memristor.py (on MICROPYPATH)
 from frontend import FrontEnd, fe_from_config   # hil/frontend.py
+
+_ADC_FULL = 1 << config.FE_ADC_BITS     # ADC codes (the board checks its reads against the rails)
 
 
 class Hal(StdioPort):
@@ -114,7 +117,7 @@ class Hal(StdioPort):
         if fe.bias_code_for(read_v) != fe.bias_code:
             why = self.set_window(self._window[0], self._window[1], read_v)
             if why is not None:
-                raise ValueError(why)
+                raise ReadRange(why)
         dev = self.dev
         if self._log is not None:
             lim = self._limits
@@ -122,6 +125,11 @@ class Hal(StdioPort):
         v = fe.bias_v(actual=True)
         g = fe.read(lambda: dev.read(v), n)
         self._advance(t, real0)
+        rv = fe.bias_v()                # the firmware's arithmetic: nominal bias and offset
+        if rv > 0.0:                    # the mean code this G came from, as the board checks it
+            m = int((g * rv - fe.offset_i()) / fe.a_per_count + 0.5)
+            if on_rail(m, _ADC_FULL):
+                raise rail_error(m, _ADC_FULL, fe.a_per_count / rv, fe.offset_i() / rv, rv)
         return g
 
     def wait(self, seconds):

@@ -3,6 +3,30 @@
 # so the emulator and the board pick the same codes and refuse the same ranges.
 # (no imports: CPython tools use it too)
 MARGIN = 0.05                   # keep the window 5 % of the ADC's full scale from 0 and from FS
+RAIL = 64                       # ADC codes: a read whose mean code is this close to 0 or to full
+                                # scale has clipped conversions (0.1 % of the AD7685's 65536 codes)
+
+
+class ReadRange(Exception):
+    """A read the front end cannot make (the board replies ADC_RANGE with this message, before any
+    pulse in a PROGRAM): the mean code sits on a rail, or the window cannot be held at this bias."""
+
+
+def on_rail(mean_code, full):
+    """True when a read's mean code (0..full-1) is within RAIL codes of 0 or of full scale."""
+    return mean_code <= RAIL or mean_code >= full - 1 - RAIL
+
+
+def rail_error(mean_code, full, s_per_code, g_off, read_v):
+    """The ReadRange for a mean code on a rail; G(code) = code * s_per_code + g_off (S), read_v (V)."""
+    if mean_code > full // 2:
+        return ReadRange("read saturated at ADC full scale (G above %.4g S at %.3g V): centre the "
+                         "ADC on the device with a window (memhost read --window GMIN GMAX, CONFIG "
+                         "win_lo/win_hi) or lower the read bias"
+                         % ((full - 1 - RAIL) * s_per_code + g_off, read_v))
+    return ReadRange("read at ADC zero (G below %.4g S at %.3g V): the device is open or below the "
+                     "window: set a window around it (memhost read --window GMIN GMAX) or raise "
+                     "the read bias" % (RAIL * s_per_code + g_off, read_v))
 
 
 def centre(g_lo, g_hi, read_v, b_per_v, b_max, i_per_ocode, o_max, fs_a):
