@@ -241,6 +241,38 @@ def test_repl_then_mpremote_takes_over(board: Board, pico: PicoEmulator) -> None
     assert "rp2 (1, 28)" in proc.stdout
 
 
+_PIO_DIVIDER_SCRIPT = """
+import rp2, machine, time
+@rp2.asm_pio(sideset_init=rp2.PIO.OUT_LOW)
+def prog():
+    pull(block).side(0)
+    mov(x, osr).side(1)                 # gate high: 1 cycle
+    label("l")
+    jmp(x_dec, "l").side(1)[3]          # x + 1 turns of 1 + 3 delay cycles
+    nop().side(0)                       # gate low
+for sm_id, hz in ((4, 31_250_000), (5, 50_000_000)):    # clock dividers 4 and 2.5 (PIO1)
+    sm = rp2.StateMachine(sm_id, prog, freq=hz, sideset_base=machine.Pin(15))
+    sm.active(1)
+    sm.put(9)
+    time.sleep_ms(2)
+    sm.active(0)
+"""
+
+
+def test_pio_delays_and_clock_dividers_are_spent_in_system_clock_cycles(pico: PicoEmulator) -> None:
+    b = Board.open(pico.port, timeout=30)
+    b.leave_binary_mode()
+    b.close()
+    mark = pico.mark()
+    proc = _mpremote(pico.port, "exec", _PIO_DIVIDER_SCRIPT)
+    assert proc.returncode == 0, proc.stderr
+    gates = pico.events(("gate",), since=mark)
+    sm_cycles = 1 + 10 * 4                  # mov, then 10 turns of jmp [3]
+    assert len(gates) == 2
+    assert gates[0]["cycles"] == sm_cycles * 4                                   # divider 4
+    assert gates[1]["cycles"] in (int(sm_cycles * 2.5), int(sm_cycles * 2.5) + 1)  # 2.5: 102.5 on average
+
+
 def test_memhost_flash_through_mpremote_then_the_board_serves_frames(pico: PicoEmulator) -> None:
     # the real flashing path: files copied by mpremote into the Pico's LittleFS, then a reset
     mark = pico.mark()

@@ -393,7 +393,7 @@ function stepPio(b, now) {
         break;
       }
       const before = sm.cycles;
-      b.pioNow = next;
+      b.pioNow = Math.ceil(next);  // a fractional divider enables the SM on whole system cycles
       sm.step();
       m.pio.checkChangedPins();
       const spent = sm.cycles - before;   // 1 + the instruction's [delay]
