@@ -4,12 +4,11 @@
     python schematics/simulate.py        # prints amplitude error, edges, read gain, settling
 
 Used by tests/test_schematics.py. The firmware constants come from
-firmware/micropython/memfw/hal/config.py (parsed with ast: it imports micropython.const).
+firmware/micropython/memfw/hal/config.py (parsed by memhost.fwconst: it imports micropython.const).
 """
 
 from __future__ import annotations
 
-import ast
 import math
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 SPICE = HERE / "spice"
 FIRMWARE = HERE.parent / "firmware" / "micropython"
 CONFIG = FIRMWARE / "memfw" / "hal" / "config.py"
-for _p in (str(FIRMWARE), str(HERE.parent / "hil")):   # the front-end model and the board's window rule
+for _p in (str(FIRMWARE), str(HERE.parent / "hil"), str(HERE.parent / "host")):   # the front-end model and the board's window rule
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
@@ -33,37 +32,10 @@ T_GATE = 1e-6       # gate rises at 1 us in pulse_path.cir
 
 # ---- firmware constants ----------------------------------------------------------------------
 def load_config(path: Path = CONFIG) -> dict:
-    """UPPER_CASE constants of config.py, evaluated without importing it (numbers, strings,
-    const(...), names defined earlier, + - * / ** << >> and parentheses)."""
-    tree = ast.parse(path.read_text(), str(path))
-    env: dict = {}
-
-    def ev(node):
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return env[node.id]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "const":
-            return ev(node.args[0])
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else v
-        if isinstance(node, ast.BinOp):
-            a, b = ev(node.left), ev(node.right)
-            ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b,
-                   ast.Div: lambda: a / b, ast.Pow: lambda: a ** b, ast.LShift: lambda: a << b,
-                   ast.RShift: lambda: a >> b, ast.FloorDiv: lambda: a // b}
-            return ops[type(node.op)]()
-        raise ValueError(f"config.py line {node.lineno}: unsupported expression")
-
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            name = stmt.targets[0].id
-            try:
-                env[name] = ev(stmt.value)
-            except (ValueError, KeyError):
-                continue
-    return env
+    """The constants of config.py, evaluated without importing it (memhost.fwconst, the one parser
+    of the firmware's constants)."""
+    from memhost.fwconst import module_constants
+    return module_constants(path)
 
 
 # ---- firmware arithmetic (what the HAL computes) ---------------------------------------------

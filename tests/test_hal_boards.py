@@ -19,21 +19,14 @@ from pathlib import Path
 import pytest
 
 from conftest import micropython_exe
+from memhost import fwconst
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware" / "micropython"
 FAKES = ROOT / "tests" / "fakes"
-CONFIG = FIRMWARE / "memfw" / "hal" / "config.py"
 
 
-def _config() -> dict:
-    src = CONFIG.read_text().replace("from micropython import const", "const = lambda x: x")
-    ns: dict = {}
-    exec(compile(src, str(CONFIG), "exec"), ns)
-    return ns
-
-
-C = _config()
+C = fwconst.config()
 FULL = 1 << C["FE_DAC_BITS"]
 AMPLITUDES = [-5.0, -4.0, -2.5, -1.0, -0.3, -0.0025, 0.0, 0.0012, 0.3, 1.0, 2.5, 4.0, 5.0, 6.0]
 READ_VS = [0.05, 0.1, 0.2, 0.25, 0.5]

@@ -6,23 +6,18 @@ number it would need), and the levels are not finer than the front end resolves 
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
 from typing import Any
 
+from . import fwconst
 from .emulator import FIRMWARE_DIR, HIL_DIR
 from .errors import BoardError, UsageError
 
-CONFIG_PY = FIRMWARE_DIR / "memfw" / "hal" / "config.py"
 WINDOW_MARGIN = 0.02        # the window the host asks for: the range +- 2 % of its span
 
 
-@lru_cache(maxsize=1)
 def fe_constants() -> dict[str, Any]:
-    """The FE_* constants of the firmware's config.py (executed with const() as the identity)."""
-    src = CONFIG_PY.read_text().replace("from micropython import const", "")
-    ns: dict[str, Any] = {"const": lambda x: x}
-    exec(compile(src, str(CONFIG_PY), "exec"), ns)
-    return {k: v for k, v in ns.items() if k.startswith("FE_")}
+    """The FE_* constants of the firmware's config.py (memhost.fwconst)."""
+    return {k: v for k, v in fwconst.config().items() if k.startswith("FE_")}
 
 
 def model(seed: int = 0) -> Any:

@@ -33,6 +33,8 @@ _TRUST_PRIOR = const(64)   # ... 320 mV while the model is a device-type prior (
 _MAX_INNOV = const(512)     # a clear observation moves the level at most 2 octaves
 _MISS_STEP = const(128)     # no clear response: the level drops half an octave (amplitude goes up)
 _RHO_ONE = const(256)       # kept fraction after relaxation, Q8
+_RHO_MIN = const(128)       # the learned kept fraction stays within 0.5 .. 1.125 (Q8)
+_RHO_MAX = const(288)
 _STALL_AT_MAX = const(8)    # pulses at the top amplitude without a response -> out of range
 _VAR_UNKNOWN = const(-1)
 _BIG = const(524287)        # relaxation tracking clamps its counts to +-2^19 (products < 2^30)
@@ -962,10 +964,10 @@ class Controller:
                     dimm = g - g0
                     if dimm >= tol_i or dimm <= -tol_i:
                         rho = ((gf - g0) * _RHO_ONE) // dimm
-                        if rho < 128:
-                            rho = 128
-                        elif rho > 288:
-                            rho = 288
+                        if rho < _RHO_MIN:
+                            rho = _RHO_MIN
+                        elif rho > _RHO_MAX:
+                            rho = _RHO_MAX
                         st[_RHO] += (rho - st[_RHO]) // 8
                 g = gf
                 tg = tm

@@ -26,19 +26,25 @@ from typing import Any
 
 import numpy as np
 
+from .. import fwconst
 from .device import DeviceArray
 from .ispp import CONVERGED, ProgramOutcome, firmware_params
 
-DV = 0.005              # V, amplitude grid (firmware _DV_UV)
-B0 = 24 / 256           # prior slope, log2 per grid step (firmware _B0 in Q8)
-B_MIN, B_MAX = 6 / 256, 1.0
-SLOPE_MIN_DI = 4
-TRUST = 32              # trust region, grid steps from the anchor (160 mV) once observations arrive
-TRUST_PRIOR = 64       # ... and when the model comes from a device-type prior (halves per pulse)
-MAX_INNOV = 2.0
-MISS_STEP = 0.5
-STALL_AT_MAX = 8
-RHO_MIN, RHO_MAX = 0.5, 1.125
+# The firmware's constants (memfw/control.py, read by memhost.fwconst, never retyped here), in the
+# twin's units: the Q8 integers of the firmware as floats (log2 per grid step, octaves).
+_FW = fwconst.control()
+Q8 = _FW["_RHO_ONE"]            # the firmware's Q8 one (256)
+DV_UV = _FW["_DV_UV"]           # amplitude grid step, µV
+DV = DV_UV / 1e6                # ... in V
+B0 = _FW["_B0"] / Q8            # prior slope, log2 per grid step
+B_MIN, B_MAX = _FW["_B_MIN"] / Q8, _FW["_B_MAX"] / Q8
+SLOPE_MIN_DI = _FW["_SLOPE_MIN_DI"]     # secant only between amplitudes this many steps apart
+TRUST = _FW["_TRUST"]           # trust region, grid steps from the anchor once observations arrive
+TRUST_PRIOR = _FW["_TRUST_PRIOR"]   # ... and when the model comes from a device-type prior (halves per pulse)
+MAX_INNOV = _FW["_MAX_INNOV"] / Q8  # octaves a clear observation moves the level at most
+MISS_STEP = _FW["_MISS_STEP"] / Q8  # octaves the level drops without a clear response
+STALL_AT_MAX = _FW["_STALL_AT_MAX"]
+RHO_MIN, RHO_MAX = _FW["_RHO_MIN"] / Q8, _FW["_RHO_MAX"] / Q8   # learned kept fraction bounds
 
 
 class AdaptiveState:
@@ -100,9 +106,9 @@ def _prior_words(prior: list[tuple[float, float, float] | None], top: int) -> np
         if pr is None:
             continue
         v, dg, sl = pr
-        ia = min(max(int(v * 1e6 + 0.5) // 5000, 1), top)
-        a = round(256 * math.log2(dg)) / 256          # Q8 as the firmware stores it
-        b = B0 if sl <= 0 else min(max(round(256 * sl * DV), 6), 256) / 256
+        ia = min(max(int(v * 1e6 + 0.5) // DV_UV, 1), top)
+        a = round(Q8 * math.log2(dg)) / Q8          # Q8 as the firmware stores it
+        b = B0 if sl <= 0 else min(max(round(Q8 * sl * DV), _FW["_B_MIN"]), _FW["_B_MAX"]) / Q8
         out[r] = (1.0, ia, a, b)
     return out
 
@@ -122,7 +128,7 @@ def prior_from_state(devices: DeviceArray, v_ref: tuple[float, float] | None = N
             continue
         b = st.b[r, ok]
         ia = st.ia[r, ok]
-        i_ref = round(float(np.median(ia))) if v_ref is None else int(v_ref[r] * 1e6 + 0.5) // 5000
+        i_ref = round(float(np.median(ia))) if v_ref is None else int(v_ref[r] * 1e6 + 0.5) // DV_UV
         y = st.a[r, ok] + b * (i_ref - ia)
         out[f"prior_{pol}_v"] = round(i_ref * DV, 3)
         out[f"prior_{pol}_dg"] = float(f"{2.0 ** float(np.median(y)):.3g}")
@@ -169,16 +175,16 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
                 status: np.ndarray) -> None:
     """The devices idx through the compiled loop (memhost.sim.kernel), on devices' own state.
     Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed)."""
-    from .kernel import adaptive_kernel, draws_per_device
+    from .kernel import PROBE_N, RELAX, adaptive_kernel, draws_per_device
     d = devices
     t_before = d.t[idx]
     consts = np.array([width, rv, settle, DV, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX,
-                       relax[0], relax[1], TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI])
+                       relax[0], relax[1], TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI, *RELAX])
     kap = (rel / np.asarray(tol, dtype=float)) ** 2
     top_n = max(int(max_reads), int(n_reads), 2)
     dec_r = np.exp(-(np.arange(top_n + 1) * d._read_time) / d._tau)
     isq = 1.0 / np.sqrt(np.maximum(np.arange(top_n + 1), 1))
-    need_n, need_u = draws_per_device(int(max_pulses))
+    need_n, need_u = draws_per_device(int(max_pulses), PROBE_N)
     # one block of random numbers, refilled in place (float32: the noise factors need no more):
     # ~16 pulses' worth for up to 16 k devices, and at least one device's worst case
     per = 3 if d._lf > 0 else 2
@@ -223,10 +229,10 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
                                                       width_s, read_v)
     settle = 5 * p["relax_tau_s"] if settle_s is None else float(settle_s)
-    top = int(round(vmax * 1e6)) // 5000
-    i_start = np.array([int(round(vss * 1e6)) // 5000, int(round(vrs * 1e6)) // 5000])
+    top = int(round(vmax * 1e6)) // DV_UV
+    i_start = np.array([int(round(vss * 1e6)) // DV_UV, int(round(vrs * 1e6)) // DV_UV])
     i_start = np.minimum(i_start, top)
-    di0 = max(1, int(round(step * 1e6)) // 5000)
+    di0 = max(1, int(round(step * 1e6)) // DV_UV)
 
     n = devices.n
     st = _state(devices)

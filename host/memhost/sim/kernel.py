@@ -28,21 +28,30 @@ except ImportError as _exc:
     from ..errors import MissingExtra
     raise MissingExtra.for_import(_exc, "the vectorised adaptive twin") from None
 
+from .. import fwconst
 from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE
 
-# auto settle and relaxation probe (firmware memfw/control.py: _W0_US .. _SETTLE_RES)
-W0 = 500e-6             # s, shortest wait; the wait table is W0 * 2^(k/4), k < NWAIT
-NWAIT = 48
-PROBE_MIN = 0.2         # s, the probe waits at least this long...
-PROBE_MAX = 4.0         # ... and at most this long
-PROBE_N = 16            # most probe samples
-LEARN_DECAY = 2.0       # tolerances: a probe learns from a reading that decayed this much
-FAST_MOVE = 64.0        # a last pulse this long followed by < tol / 2 of decay: negligible...
-TAU_FAST = 500e-6       # ... relaxation, decay time noted as this
-LEARN_PULSE = 32.0      # the last pulses moved this many tolerances one way: probe at once
-STALE_TOL = 64          # tolerances the other polarity moved the device: this model is stale
-NH = 8                  # the probe relates the decay to the last NH pulses' changes (ring)
-SETTLE_RES = 8.0        # the auto settle waits until the volatile part is below tol / SETTLE_RES
+# auto settle and relaxation probe: the firmware's _W0_US .. _SETTLE_RES (memfw/control.py, read by
+# memhost.fwconst, never retyped), in s and tolerances. The loop takes them from its consts array
+# (entries C_W0 .. C_SETTLE_RES), not as globals: numba compiles globals in, and its on-disk cache
+# would not notice a change of the firmware's values.
+_FW = fwconst.control()
+W0 = _FW["_W0_US"] / 1e6        # s, shortest wait; the wait table is W0 * 2^(k/4), k < NWAIT
+NWAIT = _FW["_NWAIT"]
+PROBE_MIN = _FW["_PROBE_MIN_US"] / 1e6  # s, the probe waits at least this long...
+PROBE_MAX = _FW["_PROBE_MAX_US"] / 1e6  # ... and at most this long
+PROBE_N = _FW["_PROBE_N"]       # most probe samples
+LEARN_DECAY = float(_FW["_LEARN_DECAY"])  # tolerances: a probe learns from a reading that decayed this much
+FAST_MOVE = float(_FW["_FAST_MOVE"])  # a last pulse this long followed by < tol / 2 of decay: negligible...
+TAU_FAST = _FW["_TAU_FAST"] / 1e6   # ... relaxation, decay time noted as this
+LEARN_PULSE = float(_FW["_LEARN_PULSE"])  # the last pulses moved this many tolerances one way: probe at once
+STALE_TOL = _FW["_STALE_TOL"]   # tolerances the other polarity moved the device: this model is stale
+NH = _FW["_NH"]                 # the probe relates the decay to the last NH pulses' changes (ring)
+SETTLE_RES = float(_FW["_SETTLE_RES"])  # the auto settle waits until the volatile part is below tol / SETTLE_RES
+RELAX = (W0, NWAIT, PROBE_MIN, PROBE_MAX, PROBE_N, LEARN_DECAY, FAST_MOVE, TAU_FAST, LEARN_PULSE,
+         STALE_TOL, NH, SETTLE_RES)
+(C_W0, C_NWAIT, C_PROBE_MIN, C_PROBE_MAX, C_PROBE_N, C_LEARN_DECAY, C_FAST_MOVE, C_TAU_FAST,
+ C_LEARN_PULSE, C_STALE_TOL, C_NH, C_SETTLE_RES) = range(16, 16 + len(RELAX))
 
 # physics scalars, in this order in the `phys` array (from DeviceArray's fields)
 PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn", "_rtn_rate",
@@ -52,11 +61,12 @@ PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn
 
 
 @njit(cache=True)
-def draws_per_device(max_pulses):
+def draws_per_device(max_pulses, probe_n):
     """The most (normals, uniforms) one device can use: per pulse one cycle-to-cycle normal and
     three reads (after the pulse, a verify, a re-read after a settle), each at most two normals
-    (white, low-frequency) and one uniform (RTN); plus the first read and two relaxation probes."""
-    return 7 * (max_pulses + 1) + 2 + 4 * PROBE_N, 3 * (max_pulses + 1) + 1 + 2 * PROBE_N
+    (white, low-frequency) and one uniform (RTN); plus the first read and two relaxation probes
+    of at most probe_n samples."""
+    return 7 * (max_pulses + 1) + 2 + 4 * probe_n, 3 * (max_pulses + 1) + 1 + 2 * probe_n
 
 
 @njit(cache=True, inline="always")
@@ -196,24 +206,25 @@ def _wait(dt, w, u, t, td, frozen, ph):
 
 
 @njit(cache=True, inline="always")
-def _auto_wait(v, tl, tau):
+def _auto_wait(v, tl, tau, c):
     """The auto settle (CONFIG settle 0): the wait (s) until a volatile part v (S) decaying with
     tau (s) is below tl / SETTLE_RES, rounded up to the wait table; 0 when it is that small."""
     if v <= 0.0 or tau <= 0.0:
         return 0.0
-    x = SETTLE_RES * v / tl
+    x = c[C_SETTLE_RES] * v / tl
     if x <= 1.0:
         return 0.0
     w = tau * math.log(x)
+    w0 = c[C_W0]
     k = 0
-    if w > W0:
-        k = min(int(math.ceil(4.0 * math.log2(w / W0))), NWAIT - 1)
-    return W0 * 2.0 ** (k / 4.0)
+    if w > w0:
+        k = min(int(math.ceil(4.0 * math.log2(w / w0))), int(c[C_NWAIT]) - 1)
+    return w0 * 2.0 ** (k / 4.0)
 
 
 @njit(cache=True, inline="always")
 def _probe(tgr, nf, rv, dec_r, isq, tl, w, u, t, td, tr, y, rs, fz, gm, sp, ph, zn, zu, pn, pu,
-           use_lf, use_rtn, ps, py):
+           use_lf, use_rtn, ps, py, c):
     """Relaxation probe (firmware Controller._probe): waits W0, 2 W0, 4 W0, ... after the reading
     of time tgr, reading nf each time, until the reading stops moving (change <= tol / 2) after
     PROBE_MIN at least, PROBE_MAX at most. Samples (s since tgr, S) go to ps/py; returns their
@@ -222,7 +233,7 @@ def _probe(tgr, nf, rv, dec_r, isq, tl, w, u, t, td, tr, y, rs, fz, gm, sp, ph, 
     m = 0
     prev = 0.0
     while True:
-        w, u, t, td = _wait(W0 * 2.0 ** (k / 4.0), w, u, t, td, fz, ph)
+        w, u, t, td = _wait(c[C_W0] * 2.0 ** (k / 4.0), w, u, t, td, fz, ph)
         z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
         yk, w, u, t, td, tr, y, rs = _read(nf, rv, dec_r[nf], isq[nf], w, u, t, td, tr, y, rs, fz,
                                            gm, sp, ph, z1, z2, uu)
@@ -230,27 +241,28 @@ def _probe(tgr, nf, rv, dec_r, isq, tl, w, u, t, td, tr, y, rs, fz, gm, sp, ph, 
         ps[m] = sk
         py[m] = yk
         m += 1
-        c = yk - prev
+        ch = yk - prev
         prev = yk
-        if m >= 2 and sk >= PROBE_MIN and abs(c) <= 0.5 * tl:
+        if m >= 2 and sk >= c[C_PROBE_MIN] and abs(ch) <= 0.5 * tl:
             break
-        if sk >= PROBE_MAX or m >= PROBE_N:
+        if sk >= c[C_PROBE_MAX] or m >= int(c[C_PROBE_N]):
             break
-        k = min(k + 4, NWAIT - 1)
+        k = min(k + 4, int(c[C_NWAIT]) - 1)
     return m, w, u, t, td, tr, y, rs, pn, pu
 
 
 @njit(cache=True, inline="always")
-def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl):
+def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c):
     """(tau s, volatile fraction) from a probe after the reading g_imm of time t_imm (firmware
     Controller._learn_relax): tau from where half the decay D is left, the fraction from D over the
     last pulses' changes (ring ht/hd, hn pulses) decayed to t_imm; (0, 0): nothing learned."""
     y_end = py[m - 1]
     dd = g_imm - y_end
     ad = abs(dd)
-    if ad < LEARN_DECAY * tl:
-        if hn > 0 and 2.0 * ad < tl and abs(hd[(hn - 1) % NH]) >= FAST_MOVE * tl:
-            return TAU_FAST, 0.0
+    nh = int(c[C_NH])
+    if ad < c[C_LEARN_DECAY] * tl:
+        if hn > 0 and 2.0 * ad < tl and abs(hd[(hn - 1) % nh]) >= c[C_FAST_MOVE] * tl:
+            return c[C_TAU_FAST], 0.0
         return 0.0, 0.0
     i = 0
     while i < m - 1 and 2.0 * abs(py[i] - y_end) > ad:
@@ -263,12 +275,12 @@ def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl):
     ln = math.log(ad / r)
     if ln < math.log(2.0) / 16.0:
         return 0.0, 0.0
-    tau = max(ps[i] / ln, TAU_FAST)
+    tau = max(ps[i] / ln, c[C_TAU_FAST])
     vs = 0.0
-    for k in range(min(hn, NH)):
-        jk = (hn - 1 - k) % NH
-        c = hd[jk] if dd > 0.0 else -hd[jk]
-        vs += c * math.exp(-(t_imm - ht[jk]) / tau)
+    for k in range(min(hn, nh)):
+        jk = (hn - 1 - k) % nh
+        ch = hd[jk] if dd > 0.0 else -hd[jk]
+        vs += ch * math.exp(-(t_imm - ht[jk]) / tau)
     if vs <= 0.0:
         return 0.0, 0.0
     return tau, (min(ad / vs, 0.5) if vs > 0.5 * ad else 0.5)
@@ -293,8 +305,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
     V, settle s, DV V, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX, relaxation fraction,
-    relaxation tau s (both 0: not known; with settle 0 the loop learns them, staul/sfl), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI), the
-    constants of memhost.sim.adaptive; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
+    relaxation tau s (both 0: not known; with settle 0 the loop learns them, staul/sfl), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI,
+    then RELAX at C_W0 ..), the constants of memhost.sim.adaptive and of this module; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
 
     Random numbers: standard normals zn and uniforms zu, consumed from their start. Returns the
     index j of the first device not done: len(idx), or earlier when fewer numbers are left than
@@ -311,14 +323,16 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     fr, tau_c = consts[10], consts[11]     # relaxation tracking: volatile fraction, decay time
     trust, trust_prior = int(consts[12]), int(consts[13])
     stall_at_max, slope_min_di = int(consts[14]), int(consts[15])
+    nh, stale_tol, learn_pulse = int(consts[C_NH]), int(consts[C_STALE_TOL]), consts[C_LEARN_PULSE]
+    probe_n = int(consts[C_PROBE_N])
     auto = settle <= 0.0               # the loop decides its settle wait (CONFIG settle 0)
-    ps = np.empty(PROBE_N)              # relaxation probe samples: s since the reading, S
-    py = np.empty(PROBE_N)
-    ht = np.empty(NH)                   # ring of the last pulses: reading time, change (S)
-    hd = np.empty(NH)
+    ps = np.empty(probe_n)              # relaxation probe samples: s since the reading, S
+    py = np.empty(probe_n)
+    ht = np.empty(nh)                   # ring of the last pulses: reading time, change (S)
+    hd = np.empty(nh)
     dec_w = math.exp(-width / ph[TAU])
     dec_s = math.exp(-settle / ph[TAU])
-    need_n, need_u = draws_per_device(max_pulses)
+    need_n, need_u = draws_per_device(max_pulses, probe_n)
     use_lf = ph[LF] > 0.0
     use_rtn = ph[RTN] > 0.0
     pn = 0
@@ -410,9 +424,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         nq = _count(g, k4, n_fixed, max_reads)
                         m, w_, u_, t_, td, tr_, y_, rs, pn, pu = _probe(
                             tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
-                            zn, zu, pn, pu, use_lf, use_rtn, ps, py)
+                            zn, zu, pn, pu, use_lf, use_rtn, ps, py, consts)
                         nrd += m * nq
-                        tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl)
+                        tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl, consts)
                         if tl_ > 0.0:
                             staul[d] = tl_
                             sfl[d] = fl_
@@ -423,7 +437,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                             v = abs(U)
                         else:
                             v = max(1.0 - rh, fk) * abs(g - g0)
-                        dt = _auto_wait(v, tl, tauk)
+                        dt = _auto_wait(v, tl, tauk, consts)
                         if dt > 0.0:
                             w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
                 if probed:
@@ -474,7 +488,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 # the volatile estimate alone flips the decision (e.g. after a jump into the
                 # window's edge, where the reading hides the volatile part): let it decay, read again
                 if auto:
-                    dt = _auto_wait(abs(U), tl, tauk)
+                    dt = _auto_wait(abs(U), tl, tauk, consts)
                     if dt > 0.0:
                         w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
                 else:
@@ -504,7 +518,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 first = pol
             if pol != first:
                 rev = True
-            if sst[r_, d] >= STALE_TOL and snobs[r_, d] > 0:
+            if sst[r_, d] >= stale_tol and snobs[r_, d] > 0:
                 # stale model (the other polarity moved the device >= 64 tol since this one last
                 # pulsed): start again from the prior, else search (the slope is kept)
                 sst[r_, d] = 0
@@ -554,8 +568,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             nrd += nr
             tgr = t_ - nr * ph[READ_TIME]
             if probe > 0:
-                ht[hn % NH] = tgr
-                hd[hn % NH] = gn - g
+                ht[hn % nh] = tgr
+                hd[hn % nh] = gn - g
                 hn += 1
             if trk:
                 # the pulse's whole change J: the reading's change less the decay of the earlier
@@ -612,21 +626,21 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             if tr > trust:              # a prior's wide trust region narrows
                 strr[r_, d] = tr >> 1 if (tr >> 1) > trust else trust
             sst[r_, d] = 0                  # this polarity is fresh; the other ages by the move
-            if dg > 0.0 and sst[1 - r_, d] < STALE_TOL:
+            if dg > 0.0 and sst[1 - r_, d] < stale_tol:
                 sst[1 - r_, d] += int(dg / tl)
             if probe == 1 and dg >= tl:
                 ssum = 0.0
-                for k in range(min(hn, NH)):
-                    ssum += hd[(hn - 1 - k) % NH] * pol
-                if ssum >= LEARN_PULSE * tl:
+                for k in range(min(hn, nh)):
+                    ssum += hd[(hn - 1 - k) % nh] * pol
+                if ssum >= learn_pulse * tl:
                     # large moves while the relaxation is unknown: measure their decay now, go on
                     # from the settled reading (tracking if it is still a long way)
                     nq = _count(g, k4, n_fixed, max_reads)
                     m, w_, u_, t_, td, tr_, y_, rs, pn, pu = _probe(
                         tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
-                        zn, zu, pn, pu, use_lf, use_rtn, ps, py)
+                        zn, zu, pn, pu, use_lf, use_rtn, ps, py, consts)
                     nrd += m * nq
-                    tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl)
+                    tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl, consts)
                     if tl_ > 0.0:
                         staul[d] = tl_
                         sfl[d] = fl_

@@ -14,15 +14,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .. import fwconst
 from ..errors import PresetError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
-# Firmware absolute maximum (firmware/micropython/memfw/hal/config.py ABS_MAX_V etc.).
-ABS_MAX_V = 4.0
-ABS_MIN_WIDTH_S = 1e-6
-ABS_MAX_WIDTH_S = 10e-3
-ABS_MAX_READ_V = 0.5
+# The firmware's absolute maxima (memfw/hal/config.py ABS_*, read by memhost.fwconst).
+_ABS = fwconst.absolute_maxima()
+ABS_MAX_V = _ABS["ABS_MAX_V"]
+ABS_MIN_WIDTH_S = _ABS["ABS_MIN_WIDTH_S"]
+ABS_MAX_WIDTH_S = _ABS["ABS_MAX_WIDTH_S"]
+ABS_MAX_READ_V = _ABS["ABS_MAX_READ_V"]
 
 # section -> {field: rule}; rules: "pos" > 0, "nonneg" >= 0, "unit" in [0, 1], "frac" in [0, 1).
 SCHEMA: dict[str, dict[str, str]] = {
