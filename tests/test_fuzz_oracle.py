@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from memhost.bench import fuzz as F
-from memhost.bench.oracle import PULSE, READ, RECORD, absolute_maxima, check_actuations
+from memhost.testing.oracle import PULSE, READ, RECORD, absolute_maxima, check_actuations
 
 
 def _log(tmp_path: Path, *records: tuple) -> Path:

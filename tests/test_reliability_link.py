@@ -10,7 +10,7 @@ import pytest
 
 from memhost.board import Board, BoardResetWarning
 from memhost.errors import PortError, UsageError
-from memhost.faults import FaultyLink, Faults
+from memhost.testing.faults import FaultyLink, Faults
 
 
 def test_soak_500_targets_with_a_cut_a_host_kill_and_a_board_reset(tmp_path) -> None:

@@ -152,7 +152,7 @@ class Emulator(PtyBoard):
                  actuation_log: str | Path | None = None):
         """realtime: WAIT and settle waits take real time (5 ms chunks, input read between them) as on
         a board, instead of advancing the virtual clock at once. actuation_log: a file the firmware
-        appends every pulse and read bias to, with the limits in force (memhost.bench.oracle)."""
+        appends every pulse and read bias to, with the limits in force (memhost.testing.oracle)."""
         PtyBoard.__init__(self)
         self.preset_arg = preset
         self.seed = 1 if seed is None else int(seed)

@@ -38,8 +38,9 @@ import numpy as np
 from ..board import Board
 from ..cli import add_json_arg, add_port_args, print_json
 from ..emulator import FIRMWARE_DIR, HIL_DIR
+from ..sim.ispp import ispp_step
 from ..sim.presets import load_preset
-from .controller import characterise, configure
+from ..experiments.compare import characterise, configure
 
 _MPY_SCRIPT = r"""
 import sys, json, time
@@ -149,16 +150,14 @@ def usb_fs_estimate(width_s: float, overhead_ispp_us: float, overhead_adaptive_u
 
 def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float],
                      max_pulses: int = 500) -> int:
-    """The firmware's ISPP rules, driven from the host: one PULSE + one READ per iteration."""
+    """The firmware's ISPP rule (the twin's memhost.sim.ispp.ispp_step), driven from the host: one
+    PULSE + one READ per iteration."""
     g = board.read(1).g
     pol, amp, pulses = 0, 0.0, 0
     while abs(g - target) > tol and pulses < max_pulses:
-        new = 1 if g < target - tol else -1
-        if new != pol:
-            pol = new
-            amp = p["v_set_start"] if pol > 0 else p["v_reset_start"]
-        else:
-            amp = min(amp + p["v_step"], p["v_max"])
+        npol, namp = ispp_step(target - g, pol, amp, p["v_set_start"], p["v_reset_start"],
+                               p["v_step"], p["v_max"])
+        pol, amp = int(npol), float(namp)
         board.pulse(pol * amp, p["width_s"])
         pulses += 1
         g = board.read(1).g

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..cli import add_json_arg, add_port_args, print_json
 from ..sim.presets import load_preset
-from .controller import run_algorithm, seeds_of, spread
+from ..experiments.compare import run_algorithm, seeds_of, spread
 
 PULSE_GOAL = 1.5
 SIGMA_GOAL = 1.2

@@ -206,7 +206,7 @@ def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_l
     """Item 5 of issue 12: the loop's emulated time split, calibrated, and the free heap."""
     from ..board import Board
     from ..sim.presets import load_preset
-    from .controller import characterise, configure
+    from ..experiments.compare import characterise, configure
     from .pico_timing import describe, load_calibration
 
     cal = load_calibration()

@@ -1,6 +1,6 @@
 """`memhost bench soak`: stream many PROGRAM targets through a faulty link and check nothing is lost.
 
-The board is the emulated one behind `memhost.faults.FaultyLink` (byte corruption, drops, garbage,
+The board is the emulated one behind `memhost.testing.faults.FaultyLink` (byte corruption, drops, garbage,
 duplicated frames, stalls). Along the way: the cable is pulled once (`cut`), the host process is
 killed with SIGKILL once and a new one resumes the run, and the board is reset once. The run is a
 real run folder (memhost.runlog) written by a worker process; its journal `inflight.csv` records
@@ -10,7 +10,7 @@ had in flight with the same sequence numbers and gets the board's cached replies
 Checks afterwards: every step has exactly one row; for each board process, the pulses it applied
 (its own INFO counter) equal the pulses of the RESULTs it sent (tapped by the proxy), and every
 logged row matches the board's RESULT for its (session, seq); and the actuation oracle
-(memhost.bench.oracle): every pulse and read bias every board process applied was within the limits in
+(memhost.testing.oracle): every pulse and read bias every board process applied was within the limits in
 force at that moment and the absolute maxima.
 """
 
@@ -93,11 +93,11 @@ def soak(n: int = 10_000, seed: int = 1, flip: float = 0.01, drop: float = 0.002
          out: str | None = None, retry_interval: float = 0.05, events: bool = True,
          timeout: float = 1800.0) -> dict[str, Any]:
     from ..board import Board
-    from ..faults import FaultyLink, Faults
+    from ..testing.faults import FaultyLink, Faults
     from ..runlog import RunFolder
     from .. import protocol as P
 
-    from .oracle import check_actuations
+    from ..testing.oracle import check_actuations
     base = Path(out) if out else Path(tempfile.mkdtemp(prefix="memhost-soak-"))
     log = tempfile.NamedTemporaryFile(prefix="memhost-soak-actuations-", suffix=".bin", delete=False)
     log.close()

@@ -42,6 +42,16 @@ def firmware_params(params: dict[str, Any], v_set_start: float | None, v_reset_s
     return a, b, c, d, e, f
 
 
+def ispp_step(err: Any, pol: Any, amp: Any, v_set: float, v_reset: float, step: float,
+              v_max: float) -> tuple[Any, Any]:
+    """The ISPP rule of memfw/control.py (Controller._ispp) for one pulse, on arrays or scalars:
+    the polarity from the sign of err = target - G (+1 SET, -1 RESET); on a new polarity the ramp
+    restarts at its start amplitude, else it goes up by step, up to v_max. Returns (pol, amp)."""
+    newpol = np.where(err > 0, 1, -1).astype(np.int8)
+    amp = np.where(newpol != pol, np.where(newpol > 0, v_set, v_reset), np.minimum(amp + step, v_max))
+    return newpol, amp
+
+
 def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
          v_reset_start: float | None = None, v_step: float | None = None,
          v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
@@ -100,10 +110,7 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
             devices.write_back(cidx[fin], cur, fin)
             cur = cur.subset(loc)
             cidx, m, loc = idx, len(idx), None
-        newpol = np.where(err > 0, 1, -1).astype(np.int8)
-        restart = newpol != pol
-        amp = np.where(restart, np.where(newpol > 0, vss, vrs), np.minimum(amp + step, vmax))
-        pol = newpol
+        pol, amp = ispp_step(err, pol, amp, vss, vrs, step, vmax)
         cur.pulse(pol * amp, width, mask=loc)
         npulse += 1
         g = cur.read(rv, mask=loc)

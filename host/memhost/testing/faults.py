@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import protocol as P
-from .emulator import Emulator
-from .link import FrameSplitter
+from .. import protocol as P
+from ..emulator import Emulator
+from ..link import FrameSplitter
 
 
 @dataclass
@@ -78,7 +78,7 @@ class FaultyLink:
     def __init__(self, faults: Faults | None = None, seed: int = 0, preset: str = "tio2x-seed",
                  board_seed: int | None = 1, boot_s: float = 0.3, actuation_log: str | None = None):
         """actuation_log: every board process (one per reset) appends its actuations there
-        (memhost.bench.oracle)."""
+        (memhost.testing.oracle)."""
         self.faults = faults or Faults()
         self.rng = random.Random(seed)
         self.preset = preset

@@ -10,28 +10,14 @@ narrowed window, or a read above a lowered max_read_v are all counted.
 
 from __future__ import annotations
 
-import ast
 import struct
 from pathlib import Path
 from typing import Any
 
-from ..emulator import FIRMWARE_DIR
+from ..fwconst import absolute_maxima
 
 RECORD = struct.Struct("<Bddddd")
 PULSE, READ = 1, 2
-
-
-def absolute_maxima(config_py: Path = FIRMWARE_DIR / "memfw" / "hal" / "config.py") -> dict[str, float]:
-    """ABS_* constants of the firmware's config.py (plain numbers or const(...))."""
-    out: dict[str, float] = {}
-    for node in ast.parse(config_py.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                isinstance(node.targets[0], ast.Name) and node.targets[0].id.startswith("ABS_"):
-            v = node.value
-            if isinstance(v, ast.Call):
-                v = v.args[0]
-            out[node.targets[0].id] = float(ast.literal_eval(v))
-    return out
 
 
 def check_actuations(path: str | Path, examples: int = 10) -> dict[str, Any]:
