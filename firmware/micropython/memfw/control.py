@@ -36,6 +36,7 @@ _RHO_ONE = const(256)       # kept fraction after relaxation, Q8
 _RHO_MIN = const(128)       # the learned kept fraction stays within 0.5 .. 1.125 (Q8)
 _RHO_MAX = const(288)
 _STALL_AT_MAX = const(8)    # pulses at the top amplitude without a response -> out of range
+_NEAR = const(8)            # ... unless within 8 tolerances they add up to one tolerance
 _VAR_UNKNOWN = const(-1)
 _BIG = const(524287)        # relaxation tracking clamps its counts to +-2^19 (products < 2^30)
 _FIRST_READS = const(8)     # reads of the first verify, before the read noise is known
@@ -906,6 +907,7 @@ class Controller:
         reversed_ = 0
         first_pol = 0
         stall = 0
+        moved = 0                   # counts moved along the pulses by stalled pulses near the target
         status = P.ST_MAX_PULSES
         ticks = time.ticks_us
         diff = time.ticks_diff
@@ -1114,12 +1116,21 @@ class Controller:
                 aim = t_i if f10 else self._aim(g0, t_i, tol_i)
                 reversed_ = 0
                 first_pol = 0
-            # a target beyond the device's range: no response at the top amplitude
+            # a target beyond the device's range: no response at the top amplitude. Within 8
+            # tolerances of the target, unclear responses that add up to a tolerance still count
+            # as progress (a slow end of the state window, not the end of the range)
             if i == top and not clear:
                 stall += 1
+                e = g - t_i
+                if e <= _NEAR * tol_i and e >= -_NEAR * tol_i:
+                    moved += dgl
+                    if moved >= tol_i:
+                        stall = 0
+                        moved = 0
                 if stall >= _STALL_AT_MAX:
                     status = P.ST_OUT_OF_RANGE
                     break
             else:
                 stall = 0
+                moved = 0
         return status, g * q, pulses, reads

@@ -47,11 +47,12 @@ TAU_FAST = _FW["_TAU_FAST"] / 1e6   # ... relaxation, decay time noted as this
 LEARN_PULSE = float(_FW["_LEARN_PULSE"])  # the last pulses moved this many tolerances one way: probe at once
 STALE_TOL = _FW["_STALE_TOL"]   # tolerances the other polarity moved the device: this model is stale
 NH = _FW["_NH"]                 # the probe relates the decay to the last NH pulses' changes (ring)
+NEAR = float(_FW["_NEAR"])      # tolerances: within this, stalled pulses that add up to one count
 SETTLE_RES = float(_FW["_SETTLE_RES"])  # the auto settle waits until the volatile part is below tol / SETTLE_RES
 RELAX = (W0, NWAIT, PROBE_MIN, PROBE_MAX, PROBE_N, LEARN_DECAY, FAST_MOVE, TAU_FAST, LEARN_PULSE,
-         STALE_TOL, NH, SETTLE_RES)
+         STALE_TOL, NH, SETTLE_RES, NEAR)
 (C_W0, C_NWAIT, C_PROBE_MIN, C_PROBE_MAX, C_PROBE_N, C_LEARN_DECAY, C_FAST_MOVE, C_TAU_FAST,
- C_LEARN_PULSE, C_STALE_TOL, C_NH, C_SETTLE_RES) = range(16, 16 + len(RELAX))
+ C_LEARN_PULSE, C_STALE_TOL, C_NH, C_SETTLE_RES, C_NEAR) = range(16, 16 + len(RELAX))
 
 # physics scalars, in this order in the `phys` array (from DeviceArray's fields)
 PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn", "_rtn_rate",
@@ -325,6 +326,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     stall_at_max, slope_min_di = int(consts[14]), int(consts[15])
     nh, stale_tol, learn_pulse = int(consts[C_NH]), int(consts[C_STALE_TOL]), consts[C_LEARN_PULSE]
     probe_n = int(consts[C_PROBE_N])
+    near = consts[C_NEAR]
     auto = settle <= 0.0               # the loop decides its settle wait (CONFIG settle 0)
     ps = np.empty(probe_n)              # relaxation probe samples: s since the reading, S
     py = np.empty(probe_n)
@@ -406,6 +408,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         first = 0
         rev = False
         stall = 0
+        moved = 0.0                     # along the pulses, by stalled pulses near the target (S)
         st = MAX_PULSES
         while True:
             err = g - U - aim
@@ -661,8 +664,14 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     first = 0
             if i == itop and not clear:
                 stall += 1
+                if abs(g - tg) <= near * tl:    # near the target: slow progress still counts
+                    moved += dg
+                    if moved >= tl:
+                        stall = 0
+                        moved = 0.0
             else:
                 stall = 0
+                moved = 0.0
         # store the device's state back
         w[d] = w_
         u[d] = u_
