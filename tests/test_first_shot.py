@@ -8,9 +8,12 @@ from memhost.runlog import RunFolder
 
 
 def test_first_shot_is_the_check_read_after_the_first_program(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "memhost", "levels", "-n", "512", "--cycles", "1",
-                        "--port", "emu", "--seed", "2", "--retries", "2", "--out", str(tmp_path),
-                        "--json"], capture_output=True, text=True, timeout=300)
+    # fixed-step ISPP lands inside the tolerance on its first PROGRAM for some targets and not for
+    # others (it stops at the first verify inside it, then the device relaxes)
+    r = subprocess.run([sys.executable, "-m", "memhost", "levels", "-n", "24", "--cycles", "2",
+                        "--port", "emu", "--seed", "2", "--algorithm", "ispp", "--retries", "2",
+                        "--out", str(tmp_path), "--json"], capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     run = RunFolder.open(s["run_dir"])
@@ -19,8 +22,7 @@ def test_first_shot_is_the_check_read_after_the_first_program(tmp_path):
     assert rows and all(row["first_achieved"] is not None for row in rows)
     retried = [row for row in rows if row["attempts"] > 1]
     once = [row for row in rows if row["attempts"] == 1]
-    # 512 targets at ~5 % first-shot misses: some are retried, most are not (the seed fixes which)
-    assert once and retried, "seed 2 retries some targets and not others"
+    assert once and retried, "ISPP retries some targets and not others"
     for row in once:
         assert row["first_achieved"] == row["achieved"]
     for row in retried:      # a retry happens only when the first check read missed

@@ -57,7 +57,7 @@ class ProgramResult:
 
 
 #: emulated boards: fresh ptys tried when another process holds the lock on the one we got
-EMU_PTY_ATTEMPTS = 3
+EMU_PTY_ATTEMPTS = 5
 
 
 def find_board_ports() -> list[tuple[str, str]]:
