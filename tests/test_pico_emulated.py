@@ -83,6 +83,7 @@ def test_read_converts_the_tia_output_on_the_ad7685_at_the_bias_dac_b_gives(boar
     mark = pico.mark()
     r = board.read(8)
     assert r.n == 8 and 5e-6 < r.g < 2e-4           # gaox: about 10 to 100 uS
+    assert r.g_std > 0                              # float32 on rp2: the spread must not cancel
     ev = pico.events(("adc", "read_en"), since=mark)
     windows, convs = [], 0
     for e in ev:                                    # READ reads one at a time: READ_EN on, 16, off
@@ -388,3 +389,19 @@ def test_memhost_emulator_board_pico_prints_a_port_that_serves_frames() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+
+
+def test_read_spread_of_a_quiet_device_survives_the_rp2_single_precision_floats() -> None:
+    """tio2x-seed reads with 1e-4 relative noise: its variance is 1e-8 of G^2, below float32's
+    resolution, so sum(g^2)/n - mean^2 on the raw values gave a spread of 0 on rp2."""
+    with PicoEmulator(preset="tio2x-seed", seed=3) as emu:
+        b = Board.open(emu.port, timeout=emu.boot_timeout, retry_interval=emu.retry_interval)
+        try:
+            b.timeout = 30.0
+            b.config_set("win_hi", 1.25e-3)     # the device's range inside the ADC at 0.1 V
+            b.config_set("win_lo", 0.95e-3)
+            r = b.read(32)
+        finally:
+            b.close()
+    assert 0.9e-3 < r.g < 1.25e-3
+    assert 0.3e-4 * r.g < r.g_std < 5e-4 * r.g   # device (1e-4) + front end, not 0
