@@ -5,20 +5,15 @@
    READ command per iteration over the link. Wall-clock time per iteration, and their ratio.
 2. Firmware overhead: memfw.control's ISPP loop against a HAL-only loop (pulse + read, no decision),
    both timed in real microseconds under the MicroPython unix port on the scalar model.
-3. USB full speed, for a Raspberry Pi Pico (derived, not measured; docs/performance.md):
-   on-board iteration = Pico pulse + Pico read + firmware decision, where
-     pulse    = width + 35 us   (SPI DAC word + 5 us DAC settling + PIO start/poll + DAC back to 0 V)
-     read     = 40 us + n x 5 us (DAC B word + 15 us settling, then per sample 2 us RP2040 ADC
-                conversion + ~3 us read_u16 call), n = 1 (the loops here verify with one read)
-     decision = the firmware overhead per iteration measured here (unix port) x a CPU factor
-                (default 25: a 125 MHz Cortex-M0+ against this host, range 15..40)
-   (HAL costs from docs/firmware.md); host-driven iteration = 2 command round trips (PULSE, READ)
-   + the same pulse and read. The board's own per-command frame handling is left out, which only
-   lowers the host-driven time (the ratio is a lower bound in that respect). Round trip: default
-   1 ms, the typical figure for a request/response pair over a full-speed CDC link (1 ms frames:
-   up to one frame for the OUT and one for the IN, plus host OS/tty latency); measured figures
+3. USB full speed, for a Raspberry Pi Pico: from the loop measured on the emulated Pico (`memhost
+   bench loop --port emu:pico --write` stores it in host/memhost/data/pico_loop.toml), calibrated
+   against a real Pico (`memhost bench pico-timing`): on-board iteration = the emulated iteration x k;
+   host-driven = 2 command round trips (PULSE, READ) + the same iteration's pulse and read x k. Round
+   trip: default 1 ms, the typical figure for a request/response pair over a full-speed CDC link (1 ms
+   frames: up to one frame for the OUT and one for the IN, plus host OS/tty latency); measured figures
    range from ~0.2-0.3 ms (best case, Teensy 3.x ping-pong) to 2 ms and more through OS serial
-   stacks. A range over round trip and CPU factor is printed as well.
+   stacks. Ranges over the calibration's spread and over RTT 0.25..2 ms are printed as well.
+With --port emu:pico the bench runs on the emulated Pico itself (memhost/bench/pico_loop.py).
 """
 
 from __future__ import annotations
@@ -59,46 +54,6 @@ def firmware_overhead(preset: str, n: int = 2000) -> dict[str, Any]:
         raise RuntimeError("micropython loop benchmark failed: " + out.stderr[-500:])
     return json.loads(lines[-1])
 
-# Pico HAL costs per step (estimated in docs/firmware.md, not measured on a board)
-PICO_PULSE_EXTRA_S = 35e-6      # DAC word ~11.6 us + 5 us settling + PIO/poll ~3 us + DAC to 0 V ~11.6 us
-PICO_READ_FIXED_S = 40e-6       # DAC B word ~12 us + 15 us settling + READ_EN/bias back ~12 us
-PICO_READ_PER_SAMPLE_S = 5e-6   # 2 us RP2040 ADC conversion (96 cycles at 48 MHz) + ~3 us call
-
-
-def usb_fs_estimate(width_s: float, overhead_ispp_us: float, overhead_adaptive_us: float,
-                    rtt_s: float = 1e-3, cpu_factor: float = 25.0, n_samples: int = 1) -> dict[str, Any]:
-    """Host-driven over USB full speed against on-board, for a Pico (see the module docstring)."""
-    pulse = width_s + PICO_PULSE_EXTRA_S
-    read = PICO_READ_FIXED_S + n_samples * PICO_READ_PER_SAMPLE_S
-    hal = pulse + read
-
-    def ratio(ov_us: float, rtt: float, factor: float) -> float:
-        return (2 * rtt + hal) / (hal + ov_us * 1e-6 * factor)
-
-    out: dict[str, Any] = {
-        "round_trip_s": rtt_s, "cpu_factor": cpu_factor,
-        "pico_pulse_s": pulse, "pico_read_s": read, "read_samples": n_samples,
-        "host_driven_iteration_s": 2 * rtt_s + hal,
-    }
-    for name, ov in (("ispp", overhead_ispp_us), ("adaptive", overhead_adaptive_us)):
-        out[name] = {
-            "decision_s": ov * 1e-6 * cpu_factor,
-            "on_board_iteration_s": hal + ov * 1e-6 * cpu_factor,
-            "ratio": ratio(ov, rtt_s, cpu_factor),
-            "ratio_range": [ratio(ov, 0.25e-3, 40.0), ratio(ov, 2e-3, 15.0)],
-        }
-    out["ratio"] = min(out["ispp"]["ratio"], out["adaptive"]["ratio"])
-    out["goal"] = 20.0
-    out["derivation"] = (
-        "host-driven = 2 command round trips (PULSE, READ) + Pico pulse + Pico read; on-board = Pico "
-        "pulse (width + 35 us) + Pico read (40 us + 5 us per ADC sample, 1 sample) + the firmware "
-        "overhead per iteration measured on the unix port x cpu_factor (125 MHz Cortex-M0+ vs this "
-        "host). HAL costs: docs/firmware.md. ratio = the lower of ispp/adaptive; ratio_range = "
-        "[RTT 0.25 ms with factor 40, RTT 2 ms with factor 15]. Board frame handling per command is "
-        "left out of the host-driven time (conservative).")
-    return out
-
-
 def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float],
                      max_pulses: int = 500) -> int:
     """The firmware's ISPP rule (the twin's memhost.sim.ispp.ispp_step), driven from the host: one
@@ -115,8 +70,7 @@ def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float
     return pulses
 
 
-def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
-                   cpu_factor: float = 25.0) -> dict[str, Any]:
+def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float) -> dict[str, Any]:
     p = load_preset(preset).params
     out: dict[str, Any] = {"preset": preset, "targets": n_targets}
     # (a) on-board and (b) host-driven, same targets, each on a fresh emulated board
@@ -151,8 +105,13 @@ def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
     out["firmware_ispp_over_hal_only_loop"] = fw["ispp"][0] / fw["hal_only_us"]
     out["firmware_overhead_us_ispp"] = fw["ispp"][1]
     out["firmware_overhead_us_adaptive"] = fw["adaptive"][1]
-    # USB full speed estimate for a Pico (derivation: module docstring and docs/performance.md)
-    out["usb_fs"] = usb_fs_estimate(p["width_s"], fw["ispp"][1], fw["adaptive"][1], rtt_s, cpu_factor)
+    # USB full speed for a Pico, from the emulated Pico's stored loop (module docstring)
+    from .pico_loop import LoopTraceError, load_stored, usb_from_stored
+    from .pico_timing import CalibrationError, load_calibration
+    try:
+        out["usb_fs"] = usb_from_stored(load_stored(), load_calibration(), rtt_s)
+    except (LoopTraceError, CalibrationError) as exc:
+        out["usb_fs"] = {"unavailable": str(exc)}
     return out
 
 
@@ -191,7 +150,8 @@ def _print_pico(out: dict[str, Any]) -> None:
         lo, hi = u[alg]["ratio_range"]
         print(f"USB full speed (RTT {u['round_trip_s'] * 1e3:g} ms), {alg}: host-driven/on-board "
               f"{u[alg]['ratio']:.1f}x (range {lo:.1f}..{hi:.1f} over k; goal >= {u['goal']:g}); on-board "
-              f"iteration {u[alg]['on_board_iteration_s'] * 1e6:.0f} us calibrated (k = {k:.2f})")
+              f"iteration {u[alg]['on_board_iteration_s'] * 1e6:.0f} us calibrated (k = {k:.2f})"
+              + (f"; {u[alg]['note']}" if "note" in u[alg] else ""))
     print(f"wall {out['wall_s']:.0f} s, load average {out['loadavg'][0]:.2f}")
 
 
@@ -199,15 +159,18 @@ def run(args: argparse.Namespace) -> int:
     if args.port in ("emu:pico", "emu-pico"):
         from .pico_loop import run_pico_loop
         pout = run_pico_loop(args.preset, args.seed if args.seed is not None else 1, args.targets,
-                             args.rtt_ms * 1e-3, args.memory_levels)
+                             args.rtt_ms * 1e-3, args.memory_levels, args.max_pulses)
         pout["loadavg"] = list(os.getloadavg())
+        if args.write:
+            from .pico_loop import write_stored
+            pout["written"] = str(write_stored(pout))
         if args.json:
             print_json(pout)
         else:
             _print_pico(pout)
         return 0
     out = run_loop_bench(args.preset, args.seed if args.seed is not None else 1, args.targets,
-                         args.rtt_ms * 1e-3, args.cpu_factor)
+                         args.rtt_ms * 1e-3)
     out["loadavg"] = list(os.getloadavg())
     if args.json:
         print_json(out)
@@ -218,10 +181,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"firmware loop / HAL-only loop: ispp {out['firmware_over_hal_only_ispp']:.2f}, "
               f"adaptive {out['firmware_over_hal_only_adaptive']:.2f} (goal <= 1.5)")
         u = out["usb_fs"]
-        for alg in ("ispp", "adaptive"):
-            lo, hi = u[alg]["ratio_range"]
-            print(f"expected over USB full speed on a Pico, {alg} (RTT {args.rtt_ms} ms, CPU factor "
-                  f"{args.cpu_factor:g}): {u[alg]['ratio']:.1f}x, range {lo:.1f}..{hi:.1f}x (goal >= 20)")
+        if "unavailable" in u:
+            print(f"USB full speed on a Pico: {u['unavailable']}")
+        else:
+            for alg in ("ispp", "adaptive"):
+                lo, hi = u[alg]["ratio_range"]
+                rlo, rhi = u[alg]["rtt_range"]
+                print(f"expected over USB full speed on a Pico, {alg} (RTT {args.rtt_ms} ms): "
+                      f"{u[alg]['ratio']:.1f}x (calibration range {lo:.1f}..{hi:.1f}x, RTT 0.25..2 ms "
+                      f"{rlo:.1f}..{rhi:.1f}x; goal >= 20); on-board iteration "
+                      f"{u[alg]['on_board_iteration_s'] * 1e6:.0f} us"
+                      + (f"; {u[alg]['note']}" if "note" in u[alg] else ""))
+            print(f"  ({u['source']})")
         print(f"load average: {out['loadavg'][0]:.2f}")
     return 0
 
@@ -234,9 +205,11 @@ def register(subparsers: Any) -> None:
                help="targets per mode")
     add_number(p, "--rtt-ms", kind=float, default=1.0, lo=0, hi=10_000, unit="ms",
                help="USB full-speed command round trip for the estimate")
-    add_number(p, "--cpu-factor", kind=float, default=25.0, lo=0, lo_open=True, hi=1e6, unit="x",
-               help="how much slower the Pico runs the firmware's decision than this host")
     add_number(p, "--memory-levels", default=512, lo=2, hi=1 << 16, unit="levels",
                help="with --port emu:pico: levels per algorithm of the free-heap run")
+    add_number(p, "--max-pulses", default=0, lo=0, hi=1 << 20, unit="pulses",
+               help="with --port emu:pico: PROGRAM's max_pulses (0: the board's)")
+    p.add_argument("--write", action="store_true",
+                   help="with --port emu:pico: store the figures in host/memhost/data/pico_loop.toml")
     add_json_arg(p)
     p.set_defaults(func=run)
