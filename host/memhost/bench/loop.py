@@ -210,6 +210,7 @@ def register(subparsers: Any) -> None:
     add_number(p, "--max-pulses", default=0, lo=0, hi=1 << 20, unit="pulses",
                help="with --port emu:pico: PROGRAM's max_pulses (0: the board's)")
     p.add_argument("--write", action="store_true",
-                   help="with --port emu:pico: store the figures in host/memhost/data/pico_loop.toml")
+                   help="with --port emu:pico: keep the figures as the stored emulated-Pico loop "
+                        "(used by the USB estimate)")
     add_json_arg(p)
     p.set_defaults(func=run)

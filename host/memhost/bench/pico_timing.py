@@ -112,8 +112,8 @@ def board_port(port: str, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]
         from ..pico_emulator import PicoEmulator
         from ..pico_fsimage import image_bytes
         with tempfile.TemporaryDirectory(prefix="memhost-cal-") as tmp:
-            empty = Path(tmp) / "empty-fs.img"         # a formatted, empty filesystem: no main.py, REPL
-            empty.write_bytes(image_bytes({}))
+            empty = Path(tmp) / "repl-fs.img"          # no firmware: a main.py that returns, then the REPL
+            empty.write_bytes(image_bytes({"main.py": b"# memhost bench pico-timing: the REPL only\n"}))
             emu = PicoEmulator(seed=seed, fs_image=empty).start()
             try:
                 yield emu.port, {"emulated": True, "board": "emulated Pico (rp2040js)"}
