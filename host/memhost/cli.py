@@ -7,11 +7,18 @@ returning an exit status or None). Errors derived from MemhostError print one li
 
 from __future__ import annotations
 
-from . import interrupts
+import _signal  # the C module: `signal` imports enum first, which takes a while
+import sys as _sys
 
-if interrupts.is_entry_point():     # first: a Ctrl-C while the rest loads waits for main()
+_early: list[int] = []
+if _sys.argv and _sys.argv[0].endswith(("memhost", "memhost.exe")):   # the console script:
+    _signal.signal(_signal.SIGINT, lambda signum, frame: _early.append(signum))  # record at once
+
+from . import interrupts  # noqa: E402
+
+if interrupts.is_entry_point():     # a Ctrl-C while the rest loads waits for main()
     interrupts.install()
-    interrupts.hold()
+    interrupts.hold(pending=bool(_early))
 
 import argparse
 import importlib
@@ -195,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("memhost: interrupted; run the command again to start over", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # the output went to a pipe that closed (| head): not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

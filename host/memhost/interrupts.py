@@ -46,13 +46,16 @@ def install(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
 _held = False
 
 
-def hold() -> None:
+def hold(pending: bool = False) -> None:
     """Defers signals from now until release() (the CLI's start-up: a Ctrl-C inside an import
-    breaks that module half-way, which shows as an unrelated error or a crash)."""
-    global _depth, _held
+    breaks that module half-way, which shows as an unrelated error or a crash). pending: a signal
+    that came before the handler was installed."""
+    global _depth, _held, _pending, _seen
     if threading.get_ident() == _MAIN and not _held:
         _held = True
         _depth += 1
+    if pending:
+        _pending = _seen = True
 
 
 def release() -> None:
