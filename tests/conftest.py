@@ -26,11 +26,44 @@ def port(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("--port")
 
 
+REAL_BOARD_SKIP = "needs a real board"
+
+
 @pytest.fixture
 def real_board_port(port: str) -> str:
     if port == "emu":
-        pytest.skip("needs a real board: run pytest --port /dev/ttyACM0")
+        pytest.skip(REAL_BOARD_SKIP + ": run pytest --port /dev/ttyACM0")
     return port
+
+
+# `make test` (and so CI) sets MEMHOST_NO_SKIP=1: it installs every tool the tests use, so a skip there
+# means a missing install step, and it fails the run. Only a test that needs a real board may skip.
+NO_SKIP = os.environ.get("MEMHOST_NO_SKIP") == "1"
+
+
+def _skip_reason(longrepr: object) -> str:
+    return str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+
+
+def _fail_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if NO_SKIP and report.skipped:
+        why = _skip_reason(report.longrepr)
+        if REAL_BOARD_SKIP not in why:
+            report.outcome = "failed"
+            report.longrepr = ("skipped under make test (MEMHOST_NO_SKIP=1), which installs every tool "
+                               "the tests use: " + why)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    _fail_skip(outcome.get_result())
 
 
 def micropython_exe() -> str:
