@@ -1,6 +1,6 @@
 # Scalar emulated memristor: one device, MicroPython (unix port) and CPython.
 #
-# The same equations as host/memhost/sim/device.py (vectorized numpy); docs/emulator.md writes them
+# The same equations as host/memhost/sim/model/device.py (vectorized numpy); docs/emulator.md writes them
 # down. Units: volts (V), seconds (s), siemens (S). State w in [0, 1] is the non-volatile part,
 # u the volatile part that decays with relax_tau_s; G = g_min + (g_max - g_min) * clip(w + u, 0, 1).
 #
@@ -22,7 +22,7 @@ except ImportError:  # CPython: the decorator below is a no-op
 
 _TWO_PI = 6.283185307179586
 
-# Every field a preset must define (host/memhost/sim/presets.py validates them; listed here too so
+# Every field a preset must define (host/memhost/sim/presets/__init__.py validates them; listed here too so
 # that a bad JSON on the emulated board fails with the field's name instead of a KeyError deep down).
 FIELDS = (
     "g_min", "g_max", "w0",

@@ -1,5 +1,5 @@
 """ANN benchmark, closed-loop error model: every device programmed by the controller twin on the
-vectorized device model. Skipped (with the reason) while memhost.sim.control is not importable."""
+vectorized device model. Skipped (with the reason) while memhost.sim.twins.control is not importable."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("memhost.sim.control",
-                    reason="memhost.sim.control (numpy controller twins) is not available yet")
+pytest.importorskip("memhost.sim.twins.control",
+                    reason="memhost.sim.twins.control (numpy controller twins) is not available yet")
 
 from memhost.ann import transfer as tr  # noqa: E402
 from memhost.cli import main  # noqa: E402

@@ -1,6 +1,6 @@
 """`memhost bench loop`: its MicroPython script (host/memhost/bench/mpy/loop_overhead.py) runs the
 firmware's own Controller under the real MicroPython unix port, and the host-driven loop follows the
-twin's ISPP rule (memhost.sim.ispp.ispp_step) on the emulated board."""
+twin's ISPP rule (memhost.sim.twins.ispp.ispp_step) on the emulated board."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from memhost.bench.loop import firmware_overhead, host_driven_ispp
 from memhost.board import Board
-from memhost.sim.ispp import ispp_step
+from memhost.sim.twins.ispp import ispp_step
 from memhost.sim.presets import load_preset
 
 

@@ -1,4 +1,4 @@
-"""The numpy twin (memhost.sim.control) and the firmware controller (memfw.control under the real
+"""The numpy twin (memhost.sim.twins.control) and the firmware controller (memfw.control under the real
 MicroPython) give statistically the same pulses-per-target and error distributions."""
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def twin_sweep(preset: str, alg: str, prior: bool = False, auto: bool = False,
     """The same protocol as the driver's sweep: range from saturating pulses, 2..98 % of it.
     prior: the preset's device-type prior (as the driver's PRIOR 1), else none. auto: settle 0 (the
     controller decides its wait), the error taken right after each PROGRAM."""
-    from memhost.sim.control import program
-    from memhost.sim.device import DeviceArray
+    from memhost.sim.twins.control import program
+    from memhost.sim.model.device import DeviceArray
     d = DeviceArray(preset, 16, seed=3)
     p = d.preset.params
     settle = 5 * p["relax_tau_s"]
@@ -106,10 +106,10 @@ def test_ispp_twin_matches_firmware(tmp_path: Path) -> None:
 def test_prior_shortens_the_first_program_in_firmware_and_twin(preset: str, tmp_path: Path) -> None:
     """A fresh device's first PROGRAMs (where the controller would search its response): fewer
     pulses with the preset's device-type prior, on the board's controller and on the twin alike."""
-    from memhost.sim.control import program
-    from memhost.sim.device import DeviceArray
+    from memhost.sim.twins.control import program
+    from memhost.sim.model.device import DeviceArray
     from memhost.sim.presets import load_preset
-    from memhost.sim.adaptive import PRIOR_FIELDS
+    from memhost.sim.twins.adaptive import PRIOR_FIELDS
     seeds = tuple(range(31, 43))
     first = {}
     # the amplitude prior alone (keys 15..20) on both sides: relaxation tracking is not what this
@@ -142,9 +142,9 @@ def test_relaxation_tracking_lands_fresh_devices_in_fewer_pulses(preset: str, tm
     device-type relaxation (keys 21, 22) the controller decides on the settled estimate and needs
     far fewer pulses, on the board's controller and on the twin alike, with the final (settled)
     error as good."""
-    from memhost.sim.adaptive import PRIOR_FIELDS
-    from memhost.sim.control import program
-    from memhost.sim.device import DeviceArray
+    from memhost.sim.twins.adaptive import PRIOR_FIELDS
+    from memhost.sim.twins.control import program
+    from memhost.sim.model.device import DeviceArray
     from memhost.sim.presets import load_preset
     pr = load_preset(preset)
     prm = pr.params
@@ -214,8 +214,8 @@ def test_first_levels_after_full_range_reset_land_within_tolerance(preset: str, 
     out = run_micropython(DRIVER, "sweep", str(path), "1", "256", "3", "11", "0", "1")
     assert out.returncode == 0, out.stderr[-2000:]
     fw = np.array([r[1] for r in _results(out.stdout)]).reshape(3, 256)
-    from memhost.sim.control import program
-    from memhost.sim.device import DeviceArray
+    from memhost.sim.twins.control import program
+    from memhost.sim.model.device import DeviceArray
     d = DeviceArray(preset, 4, seed=3)
     p = d.preset.params
     lo_hi = [0.0, 0.0]

@@ -1,4 +1,4 @@
-"""The device family generator (memhost.sim.family) and a small sample of the family bench: the
+"""The device family generator (memhost.sim.model.family) and a small sample of the family bench: the
 adaptive controller without a prior, on device types it has never seen, against ISPP."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memhost.sim.family import TIO2X_READ_NOISE, draw_family, write_member
+from memhost.sim.model.family import TIO2X_READ_NOISE, draw_family, write_member
 from memhost.sim.presets import load_preset
 
 

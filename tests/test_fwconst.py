@@ -10,7 +10,8 @@ import ast
 from pathlib import Path
 
 from memhost import fwconst
-from memhost.sim import adaptive, kernel, presets
+from memhost.sim import presets
+from memhost.sim.twins import adaptive, kernel
 
 HOST = Path(fwconst.__file__).resolve().parent
 

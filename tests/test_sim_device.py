@@ -1,4 +1,4 @@
-"""The vectorized model (memhost.sim.device), pinned to the scalar model run under the real
+"""The vectorized model (memhost.sim.model.device), pinned to the scalar model run under the real
 `micropython` command; the vectorized ISPP baseline; the calibration against the seed."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from conftest import micropython_exe
 from scipy.stats import ks_2samp
 
-from memhost.sim.device import DeviceArray
-from memhost.sim.ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE, ispp
+from memhost.sim.model.device import DeviceArray
+from memhost.sim.twins.ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE, ispp
 from memhost.sim.presets import Preset, load_preset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""The compiled loop's device physics (memhost.sim.kernel) is DeviceArray's (memhost.sim.device):
+"""The compiled loop's device physics (memhost.sim.twins.kernel) is DeviceArray's (memhost.sim.model.device):
 the same operations give the same conductances with the noise off (to float32 rounding) and the
 same distributions with it on. The adaptive loop itself is checked against the firmware in
 test_control_twin.py."""
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from memhost.sim.adaptive import device_args
-from memhost.sim.device import DeviceArray
-from memhost.sim.kernel import replay
+from memhost.sim.twins.adaptive import device_args
+from memhost.sim.model.device import DeviceArray
+from memhost.sim.twins.kernel import replay
 from memhost.sim.presets import load_preset
 
 NOISE = ("_c2c", "_rn", "_lf", "_rtn")

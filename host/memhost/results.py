@@ -349,7 +349,7 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
     if "family" in envs:
         r = envs["family"]["result"]
         out += ["## Device types the controller has never seen (`memhost bench family`)", "",
-                f"{r['devices']} device types drawn from the family (memhost.sim.family, seed "
+                f"{r['devices']} device types drawn from the family (memhost.sim.model.family, seed "
                 f"{r['family_seed']}: ratio 1.1-10, relaxation 1-100 ms and 5-40 %, read noise "
                 "0.5-3x tio2x-seed's, SET/RESET asymmetry 1-5x, half with device-to-device "
                 f"variation), each programmed `levels`-style: {r['levels']} levels x {r['cycles']} "

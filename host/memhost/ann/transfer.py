@@ -288,18 +288,20 @@ class EmpiricalModel:
 
 
 def _sim():
-    """memhost.sim.{device, control, presets}, or a clear error while they are missing."""
+    """memhost.sim.model.device, memhost.sim.twins.control and memhost.sim.presets, or a clear error while they are missing."""
     try:
-        from ..sim import control, device, presets  # noqa: F401
+        from ..sim import presets  # noqa: F401
+        from ..sim.model import device  # noqa: F401
+        from ..sim.twins import control  # noqa: F401
     except ImportError as exc:
-        raise UsageError("--closed-loop needs the vectorized device model memhost.sim.device and "
-                         f"the controller twins memhost.sim.control, which are not available ({exc})"
+        raise UsageError("--closed-loop needs the vectorized device model memhost.sim.model.device and "
+                         f"the controller twins memhost.sim.twins.control, which are not available ({exc})"
                          ) from None
     return device, control, presets
 
 
 class ClosedLoopModel:
-    """Every device programmed by the twin of the firmware controller (memhost.sim.control) on the
+    """Every device programmed by the twin of the firmware controller (memhost.sim.twins.control) on the
     emulated device model (device-to-device variation on); the error is what the loop leaves
     (achieved - target).
 
@@ -446,7 +448,9 @@ def _program_chunk(task: tuple[str, np.ndarray, int, float, float, int, str, dic
     [g_lo, g_lo + span]: (normalised errors as float32, pulses, reads, not converged). Runs in a
     worker (process or Dask) or in-line; the result depends on the task only."""
     preset_path, levels, n_levels, g_lo, span, seed, algorithm, params = task
-    from ..sim import control, device, presets
+    from ..sim import presets
+    from ..sim.model import device
+    from ..sim.twins import control
     preset = _preset_cache.get(preset_path) or presets.load_preset(preset_path)
     _preset_cache[preset_path] = preset
     targets = g_lo + levels.astype(np.float64) / (n_levels - 1) * span

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..analysis import bands_separate, fit_neurosim, nonlinearity_index
-from ..sim.device import DeviceArray
-from ..sim.ispp import STATUS_NAMES, ispp
+from ..sim.model.device import DeviceArray
+from ..sim.twins.ispp import STATUS_NAMES, ispp
 from ..sim.presets import Preset, load_preset
 
 SEED_NL_512 = 4.95e-3

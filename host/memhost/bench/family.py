@@ -1,6 +1,6 @@
 """memhost bench family: levels-style programming on a sample of made-up device types.
 
-Draws `--devices` presets from the device family (memhost.sim.family: ratio 1.1-10, relaxation
+Draws `--devices` presets from the device family (memhost.sim.model.family: ratio 1.1-10, relaxation
 1-100 ms and 5-40 %, read noise 0.5-3x tio2x-seed's, SET/RESET asymmetry 1-5x, half of them with
 device-to-device variation) and runs, per device, on the emulated board (the firmware under the
 MicroPython unix port, the device model of hil/), `memhost levels` as a user would: the measured
@@ -65,7 +65,7 @@ def _characterize(path: Path, seed: int, out: Path) -> dict[str, float]:
 
 def run_device(member: Any, seed: int, levels: int, cycles: int, out: Path,
                modes: tuple[str, ...] = MODES) -> dict[str, Any]:
-    from ..sim.family import write_member
+    from ..sim.model.family import write_member
     path = write_member(member, out / "presets")
     row: dict[str, Any] = {**member.summary(), "seed": seed}
     for mode in modes:
@@ -128,7 +128,7 @@ def distribution(rows: list[dict[str, Any]], modes: tuple[str, ...]) -> dict[str
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import UsageError
-    from ..sim.family import draw_family
+    from ..sim.model.family import draw_family
     if not 1 <= args.devices <= 1000:
         raise UsageError(f"--devices {args.devices}: must be 1 .. 1000")
     if args.levels < 2 or args.cycles < 1:

@@ -33,7 +33,7 @@ import numpy as np
 from ..board import Board
 from ..cli import add_json_arg, add_port_args, print_json
 from ..emulator import FIRMWARE_DIR, HIL_DIR
-from ..sim.ispp import ispp_step
+from ..sim.twins.ispp import ispp_step
 from ..sim.presets import load_preset
 from ..experiments.compare import characterise, configure
 
@@ -56,7 +56,7 @@ def firmware_overhead(preset: str, n: int = 2000) -> dict[str, Any]:
 
 def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float],
                      max_pulses: int = 500) -> int:
-    """The firmware's ISPP rule (the twin's memhost.sim.ispp.ispp_step), driven from the host: one
+    """The firmware's ISPP rule (the twin's memhost.sim.twins.ispp.ispp_step), driven from the host: one
     PULSE + one READ per iteration."""
     g = board.read(1).g
     pol, amp, pulses = 0, 0.0, 0

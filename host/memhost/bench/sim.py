@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sim.device import DeviceArray
+from ..sim.model.device import DeviceArray
 from ..sim.presets import load_preset
 
 

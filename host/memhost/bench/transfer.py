@@ -1,5 +1,5 @@
 """`memhost bench transfer`: closed-loop transfer of many fresh devices through the write-verify twin
-(memhost.sim.control; issue 6: 21.8 M weights with the adaptive controller in under 60 s).
+(memhost.sim.twins.control; issue 6: 21.8 M weights with the adaptive controller in under 60 s).
 
 Every device is fresh (its own d2d parameters, nothing learned): the devices are split into parts of
 `--part` devices, each a DeviceArray of its own (seed + part index) programmed to uniform random
@@ -33,9 +33,9 @@ def common_range(params: dict[str, float], sigmas: float = 3.0, margin: float = 
 
 def _part(task: tuple[str, int, int, str, bool, float, float, float]) -> dict[str, Any]:
     preset_path, n, seed, algorithm, prior, lo, hi, tol = task
-    from ..sim import adaptive as adaptive_mod
-    from ..sim.control import program
-    from ..sim.device import DeviceArray
+    from ..sim.twins import adaptive as adaptive_mod
+    from ..sim.twins.control import program
+    from ..sim.model.device import DeviceArray
     preset = load_preset(preset_path)
     rng = np.random.default_rng(seed + 1_000_003)
     targets = rng.uniform(lo, hi, n)

@@ -1,6 +1,4 @@
-"""Vectorized emulated memristors (numpy), device presets, and twins of the controllers (ISPP in
-numpy; adaptive as a compiled per-device loop, `memhost.sim.kernel`).
-
-Import the submodules: `memhost.sim.presets`, `memhost.sim.device`, `memhost.sim.ispp`,
-`memhost.sim.adaptive`, `memhost.sim.control`.
+"""Simulation on the host: the device model (memhost.sim.model: DeviceArray, device families),
+twins of the firmware's controllers (memhost.sim.twins: ISPP in numpy, adaptive as a compiled
+per-device loop, program()), and device presets (memhost.sim.presets: the TOML files' loader).
 """

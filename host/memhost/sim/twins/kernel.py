@@ -1,7 +1,7 @@
-"""Compiled (numba) per-device loop of the adaptive write-verify twin (memhost.sim.adaptive).
+"""Compiled (numba) per-device loop of the adaptive write-verify twin (memhost.sim.twins.adaptive).
 
 One device at a time, start to finish: choose an amplitude, pulse, read, learn, repeat, with the
-device physics of DeviceArray (memhost.sim.device) written per device. The numpy lock-step twin paid
+device physics of DeviceArray (memhost.sim.model.device) written per device. The numpy lock-step twin paid
 a few dozen array passes per pulse step (~400 ns per device-pulse); here a device-pulse is a few
 dozen scalar operations. The device equations are DeviceArray's, term by term (pulse: threshold
 rate, window, cycle-to-cycle factor, volatile/kept split, damage, frozen devices; read: white,
@@ -25,10 +25,10 @@ import numpy as np
 try:
     from numba import njit
 except ImportError as _exc:
-    from ..errors import MissingExtra
+    from ...errors import MissingExtra
     raise MissingExtra.for_import(_exc, "the vectorised adaptive twin") from None
 
-from .. import fwconst
+from ... import fwconst
 from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE
 
 # auto settle and relaxation probe: the firmware's _W0_US .. _SETTLE_RES (memfw/control.py, read by
@@ -302,12 +302,12 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, sst, rho, staul, sfl,
                     consts, itop, i_start, di0, max_pulses,
                     achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq):
-    """The adaptive loop of memhost.sim.adaptive for the devices idx[j0:] in turn (targets tgt,
+    """The adaptive loop of memhost.sim.twins.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
     V, settle s, DV V, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX, relaxation fraction,
     relaxation tau s (both 0: not known; with settle 0 the loop learns them, staul/sfl), TRUST, TRUST_PRIOR, STALL_AT_MAX, SLOPE_MIN_DI,
-    then RELAX at C_W0 ..), the constants of memhost.sim.adaptive and of this module; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
+    then RELAX at C_W0 ..), the constants of memhost.sim.twins.adaptive and of this module; learned state arrays (2, n) as AdaptiveState. Status codes as memhost.sim.twins.ispp (CONVERGED, MAX_PULSES, OUT_OF_RANGE).
 
     Random numbers: standard normals zn and uniforms zu, consumed from their start. Returns the
     index j of the first device not done: len(idx), or earlier when fewer numbers are left than

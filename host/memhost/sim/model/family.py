@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .presets import Preset, _validate
+from ..presets import Preset, _validate
 
 TIO2X_READ_NOISE = 1.0e-4
 ALPHAS = (2.0, 2.5, 3.0, 3.5, 4.0)
@@ -85,7 +85,7 @@ def fit_read_v(g_min: float, g_max: float, d2d_g_rel: float) -> float | None:
     g_max (1 + 4 d2d_g) as the emulated board sets it, and resolves 256 levels over the usable
     range (5 % margins) with 64 reads per verify; None if no read bias does (a device this board
     cannot program to 256 levels: not one a user would choose for it)."""
-    from ..frontend import model
+    from ...frontend import model
     fe = model()
     lo, hi = g_min * (1 - 4 * d2d_g_rel), g_max * (1 + 4 * d2d_g_rel)
     span = g_max - g_min
@@ -143,7 +143,7 @@ def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") ->
                      "width_s": width, "read_v": read_v, "read_time_s": 1.0e-4},
     }
     name = f"{prefix}-{index:03d}"
-    text = _toml(sections, name, "drawn from the memhost device family (memhost.sim.family)")
+    text = _toml(sections, name, "drawn from the memhost device family (memhost.sim.model.family)")
     import tomllib
     preset = _validate(tomllib.loads(text), Path(f"{name}.toml"))
     return Member(preset, d2d, index)
@@ -161,7 +161,7 @@ def write_member(m: Member, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     p = m.preset.params
     path = folder / f"{m.name}.toml"
-    from .presets import SCHEMA, OPTIONAL
+    from ..presets import SCHEMA, OPTIONAL
     sections = {sec: {f: p[f] for f in fields if not (f in OPTIONAL and p[f] == 0.0)}
                 for sec, fields in SCHEMA.items()}
     path.write_text(_toml(sections, m.name, m.preset.description))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .presets import Preset, load_preset
+from ..presets import Preset, load_preset
 
 F32 = np.float32
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .device import DeviceArray
+from ..model.device import DeviceArray
 
 STATUS_NAMES = ("converged", "max_pulses", "out_of_range", "aborted", "limit")
 CONVERGED, MAX_PULSES, OUT_OF_RANGE = 0, 1, 2

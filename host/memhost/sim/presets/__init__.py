@@ -14,10 +14,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .. import fwconst
-from ..errors import PresetError
+from ... import fwconst
+from ...errors import PresetError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESET_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
 
 # The firmware's absolute maxima (memfw/hal/config.py ABS_*, read by memhost.fwconst).
 _ABS = fwconst.absolute_maxima()

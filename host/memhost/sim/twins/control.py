@@ -5,7 +5,7 @@ DeviceArray to its target (ISPP vectorized over devices in numpy, adaptive per d
 loop), with the same parameters as a PROGRAM command:
 v_set_start, v_reset_start, v_step, v_max (V), width_s, read_v, max_pulses, and for adaptive also
 settle_s, max_reads, n_reads, prior (docs/algorithms.md). One implementation each: ISPP is
-`memhost.sim.ispp.ispp`, adaptive is `memhost.sim.adaptive.adaptive`.
+`memhost.sim.twins.ispp.ispp`, adaptive is `memhost.sim.twins.adaptive.adaptive`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .adaptive import adaptive
-from .device import DeviceArray
+from ..model.device import DeviceArray
 from .ispp import STATUS_NAMES, ProgramOutcome, ispp
 
 ALGORITHMS = {"ispp": ispp, "adaptive": adaptive}

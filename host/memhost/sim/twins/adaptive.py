@@ -10,7 +10,7 @@ Relaxation: with a device-type relaxation (prior_relax_frac, prior_relax_tau_s) 
 tracks the volatile part of its readings and decides on the settled estimate; without one, a learned
 kept fraction shifts the immediate aim.
 
-The loop runs per device, compiled (memhost.sim.kernel, numba), on the DeviceArray's own state
+The loop runs per device, compiled (memhost.sim.twins.kernel, numba), on the DeviceArray's own state
 arrays. Differences from the firmware (statistical twin, not bit-exact): the read-noise sigma comes
 from the preset (read_noise_rel, read_lf_rel, rtn_amp_rel) instead of being measured from read
 batches; log2 and exp are exact instead of Q8/Q10; a reading refers to its batch's start
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import fwconst
-from .device import DeviceArray
+from ... import fwconst
+from ..model.device import DeviceArray
 from .ispp import CONVERGED, ProgramOutcome, firmware_params
 
 # The firmware's constants (memfw/control.py, read by memhost.fwconst, never retyped here), in the
@@ -151,7 +151,7 @@ def _per_device(x: Any, n: int, dtype: Any) -> np.ndarray:
 
 def device_args(d: DeviceArray) -> tuple[Any, ...]:
     """A DeviceArray's state arrays, per-device parameters and physics scalars in the order the
-    compiled loop takes them (memhost.sim.kernel: w .. frozen, k_set .. span, ph, damage_w); the
+    compiled loop takes them (memhost.sim.twins.kernel: w .. frozen, k_set .. span, ph, damage_w); the
     state arrays are the DeviceArray's own (updated in place)."""
     from .kernel import PHYS
     n = d.n
@@ -173,7 +173,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
                 settle: float, top: int, i_start: np.ndarray, di0: int, max_pulses: int,
                 achieved: np.ndarray, pulses: np.ndarray, reads: np.ndarray,
                 status: np.ndarray) -> None:
-    """The devices idx through the compiled loop (memhost.sim.kernel), on devices' own state.
+    """The devices idx through the compiled loop (memhost.sim.twins.kernel), on devices' own state.
     Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed)."""
     from .kernel import PROBE_N, RELAX, adaptive_kernel, draws_per_device
     d = devices
