@@ -543,6 +543,18 @@ class Controller:
     @micropython.native
     def _ispp_loop(self, lo, hi, n_reads, max_pulses, rs, rr, width, read_v):
         hal = self.hal
+        fast = getattr(hal, "ispp", None)       # the whole loop in the HAL's registers (rp2)
+        if fast is not None:
+            # the gate's checks are intervals and _ramps makes monotonic ramps: their first and
+            # last amplitudes stand for every one between
+            pe = self.pulse_error
+            if pe(rs[0], width) is None and pe(rs[-1], width) is None and \
+                    pe(rr[0], width) is None and pe(rr[-1], width) is None:
+                r = fast(lo, hi, n_reads, max_pulses, rs, rr, width, read_v, _POLL_US,
+                         self.check_abort)
+                if r is not None:
+                    self.gate.pulses += r[2]
+                    return r
         ns = len(rs) - 1
         nr = len(rr) - 1
         g = hal.read(n_reads, read_v)

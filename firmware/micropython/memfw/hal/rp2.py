@@ -14,15 +14,18 @@
 # Hot-path buffers are allocated once in __init__; the pulse and the ADC loop allocate nothing but the
 # float they return.
 from micropython import const
+import array
 import machine
 import rp2
 import sys
 import time
 
+from memfw import protocol as P
 from memfw.hal import config
 from memfw.hal.board import BoardHal
 from memfw.hal.fechips import Chips
 from memfw.hal import pulse_pio
+from memfw.hal.window import RAIL, rail_error
 
 _SPI_BAUD = const(10_000_000)       # MCP4922 allows 20 MHz, DAC8551 30 MHz; 16 bits = 1.6 us
 _ADC_BAUD = const(20_000_000)       # AD7685 SCK: 16 bits in 0.8 us
@@ -96,6 +99,21 @@ class Hal(BoardHal):
             # object (the controllers reuse their ramp/grid floats), the read bias per read_v
             self._words = {}
             self._bias_v = -1.0
+            rf = rp2_fast
+            prm = array.array("i", [0] * rf.N_PRM)
+            prm[rf.P_DAC_SPI] = self._dac_spi
+            prm[rf.P_CS] = self._cs_mask
+            prm[rf.P_W_MID] = self._w_mid
+            prm[rf.P_DAC_SETTLE] = _DAC_SETTLE_US
+            prm[rf.P_ADC_SPI] = self._adc_spi
+            prm[rf.P_CNV] = self._cnv_mask
+            prm[rf.P_READ_EN] = self._read_en_mask
+            prm[rf.P_READ_SETTLE] = self._settle_us
+            prm[rf.P_TCONV] = _ADC_TCONV_US
+            self._prm = prm
+            self._st = array.array("i", [0] * rf.N_ST)
+            self._ramps = None          # (SET ramp, RESET ramp) whose DAC words are in _ramp_words
+            self._ramp_words = None
         sm.active(1)
 
     # ---- converters ------------------------------------------------------------------------
@@ -154,6 +172,77 @@ class Hal(BoardHal):
         g = self.conductance(acc, m)
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
         return g
+
+    def ispp(self, lo, hi, n_reads, max_pulses, rs, rr, width, read_v, poll_us, check_abort):
+        """The whole fixed-step ISPP loop on the registers (rp2_fast.ispp), the same decisions as
+        Controller._ispp_loop in integers: the band lo..hi (S) as ADC code sums at the bias and offset
+        in force. The caller has passed every amplitude of rs/rr and the width through the gate.
+        (status, g, pulses, reads); None without the fast path. Its time counts as HAL time."""
+        if not self._fast:
+            return None
+        t0 = time.ticks_us()
+        rf = self._rf
+        if read_v != self._bias_v:
+            self._bias(read_v)              # raises with the window's refusal: nothing cached then
+            self._bias_v = read_v
+        if self._ramps is None or self._ramps[0] is not rs or self._ramps[1] is not rr:
+            words = array.array("i", [0] * (len(rs) + len(rr)))
+            i = 0
+            for a in rs + rr:
+                words[i] = _DAC_WORD_A | self.amplitude_code(a)
+                i += 1
+            self._ramp_words = words
+            self._ramps = (rs, rr)
+        if width != self._width_s:
+            self._width_n = self.width_cycles(width)
+            self._width_s = width
+        m = n_reads * config.FE_ADC_OVERSAMPLE
+        v = self._v_read
+        per = m / config.FE_G_PER_COUNT_V          # code sum per A of input
+        off = self._i_off
+        prm = self._prm
+        prm[rf.P_CYCLES] = self._width_n
+        prm[rf.P_M] = m
+        prm[rf.P_LO] = -int((-(lo * v - off) * per) // 1)      # ceil: sum >= P_LO <=> G >= lo
+        prm[rf.P_HI] = int(((hi * v - off) * per) // 1)        # floor
+        prm[rf.P_RAIL_LO] = (RAIL + 1) * m                     # as board.on_rail: mean code <= RAIL
+        prm[rf.P_RAIL_HI] = ((1 << config.FE_ADC_BITS) - 1 - RAIL) * m
+        prm[rf.P_NS] = len(rs) - 1
+        prm[rf.P_NR] = len(rr) - 1
+        prm[rf.P_NSET] = len(rs)
+        prm[rf.P_MAX_PULSES] = max_pulses
+        prm[rf.P_BUDGET_US] = poll_us
+        st = self._st
+        st[rf.S_SUM] = rf.convert(self._adc_spi, self._cnv_mask, self._read_en_mask,
+                                  self._settle_us, _ADC_TCONV_US, m)
+        st[rf.S_PULSES] = 0
+        st[rf.S_POL] = 0
+        st[rf.S_K] = 0
+        aborted = False
+        while True:
+            r = rf.ispp(prm, self._ramp_words, st)
+            if r != rf.ISPP_AGAIN:
+                break
+            if check_abort():
+                aborted = True
+                break
+        pulses = st[rf.S_PULSES]
+        self._pulses += pulses
+        self._chips.codes[0] = self._mid_code
+        self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+        if r == rf.ISPP_STUCK:
+            raise RuntimeError(_STUCK)
+        acc = st[rf.S_SUM]
+        if r == rf.ISPP_RAIL:
+            mean = acc // m
+            raise rail_error(mean, 1 << config.FE_ADC_BITS, config.FE_G_PER_COUNT_V / v, off / v, v)
+        if aborted:
+            status = P.ST_ABORTED
+        elif r == rf.ISPP_CONVERGED:
+            status = P.ST_CONVERGED
+        else:
+            status = P.ST_MAX_PULSES
+        return status, self.conductance(acc, m), pulses, n_reads * (pulses + 1)
 
     def set_window(self, g_lo, g_hi, read_v):
         self._bias_v = -1.0                 # new bias/offset codes: the next read re-applies its bias

@@ -108,3 +108,81 @@ def convert(spi: int, cnv: int, read_en: int, settle_us: int, tconv_us: int, n: 
         i += 1
     sio[_OUT_CLR] = read_en
     return acc
+
+
+# ISPP on the board in one viper loop: integers only (DAC words, code sums), no Python-level call
+# but the two above per iteration. prm (array('i')) indices; the HAL (rp2.Hal.ispp) fills them.
+P_DAC_SPI = const(0)
+P_CS = const(1)
+P_W_MID = const(2)
+P_DAC_SETTLE = const(3)
+P_CYCLES = const(4)
+P_ADC_SPI = const(5)
+P_CNV = const(6)
+P_READ_EN = const(7)
+P_READ_SETTLE = const(8)
+P_TCONV = const(9)
+P_M = const(10)                 # conversions per verify (n_reads * oversample)
+P_LO = const(11)                # code sum of the tolerance band's low edge (converged: LO <= sum <= HI)
+P_HI = const(12)
+P_RAIL_LO = const(13)           # sum < RAIL_LO or sum >= RAIL_HI: the read is on an ADC rail
+P_RAIL_HI = const(14)
+P_NS = const(15)                # last index of the SET ramp (words[0..NS])
+P_NR = const(16)                # last index of the RESET ramp (words[NSET..NSET+NR])
+P_NSET = const(17)
+P_MAX_PULSES = const(18)
+P_BUDGET_US = const(19)         # return after this long (the caller polls for ABORT)
+N_PRM = const(20)
+# st (array('i')): the loop's state, kept between calls
+S_SUM = const(0)                # code sum of the last verify
+S_PULSES = const(1)
+S_POL = const(2)
+S_K = const(3)
+N_ST = const(4)
+# returns
+ISPP_CONVERGED = const(0)
+ISPP_MAX_PULSES = const(1)
+ISPP_AGAIN = const(2)           # budget spent: poll, then call again
+ISPP_RAIL = const(3)
+ISPP_STUCK = const(-1)
+
+
+@micropython.viper
+def ispp(prm: ptr32, words: ptr32, st: ptr32) -> int:
+    """Fixed-step ISPP from the verify sum in st[S_SUM]: polarity from the sum's side of the band,
+    the ramp restarted on a reversal, one pulse (words: DAC words of the ramps) and one verify per
+    iteration, until converged, max pulses, a rail, or P_BUDGET_US elapsed."""
+    t = ptr32(_TIMER)
+    t0 = t[_TIMERAWL]
+    lo = prm[P_LO]
+    hi = prm[P_HI]
+    while True:
+        acc = st[S_SUM]
+        if acc < prm[P_RAIL_LO] or acc >= prm[P_RAIL_HI]:
+            return ISPP_RAIL
+        if acc >= lo and acc <= hi:
+            return ISPP_CONVERGED
+        if st[S_PULSES] >= prm[P_MAX_PULSES]:
+            return ISPP_MAX_PULSES
+        if int(uint(t[_TIMERAWL] - t0)) > prm[P_BUDGET_US]:
+            return ISPP_AGAIN
+        pol = 1
+        if acc > hi:
+            pol = -1
+        k = st[S_K]
+        if pol != st[S_POL]:
+            st[S_POL] = pol
+            k = 0
+        elif pol > 0:
+            if k < prm[P_NS]:
+                k += 1
+        elif k < prm[P_NR]:
+            k += 1
+        st[S_K] = k
+        w = words[k] if pol > 0 else words[prm[P_NSET] + k]
+        if int(pulse(prm[P_DAC_SPI], prm[P_CS], w, prm[P_W_MID], prm[P_DAC_SETTLE],
+                     prm[P_CYCLES])) != 0:
+            return ISPP_STUCK
+        st[S_PULSES] = st[S_PULSES] + 1
+        st[S_SUM] = int(convert(prm[P_ADC_SPI], prm[P_CNV], prm[P_READ_EN], prm[P_READ_SETTLE],
+                                prm[P_TCONV], prm[P_M]))
