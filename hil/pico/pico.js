@@ -441,6 +441,8 @@ function run() {
     for (let i = 0; i < CHECK_EVERY; i++) {
       if (core.waiting) {
         const ns = clock.nanosToNextAlarm;
+        // a state machine enabled since the last check must run through this sleep, not be skipped
+        if (!pio) pio = pioEnabled(b);
         if (pio) {
           // the core sleeps, the state machines run: cycle by cycle up to the next alarm
           const target = cyc + Math.max(1, Math.ceil(ns / cycleNs));
