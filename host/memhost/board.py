@@ -428,7 +428,7 @@ class Board:
                     reply = self.link.wait(seq, self.program_timeout(req) * len(in_flight))
             except BoardReset:
                 self.resync_after_reset()
-                again = deque()
+                again: deque[Any] = deque()
                 for req2, _, i2, _ in in_flight:
                     again.append((req2, self._submit_journaled(req2, i2, None, on_submit), i2, True))
                 in_flight = again
@@ -451,7 +451,7 @@ def open_board(args: Any, **override: Any) -> Board:
     """Opens the board named by CLI args (--port, --preset, --seed; `override` wins), then checks
     every option limited by the board against its INFO (UsageError before anything else is sent)."""
     from .options import check_board_limits
-    o = {"port": getattr(args, "port", None), "preset": getattr(args, "preset", None) or "tio2x-seed",
+    o: dict[str, Any] = {"port": getattr(args, "port", None), "preset": getattr(args, "preset", None) or "tio2x-seed",
          "seed": getattr(args, "seed", None)}
     o.update(override)
     board = Board.open(o["port"], preset=o["preset"], seed=o["seed"])

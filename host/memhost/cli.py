@@ -175,7 +175,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         bench = sub.add_parser("bench", help="benchmarks that print figures (--json for machines)")
         bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
         _register_package("memhost.bench", bench_sub, words[1] if len(words) > 1 else None)
-        bench.set_defaults(func=lambda args: (bench.print_help(), 2)[1])
+        bench.set_defaults(func=lambda args: bench.print_help() or 2)  # type: ignore[func-returns-value]
     return parser
 
 

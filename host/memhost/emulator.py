@@ -10,6 +10,8 @@ thread (or a thread that lives as long as they do), or the child is killed when 
 
 from __future__ import annotations
 
+from typing import Self
+
 import atexit
 import ctypes
 import json
@@ -138,8 +140,9 @@ class PtyBoard:
     def _forget_children(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> "PtyBoard":
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()                # every board's start() returns itself
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -59,7 +59,7 @@ class FrameSplitter:
         self._overflows = 0
 
     def feed(self, data: bytes) -> list[bytes]:
-        frames = []
+        frames: list[bytes] = []
         start = 0
         while True:
             end = data.find(b"\x00", start)

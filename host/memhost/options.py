@@ -74,7 +74,7 @@ def count(text: str) -> int:
 class Number:
     """An argparse `type` that parses and range-checks one number, and describes itself."""
 
-    kind: type                       # int or float
+    kind: Any                        # int, float, or a parser of text to a whole number
     lo: float | None = None          # lowest allowed (None: no lower bound)
     hi: float | None = None          # highest allowed
     unit: str = ""
@@ -133,7 +133,7 @@ _INFO_TEXT = {
 }
 
 
-def add_number(parser: argparse.ArgumentParser | Any, *flags: str, kind: type = int,
+def add_number(parser: argparse.ArgumentParser | Any, *flags: str, kind: Any = int,
                default: Any = None, help: str, lo: float | None = None, hi: float | None = None,
                unit: str = "", lo_open: bool = False, zero: str | None = None,
                info: str | None = None, signed_info: bool = False, default_text: str | None = None,

@@ -89,7 +89,7 @@ def fig_cpd(level: ArrayLike, achieved: ArrayLike, n_levels: int, title: str = "
     With more than 32 levels the curves fill the range, so a second panel zooms on `zoom`
     neighbouring levels in the middle of the range, where overlap between levels shows.
     """
-    groups = analysis.group_by_level(level, achieved, n_levels)
+    groups = analysis.group_by_level(np.asarray(level), achieved, n_levels)
     cmap = plt.get_cmap("viridis")
     zoomed = n_levels > 32
     fig, axes = plt.subplots(1, 2 if zoomed else 1, figsize=(11.5 if zoomed else 6.4, 4.4),

@@ -148,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(res)
     else:
         print(_table(rows, MODES))
-        for m in MODES[1:]:
-            d = res["distribution"][m]
-            print(f"{m}: goal met on {d['devices_meeting_goal']}/{len(rows)} devices; failures by "
+        for mode in MODES[1:]:
+            d = res["distribution"][mode]
+            print(f"{mode}: goal met on {d['devices_meeting_goal']}/{len(rows)} devices; failures by "
                   f"criterion {d['goal_failures']}; within min {d['within']['min']:.1%}, worst max "
                   f"{d['worst']['max']:.2f} LSB, pulses max {d['pulses']['max']:.2f}")
     return 0

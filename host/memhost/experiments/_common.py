@@ -14,7 +14,7 @@ from ..runlog import RunFolder
 def board_meta(board: Any) -> dict[str, Any]:
     """Board INFO as a JSON-ready dict, with the firmware version."""
     info = board.info
-    d = dataclasses.asdict(info) if dataclasses.is_dataclass(info) else dict(vars(info))
+    d = dataclasses.asdict(info) if dataclasses.is_dataclass(info) and not isinstance(info, type) else dict(vars(info))
     d["firmware_version"] = getattr(info, "firmware_version", None)
     # the data came from an emulated board (the MicroPython sim HAL, or any emulator the host started)
     d["emulated"] = getattr(board, "emulator", None) is not None or getattr(info, "hal", "") == "sim"

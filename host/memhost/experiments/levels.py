@@ -196,7 +196,7 @@ def run_levels(board: Any, cfg: LevelsConfig, out: str | Path = "runs",
         else:
             g_min, g_max = dr.g_min, dr.g_max
         _front_end_check(board, cfg, g_min, g_max)
-        meta = {
+        meta: dict[str, Any] = {
             "n_levels": cfg.n, "cycles": cfg.cycles, "g_min": g_min, "g_max": g_max,
             "lsb": analysis.lsb(g_min, g_max, cfg.n),
             "tolerance_s": cfg.tolerance_lsb * analysis.lsb(g_min, g_max, cfg.n),

@@ -219,7 +219,7 @@ class FaultyLink:
         self._want_board = True
         if not self._booted.wait(10):
             raise RuntimeError("the emulated board did not restart")
-        return info
+        return info     # type: ignore[return-value]  # the snapshot is INFO: HELLO answers with it
 
     # ---- the pump --------------------------------------------------------------------------
     def _pump(self) -> None:

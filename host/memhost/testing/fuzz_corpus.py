@@ -90,8 +90,8 @@ def frames(draw: Any) -> bytes:
     if kind == 7:                                        # over-long, or truncated frame
         if draw(st.booleans()):
             return bytes([0x55]) * draw(st.integers(254, 700)) + b"\x00"
-        good = P.encode_frame(draw(_commands()), seq)
-        return good[:draw(st.integers(1, max(1, len(good) - 2)))] + b"\x00"
+        frame = P.encode_frame(draw(_commands()), seq)
+        return frame[:draw(st.integers(1, max(1, len(frame) - 2)))] + b"\x00"
     if kind == 8:                                        # wrong version, or reserved seq 0
         if draw(st.booleans()):
             return P.encode_frame(draw(_commands()), seq, version=draw(_u8.filter(lambda v: v != P.PROTOCOL_VERSION)))

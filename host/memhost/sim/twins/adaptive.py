@@ -203,7 +203,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
         d.rng.standard_normal(out=zn, dtype=np.float32)
         if d._rtn > 0:
             d.rng.random(out=zu, dtype=np.float32)
-        j = adaptive_kernel(*args, j, zn, zu, dec_r, pri, isq)
+        j = adaptive_kernel(*args, j, zn, zu, dec_r, pri, isq)  # type: ignore[call-arg]  # numba
     n_pulses = int(pulses[idx].sum())
     d.pulses += n_pulses
     if n_pulses:
