@@ -275,6 +275,12 @@ class FaultyLink:
             except OSError:
                 return
 
+    def _note_session(self, session_id: int) -> None:
+        """The first INFO of this board generation names its session; an INFO of an earlier board
+        that arrives late (sent just before a reset) must not take the new generation's place."""
+        if session_id not in self.sessions.values():
+            self.sessions.setdefault(self.generation, session_id)
+
     def _tap_board(self, data: bytes) -> bytes:
         """Record RESULTs and INFOs the board sent (clean, before faults); strip snapshot replies."""
         out = bytearray()
@@ -285,12 +291,12 @@ class FaultyLink:
                 out += wire + b"\x00"
                 continue
             if frame.seq == _SNAPSHOT_SEQ:
-                self.sessions.setdefault(self.generation, frame.message.session_id)  # type: ignore
+                self._note_session(frame.message.session_id)  # type: ignore[attr-defined]
                 self._snap_buf[:] = wire
                 self._snap_event.set()
                 continue
             if isinstance(frame.message, P.Info):
-                self.sessions.setdefault(self.generation, frame.message.session_id)
+                self._note_session(frame.message.session_id)
             elif isinstance(frame.message, P.Result):
                 self.tap[(self.generation, frame.seq)] = frame.message.pulses
             out += wire + b"\x00"
