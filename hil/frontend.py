@@ -12,8 +12,8 @@
 #
 # Kept MicroPython-friendly like hil/memristor.py: no numpy, no f-strings, no dataclasses.
 import math
-import random
 
+from gauss import Gauss             # hil/gauss.py: the random numbers
 from memfw.hal.window import centre     # firmware/micropython on the path: the board's own rule
 
 _KT4 = 4.0 * 1.380649e-23 * 300.0       # 4 k T at 300 K, J
@@ -40,7 +40,7 @@ def fe_from_config(cfg):
     return out
 
 
-class FrontEnd:
+class FrontEnd(Gauss):
     """The read and write converters of one board.
 
     fe: FE_* numbers (fe_from_config). seed: this board's DNL pattern and noise stream (or rand: a
@@ -50,15 +50,7 @@ class FrontEnd:
     """
 
     def __init__(self, fe, seed=0, vref_err=0.0, rand=None):
-        if rand is not None:        # share a generator (MicroPython has only the global one)
-            self._rand = rand
-        else:
-            try:
-                self._rand = random.Random(seed).random
-            except AttributeError:
-                random.seed(seed)
-                self._rand = random.random
-        self._spare = None
+        self._seed_rand(seed, rand)   # rand: share a generator (e.g. the device's)
         vref = float(fe["FE_DAC_VREF"])
         self.vref = vref
         self._vref_act = vref * (1.0 + vref_err)
@@ -110,20 +102,6 @@ class FrontEnd:
         self.offset_code = 0
         self._g_noise_cache = (-1.0, 0.0)
         self._q = None                  # _sum_sd's coefficients
-
-    # ---- random numbers -------------------------------------------------------------------
-    def _normal(self):
-        z = self._spare
-        if z is not None:
-            self._spare = None
-            return z
-        u1 = self._rand()
-        if u1 < 1e-300:
-            u1 = 1e-300
-        r = math.sqrt(-2.0 * math.log(u1))
-        a = 2.0 * math.pi * self._rand()
-        self._spare = r * math.sin(a)
-        return r * math.cos(a)
 
     # ---- DACs -----------------------------------------------------------------------------
     def amplitude_code(self, v):

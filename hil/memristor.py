@@ -10,7 +10,6 @@
 # plus stack gets a heap-allocated frame, and together with the float allocations that made a pulse
 # cost ~35 us instead of ~3 us (unix port, measured).
 import math
-import random
 
 try:
     import micropython
@@ -20,7 +19,7 @@ except ImportError:  # CPython: the decorator below is a no-op
         def native(f):
             return f
 
-_TWO_PI = 6.283185307179586
+from gauss import Gauss             # hil/gauss.py: the random numbers
 
 # Every field a preset must define (host/memhost/sim/presets/__init__.py validates them; listed here too so
 # that a bad JSON on the emulated board fails with the field's name instead of a KeyError deep down).
@@ -36,7 +35,7 @@ FIELDS = (
 )
 
 
-class Memristor:
+class Memristor(Gauss):
     """One emulated 4-terminal memristor with a virtual clock.
 
     params: flat dict of numbers (Preset.params); optional key "d2d" (bool, default True) draws this
@@ -49,13 +48,7 @@ class Memristor:
             if k not in params:
                 raise ValueError("memristor preset: missing field '" + k + "'")
         p = params
-        # Own generator where the interpreter has one (CPython); MicroPython has only the global one.
-        try:
-            self._rand = random.Random(seed).random
-        except AttributeError:
-            random.seed(seed)
-            self._rand = random.random
-        self._spare = None  # cached second Box-Muller normal
+        self._seed_rand(seed)
 
         k_set = float(p["k_set"])
         k_reset = float(p["k_reset"])
@@ -115,22 +108,6 @@ class Memristor:
             # Fault option: stuck at HRS or LRS (half each); no pulse moves it.
             self.stuck = True
             self.w = 1.0 if self._rand() < 0.5 else 0.0
-
-    # ---- random numbers -----------------------------------------------------------------------
-    @micropython.native
-    def _normal(self):
-        """Standard normal (Box-Muller, second value cached)."""
-        z = self._spare
-        if z is not None:
-            self._spare = None
-            return z
-        u1 = self._rand()
-        if u1 < 1e-300:
-            u1 = 1e-300
-        r = math.sqrt(-2.0 * math.log(u1))
-        a = _TWO_PI * self._rand()
-        self._spare = r * math.sin(a)
-        return r * math.cos(a)
 
     # ---- time ---------------------------------------------------------------------------------
     @micropython.native
