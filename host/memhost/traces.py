@@ -41,7 +41,7 @@ FORMAT_VERSION = 1
 _ALIGN = 64                 # header length is a multiple of this (records start aligned)
 _MAX_HEADER = 1 << 20       # a header longer than this is not ours
 
-#: one pulse (schema: /docs/traces.md). Little-endian, packed (no padding): 40 bytes.
+#: one pulse (schema: docs/traces.md). Little-endian, packed (no padding): 40 bytes.
 TRACE_DTYPE = np.dtype([
     ("program", "<u4"),     # index of the PROGRAM in the run (host-assigned)
     ("device", "<u4"),      # device index (0 on a single-device board run)

@@ -29,6 +29,7 @@ import numpy as np
 from ... import fwconst
 from ..model.device import DeviceArray
 from .ispp import CONVERGED, ProgramOutcome, firmware_params
+from .tracing import collect, last_pulse_times, records
 
 # The firmware's constants (memfw/control.py, read by memhost.fwconst, never retyped here), in the
 # twin's units: the Q8 integers of the firmware as floats (log2 per grid step, octaves).
@@ -172,10 +173,11 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
                 max_reads: int, width: float, rv: float,
                 settle: float, top: int, i_start: np.ndarray, di0: int, max_pulses: int,
                 achieved: np.ndarray, pulses: np.ndarray, reads: np.ndarray,
-                status: np.ndarray) -> None:
+                status: np.ndarray, trace: list[np.ndarray] | None = None) -> None:
     """The devices idx through the compiled loop (memhost.sim.twins.kernel), on devices' own state.
-    Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed)."""
-    from .kernel import PROBE_N, RELAX, adaptive_kernel, draws_per_device
+    Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed).
+    trace: a list that gets the loop's pulse trace rows (kernel.TB_* columns), block by block."""
+    from .kernel import PROBE_N, RELAX, TB_COLS, adaptive_kernel, draws_per_device
     d = devices
     t_before = d.t[idx]
     consts = np.array([width, rv, settle, DV, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX,
@@ -199,11 +201,19 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     j = 0
     zn = np.empty(size_n, dtype=np.float32)
     zu = np.zeros(size_u, dtype=np.float32)
+    # pulse trace rows: at most one per two normals of a block (kernel.adaptive_kernel)
+    tb = np.empty((size_n // 2 + 1 if trace is not None else 0, TB_COLS))
+    tcount = np.zeros(1, dtype=np.int64)
+    tlast = last_pulse_times(d) if trace is not None else np.empty(0)
     while j < len(idx):
         d.rng.standard_normal(out=zn, dtype=np.float32)
         if d._rtn > 0:
             d.rng.random(out=zu, dtype=np.float32)
-        j = adaptive_kernel(*args, j, zn, zu, dec_r, pri, isq)  # type: ignore[call-arg]  # numba
+        j = adaptive_kernel(*args, j, zn, zu, dec_r, pri, isq,  # type: ignore[call-arg]  # numba
+                            tb, tcount, tlast)
+        if trace is not None and tcount[0]:
+            trace.append(tb[:tcount[0]].copy())
+            tcount[0] = 0
     n_pulses = int(pulses[idx].sum())
     d.pulses += n_pulses
     if n_pulses:
@@ -215,7 +225,8 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
              v_reset_start: float | None = None, v_step: float | None = None,
              v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
              max_pulses: int = 500, settle_s: float | None = None, max_reads: int = 64,
-             n_reads: int = 0, prior: Any = None, mask: Any = None) -> ProgramOutcome:
+             n_reads: int = 0, prior: Any = None, mask: Any = None, trace: bool = False,
+             trace_program: int = 0) -> ProgramOutcome:
     """Program every selected device to its target (S) within tolerance (S), adaptively.
 
     Defaults come from the preset's [firmware] fields; settle_s defaults to 5 relax_tau_s.
@@ -224,6 +235,8 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     of those fields: polarities that have never pulsed start from it instead of searching, and the
     relaxation is tracked if the dict has prior_relax_frac and prior_relax_tau_s (a dict without
     them: not tracked). Tracking also needs settle_s > 0 (as on the board).
+    trace: also return every pulse as a memhost.traces record (ProgramOutcome.traces, program
+    number trace_program; off: the loop runs as without it, same random numbers).
     """
     p = devices.preset.params
     vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
@@ -248,10 +261,12 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     all_idx = np.flatnonzero(sel)
     fields = p if prior is None else (prior or {})
     pri = _prior_words(prior_of(fields), top)
+    rows: list[np.ndarray] | None = [] if trace else None
     if len(all_idx):
         _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
                     relax_of(fields), pri, n_reads,
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
-                    achieved, pulses, reads, status)
-
-    return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status)
+                    achieved, pulses, reads, status, rows)
+    recs = None if rows is None else collect(
+        [records(r, width, tgt_all, tol_all, trace_program) for r in rows])
+    return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status, recs)

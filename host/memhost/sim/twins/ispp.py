@@ -12,7 +12,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ... import traces
 from ..model.device import DeviceArray
+from .tracing import collect, last_pulse_times
 
 STATUS_NAMES = ("converged", "max_pulses", "out_of_range", "aborted", "limit")
 CONVERGED, MAX_PULSES, OUT_OF_RANGE = 0, 1, 2
@@ -22,13 +24,15 @@ SUBSET_MIN = 4096   # fewer devices run on `devices` directly (masked; a compact
 
 class ProgramOutcome(NamedTuple):
     """Per device: achieved G (S, the last verify read), error = achieved - target (S), pulses and
-    reads used (int), status (index into STATUS_NAMES)."""
+    reads used (int), status (index into STATUS_NAMES); traces: every pulse as memhost.traces
+    records (ordered by device, then pulse) when the twin ran with trace=True, else None."""
 
     achieved: np.ndarray
     error: np.ndarray
     pulses: np.ndarray
     reads: np.ndarray
     status: np.ndarray
+    traces: np.ndarray | None = None
 
 
 def firmware_params(params: dict[str, Any], v_set_start: float | None, v_reset_start: float | None,
@@ -55,12 +59,14 @@ def ispp_step(err: Any, pol: Any, amp: Any, v_set: float, v_reset: float, step: 
 def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: float | None = None,
          v_reset_start: float | None = None, v_step: float | None = None,
          v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
-         max_pulses: int = 500, mask: Any = None) -> ProgramOutcome:
+         max_pulses: int = 500, mask: Any = None, trace: bool = False,
+         trace_program: int = 0) -> ProgramOutcome:
     """Program every selected device to its target (S, shape (n,) or scalar) within tolerance (S).
 
     Amplitudes, width and read bias default to the preset's [firmware] fields. Targets outside the
     device's own [g_min, g_max] (device-to-device variation included) get status out_of_range and no
-    pulse.
+    pulse. trace: also return every pulse as a memhost.traces record (ProgramOutcome.traces,
+    program number trace_program).
     """
     p = devices.preset.params
     vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
@@ -102,6 +108,8 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
     pol = np.zeros(len(idx), dtype=np.int8)
     amp = np.zeros(len(idx))
     npulse = np.zeros(len(idx), dtype=np.int32)
+    parts: list[np.ndarray] = []
+    tlast = last_pulse_times(devices) if trace else None
     while len(idx):
         if not direct and len(idx) < COMPACT * m:
             fm = np.ones(m, dtype=bool)
@@ -111,9 +119,15 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
             cur = cur.subset(loc)
             cidx, m, loc = idx, len(idx), None
         pol, amp = ispp_step(err, pol, amp, vss, vrs, step, vmax)
+        if tlast is not None:
+            t_start = cur.t.copy() if loc is None else cur.t[loc]
+            g_before = achieved[idx]
         cur.pulse(pol * amp, width, mask=loc)
         npulse += 1
         g = cur.read(rv, mask=loc)
+        if tlast is not None:
+            parts.append(_trace_step(idx, npulse, pol, amp, width, g_before, g, tg, tl,
+                                     t_start, tlast, trace_program))
         achieved[idx] = g
         err = tg - g
         done = np.abs(err) <= tl
@@ -131,4 +145,26 @@ def ispp(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start: flo
             loc = keep if loc is None else loc.take(keep)
     if not direct:
         devices.write_back(cidx, cur)
-    return ProgramOutcome(achieved, achieved - tgt, pulses, reads, status)
+    return ProgramOutcome(achieved, achieved - tgt, pulses, reads, status,
+                          collect(parts) if trace else None)
+
+
+def _trace_step(idx: np.ndarray, npulse: np.ndarray, pol: np.ndarray, amp: np.ndarray,
+                width: float, g_before: np.ndarray, g_after: np.ndarray, tg: np.ndarray,
+                tl: np.ndarray, t_start: np.ndarray, tlast: np.ndarray, program: int) -> np.ndarray:
+    """The trace records of one lock-step ISPP pulse on the devices idx (g_before: the verify
+    read before it, t_start: its start per device; tlast updated)."""
+    r = traces.empty(len(idx))
+    r["program"] = program
+    r["device"] = idx
+    r["k"] = npulse - 1
+    r["polarity"] = pol < 0
+    r["amp_v"] = amp
+    r["width_s"] = width
+    r["g_before"] = g_before
+    r["g_after"] = g_after
+    r["target_s"] = tg
+    r["tol_s"] = tl
+    r["dt_s"] = t_start - tlast[idx]
+    tlast[idx] = t_start
+    return r

@@ -295,13 +295,37 @@ def _aim(g0, t, tl, rho):
     return t + (lim if c > lim else (-lim if c < -lim else c))
 
 
+#: columns of a kernel's trace rows (memhost.traces adds width, target, tolerance, program)
+TB_COLS = 8
+TB_DEVICE, TB_K, TB_POL, TB_FLAGS, TB_AMP, TB_G_BEFORE, TB_G_AFTER, TB_DT = range(TB_COLS)
+
+
+@njit(cache=True, inline="always")
+def trace_row(tb, tcount, tlast, d, k, pol, settled, amp, gb, ga, t_start):
+    """One pulse trace row (columns TB_*) at tb[tcount[0]]: device d, pulse k, polarity 0 SET /
+    1 RESET, settled = g_before was read after a wait, amplitude V, G before/after S, t_start the
+    pulse's start (s; tlast[d] the previous one's, NaN: none). Rows past tb's end are dropped."""
+    n = tcount[0]
+    if n < tb.shape[0]:
+        tb[n, TB_DEVICE] = d
+        tb[n, TB_K] = k
+        tb[n, TB_POL] = pol
+        tb[n, TB_FLAGS] = 1.0 if settled else 0.0
+        tb[n, TB_AMP] = amp
+        tb[n, TB_G_BEFORE] = gb
+        tb[n, TB_G_AFTER] = ga
+        tb[n, TB_DT] = t_start - tlast[d]
+        tcount[0] = n + 1
+    tlast[d] = t_start
+
+
 @njit(cache=True)
 def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events, damaged, frozen,
                     k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
                     sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, sst, rho, staul, sfl,
                     consts, itop, i_start, di0, max_pulses,
-                    achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq):
+                    achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq, tb, tcount, tlast):
     """The adaptive loop of memhost.sim.twins.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
@@ -315,6 +339,10 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     dec_r[n] = exp(-n read_time / relax_tau_s) and isq[n] = 1 / sqrt(n) for every read count n
     the loop can use. pri: the device-type prior per polarity (adaptive._prior_words), seeded into
     polarities that have never pulsed.
+
+    Pulse traces (memhost.traces): with tb of shape (cap, TB_COLS), every pulse adds a row at
+    tcount[0] (trace_row; cap >= len(zn) // 2 + 1 always holds them: each pulse uses two normals),
+    tlast[d] the start of device d's last pulse (NaN: none yet). tb of shape (0, TB_COLS): off.
 
     Each device's state is held in scalars while it is programmed (the helpers take and return
     scalars: no array reference counting in the loop) and stored back when it is done."""
@@ -384,6 +412,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         nrd = nr
         g0 = g
         hn = 0                              # pulses in the ring ht/hd (while probing)
+        sw = False                          # g is a read taken after a wait (trace flag)
         aim = _aim(g0, tg, tl, rh)
         waited = False
         # relaxation: the device type's, else (auto settle) what a probe learned; 0 = unknown
@@ -419,6 +448,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 probed = False
                 m = 0
                 if npulse > 0:
+                    sw = True
                     if not auto:
                         t_ += settle
                         u_ = np.float32(u_ * dec_s)
@@ -443,6 +473,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         dt = _auto_wait(v, tl, tauk, consts)
                         if dt > 0.0:
                             w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
+                        else:
+                            sw = False
                 if probed:
                     gf = py[m - 1]
                     tm = tgr + ps[m - 1]
@@ -508,6 +540,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 tU = tm
                 tgr = tm
                 waited = True               # (once per pulse)
+                sw = True
                 continue
             waited = False
             # ---- choose and apply one pulse ---------------------------------------------------
@@ -560,6 +593,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             v = np.float32(i) * np.float32(dv) * np.float32(pol)
             z1 = zn[pn]
             pn += 1
+            t_start = t_
             w_, u_, t_, dmg, ev, fz = _pulse(np.float64(v), width, dec_w, w_, u_, t_, dmg, ev, fz,
                                              ks, kr, vs, vr, ph, damage_w, z1)
             npulse += 1
@@ -568,6 +602,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
             gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
+            if tb.shape[0] > 0:
+                trace_row(tb, tcount, tlast, d, npulse - 1, r_, sw, abs(v), g, gn, t_start)
+            sw = False
             nrd += nr
             tgr = t_ - nr * ph[READ_TIME]
             if probe > 0:
@@ -649,6 +686,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         sfl[d] = fl_
                     probe = 2
                     g = py[m - 1]
+                    sw = True
                     tgr = tgr + ps[m - 1]
                     g0 = g
                     if fk == 0.0 and staul[d] > 0.0:
