@@ -5,7 +5,8 @@
 #    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
 #    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"})
 #   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX
-#   micropython control_fw_driver.py alloc ALG [RELAX [AUTO]]   (AUTO 1: CONFIG settle 0)
+#   micropython control_fw_driver.py alloc ALG [RELAX [AUTO [TRACE]]]   (AUTO 1: CONFIG settle 0;
+#   TRACE n: CONFIG trace n, pulse traces on)
 #   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py gate
 import sys
@@ -184,7 +185,7 @@ def decay():
     print(json.dumps({"worst": worst, "zero": _decay10(0, 5000), "neg": _decay10(-5, 5000)}))
 
 
-def alloc(alg, relax=0, auto=0):
+def alloc(alg, relax=0, auto=0, trace=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
     table = [1.0e-3 + j * 1.0e-6 for j in range(200)]
@@ -195,6 +196,7 @@ def alloc(alg, relax=0, auto=0):
     if relax:
         cfg.set(P.K_PRIOR_RELAX_FRAC, 0.15)
         cfg.set(P.K_PRIOR_RELAX_TAU, 5e-3)
+    cfg.set(P.K_TRACE, trace)
     ctl = Controller(hal, cfg, lambda: False)
     target = 1.0e-3 + 100.5e-6
     tol = 0.2e-6
@@ -208,7 +210,10 @@ def alloc(alg, relax=0, auto=0):
         a1 = gc.mem_alloc()
         gc.enable()
         res[npulse] = [a1 - a0, n, st]
-    print(json.dumps({"small": res[20], "large": res[400]}))
+    out = {"small": res[20], "large": res[400]}
+    if trace:
+        out["traced"] = ctl.trace.total
+    print(json.dumps(out))
 
 
 def gate():
@@ -243,7 +248,7 @@ if mode == "sweep":
           int(sys.argv[7]) if len(sys.argv) > 7 else 0, int(sys.argv[8]) if len(sys.argv) > 8 else 0)
 elif mode == "alloc":
     alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0,
-          int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+          int(sys.argv[4]) if len(sys.argv) > 4 else 0, int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 elif mode == "fresh":
     fresh(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 elif mode == "decay":

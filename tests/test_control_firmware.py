@@ -43,18 +43,23 @@ def test_controller_converges_on_the_scalar_model(preset_json: Path, alg: int) -
     assert max(abs(x[1]) for x in r) < bound
 
 
-@pytest.mark.parametrize("alg,relax,auto", [(ISPP, 0, 0), (ADAPTIVE, 0, 0), (ADAPTIVE, 1, 0),
-                                            (ADAPTIVE, 0, 1), (ADAPTIVE, 1, 1)],
-                         ids=["ispp", "adaptive", "adaptive-relax-tracking", "adaptive-auto-settle",
-                              "adaptive-auto-settle-tracking"])
-def test_hot_loop_allocates_nothing_per_iteration(alg: int, relax: int, auto: int) -> None:
+@pytest.mark.parametrize("alg,relax,auto,trace", [
+    (ISPP, 0, 0, 0), (ADAPTIVE, 0, 0, 0), (ADAPTIVE, 1, 0, 0), (ADAPTIVE, 0, 1, 0), (ADAPTIVE, 1, 1, 0),
+    (ISPP, 0, 0, 64), (ADAPTIVE, 1, 0, 64), (ADAPTIVE, 0, 1, 64)],
+    ids=["ispp", "adaptive", "adaptive-relax-tracking", "adaptive-auto-settle",
+         "adaptive-auto-settle-tracking", "ispp-traced", "adaptive-relax-tracking-traced",
+         "adaptive-auto-settle-traced"])
+def test_hot_loop_allocates_nothing_per_iteration(alg: int, relax: int, auto: int, trace: int) -> None:
     """auto (CONFIG settle 0, no relaxation known): the loop keeps the probe's ring and runs one
-    probe mid-move (abortable waits: a few floats once per PROGRAM, not per iteration)."""
-    r = _run("alloc", str(alg), str(relax), str(auto))
+    probe mid-move (abortable waits: a few floats once per PROGRAM, not per iteration). trace:
+    pulse traces on (CONFIG trace 64: the ring wraps many times in the 400-pulse PROGRAM)."""
+    r = _run("alloc", str(alg), str(relax), str(auto), str(trace))
     small, large = r["small"], r["large"]
     assert small[1] == 20 and large[1] == 400, "the loops must run to max_pulses"
     # bytes allocated by one PROGRAM do not grow with its iterations: nothing inside the loop
     assert large[0] == small[0]
+    if trace:
+        assert r["traced"] == 20 + 20 + 400     # every pulse recorded
 
 
 def test_safety_gate_refuses_and_applies_no_pulse() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import dataclasses
 import struct
 
 import pytest
@@ -19,7 +20,8 @@ def _f32(x: float) -> float:
 
 def _expected(v: dict) -> P.Message:
     cls = P.MESSAGE_TYPES[v["type"]]
-    vals = [bytes.fromhex(x) if cls in (P.Ping, P.Pong) else x for x in v["values"]]
+    vals = [bytes.fromhex(x) if isinstance(x, str) and f.type in ("bytes", bytes) else x
+            for f, x in zip(dataclasses.fields(cls), v["values"])]
     return cls(*vals)
 
 

@@ -312,6 +312,32 @@ class Board:
             self._timing[name] = got
         return got
 
+    def trace_page(self, start: int = 0) -> P.TraceData:
+        """One TRACE: the board's pulse records from absolute index start on (at most 8)."""
+        return self._call(P.Trace(int(start)), P.TraceData)
+
+    def fetch_traces(self, start: int = 0) -> tuple[list[tuple[Any, ...]], int, int]:
+        """Every pulse record the board holds from absolute index start on (CONFIG trace > 0;
+        docs/traces.md): (rows (PROGRAM seq, k, amplitude V signed, width s, g_before S, g_after S,
+        dt µs or -1), the index to start from next time, records lost: overwritten in the ring
+        before they were fetched, or gone with a board reset). memhost.traces.from_board turns
+        rows into records."""
+        rows: list[tuple[Any, ...]] = []
+        lost = 0
+        idx = int(start)
+        while True:
+            d = self.trace_page(idx)
+            if d.next < idx:                # the ring started again (reset, CONFIG trace set)
+                idx = 0
+                continue
+            if d.first > idx:
+                lost += d.first - idx
+            got = d.rows()
+            rows += got
+            idx = d.first + len(got)
+            if idx >= d.next or not got:
+                return rows, idx, lost
+
     @staticmethod
     def _config_key(name: str) -> int:
         try:

@@ -53,6 +53,8 @@ CONFIG_KEYS = {
     "prior_relax_frac": 21, "prior_relax_tau": 22,
     # the read window in S (docs/hardware.md): the board centres its ADC on it, or refuses it
     "win_lo": 23, "win_hi": 24,
+    # pulse traces (docs/traces.md): records of the board's ring, 0 = off
+    "trace": 25,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 
@@ -156,6 +158,13 @@ class Wait(Message):
     TYPE = 0x09
     LAYOUT = "<f"
     seconds: float
+
+
+@dataclass(frozen=True)
+class Trace(Message):
+    TYPE = 0x0B
+    LAYOUT = "<I"
+    start: int = 0          # absolute index of the first pulse record wanted
 
 
 @dataclass(frozen=True)
@@ -313,6 +322,41 @@ class Busy(Message):
     elapsed_ms: int = 0     # how long the command has run
 
 
+#: one pulse record in TRACE_DATA: PROGRAM seq, k, amplitude V (signed), width s, g_before S,
+#: g_after S, dt µs since the previous pulse's start (-1: none since tracing started)
+TRACE_RECORD = struct.Struct("<IHffffi")
+TRACE_FIXED = struct.Struct("<IIHB")
+
+
+@dataclass(frozen=True)
+class TraceData(Message):
+    """Pulse records from the board's trace ring (docs/traces.md, docs/protocol.md TRACE)."""
+    TYPE = 0x89
+    first: int              # absolute index of the first record here (> the one asked: a gap)
+    next: int               # absolute index the board writes next (records < next exist)
+    ring: int               # records the board keeps (CONFIG trace; 0 = tracing off)
+    records: bytes = b""    # len // TRACE_RECORD.size records
+
+    def body(self) -> bytes:
+        return TRACE_FIXED.pack(self.first, self.next, self.ring,
+                                len(self.records) // TRACE_RECORD.size) + bytes(self.records)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> "TraceData":
+        if len(body) < TRACE_FIXED.size:
+            raise CodecError(f"TraceData: body shorter than {TRACE_FIXED.size} bytes")
+        first, nxt, ring, n = TRACE_FIXED.unpack_from(body)
+        rec = bytes(body[TRACE_FIXED.size:])
+        if len(rec) != n * TRACE_RECORD.size:
+            raise CodecError(f"TraceData: {n} records need {n * TRACE_RECORD.size} bytes, got {len(rec)}")
+        return cls(first, nxt, ring, rec)
+
+    def rows(self) -> list[tuple[int, int, float, float, float, float, int]]:
+        """The records as (seq, k, amplitude, width, g_before, g_after, dt_us) tuples."""
+        return [TRACE_RECORD.unpack_from(self.records, i)
+                for i in range(0, len(self.records), TRACE_RECORD.size)]
+
+
 @dataclass(frozen=True)
 class Error(Message):
     TYPE = 0xFF
@@ -336,7 +380,8 @@ class Error(Message):
 
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls for cls in (Hello, Ping, Read, Pulse, Program, Abort, ConfigGet, ConfigSet, Wait,
-                              Repl, Info, Pong, Reading, Pulsed, Result, Ack, Config, Busy, Error)
+                              Repl, Trace, Info, Pong, Reading, Pulsed, Result, Ack, Config, Busy,
+                              TraceData, Error)
 }
 
 

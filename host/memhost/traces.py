@@ -47,7 +47,7 @@ TRACE_DTYPE = np.dtype([
     ("device", "<u4"),      # device index (0 on a single-device board run)
     ("k", "<u2"),           # pulse number within the PROGRAM, 0-based
     ("polarity", "u1"),     # 0 SET (G up), 1 RESET (G down)
-    ("flags", "u1"),        # bit0: g_after is a settled (post-wait) read
+    ("flags", "u1"),        # bit0 FLAG_REREAD: g_before is a later read than the last g_after
     ("amp_v", "<f4"),       # amplitude magnitude applied, V
     ("width_s", "<f4"),     # pulse width, s
     ("g_before", "<f4"),    # conductance the controller believed before the pulse, S
@@ -58,13 +58,50 @@ TRACE_DTYPE = np.dtype([
 ])
 RECORD_SIZE = TRACE_DTYPE.itemsize
 SET, RESET = 0, 1
-FLAG_SETTLED = 1
+FLAG_REREAD = 1
+
+
+def mark_rereads(r: np.ndarray) -> None:
+    """Sets flags bit 0 (FLAG_REREAD) in place where g_before is not the previous pulse's g_after
+    (same program and device, k one less): the controller read again in between (after a settle
+    wait, a relaxation probe, or a re-read), so g_before is a later reading. Records in pulse order."""
+    if len(r) < 2:
+        return
+    same = (r["k"][1:] == r["k"][:-1] + 1) & (r["device"][1:] == r["device"][:-1]) \
+        & (r["program"][1:] == r["program"][:-1])
+    reread = same & (r["g_before"][1:] != r["g_after"][:-1])
+    r["flags"][1:] |= reread.astype(np.uint8) * FLAG_REREAD
 
 
 def empty(n: int = 0) -> np.ndarray:
     """n zeroed records (dt_s NaN)."""
     out = np.zeros(n, dtype=TRACE_DTYPE)
     out["dt_s"] = np.nan
+    return out
+
+
+def from_board(rows: Any, program: int, target: float, tolerance: float,
+               device: int = 0) -> np.ndarray:
+    """Records from a board's TRACE rows (memhost.board.Board.fetch_traces: PROGRAM seq, k,
+    signed amplitude V, width s, g_before S, g_after S, dt µs or -1), all of one PROGRAM (or of
+    the attempts at one target) numbered `program`, with its target and tolerance (S)."""
+    n = len(rows)
+    out = empty(n)
+    if n == 0:
+        return out
+    a = np.array([r[1:] for r in rows], dtype=float)
+    out["program"] = program
+    out["device"] = device
+    out["k"] = a[:, 0]
+    out["polarity"] = np.where(a[:, 1] < 0, RESET, SET)
+    out["amp_v"] = np.abs(a[:, 1])
+    out["width_s"] = a[:, 2]
+    out["g_before"] = a[:, 3]
+    out["g_after"] = a[:, 4]
+    out["target_s"] = target
+    out["tol_s"] = tolerance
+    out["dt_s"] = np.where(a[:, 5] < 0, np.nan, a[:, 5] * 1e-6)
+    mark_rereads(out)
     return out
 
 

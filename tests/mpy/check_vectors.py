@@ -29,6 +29,8 @@ def firmware_body(mtype, values):
         return P.info_body(fixed, values[21:24], extra[0], extra[1])
     if mtype == P.ERROR:
         return struct.pack(P.ERROR_FIXED, values[0], values[1]) + values[2].encode()
+    if mtype == P.TRACE_DATA:
+        return P.trace_body(values[0], values[1], values[2], binascii.unhexlify(values[3]))
     layout = P.CMD_LAYOUT.get(mtype, REPLY_LAYOUT.get(mtype))
     return struct.pack(layout, *values) if layout else b""
 

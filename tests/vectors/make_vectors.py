@@ -27,6 +27,8 @@ MESSAGES = [
     (10, P.ConfigSet(1, 2.5)),
     (11, P.Wait(0.25)),
     (12, P.Repl()),
+    (14, P.Trace(0)),
+    (15, P.Trace(0x01020304)),
     (1, P.Info(0, 2, 0, 2, 8, 0, 0xDEADBEEF, 3.0, 4.0, 1e-6, 0.01, 0.1, 0.5, 500, 5000,
                10, 200, 1, 2, 3, 0, "unix-emulator", "sim", "tio2x-seed")),
     (2, P.Info(0, 2, 0, 2, 8, 0, 0x01020304, 3.0, 4.0, 1e-6, 0.01, 0.1, 0.5, 500, 5000,
@@ -38,6 +40,9 @@ MESSAGES = [
     (8, P.Ack(3)),
     (10, P.Config(1, 2.5)),
     (6, P.Busy(1500)),
+    (14, P.TraceData(0, 0, 0, b"")),
+    (15, P.TraceData(40, 42, 512, P.TRACE_RECORD.pack(6, 3, -1.25, 1e-6, 2.5e-5, 2.375e-5, 48)
+                     + P.TRACE_RECORD.pack(7, 0, 0.75, 1e-6, 2.375e-5, 2.4e-5, -1))),
     (0, P.Error(1, 0, "CRC mismatch")),
     (6, P.Error(14, 3, "sequence number 6 belongs to another command: number each new command with a new seq")),
     (13, P.Error(9, 4, "pulse refused, no pulse applied: |amplitude| 5 V > max_v 3 V")),

@@ -18,6 +18,7 @@ import micropython
 from micropython import const
 from memfw import protocol as P
 from memfw.gate import Gate
+from memfw.trace import MAX_RECORDS as _TRACE_MAX, Trace
 
 _POLL_US = const(5000)      # board-clock µs between checks for input (ABORT, heartbeat) in the loops
 _VAR_MAX = const(0x10000000)  # read-noise variance word saturates at 2^28 (an array('i') word)
@@ -293,6 +294,7 @@ class Config:
             P.K_PRIOR_RELAX_TAU: 0.0,
             P.K_WIN_LO: 0.0,
             P.K_WIN_HI: 0.0,
+            P.K_TRACE: 0.0,
         }
         self._limits()
         if defaults:
@@ -330,6 +332,8 @@ class Config:
             return 0.0, 10.0
         if key == P.K_WIN_LO or key == P.K_WIN_HI:
             return 0.0, 1.0
+        if key == P.K_TRACE:
+            return 0.0, float(_TRACE_MAX)
         return None
 
     def get(self, key):
@@ -431,6 +435,7 @@ class Controller:
         self._ht = array.array("i", [0] * _NH)     # ring: µs of each pulse's reading since the
                                                    # PROGRAM's first reading...
         self._hd = array.array("i", [0] * _NH)     # ... and its change (counts)
+        self.trace = None                   # memfw.trace.Trace while CONFIG trace > 0
         self.reset_model()
 
     def reset_model(self):
@@ -498,6 +503,7 @@ class Controller:
         if v_max > v[P.K_MAX_V]:
             v_max = v[P.K_MAX_V]
         hal = self.hal
+        self._trace_begin(int(v[P.K_TRACE]))
         t0 = hal.ticks_us()
         hal_us0 = hal.hal_us
         if algorithm == P.ALG_ADAPTIVE:
@@ -511,6 +517,19 @@ class Controller:
         elapsed = time.ticks_diff(hal.ticks_us(), t0)
         overhead = (elapsed - (hal.hal_us - hal_us0)) / (pulses + 1)
         return status, g, pulses, reads, elapsed, overhead
+
+    def _trace_begin(self, n):
+        """Pulse traces (memfw/trace.py): a ring of n records (allocated when n changes, here
+        before the loop), the gate's pulse timed through it; n = 0: off, the gate called directly."""
+        tr = self.trace
+        if (tr.n if tr else 0) != n:
+            self.trace = tr = None
+            self.safe_pulse = self.gate.pulse
+            if n > 0:
+                self.trace = tr = Trace(self.hal, self.gate.pulse, n)
+                self.safe_pulse = tr.pulse
+        if tr:
+            tr.begin()
 
     # ---- ISPP ------------------------------------------------------------------------------
     def _ramps(self, v_set, v_reset, step, v_max):
@@ -544,7 +563,8 @@ class Controller:
     def _ispp_loop(self, lo, hi, n_reads, max_pulses, rs, rr, width, read_v):
         hal = self.hal
         fast = getattr(hal, "ispp", None)       # the whole loop in the HAL's registers (rp2)
-        if fast is not None:
+        tr = self.trace                         # (tracing: this loop, not the HAL's)
+        if fast is not None and tr is None:
             # the gate's checks are intervals and _ramps makes monotonic ramps: their first and
             # last amplitudes stand for every one between
             pe = self.pulse_error
@@ -592,7 +612,10 @@ class Controller:
                 status = P.ST_LIMIT
                 break
             pulses += 1
-            g = hal.read(n_reads, read_v)
+            gn = hal.read(n_reads, read_v)
+            if tr is not None:
+                tr.rec(g, gn)
+            g = gn
             reads += n_reads
         return status, g, pulses, reads
 
@@ -618,6 +641,8 @@ class Controller:
         if tol_i < 1:
             tol_i = 1
         sb = -150 - e
+        if self.trace:
+            self.trace.scale(e)             # reads in counts of 2^e S
         self._fb[0] = target
         t_i = _fix(self._fb, sb)
         # read-noise estimate: rescale a variance learned at another quantum
@@ -877,6 +902,7 @@ class Controller:
         amps_set = self._amp_set
         amps_reset = self._amp_reset
         fb = self._fb
+        tr = self.trace
         sx = _SX
         floor = tol_i // 4
         if floor < 1:
@@ -1065,6 +1091,8 @@ class Controller:
                 gn = _fix(fb, sb)
             else:
                 gn = self._readn(n_app, sb, read_v)
+            if tr is not None:
+                tr.rec(g, gn)
             reads += n_app
             if f10 or probe:
                 tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)

@@ -19,6 +19,7 @@ _RUNTIME = sys.implementation.name + " " + ".".join([str(x) for x in sys.impleme
 _CACHE_SIZE = const(64)         # replies kept for retransmitted commands
 _IDLE_POLL_MS = const(5)        # how long an idle board waits for input before looping
 _BUSY_MS = const(100)           # heartbeat period while a command runs (real time)
+_TRACE_PAGE = const(8)          # pulse records per TRACE reply: 11 + 8 * 26 bytes <= MAX_BODY
 
 
 class CmdError(Exception):
@@ -243,6 +244,8 @@ class Server:
             return P.ACK, struct.pack(P.ACK_LAYOUT, 0)
         if mtype == P.REPL:
             return P.ACK, struct.pack(P.ACK_LAYOUT, 0)
+        if mtype == P.TRACE:
+            return self._trace(fields[0])
         # ABORT is handled on arrival
         raise CmdError(P.E_UNKNOWN_TYPE, "type 0x%02x cannot be queued" % mtype)
 
@@ -318,10 +321,20 @@ class Server:
         why = self.ctrl.gate.read_error(c[P.K_READ_V])
         if why is not None:
             raise CmdError(P.E_SAFETY, "PROGRAM refused, no pulse applied: CONFIG read_v: " + why)
+        if self.ctrl.trace:
+            self.ctrl.trace.tag = self.current_seq     # the records name their PROGRAM
         status, g, pulses, reads, elapsed, overhead = self.ctrl.program(
             target, tol, alg, n_reads, max_pulses, p0, p1, p2, p3)
         return P.RESULT, struct.pack(P.RESULT_LAYOUT, status, alg, g, g - target, pulses, reads,
                                      elapsed, overhead)
+
+    def _trace(self, start):
+        """TRACE: pulse records from absolute index start, as many as fit a frame."""
+        tr = self.ctrl.trace
+        if not tr:
+            return P.TRACE_DATA, P.trace_body(0, 0, 0, b"")
+        first, recs = tr.page(start, _TRACE_PAGE)
+        return P.TRACE_DATA, P.trace_body(first, tr.total, tr.n, recs)
 
     def _config(self, key, value):
         if self.cfg.bounds(key) is None:
@@ -330,4 +343,7 @@ class Server:
             why = self.cfg.set(key, value)
             if why is not None:
                 raise CmdError(P.E_OUT_OF_RANGE, why)
+            if key == P.K_TRACE:
+                gc.collect()
+                self.ctrl._trace_begin(int(self.cfg.get(key)))   # the ring, allocated now
         return P.CONFIG, struct.pack(P.CONFIG_LAYOUT, key, self.cfg.get(key))

@@ -21,6 +21,7 @@ CONFIG_GET = const(0x07)
 CONFIG_SET = const(0x08)
 WAIT = const(0x09)
 REPL = const(0x0A)
+TRACE = const(0x0B)
 # replies (board -> host)
 INFO = const(0x81)
 PONG = const(0x82)
@@ -30,6 +31,7 @@ RESULT = const(0x85)
 ACK = const(0x86)
 CONFIG = const(0x87)
 BUSY = const(0x88)           # heartbeat while a command runs (never cached, not a reply)
+TRACE_DATA = const(0x89)
 ERROR = const(0xFF)
 
 # fixed command body layouts; the body length must match exactly (PING: 0..MAX_BODY bytes)
@@ -43,9 +45,10 @@ CMD_LAYOUT = {
     CONFIG_SET: "<Bf",      # key, value
     WAIT: "<f",             # seconds
     REPL: "",
+    TRACE: "<I",            # absolute index of the first pulse record wanted
 }
 CMD_SIZE = {HELLO: 5, READ: 6, PULSE: 8, PROGRAM: 28, ABORT: 0, CONFIG_GET: 1, CONFIG_SET: 5,
-            WAIT: 4, REPL: 0}
+            WAIT: 4, REPL: 0, TRACE: 4}
 
 INFO_FIXED = "<BBBBBBIffffffHHIIIIII"   # then 3 strings, each u8 length + UTF-8: board, hal, preset
 INFO_TRAILER = "<I"             # then: mem_free (bytes, 0 = not reported) and a 4th string: runtime
@@ -56,6 +59,9 @@ ACK_LAYOUT = "<I"              # a count (ABORT: commands aborted), else 0
 CONFIG_LAYOUT = "<Bf"          # key, value in force
 BUSY_LAYOUT = "<I"             # ms the command has run so far
 ERROR_FIXED = "<BB"            # code, the message type it answers (0 if unknown); then UTF-8 message
+TRACE_FIXED = "<IIHB"          # first index sent, next index to be written, ring length, records;
+TRACE_RECORD = "<IHffffi"      # then each: PROGRAM seq, k, amplitude V (signed), width s, g_before S,
+TRACE_RECORD_SIZE = const(26)  # g_after S, dt µs (-1: none)
 
 # PROGRAM algorithms
 ALG_ISPP = const(0)
@@ -114,6 +120,12 @@ K_PRIOR_RELAX_TAU = const(22)   # s, its decay time
 # window its front end cannot hold, with the number it would need; 0 = none (docs/hardware.md)
 K_WIN_LO = const(23)
 K_WIN_HI = const(24)
+K_TRACE = const(25)         # records of the pulse-trace ring (0 = off; docs/traces.md)
+
+
+def trace_body(first, nxt, ring, records):
+    """TRACE_DATA body: TRACE_FIXED then the packed records (bytes)."""
+    return struct.pack(TRACE_FIXED, first, nxt, ring, len(records) // TRACE_RECORD_SIZE) + records
 
 
 def info_body(fixed, strings, mem_free, runtime):

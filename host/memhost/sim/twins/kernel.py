@@ -295,22 +295,21 @@ def _aim(g0, t, tl, rho):
     return t + (lim if c > lim else (-lim if c < -lim else c))
 
 
-#: columns of a kernel's trace rows (memhost.traces adds width, target, tolerance, program)
-TB_COLS = 8
-TB_DEVICE, TB_K, TB_POL, TB_FLAGS, TB_AMP, TB_G_BEFORE, TB_G_AFTER, TB_DT = range(TB_COLS)
+#: columns of a kernel's trace rows (memhost.sim.twins.tracing adds the rest of a record)
+TB_COLS = 7
+TB_DEVICE, TB_K, TB_POL, TB_AMP, TB_G_BEFORE, TB_G_AFTER, TB_DT = range(TB_COLS)
 
 
 @njit(cache=True, inline="always")
-def trace_row(tb, tcount, tlast, d, k, pol, settled, amp, gb, ga, t_start):
+def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start):
     """One pulse trace row (columns TB_*) at tb[tcount[0]]: device d, pulse k, polarity 0 SET /
-    1 RESET, settled = g_before was read after a wait, amplitude V, G before/after S, t_start the
-    pulse's start (s; tlast[d] the previous one's, NaN: none). Rows past tb's end are dropped."""
+    1 RESET, amplitude V, G before/after S, t_start the pulse's start (s; tlast[d] the previous
+    one's, NaN: none). Rows past tb's end are dropped."""
     n = tcount[0]
     if n < tb.shape[0]:
         tb[n, TB_DEVICE] = d
         tb[n, TB_K] = k
         tb[n, TB_POL] = pol
-        tb[n, TB_FLAGS] = 1.0 if settled else 0.0
         tb[n, TB_AMP] = amp
         tb[n, TB_G_BEFORE] = gb
         tb[n, TB_G_AFTER] = ga
@@ -412,7 +411,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
         nrd = nr
         g0 = g
         hn = 0                              # pulses in the ring ht/hd (while probing)
-        sw = False                          # g is a read taken after a wait (trace flag)
         aim = _aim(g0, tg, tl, rh)
         waited = False
         # relaxation: the device type's, else (auto settle) what a probe learned; 0 = unknown
@@ -448,7 +446,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 probed = False
                 m = 0
                 if npulse > 0:
-                    sw = True
                     if not auto:
                         t_ += settle
                         u_ = np.float32(u_ * dec_s)
@@ -473,8 +470,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         dt = _auto_wait(v, tl, tauk, consts)
                         if dt > 0.0:
                             w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
-                        else:
-                            sw = False
                 if probed:
                     gf = py[m - 1]
                     tm = tgr + ps[m - 1]
@@ -540,7 +535,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 tU = tm
                 tgr = tm
                 waited = True               # (once per pulse)
-                sw = True
                 continue
             waited = False
             # ---- choose and apply one pulse ---------------------------------------------------
@@ -603,8 +597,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
             if tb.shape[0] > 0:
-                trace_row(tb, tcount, tlast, d, npulse - 1, r_, sw, abs(v), g, gn, t_start)
-            sw = False
+                trace_row(tb, tcount, tlast, d, npulse - 1, r_, abs(v), g, gn, t_start)
             nrd += nr
             tgr = t_ - nr * ph[READ_TIME]
             if probe > 0:
@@ -686,7 +679,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         sfl[d] = fl_
                     probe = 2
                     g = py[m - 1]
-                    sw = True
                     tgr = tgr + ps[m - 1]
                     g0 = g
                     if fk == 0.0 and staul[d] > 0.0:

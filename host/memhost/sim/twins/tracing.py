@@ -30,15 +30,13 @@ def records(rows: np.ndarray, width: float, targets: np.ndarray, tols: np.ndarra
             program: int) -> np.ndarray:
     """TRACE_DTYPE records from kernel rows (columns memhost.sim.twins.kernel.TB_*); targets and
     tols per device of the DeviceArray (S)."""
-    from .kernel import (TB_AMP, TB_DEVICE, TB_DT, TB_FLAGS, TB_G_AFTER, TB_G_BEFORE, TB_K,
-                         TB_POL)
+    from .kernel import TB_AMP, TB_DEVICE, TB_DT, TB_G_AFTER, TB_G_BEFORE, TB_K, TB_POL
     out = traces.empty(len(rows))
     d = rows[:, TB_DEVICE].astype(np.int64)
     out["program"] = program
     out["device"] = d
     out["k"] = rows[:, TB_K]
     out["polarity"] = rows[:, TB_POL]
-    out["flags"] = rows[:, TB_FLAGS]
     out["amp_v"] = rows[:, TB_AMP]
     out["width_s"] = width
     out["g_before"] = rows[:, TB_G_BEFORE]
@@ -57,4 +55,5 @@ def collect(parts: list[Any]) -> np.ndarray:
     dev = r["device"]
     if len(r) > 1 and (dev[1:] < dev[:-1]).any():     # (parts hold each device's k in order)
         r = r[np.argsort(dev, kind="stable")]
+    traces.mark_rereads(r)
     return r
