@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed
 PICO    := hil/pico
 PICO_STAMP := $(PICO)/node_modules/.installed
 
-.PHONY: demo test install system-deps stubs pico clean
+.PHONY: demo test install system-deps stubs pico wheel-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -58,6 +58,11 @@ $(DEMO_STAMP): pyproject.toml
 
 demo: $(DEMO_STAMP)
 	$(BIN)/memhost demo
+
+# the package as users get it (tests/test_wheel.py, also part of make test): sdist and wheel built
+# from this tree, installed non-editable into a new venv, run from outside the checkout
+wheel-smoke: $(STAMP) system-deps pico
+	MEMHOST_NO_SKIP=1 $(BIN)/pytest -q tests/test_wheel.py
 
 test: $(STAMP) system-deps stubs pico
 	MEMHOST_NO_SKIP=1 $(BIN)/pytest -q

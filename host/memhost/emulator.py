@@ -26,10 +26,7 @@ from pathlib import Path
 from . import interrupts
 from .errors import MemhostError, PortError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent.parent
-FIRMWARE_DIR = REPO_DIR / "firmware" / "micropython"
-HIL_DIR = REPO_DIR / "hil"
+from .paths import FIRMWARE_DIR, HIL_DIR, missing_data_hint
 
 
 def micropython_command() -> list[str]:
@@ -179,8 +176,7 @@ class Emulator(PtyBoard):
         from .sim.presets import load_preset
         preset = load_preset(self.preset_arg)
         if not (FIRMWARE_DIR / "main.py").exists():
-            raise MemhostError(f"firmware not found at {FIRMWARE_DIR}: the emulator needs the memhost "
-                               "source tree (install with pip install -e .)")
+            raise MemhostError(f"the emulated board cannot start: {missing_data_hint()}")
         preset_json = self._open_pty() / "preset.json"
         preset_json.write_text(json.dumps(preset.to_json()))
         env = dict(os.environ)

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from . import fwconst
-from .emulator import FIRMWARE_DIR, HIL_DIR
+from .paths import FIRMWARE_DIR, HIL_DIR
 from .errors import BoardError, UsageError
 
 WINDOW_MARGIN = 0.02        # the window the host asks for: the range +- 2 % of its span

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .emulator import FIRMWARE_DIR
+from .paths import FIRMWARE_DIR
 
 CONFIG_PY = FIRMWARE_DIR / "memfw" / "hal" / "config.py"
 CONTROL_PY = FIRMWARE_DIR / "memfw" / "control.py"

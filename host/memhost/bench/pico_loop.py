@@ -263,14 +263,15 @@ _STORED_KEYS = ("total_us", "dac_us", "gate_us", "pulse_wait_us", "adc_us", "dec
 
 def write_stored(out: dict[str, Any], path: Path = STORED_PATH) -> Path:
     """Keep the emulated per-iteration split (emulated us) for `bench loop`'s USB estimate and the docs."""
-    from .pico_timing import REPO, _rp2040js_version, _sha256_or_empty
+    from ..paths import FIRMWARE_DIR, PICO_DIR
+    from .pico_timing import _rp2040js_version, _sha256_or_empty
     lines = ["# The write-verify loop on the emulated Pico, written by `memhost bench loop --port emu:pico",
              "# --write` (memhost/bench/pico_loop.py). Emulated microseconds per iteration (means); the",
              "# calibration (memhost bench pico-timing) is applied when read.",
              f'date = "{datetime.date.today().isoformat()}"', f'preset = "{out["preset"]}"',
              f'seed = {out["seed"]}', f'targets = {out["targets"]}',
-             f'firmware_tree_sha256 = "{_tree_sha256(REPO / "firmware" / "micropython")}"',
-             f'harness_pico_js_sha256 = "{_sha256_or_empty(REPO / "hil" / "pico" / "pico.js")}"',
+             f'firmware_tree_sha256 = "{_tree_sha256(FIRMWARE_DIR)}"',
+             f'harness_pico_js_sha256 = "{_sha256_or_empty(PICO_DIR / "pico.js")}"',
              f'rp2040js = "{_rp2040js_version()}"']
     for alg in ("ispp", "adaptive"):
         s = out[alg]

@@ -33,11 +33,11 @@ from typing import Any, Iterator
 
 from ..cli import add_json_arg, print_json
 from ..errors import MemhostError, PortError, UsageError
+from ..paths import PICO_DIR, RP2_IMAGE_DIR
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 PUBLISHED_PATH = DATA_DIR / "rp2040_perfbench.toml"
 CALIBRATION_PATH = DATA_DIR / "pico_calibration.toml"
-REPO = Path(__file__).resolve().parents[3]
 BENCH_TIMEOUT_S = 600.0          # wall seconds for one benchmark script (emulation is 3-6x slower)
 
 
@@ -66,7 +66,7 @@ def perf_bench_dir(mpy_src: Path | None) -> Path:
     candidates = [mpy_src] if mpy_src is not None else [
         Path(p) for p in (os.environ.get("MEMHOST_MPY_SRC"),) if p] + [
         Path.cwd() / "rp2-image-work" / "micropython",
-        REPO / "firmware" / "rp2-image" / "rp2-image-work" / "micropython"]
+        RP2_IMAGE_DIR / "rp2-image-work" / "micropython"]
     for c in candidates:
         d = Path(c) / "tests" / "perf_bench"
         if (d / "benchrun.py").is_file():
@@ -210,7 +210,7 @@ def write_calibration(suite: dict[str, Any], path: Path = CALIBRATION_PATH) -> P
         f'freq_hz = {int(suite["meta"].get("freq_hz", 0))}',
         f'firmware_sha256 = "{hashlib.sha256(uf2_path().read_bytes()).hexdigest()}"',
         f'bootrom_sha256 = "{hashlib.sha256(bootrom_path().read_bytes()).hexdigest()}"',
-        f'harness_pico_js_sha256 = "{_sha256_or_empty(REPO / "hil" / "pico" / "pico.js")}"',
+        f'harness_pico_js_sha256 = "{_sha256_or_empty(PICO_DIR / "pico.js")}"',
         f'rp2040js = "{_rp2040js_version()}"',
         f'n = {suite["n"]}', f'm = {suite["m"]}', f'repeats = {suite["repeats"]}',
         "", "[scores]"]
@@ -227,7 +227,7 @@ def _sha256_or_empty(path: Path) -> str:
 
 def _rp2040js_version() -> str:
     import json
-    lock = REPO / "hil" / "pico" / "package-lock.json"
+    lock = PICO_DIR / "package-lock.json"
     try:
         return str(json.loads(lock.read_text())["packages"]["node_modules/rp2040js"]["version"])
     except (OSError, KeyError, ValueError):

@@ -9,13 +9,20 @@ import time
 from typing import Any
 
 from ..board import start_emulator
-from ..errors import PortError
+from ..errors import PortError, UsageError
 from ..options import SEED_MAX, add_number
 
 BOARDS = {"unix": "emu", "pico": "emu:pico"}     # --board -> the --port name of that emulated board
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.setup:
+        if args.board != "pico":
+            raise UsageError("--setup installs the emulated Pico's Node packages: use it with --board pico "
+                             "(the unix board needs only pip install 'memhost[emu]')")
+        from ..pico_emulator import install_node_packages
+        print(f"emulated Pico: Node packages installed in {install_node_packages()}")
+        return 0
     emu = start_emulator(BOARDS[args.board], preset=args.preset, seed=args.seed)
     try:
         if args.json:
@@ -53,4 +60,7 @@ def register(sub: Any) -> None:
     add_number(p, "--seed", default=None, lo=0, hi=SEED_MAX, default_text="1",
                help="random seed of the emulated device")
     p.add_argument("--json", action="store_true", help="print the port as JSON")
+    p.add_argument("--setup", action="store_true",
+                   help="with --board pico: install its Node packages (npm ci of hil/pico's lock file; "
+                        "in a checkout into hil/pico/node_modules, else into ~/.cache/memhost) and exit")
     p.set_defaults(func=_run)

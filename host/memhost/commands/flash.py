@@ -28,8 +28,9 @@ BOARDS = {
 
 
 def default_firmware_dir() -> Path:
-    """firmware/micropython of the source tree this package runs from."""
-    return Path(__file__).resolve().parents[3] / "firmware" / "micropython"
+    """firmware/micropython of the source checkout or installed wheel this package runs from (memhost.paths)."""
+    from ..paths import FIRMWARE_DIR
+    return FIRMWARE_DIR
 
 
 MPREMOTE_TIMEOUT_S = 300       # a whole copy takes ~10 s on a Pico, ~30 s on the emulated one
@@ -52,7 +53,7 @@ def plan(board: str, firmware_dir: Path | None = None) -> list[Copy]:
     main = root / "main.py"
     if not main.is_file() or not (root / "memfw").is_dir():
         raise UsageError(f"no firmware in {root} (expected main.py and memfw/): "
-                         "run from a memhost source tree or pass --firmware DIR")
+                         "reinstall memhost (its wheel carries the firmware) or pass --firmware DIR")
     skip = set(BOARDS[board][1])
     copies = [Copy(main, "main.py")]
     for f in sorted((root / "memfw").rglob("*.py")):
@@ -92,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
     p.add_argument("--board", required=True, choices=sorted(BOARDS), help="which HAL to install")
     p.add_argument("--dry-run", action="store_true", help="print what would be copied and run; touch nothing")
-    p.add_argument("--firmware", type=Path, default=None, help="firmware folder (default: this source tree's)")
+    p.add_argument("--firmware", type=Path, default=None, help="firmware folder (default: the one this memhost carries)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
