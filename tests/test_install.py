@@ -65,7 +65,7 @@ def test_the_core_install_resolves_from_wheels_on(platform: str, tmp_path: Path)
                         str(tmp_path / "t"), *deps], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, f"{platform}: {r.stderr[-800:]}"
     names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
-    assert {"pyserial", "cobs", "numpy", "matplotlib"} <= names
+    assert {"pyserial", "cobs", "numpy", "matplotlib", "mpremote"} <= names
 
 
 def test_memhost_help_lists_every_command_without_importing_them() -> None:

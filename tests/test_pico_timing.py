@@ -115,7 +115,7 @@ def test_stored_calibration_belongs_to_the_committed_image_and_reads_back(publis
     import tomllib
     with open(pt.CALIBRATION_PATH, "rb") as f:
         stored = tomllib.load(f)
-    uf2 = pt.REPO / "firmware" / "rp2-image" / "firmware.uf2"
+    uf2 = pt.RP2_IMAGE_DIR / "firmware.uf2"
     assert stored["firmware_sha256"] == hashlib.sha256(uf2.read_bytes()).hexdigest()
     assert stored["n"] == 100 and stored["m"] == 100 and stored["freq_hz"] == 125_000_000
     assert set(stored["scores"]) == set(pt.benchmark_names(published))
