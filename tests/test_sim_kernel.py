@@ -1,6 +1,8 @@
-"""The compiled loop's device physics (memhost.sim.twins.kernel) is DeviceArray's (memhost.sim.model.device):
-the same operations give the same conductances with the noise off (to float32 rounding) and the
-same distributions with it on. The adaptive loop itself is checked against the firmware in
+"""DeviceArray (memhost.sim.model.device, vectorised numpy) is pinned to the one device physics
+(hil/physics.py, here as the compiled twin runs it: memhost.sim.twins.kernel.replay, which
+test_physics.py shows equal to the plain file bit for bit): the same operations give the same
+conductances with the noise off (to DeviceArray's float32 storage) and the same distributions
+with it on. The adaptive loop itself is checked against the firmware in
 test_control_twin.py."""
 
 from __future__ import annotations

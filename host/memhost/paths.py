@@ -6,7 +6,7 @@ wheel is built; the repository keeps one copy, at the paths below):
 
     firmware/micropython/   main.py and memfw/** (what `memhost flash` copies, what --port emu runs)
     firmware/rp2-image/     the MicroPython UF2 and RP2040 bootrom the emulated Pico boots, licences
-    hil/                    the emulated device and front end (memristor.py, frontend.py, gauss.py)
+    hil/                    the emulated device and front end (physics.py, memristor.py, frontend.py, gauss.py)
     hil/pico/               the emulated Pico's Node harness (pico.js, package*.json) and device.py
 
 The checkout wins when this package sits in one (host/memhost/ of a tree holding pyproject.toml and

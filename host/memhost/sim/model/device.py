@@ -1,4 +1,6 @@
-"""Vectorized emulated memristors: the equations of hil/memristor.py over many devices at once.
+"""Vectorized emulated memristors: the equations of hil/physics.py over many devices at once, as
+array passes (tests/test_sim_kernel.py pins them to that file: equal with the noise off to float32
+storage, the same distributions with it on).
 
 Every device has its own state, parameters (device-to-device variation when d2d=True) and virtual
 clock. State arrays are float32 (the state's noise is far above float32 resolution); clocks are
@@ -18,8 +20,16 @@ from typing import Any
 import numpy as np
 
 from ..presets import Preset, load_preset
+from . import physics
 
 F32 = np.float32
+
+# the attribute of DeviceArray that holds each field of the physics' parameter vector (physics.PHYS)
+_PHYS_ATTR = {"relax_frac": "_rf", "relax_tau_s": "_tau", "drift_per_s": "_drift", "drift_w_eq": "_w_eq",
+              "c2c_rel": "_c2c", "read_noise_rel": "_rn", "read_lf_rel": "_lf", "read_lf_tau_s": "_lf_tau",
+              "rtn_amp_rel": "_rtn", "rtn_rate_hz": "_rtn_rate", "read_disturb_per_s": "_disturb",
+              "v_damage": "_v_damage", "read_time_s": "_read_time", "alpha_set": "_a_set",
+              "alpha_reset": "_a_reset", "p_set": "_p_set", "p_reset": "_p_reset", "damage_w": "_damage_w"}
 
 
 def _as_preset(preset: Preset | str) -> Preset:
@@ -59,6 +69,7 @@ class DeviceArray:
         self._disturb = p["read_disturb_per_s"]
         self._v_damage = p["v_damage"]
         self._read_time = p["read_time_s"]
+        self._damage_w = p["damage_w"]
         self._a_set, self._a_reset = p["alpha_set"], p["alpha_reset"]
         self._p_set, self._p_reset = p["p_set"], p["p_reset"]
 
@@ -121,7 +132,7 @@ class DeviceArray:
     _PARAMS = ("_k_set", "_k_reset", "_ivs", "_ivr", "g_min", "_span")
     _SCALARS = ("preset", "_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn",
                 "_rtn_rate", "_disturb", "_v_damage", "_read_time", "_a_set", "_a_reset", "_p_set",
-                "_p_reset", "d2d", "rng")
+                "_p_reset", "_damage_w", "d2d", "rng")
 
     def subset(self, mask: Any) -> DeviceArray:
         """A DeviceArray of the selected devices only (bool mask or index array, in that order),
@@ -166,6 +177,11 @@ class DeviceArray:
         sub.pulses = 0
         self._drift_pending = max(self._drift_pending, sub._drift_pending)
         self._any_frozen = self._any_frozen or sub._any_frozen
+
+    @property
+    def phys(self) -> tuple[float, ...]:
+        """The shared physics parameters as hil/physics.py's vector ph (physics.PHYS order)."""
+        return tuple(float(getattr(self, _PHYS_ATTR[k])) for k in physics.PHYS)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _sel(self, mask: Any) -> np.ndarray | None:
@@ -273,7 +289,7 @@ class DeviceArray:
             self.damaged[new] = True
             self._frozen[new] = True
             self._any_frozen = True
-            self.w[new] = F32(self.preset.params["damage_w"])
+            self.w[new] = F32(self._damage_w)
             self.u[new] = 0
             if not full:
                 w = self.w[idx]

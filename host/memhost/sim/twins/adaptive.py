@@ -152,9 +152,8 @@ def _per_device(x: Any, n: int, dtype: Any) -> np.ndarray:
 
 def device_args(d: DeviceArray) -> tuple[Any, ...]:
     """A DeviceArray's state arrays, per-device parameters and physics scalars in the order the
-    compiled loop takes them (memhost.sim.twins.kernel: w .. frozen, k_set .. span, ph, damage_w); the
+    compiled loop takes them (memhost.sim.twins.kernel: w .. frozen, k_set .. span, ph); the
     state arrays are the DeviceArray's own (updated in place)."""
-    from .kernel import PHYS
     n = d.n
     if d._y is None:
         d._y = np.zeros(n, dtype=np.float32)       # (unused while read_lf_rel is 0)
@@ -165,7 +164,7 @@ def device_args(d: DeviceArray) -> tuple[Any, ...]:
             _per_device(d._k_set, n, np.float64), _per_device(d._k_reset, n, np.float64),
             _per_device(d._ivs, n, np.float64), _per_device(d._ivr, n, np.float64),
             _per_device(d.g_min, n, np.float64), _per_device(d._span, n, np.float64),
-            tuple(float(getattr(d, f)) for f in PHYS), float(d.preset.params["damage_w"]))
+            d.phys)
 
 
 def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: np.ndarray,

@@ -1,13 +1,12 @@
 """Compiled (numba) per-device loop of the adaptive write-verify twin (memhost.sim.twins.adaptive).
 
-One device at a time, start to finish: choose an amplitude, pulse, read, learn, repeat, with the
-device physics of DeviceArray (memhost.sim.model.device) written per device. The numpy lock-step twin paid
-a few dozen array passes per pulse step (~400 ns per device-pulse); here a device-pulse is a few
-dozen scalar operations. The device equations are DeviceArray's, term by term (pulse: threshold
-rate, window, cycle-to-cycle factor, volatile/kept split, damage, frozen devices; read: white,
-low-frequency and RTN noise, read disturb; time: volatile decay, drift); tests/test_sim_kernel.py
-checks them against DeviceArray with the noise off (equal to float32 rounding) and on (same
-distributions).
+One device at a time, start to finish: choose an amplitude, pulse, read, learn, repeat. The device
+physics is hil/physics.py, the file the emulated board runs, compiled here by numba
+(memhost.sim.model.physics.compiled: _pulse, _read, _wait, _drift are its functions); a device's
+state is float64 while it runs and is stored back into the DeviceArray's (float32) arrays when it is
+done. tests/test_physics.py checks that this loop's physics gives the plain-Python file's numbers
+bit for bit; tests/test_sim_kernel.py that DeviceArray (vectorised numpy) gives the same numbers
+with the noise off (to its float32 storage) and the same distributions with it on.
 
 Two deliberate differences from DeviceArray, both below its noise:
 * drift is applied per device once it reaches 1e-7 in w (DeviceArray defers it by a bound over all
@@ -23,12 +22,14 @@ import math
 
 import numpy as np
 try:
-    from numba import njit
+    import numba  # noqa: F401
 except ImportError as _exc:
     from ...errors import MissingExtra
     raise MissingExtra.for_import(_exc, "the vectorised adaptive twin") from None
 
 from ... import fwconst
+from ..model import physics
+from ..model.physics import njit     # numba.njit; its cache also notices a changed hil/physics.py
 from .ispp import CONVERGED, MAX_PULSES, OUT_OF_RANGE
 
 # auto settle and relaxation probe: the firmware's _W0_US .. _SETTLE_RES (memfw/control.py, read by
@@ -54,11 +55,12 @@ RELAX = (W0, NWAIT, PROBE_MIN, PROBE_MAX, PROBE_N, LEARN_DECAY, FAST_MOVE, TAU_F
 (C_W0, C_NWAIT, C_PROBE_MIN, C_PROBE_MAX, C_PROBE_N, C_LEARN_DECAY, C_FAST_MOVE, C_TAU_FAST,
  C_LEARN_PULSE, C_STALE_TOL, C_NH, C_SETTLE_RES, C_NEAR) = range(16, 16 + len(RELAX))
 
-# physics scalars, in this order in the `phys` array (from DeviceArray's fields)
-PHYS = ("_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn", "_rtn_rate",
-        "_disturb", "_v_damage", "_read_time", "_a_set", "_a_reset", "_p_set", "_p_reset")
-(RF, TAU, DRIFT, W_EQ, C2C, RN, LF, LF_TAU, RTN, RTN_RATE, DISTURB, V_DAMAGE, READ_TIME, A_SET,
- A_RESET, P_SET, P_RESET) = range(len(PHYS))
+# The device physics: hil/physics.py's functions, numba-compiled (the same code the emulated board
+# runs); ph is its parameter vector (a tuple in physics.PHYS order), indexed by its constants.
+_P = physics.compiled()
+_clip01, _drift, _pulse, _read, _wait = _P.clip01, _P.drift, _P.pulse, _P.read, _P.wait
+PHYS = physics.PHYS
+TAU, LF, RTN, READ_TIME = _P.TAU, _P.LF, _P.RTN, _P.READ_TIME
 
 
 @njit(cache=True)
@@ -68,107 +70,6 @@ def draws_per_device(max_pulses, probe_n):
     (white, low-frequency) and one uniform (RTN); plus the first read and two relaxation probes
     of at most probe_n samples."""
     return 7 * (max_pulses + 1) + 2 + 4 * probe_n, 3 * (max_pulses + 1) + 1 + 2 * probe_n
-
-
-@njit(cache=True, inline="always")
-def _pow(x, e):
-    """x ** e for x >= 0, with the exponents the presets use (integers and halves) done exactly
-    without libm's pow."""
-    if e == 3.0:
-        return x * x * x
-    if e == 1.0:
-        return x
-    if e == 2.0:
-        return x * x
-    if e == 1.5:
-        return x * math.sqrt(x)
-    if e == 2.5:
-        return x * x * math.sqrt(x)
-    return x ** e
-
-
-@njit(cache=True, inline="always")
-def _clip01(x):
-    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
-
-
-@njit(cache=True, inline="always")
-def _drift(t, td, w, frozen, ph):
-    """w after drift from time td to t, and the new td: applied once it reaches 1e-7 in w
-    (DeviceArray's lazy rule, per device: below that it is under float32 resolution of w)."""
-    if ph[DRIFT] > 0.0 and ph[DRIFT] * (t - td) >= 1e-7:
-        if not frozen:
-            f = np.float32(math.exp(-ph[DRIFT] * (t - td)))
-            weq = np.float32(ph[W_EQ])
-            w = np.float32((np.float32(w) - weq) * f + weq)
-        td = t
-    return w, td
-
-
-@njit(cache=True, inline="always")
-def _pulse(v, width, dec_w, w, u, t, damaged, events, frozen, ks, kr, ivs, ivr, ph, damage_w, z):
-    """DeviceArray.pulse on one device's state: amplitude v (V, sign = polarity), width (s),
-    dec_w = exp(-width / relax_tau_s), z a standard normal (cycle-to-cycle)."""
-    t += width
-    u = np.float32(u * dec_w)
-    a = abs(v)
-    if a > ph[V_DAMAGE]:
-        events += 1
-        if not damaged:
-            damaged = True
-            frozen = True
-            w = np.float32(damage_w)
-            u = np.float32(0.0)
-    wd = np.float64(w)
-    dw = 0.0
-    if v > 0:
-        x = a * ivs - 1.0
-        if x > 0.0:
-            dw = _pow(x, ph[A_SET]) * ks * width
-            if ph[P_SET] != 0.0:
-                dw *= _pow(1.0 - wd, ph[P_SET])
-    else:
-        x = a * ivr - 1.0
-        if x > 0.0:
-            dw = -_pow(x, ph[A_RESET]) * kr * width
-            if ph[P_RESET] != 0.0:
-                dw *= _pow(wd, ph[P_RESET])
-    if ph[C2C] > 0.0:
-        f = 1.0 + ph[C2C] * z
-        dw *= f if f > 0.0 else 0.0
-    if frozen:
-        dw = 0.0
-    u = np.float32(u + ph[RF] * dw)
-    w = np.float32(_clip01(wd + (1.0 - ph[RF]) * dw))
-    return w, u, t, damaged, events, frozen
-
-
-@njit(cache=True, inline="always")
-def _read(n, v_read, dec_n, isq_n, w, u, t, td, tr, y, rs, frozen, gmin, span, ph, z1, z2, uu):
-    """DeviceArray.read on one device's state: mean of n conversions (S); dec_n = exp(-n read_time /
-    relax_tau_s), isq_n = 1 / sqrt(n); z1, z2 standard normals (white, low-frequency), uu a
-    uniform (RTN)."""
-    w, td = _drift(t, td, w, frozen, ph)
-    s = _clip01(np.float64(w) + np.float64(u))
-    z = ph[RN] * isq_n * z1
-    if ph[LF] > 0.0 or ph[RTN] > 0.0:
-        dt = t - tr
-        if ph[LF] > 0.0:
-            c = math.exp(-dt / ph[LF_TAU])
-            y = np.float32(y * c + ph[LF] * math.sqrt(1.0 - c * c) * z2)
-            z += y
-        if ph[RTN] > 0.0:
-            if uu < 0.5 * (1.0 - math.exp(-2.0 * ph[RTN_RATE] * dt)):
-                rs = -rs
-            z += ph[RTN] * rs
-        tr = t
-    g = (gmin + span * s) * (1.0 + z)
-    t += n * ph[READ_TIME]
-    u = np.float32(u * dec_n)
-    if ph[DISTURB] != 0.0 and not frozen:
-        dd = ph[DISTURB] * ph[READ_TIME] * n * (1.0 if v_read >= 0.0 else -1.0)
-        w = np.float32(_clip01(np.float64(w) + dd))
-    return g, w, u, t, td, tr, y, rs
 
 
 @njit(cache=True, inline="always")
@@ -195,15 +96,6 @@ def _count(g, k, n_fixed, max_reads):
         return n_fixed
     n = math.ceil(g * g * k)
     return int(min(max(n, 2.0), max_reads))
-
-
-@njit(cache=True, inline="always")
-def _wait(dt, w, u, t, td, frozen, ph):
-    """DeviceArray.wait on one device's state: dt s of relaxation and drift."""
-    t += dt
-    u = np.float32(u * math.exp(-dt / ph[TAU]))
-    w, td = _drift(t, td, w, frozen, ph)
-    return w, u, t, td
 
 
 @njit(cache=True, inline="always")
@@ -321,7 +213,7 @@ def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start):
 @njit(cache=True)
 def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events, damaged, frozen,
-                    k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w,
+                    k_set, k_reset, ivs, ivr, g_min, span, ph,
                     sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, sst, rho, staul, sfl,
                     consts, itop, i_start, di0, max_pulses,
                     achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq, tb, tcount, tlast):
@@ -360,7 +252,6 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     ht = np.empty(nh)                   # ring of the last pulses: reading time, change (S)
     hd = np.empty(nh)
     dec_w = math.exp(-width / ph[TAU])
-    dec_s = math.exp(-settle / ph[TAU])
     need_n, need_u = draws_per_device(max_pulses, probe_n)
     use_lf = ph[LF] > 0.0
     use_rtn = ph[RTN] > 0.0
@@ -381,13 +272,13 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 snobs[r_, d] = 1
                 strr[r_, d] = trust_prior
         # the device's state and parameters
-        w_ = w[d]
-        u_ = u[d]
+        w_ = np.float64(w[d])           # the state in float64 while the device runs (physics.py's)
+        u_ = np.float64(u[d])
         t_ = t[d]
         td = t_drift[d]
         tr_ = t_read[d]
-        y_ = y_lf[d]
-        rs = rtn_s[d]
+        y_ = np.float64(y_lf[d])
+        rs = np.float64(rtn_s[d])
         dmg = damaged[d]
         ev = dmg_events[d]
         fz = frozen[d]
@@ -447,9 +338,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 m = 0
                 if npulse > 0:
                     if not auto:
-                        t_ += settle
-                        u_ = np.float32(u_ * dec_s)
-                        w_, td = _drift(t_, td, w_, fz, ph)
+                        w_, u_, t_, td = _wait(settle, w_, u_, t_, td, fz, ph)
                     elif probe > 0:
                         nq = _count(g, k4, n_fixed, max_reads)
                         m, w_, u_, t_, td, tr_, y_, rs, pn, pu = _probe(
@@ -522,9 +411,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     if dt > 0.0:
                         w_, u_, t_, td = _wait(dt, w_, u_, t_, td, fz, ph)
                 else:
-                    t_ += settle
-                    u_ = np.float32(u_ * dec_s)
-                    w_, td = _drift(t_, td, w_, fz, ph)
+                    w_, u_, t_, td = _wait(settle, w_, u_, t_, td, fz, ph)
                 nr = max(_count(g, k2, n_fixed, max_reads), 2)
                 z1, z2, uu, pn, pu = _draws(zn, zu, pn, pu, use_lf, use_rtn)
                 g, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td,
@@ -589,7 +476,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             pn += 1
             t_start = t_
             w_, u_, t_, dmg, ev, fz = _pulse(np.float64(v), width, dec_w, w_, u_, t_, dmg, ev, fz,
-                                             ks, kr, vs, vr, ph, damage_w, z1)
+                                             ks, kr, vs, vr, ph, z1)
             npulse += 1
             t_pulse = t_
             nr = _count(g, k2, n_fixed, max_reads)
@@ -723,7 +610,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
 
 @njit(cache=True)
 def replay(kinds, values, width, v_read, w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events,
-           damaged, frozen, k_set, k_reset, ivs, ivr, g_min, span, ph, damage_w, zn, zu):
+           damaged, frozen, k_set, k_reset, ivs, ivr, g_min, span, ph, zn, zu):
     """The loop's device physics on its own (tests compare it with DeviceArray): every device runs
     the operations in turn, kinds[k] 0 = a pulse of amplitude values[k] (V) and width `width`,
     1 = a read of values[k] conversions at v_read, 2 = a wait of values[k] s. Returns the readings,
@@ -734,13 +621,14 @@ def replay(kinds, values, width, v_read, w, u, t, t_drift, t_read, y_lf, rtn_s, 
     pu = 0
     dec_w = math.exp(-width / ph[TAU])
     for d in range(n):
-        w_, u_, t_, td, tr_, y_, rs = w[d], u[d], t[d], t_drift[d], t_read[d], y_lf[d], rtn_s[d]
+        w_, u_, t_, td, tr_ = np.float64(w[d]), np.float64(u[d]), t[d], t_drift[d], t_read[d]
+        y_, rs = np.float64(y_lf[d]), np.float64(rtn_s[d])
         dmg, ev, fz = damaged[d], dmg_events[d], frozen[d]
         for k in range(len(kinds)):
             if kinds[k] == 0:
                 w_, u_, t_, dmg, ev, fz = _pulse(values[k], width, dec_w, w_, u_, t_, dmg, ev, fz,
                                                  k_set[d], k_reset[d], ivs[d], ivr[d], ph,
-                                                 damage_w, zn[pn])
+                                                 zn[pn])
                 pn += 1
             elif kinds[k] == 1:
                 nr = int(values[k])
@@ -752,9 +640,7 @@ def replay(kinds, values, width, v_read, w, u, t, t_drift, t_read, y_lf, rtn_s, 
                 pu += 1
                 out[d, k] = g
             else:
-                t_ += values[k]
-                u_ = np.float32(u_ * math.exp(-values[k] / ph[TAU]))
-                w_, td = _drift(t_, td, w_, fz, ph)
+                w_, u_, t_, td = _wait(values[k], w_, u_, t_, td, fz, ph)
         w[d], u[d], t[d], t_drift[d], t_read[d], y_lf[d], rtn_s[d] = w_, u_, t_, td, tr_, y_, rs
         damaged[d], dmg_events[d], frozen[d] = dmg, ev, fz
     return out
