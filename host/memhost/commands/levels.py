@@ -7,7 +7,8 @@ import sys
 from typing import Any
 
 from ..errors import RunFolderError, UsageError
-from ..experiments.levels import DIRECTIONS, LevelsConfig, format_summary, run_levels
+from ..experiments.levels import (DIRECTIONS, TRACE_RING_MAX, LevelsConfig, format_summary,
+                                  run_levels)
 from ..options import FLOAT32_MAX, PROGRAM_MAX_PULSES_MAX, PROGRAM_N_READS_MAX, READ_N_MAX, add_number
 from ..protocol import ALGORITHMS
 from ..runlog import RunFolder
@@ -59,6 +60,10 @@ def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
     p.add_argument("--prior", metavar="FILE",
                    help="device-type prior to load first (the prior.toml of 'memhost characterize', "
                         "or a preset with prior_* fields in [firmware]; default: none)")
+    p.add_argument("--trace", action="store_const", const=TRACE_RING_MAX, default=0,
+                   help="record every pulse (amplitude, width, conductance before and after, time "
+                        "since the previous pulse) in the run folder's traces.bin (docs/traces.md); "
+                        f"the board keeps a ring of {TRACE_RING_MAX} records (27 bytes of RAM each)")
     add_range_args(p)
     p.add_argument("--resume", metavar="RUN",
                    help="continue an interrupted run (its folder); the run's own settings are used")
@@ -74,7 +79,7 @@ def config_from_args(args: argparse.Namespace, kind: str) -> LevelsConfig:
         width_s=args.width, check_reads=args.check_reads, settle_s=args.settle,
         retries=args.retries, order=getattr(args, "order", "sequential"),
         shuffle_seed=getattr(args, "shuffle_seed", 0), kind=kind,
-        board_settle_s=args.board_settle, prior=_prior_arg(args))
+        board_settle_s=args.board_settle, prior=_prior_arg(args), trace=args.trace)
 
 
 def _prior_arg(args: argparse.Namespace) -> dict[str, float] | None:
@@ -124,7 +129,7 @@ def check_resume_options(args: argparse.Namespace, kind: str, cfg: LevelsConfig)
                "v_reset_start": "v_reset_start", "v_step": "v_step", "width_s": "width",
                "check_reads": "check_reads", "settle_s": "settle", "retries": "retries",
                "order": "order", "shuffle_seed": "shuffle_seed", "board_settle_s": "board_settle",
-               "prior": "prior"}
+               "prior": "prior", "trace": "trace"}
     for field, dest in dest_of.items():
         if field not in given or given[field] == default[field] or given[field] == run.get(field):
             continue

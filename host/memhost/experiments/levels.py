@@ -29,6 +29,7 @@ DIRECTIONS = ("up", "down", "both")
 MAX_PLAN = 10_000_000       # targets in one run (the plan is held in memory)
 ORDERS = ("sequential", "shuffled")
 LEVEL_KINDS = ("levels", "cycles")
+TRACE_RING_MAX = 1024       # the firmware's longest trace ring (memfw/trace.py MAX_RECORDS)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class LevelsConfig:
     board_settle_s: float = -1.0       # CONFIG settle set before the run (-1 = leave the board's;
                                        # 0 = the adaptive controller decides its wait itself)
     prior: dict[str, float] | None = None   # device-type prior (CONFIG 15..22) set before the run
+    trace: int = 0                     # pulse traces: the board's ring (CONFIG trace), 0 = off
 
     def validate(self) -> None:
         """UsageError for anything the user can fix (before any file is written)."""
@@ -95,6 +97,8 @@ class LevelsConfig:
         if self.board_settle_s != -1.0 and not 0 <= self.board_settle_s <= 10:
             raise UsageError(f"--board-settle {self.board_settle_s}: must be 0 (the controller "
                              "decides) .. 10 s")
+        if int(self.trace) != self.trace or not 0 <= self.trace <= TRACE_RING_MAX:
+            raise UsageError(f"trace ring {self.trace}: must be 0 (off) .. {TRACE_RING_MAX} records")
         steps = self.n * self.cycles * (2 if self.direction == "both" else 1)
         if steps > MAX_PLAN:
             raise UsageError(f"-n {self.n} x --cycles {self.cycles} is {steps} targets, more than "
@@ -227,6 +231,8 @@ def setup_board(board: Any, cfg: LevelsConfig) -> None:
     if cfg.prior:
         from .characterize import apply_prior
         apply_prior(board, cfg.prior)
+    if cfg.trace:
+        board.config_set("trace", float(cfg.trace))     # a new ring: its records count from 0
 
 
 def _front_end_check(board: Any, cfg: LevelsConfig, g_min: float, g_max: float) -> None:
@@ -246,18 +252,25 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
     pending = list(iter_pending(plan, done))
     bar = Progress(len(plan), "levels", initial=len(done), enabled=progress)
     status = "failed"
+    tlog: TraceLog | None = None
     try:
+        if cfg.trace:
+            tlog = TraceLog(board, run, done, cfg.trace)
         interrupts.check()                  # a Ctrl-C from the section that made the folder
         for (step, item), res, g, attempts, g_first in _program(board, cfg, pending, tol):
-            run.append({
+            (tlog or run).append({
                 "step": step, "cycle": item.cycle, "level": item.level,
                 "direction": item.direction, "target": item.target, "achieved": g,
                 "error": g - item.target, "status": res.status, "pulses": res.pulses,
                 "reads": res.reads, "elapsed_us": res.elapsed_us, "overhead_us": res.overhead_us,
                 "verify_g": res.g, "attempts": attempts, "first_achieved": g_first,
             })
+            if tlog is not None:
+                tlog.result(step, item.target, tol, res.seq, res.pulses)
             bar.update(1, error_lsb=(g - item.target) / step_s)
             interrupts.check()
+        if tlog is not None:
+            tlog.flush()
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -265,13 +278,90 @@ def _execute(board: Any, run: RunFolder, cfg: LevelsConfig, plan: list[Step], do
             board.abort(timeout=2.0)
         except Exception:  # the link may be mid-reply; the run is resumable either way
             pass
+        if tlog is not None:
+            tlog.flush_after_interrupt()
         raise
     finally:
+        if tlog is not None:
+            tlog.close()
         bar.close()
         wall = float(run.meta.get("wall_seconds", 0.0)) + (time.monotonic() - t_start)
         run.close(status=status, wall_seconds=wall)
         if status == "failed" and not done:
             run.discard_if_empty()          # failed before its first row: no folder left behind
+
+
+class TraceLog:
+    """levels --trace: the board's pulse records into the run folder's traces.bin, numbered by
+    plan step (program = step; the attempts at one target share it, each with k from 0).
+
+    A result row is written only after its step's records (records first, then the row), so
+    results.csv never names a step whose records are not on disk: rows wait here until the next
+    fetch (when the pulses not yet fetched reach a quarter of the ring, and at the end). A resumed
+    run cuts the records of steps results.csv lacks (they are done again). Records the board
+    overwrote before a fetch (more pulses in flight than its ring) are counted in meta.json
+    (trace.lost)."""
+
+    def __init__(self, board: Any, run: RunFolder, done: set[int], ring: int):
+        from .. import traces
+        self.board = board
+        self.run = run
+        self.ring = ring
+        self.writer = traces.TraceWriter(run.path, {"kind": run.kind, "ring": ring})
+        if len(self.writer):
+            kept = np.fromiter(done, dtype=np.int64, count=len(done))
+            self.writer.keep_programs(lambda p: np.isin(p, kept))
+        # start after whatever the ring holds already (pulses before the run: range search)
+        _, self.index, _ = board.fetch_traces(0)
+        self.rows: list[tuple[Any, ...]] = []   # fetched, not yet matched to a result
+        self.waiting: list[tuple[dict[str, Any], int, float, float, int]] = []
+        self.unfetched = 0
+        self.last_seq = 0
+        trace_meta = run.meta.get("trace", {})
+        self.lost = int(trace_meta.get("lost", 0))
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.waiting.append((row, 0, 0.0, 0.0, 0))
+
+    def result(self, step: int, target: float, tol: float, seq: int, pulses: int) -> None:
+        """The PROGRAM seq that ended the step just appended (its attempts: the seqs since the
+        previous step's)."""
+        row = self.waiting[-1][0]
+        self.waiting[-1] = (row, step, target, tol, seq)
+        self.unfetched += pulses
+        if self.unfetched >= self.ring // 4:
+            self.flush()
+
+    def flush(self) -> None:
+        from .. import traces
+        rows, self.index, lost = self.board.fetch_traces(self.index)
+        self.lost += lost
+        self.rows += rows
+        self.unfetched = 0
+        with interrupts.deferred():
+            for row, step, target, tol, seq in self.waiting:
+                if seq < self.last_seq:         # the host's numbering started again (reset)
+                    self.last_seq = 0
+                mine = [r for r in self.rows if self.last_seq < r[0] <= seq]
+                self.rows = [r for r in self.rows if r[0] > seq]
+                if mine:
+                    self.writer.append(traces.from_board(mine, step, target, tol))
+                self.run.append(row)
+                self.last_seq = seq
+            self.waiting = []
+
+    def flush_after_interrupt(self) -> None:
+        """After Ctrl-C (the board's queue aborted): the finished steps' records and rows, if
+        the board still answers; if not, their rows stay unwritten and resume does them again."""
+        try:
+            self.flush()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        n = len(self.writer)
+        self.writer.close()
+        self.run.update_meta(trace={"ring": self.ring, "records": n, "lost": self.lost})
 
 
 def _program(board: Any, cfg: LevelsConfig, pending: list[tuple[int, Step]],
