@@ -1,6 +1,8 @@
 # MicroPython driver for tests/test_control_*.py: runs memfw.control on the scalar model (hil/) with
 # no link, and prints JSON lines (sweep: one per target, then {"end": 1}). Usage:
-#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED [PRIOR [AUTO]]
+#   micropython control_fw_driver.py sweep PRESET.json ALG LEVELS CYCLES SEED [PRIOR [AUTO [TRACE]]]
+#   (TRACE 1: pulse traces on, CONFIG trace 1024; each PROGRAM's records follow its line as
+#    {"tr": hex of TRACE_RECORDs})
 #   (PRIOR 1: CONFIG keys 15..22 from the preset's prior_* fields, as the emulated board does;
 #    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
 #    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"})
@@ -13,6 +15,7 @@ import sys
 import json
 import time
 import gc
+import binascii
 from memfw.hal import config
 from memfw.control import Config, Controller
 from memfw import protocol as P
@@ -100,7 +103,7 @@ def configure(cfg, p):
     cfg.set(P.K_SETTLE, 5 * p["relax_tau_s"])
 
 
-def sweep(path, alg, levels, cycles, seed, prior=0, auto=0):
+def sweep(path, alg, levels, cycles, seed, prior=0, auto=0, trace=0):
     with open(path) as f:
         p = json.load(f)["params"]
     hal = ModelHal(p, seed)
@@ -117,7 +120,10 @@ def sweep(path, alg, levels, cycles, seed, prior=0, auto=0):
             assert cfg.set(key, p.get(name, 0.0)) is None
     if auto:
         cfg.set(P.K_SETTLE, 0.0)
+    if trace:
+        cfg.set(P.K_TRACE, 1024)
     ctl = Controller(hal, cfg, lambda: False)
+    t_next = 0
     rv = p["read_v"]
     settle = 5 * p["relax_tau_s"]
     for _ in range(30):
@@ -137,6 +143,11 @@ def sweep(path, alg, levels, cycles, seed, prior=0, auto=0):
             if not auto:        # (auto: the controller's own wait must have settled it)
                 hal.wait(settle)
             print("[%d, %r, %d, %d]" % (n, (hal.dev.conductance() - t) / lsb, st, r))
+            if trace:
+                first, recs = ctl.trace.page(t_next, 1024)
+                t_next = ctl.trace.total
+                print(json.dumps({"tr": binascii.hexlify(recs).decode(), "target": t,
+                                  "tol": 0.5 * lsb, "first": first}))
     if auto:
         tau_us, f10 = ctl.relax_learned()
         print(json.dumps({"tau_us": tau_us, "f10": f10}))
@@ -245,7 +256,8 @@ def gate():
 mode = sys.argv[1]
 if mode == "sweep":
     sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
-          int(sys.argv[7]) if len(sys.argv) > 7 else 0, int(sys.argv[8]) if len(sys.argv) > 8 else 0)
+          int(sys.argv[7]) if len(sys.argv) > 7 else 0, int(sys.argv[8]) if len(sys.argv) > 8 else 0,
+          int(sys.argv[9]) if len(sys.argv) > 9 else 0)
 elif mode == "alloc":
     alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0,
           int(sys.argv[4]) if len(sys.argv) > 4 else 0, int(sys.argv[5]) if len(sys.argv) > 5 else 0)

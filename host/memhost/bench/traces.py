@@ -1,11 +1,11 @@
-"""`memhost bench traces`: size, write and read speed of the trace file (memhost.traces) against
-CSV and numpy .npz, for N random pulse records (default 10 M).
+"""`memhost bench traces`: size, write and read speed of the pulse-trace file (traces.bin, see
+docs/traces.md) against CSV and numpy .npz, for N random pulse records (default 10 M).
 
-traces.bin is written the way a run writes it (TraceWriter.append per batch of --batch records,
-flushed each time); CSV with numpy.savetxt-like formatting (%.9g, what a float32 needs), read back
-with numpy.loadtxt on at most 1 M rows (scaled); npz written once (it cannot be appended to),
-compressed and not. Read = all rows into memory as TRACE_DTYPE and one column summed (so a memory
-map is made to touch every page). Times are wall-clock on this machine with its load (printed).
+traces.bin is written the way a traced run writes it (appended a batch of --batch records at a
+time, flushed each time); CSV as %.9g text (what a float32 needs), read back with numpy.loadtxt on
+at most --csv-rows rows (scaled); npz written once (it cannot be appended to), compressed and not.
+Read = all rows into memory and one column summed (so that a memory map touches every page). Times
+are wall-clock on this machine with its load (printed), reads from the page cache.
 """
 
 from __future__ import annotations
