@@ -24,20 +24,10 @@ from memhost.sim.model.device import DeviceArray
 from memhost.sim.presets import load_preset
 from memhost.sim.twins.adaptive import device_args
 from memhost.sim.twins.kernel import replay
+from test_sim_kernel import DRIFT, _ops
 
 ROOT = Path(__file__).resolve().parents[1]
 P = physics.scalar
-
-
-def _ops(p: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Pulses below and above threshold both ways, reads of 1..16 conversions, waits (relaxation,
-    drift), and last a pulse above v_damage (the device breaks down and stays)."""
-    vs, vr = p["vth_set"], p["vth_reset"]
-    seq = [(1, 4), (0, 0.5 * vs), (1, 1), (0, 1.6 * vs), (1, 8), (0, 1.9 * vs), (1, 2),
-           (2, p["relax_tau_s"]), (1, 16), (0, -1.7 * vr), (1, 4), (0, -2.1 * vr), (1, 3),
-           (2, 5 * p["relax_tau_s"]), (1, 8), (0, 1.4 * vs), (2, 3000.0), (1, 8),
-           (0, 1.05 * p["v_damage"]), (1, 2), (0, 1.5 * vs), (2, 100.0), (1, 4)]
-    return (np.array([k for k, _ in seq], dtype=np.int64), np.array([v for _, v in seq]))
 
 
 def _reference(kinds: np.ndarray, values: np.ndarray, width: float, v_read: float, args: tuple,
@@ -80,7 +70,7 @@ def test_compiled_twin_runs_the_scalar_physics_bit_for_bit(preset: str) -> None:
     p = pr.params
     kinds, values = _ops(p)
     d = DeviceArray(pr, 40, seed=3)
-    d._drift = 1e-4                    # drift large enough to act between the reads
+    d._drift = DRIFT
     args = device_args(d)
     before = tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args)
     rng = np.random.default_rng(5)
@@ -146,7 +136,7 @@ def test_micropython_runs_the_physics_bit_for_bit(preset: str, tmp_path: Path) -
         return struct.pack("<d", float(x)).hex()
 
     z = np.random.default_rng(1).standard_normal(4 * len(kinds) + 5)
-    spec = {"ph": [hx(x) for x in P.phys_vector(dict(p, drift_per_s=1e-4))],
+    spec = {"ph": [hx(x) for x in P.phys_vector(dict(p, drift_per_s=DRIFT))],
             "z": [hx(x) for x in z],
             "device": [hx(x) for x in (p["k_set"], p["k_reset"], p["vth_set"], p["vth_reset"],
                                        p["g_min"], p["g_max"], p["d2d_k_rel"], p["d2d_vth_v"],

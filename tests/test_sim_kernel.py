@@ -19,13 +19,18 @@ from memhost.sim.presets import load_preset
 NOISE = ("_c2c", "_rn", "_lf", "_rtn")
 
 
+DRIFT = 1e-4      # drift_per_s the sequences run with (the presets' is too slow to show in them)
+
+
 def _ops(p: dict) -> tuple[np.ndarray, np.ndarray]:
     """A mixed sequence: SET and RESET pulses below and above threshold, reads of 1..16
-    conversions, short and settle-length waits."""
+    conversions, short and settle-length waits, a long wait (drift), and last a pulse above
+    v_damage (the device breaks down and stays)."""
     vs, vr = p["vth_set"], p["vth_reset"]
     seq = [(1, 4), (0, 0.5 * vs), (1, 1), (0, 1.6 * vs), (1, 8), (0, 1.9 * vs), (1, 2),
            (2, p["relax_tau_s"]), (1, 16), (0, -1.7 * vr), (1, 4), (0, -2.1 * vr), (1, 3),
-           (2, 5 * p["relax_tau_s"]), (1, 8), (0, 1.4 * vs), (2, 30.0), (1, 8)]
+           (2, 5 * p["relax_tau_s"]), (1, 8), (0, 1.4 * vs), (2, 3000.0), (1, 8),
+           (0, 1.05 * p["v_damage"]), (1, 2), (0, 1.5 * vs), (2, 100.0), (1, 4)]
     return (np.array([k for k, _ in seq], dtype=np.int64), np.array([v for _, v in seq]))
 
 
@@ -56,6 +61,7 @@ def test_kernel_physics_equals_device_array_without_noise(preset: str) -> None:
     kinds, values = _ops(pr.params)
     a, b = DeviceArray(pr, 500, seed=4), DeviceArray(pr, 500, seed=4)   # same d2d draws
     for d in (a, b):
+        d._drift = DRIFT
         for f in NOISE:
             setattr(d, f, 0.0)
     ga = _device_array_run(a, kinds, values)
@@ -75,6 +81,7 @@ def test_kernel_physics_catches_a_changed_equation() -> None:
     kinds, values = _ops(pr.params)
     a, b = DeviceArray(pr, 200, seed=4), DeviceArray(pr, 200, seed=4)
     for d in (a, b):
+        d._drift = DRIFT
         for f in NOISE:
             setattr(d, f, 0.0)
     b._a_set = a._a_set * 1.02
@@ -90,6 +97,7 @@ def test_kernel_physics_has_the_device_array_noise(preset: str) -> None:
     pr = load_preset(preset)
     kinds, values = _ops(pr.params)
     a, b = DeviceArray(pr, 3000, seed=4), DeviceArray(pr, 3000, seed=9)
+    a._drift = b._drift = DRIFT
     ga = _device_array_run(a, kinds, values)
     gb = _kernel_run(b, kinds, values, 2)
     for k in np.flatnonzero(kinds == 1):

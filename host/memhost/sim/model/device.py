@@ -23,6 +23,7 @@ from ..presets import Preset, load_preset
 from . import physics
 
 F32 = np.float32
+_P = physics.scalar           # hil/physics.py: its constants and scalar functions
 
 # the attribute of DeviceArray that holds each field of the physics' parameter vector (physics.PHYS)
 _PHYS_ATTR = {"relax_frac": "_rf", "relax_tau_s": "_tau", "drift_per_s": "_drift", "drift_w_eq": "_w_eq",
@@ -84,8 +85,8 @@ class DeviceArray:
             s = p["d2d_k_rel"]
             self._k_set: Any = rep(p["k_set"] * np.exp(s * rng.standard_normal(m) - 0.5 * s * s))
             self._k_reset: Any = rep(p["k_reset"] * np.exp(s * rng.standard_normal(m) - 0.5 * s * s))
-            vs = np.maximum(p["vth_set"] + p["d2d_vth_v"] * rng.standard_normal(m), 0.05)
-            vr = np.maximum(p["vth_reset"] + p["d2d_vth_v"] * rng.standard_normal(m), 0.05)
+            vs = np.maximum(p["vth_set"] + p["d2d_vth_v"] * rng.standard_normal(m), _P.VTH_MIN)
+            vr = np.maximum(p["vth_reset"] + p["d2d_vth_v"] * rng.standard_normal(m), _P.VTH_MIN)
             self._ivs: Any = rep(1.0 / vs)
             self._ivr: Any = rep(1.0 / vr)
             gs = 1.0 + p["d2d_g_rel"] * rng.standard_normal(m)
@@ -232,11 +233,11 @@ class DeviceArray:
         self._drift_pending += float(np.max(dt)) if np.ndim(dt) else float(dt)
 
     def _apply_drift(self, idx: np.ndarray | None = None) -> None:
-        """Slow drift of w towards drift_w_eq, applied lazily (skipped while below 1e-7 in w).
+        """Slow drift of w towards drift_w_eq, applied lazily (skipped while below DRIFT_MIN in w).
 
         With idx, only those devices catch up (each from its own _t_drift: exponential decay
         composes, so the others lose nothing by waiting); the pending bound stays for the rest."""
-        if self._drift <= 0.0 or self._drift * self._drift_pending < 1e-7:
+        if self._drift <= 0.0 or self._drift * self._drift_pending < _P.DRIFT_MIN:
             return
         if idx is not None:
             t = self.t[idx]
@@ -343,7 +344,7 @@ class DeviceArray:
             x = a * iv - 1.0
             if x <= 0.0:
                 return None
-            c = kk * x ** alpha
+            c = kk * _P.power(x, alpha)
             if isinstance(c, np.ndarray):
                 out[:] = c
             else:
@@ -414,9 +415,9 @@ class DeviceArray:
         k = len(s)
         z = self.rng.standard_normal(k, dtype=F32)
         if np.ndim(n_avg):
-            z *= F32(self._rn) / np.sqrt(nf)
+            z *= F32(self._rn) * (F32(1.0) / np.sqrt(nf))
         else:
-            z *= F32(self._rn / math.sqrt(n_avg))
+            z *= F32(self._rn * (1.0 / math.sqrt(n_avg)))
         if self._lf > 0 or self._rtn > 0:
             t = self.t if full else self.t[idx]
             dt = t - (self._t_read if full else self._t_read[idx])
