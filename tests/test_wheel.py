@@ -58,9 +58,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     _check([sys.executable, "-m", "venv", str(venv)])
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("MEMHOST_")}
-    env["XDG_CACHE_HOME"] = str(root / "cache")      # a user who never ran memhost (pip's cache stays)
+    # pip keeps its cache (numpy and matplotlib come from it); memhost runs as for a user who never ran it
     _check([str(venv / "bin" / "pip"), "install", "--quiet", f"{wheels[0]}[emu,pico]"], env=env)
-    return Installed(wheels[0], venv, work, env)
+    return Installed(wheels[0], venv, work, {**env, "XDG_CACHE_HOME": str(root / "cache")})
 
 
 def _tracked(*folders: str) -> set[str]:
@@ -75,7 +75,8 @@ def test_the_wheel_carries_the_firmware_the_device_model_and_the_pico_byte_for_b
         names = set(z.namelist())
     needed = {p for p in _tracked("firmware/micropython", "hil") if not p.endswith(".gitignore")}
     needed |= {"firmware/rp2-image/firmware.uf2", "firmware/rp2-image/bootrom.bin"}
-    assert needed <= set(data), f"missing from the wheel: {sorted(needed - set(data))}"
+    assert needed <= set(data), (f"missing from the wheel: {sorted(needed - set(data))}: add them to "
+                                 "setup.py SHIPPED and MANIFEST.in")
     for rel, content in data.items():      # one copy in the repository: the wheel's is that file
         assert content == (REPO / rel).read_bytes(), rel
     assert not [n for n in data if "__pycache__" in n or "node_modules" in n]
