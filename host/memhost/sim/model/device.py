@@ -415,9 +415,9 @@ class DeviceArray:
         k = len(s)
         z = self.rng.standard_normal(k, dtype=F32)
         if np.ndim(n_avg):
-            z *= F32(self._rn) * (F32(1.0) / np.sqrt(nf))
+            z *= F32(self._rn) / np.sqrt(nf)
         else:
-            z *= F32(self._rn * (1.0 / math.sqrt(n_avg)))
+            z *= F32(self._rn / math.sqrt(n_avg))
         if self._lf > 0 or self._rtn > 0:
             t = self.t if full else self.t[idx]
             dt = t - (self._t_read if full else self._t_read[idx])
