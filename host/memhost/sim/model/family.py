@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..presets import Preset, _validate
+from . import physics
 
 TIO2X_READ_NOISE = 1.0e-4
 ALPHAS = (2.0, 2.5, 3.0, 3.5, 4.0)
@@ -110,8 +111,13 @@ def draw_member(rng: np.random.Generator, index: int, prefix: str = "family") ->
     k_set, k_reset = (k0 * asym, k0) if set_stronger else (k0, k0 * asym)
     width, v_max = 1.0e-5, 3.0
     # a 3 V pulse must move >= 20 % of the range in both polarities (both k scaled alike: the
-    # asymmetry stays as drawn)
-    reach = min(k_set * (v_max / vth_set - 1) ** a_set, k_reset * (v_max / vth_reset - 1) ** a_reset)
+    # asymmetry stays as drawn); the physics' rate with the window at its widest (w = 0 for SET,
+    # 1 for RESET), per second
+    ph = [0.0] * len(physics.PHYS)
+    ph[physics.scalar.A_SET], ph[physics.scalar.A_RESET] = a_set, a_reset
+    ivs, ivr = 1.0 / vth_set, 1.0 / vth_reset
+    reach = min(physics.scalar.rate(v_max, 1.0, 0.0, k_set, k_reset, ivs, ivr, ph),
+                -physics.scalar.rate(-v_max, 1.0, 1.0, k_set, k_reset, ivs, ivr, ph))
     if reach * width < 0.2:
         k_set *= 0.2 / (reach * width)
         k_reset *= 0.2 / (reach * width)
