@@ -66,6 +66,7 @@ class AdaptiveState:
         self.rho = np.ones(n)
         self.taul = np.zeros(n)         # learned relaxation (auto settle): decay time s, 0 unknown
         self.fl = np.zeros(n)           # ... and volatile fraction
+        self.dl = np.full((2, n), np.nan)   # learned algorithm: offset from its predictor, octaves
 
 
 PRIOR_FIELDS = ("prior_set_v", "prior_set_dg", "prior_set_slope",
@@ -172,7 +173,8 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
                 max_reads: int, width: float, rv: float,
                 settle: float, top: int, i_start: np.ndarray, di0: int, max_pulses: int,
                 achieved: np.ndarray, pulses: np.ndarray, reads: np.ndarray,
-                status: np.ndarray, trace: list[np.ndarray] | None = None) -> None:
+                status: np.ndarray, trace: list[np.ndarray] | None = None,
+                lm: np.ndarray | None = None) -> None:
     """The devices idx through the compiled loop (memhost.sim.twins.kernel), on devices' own state.
     Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed).
     trace: a list that gets the loop's pulse trace rows (kernel.TB_* columns), block by block."""
@@ -197,6 +199,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
             st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.stale, st.rho, st.taul, st.fl,
             consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
             achieved, pulses, reads, status)
+    lm_ = np.zeros((2, 5)) if lm is None else lm     # (no learned predictor: adaptive)
     j = 0
     zn = np.empty(size_n, dtype=np.float32)
     zu = np.zeros(size_u, dtype=np.float32)
@@ -209,7 +212,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
         if d._rtn > 0:
             d.rng.random(out=zu, dtype=np.float32)
         j = adaptive_kernel(*args, j, zn, zu, dec_r, pri, isq,  # type: ignore[call-arg]  # numba
-                            tb, tcount, tlast)
+                            tb, tcount, tlast, lm_, st.dl)
         if trace is not None and tcount[0]:
             trace.append(tb[:tcount[0]].copy())
             tcount[0] = 0
@@ -225,7 +228,7 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
              v_max: float | None = None, width_s: float | None = None, read_v: float | None = None,
              max_pulses: int = 500, settle_s: float | None = None, max_reads: int = 64,
              n_reads: int = 0, prior: Any = None, mask: Any = None, trace: bool = False,
-             trace_program: int = 0) -> ProgramOutcome:
+             trace_program: int = 0, learned: np.ndarray | None = None) -> ProgramOutcome:
     """Program every selected device to its target (S) within tolerance (S), adaptively.
 
     Defaults come from the preset's [firmware] fields; settle_s defaults to 5 relax_tau_s.
@@ -236,6 +239,7 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
     them: not tracked). Tracking also needs settle_s > 0 (as on the board).
     trace: also return every pulse as a memhost.traces record (ProgramOutcome.traces, program
     number trace_program; off: the loop runs as without it, same random numbers).
+    learned: the learned algorithm's predictor table (memhost.sim.twins.learned; None: adaptive).
     """
     p = devices.preset.params
     vss, vrs, step, vmax, width, rv = firmware_params(p, v_set_start, v_reset_start, v_step, v_max,
@@ -265,7 +269,7 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
         _run_kernel(devices, st, all_idx, tgt_all[all_idx], tol_all[all_idx], rel,
                     relax_of(fields), pri, n_reads,
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
-                    achieved, pulses, reads, status, rows)
+                    achieved, pulses, reads, status, rows, learned)
     recs = None if rows is None else collect(
         [records(r, width, tgt_all, tol_all, trace_program) for r in rows])
     return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status, recs)

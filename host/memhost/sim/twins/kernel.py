@@ -210,13 +210,54 @@ def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start):
     tlast[d] = t_start
 
 
+@njit(cache=True, inline="always")
+def _learned_seed(lm, r, g, need, itop, b_min, b_max, off):
+    """The learned predictor's model for polarity r at the reading g (S) and the change still
+    needed (S): (anchor index, log2 |dG| there, slope per grid step). The anchor is the lowest index
+    where the predictor (plus the device's offset off, else the table's cautious offset) reaches the
+    need; the slope is the table's over +-4 grid steps there. Table: memhost.sim.twins.learned."""
+    base = 6
+    cg = lm[r, 1]
+    o = lm[r, 2] if off != off else off
+    lg = cg * math.log2(g if g > 1e-30 else 1e-30) + o
+    y = math.log2(need if need > 1e-30 else 1e-30) - lg
+    lo = int(lm[r, 4])
+    hi = itop
+    if lo > hi:
+        lo = hi
+    if lm[r, base + hi] < y:
+        lo = hi
+    while lo < hi:                          # lowest index whose table value reaches y
+        mid = (lo + hi) >> 1
+        if lm[r, base + mid] >= y:
+            hi = mid
+        else:
+            lo = mid + 1
+    i0 = lo - 4 if lo - 4 > int(lm[r, 4]) else int(lm[r, 4])
+    i1 = lo + 4 if lo + 4 < itop else itop
+    b = (lm[r, base + i1] - lm[r, base + i0]) / (i1 - i0) if i1 > i0 else b_max
+    b = b_min if b < b_min else (b_max if b > b_max else b)
+    return lo, lm[r, base + lo] + lg, b
+
+
+@njit(cache=True, inline="always")
+def _learned_offset(lm, r, i, g_before, yobs, off):
+    """The device's offset from the learned predictor after a clear response yobs (log2 S) at
+    index i from the reading g_before: the first one as observed, then averaged (gain 1/2)."""
+    if i < lm[r, 4]:                       # below the predictor's amplitudes: nothing to learn
+        return off
+    d = yobs - lm[r, 6 + i] - lm[r, 1] * math.log2(g_before if g_before > 1e-30 else 1e-30)
+    return d if off != off else off + 0.5 * (d - off)
+
+
 @njit(cache=True)
 def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                     w, u, t, t_drift, t_read, y_lf, rtn_s, dmg_events, damaged, frozen,
                     k_set, k_reset, ivs, ivr, g_min, span, ph,
                     sa, sia, sb, sip, syp, scp, snobs, ssi, sss, strr, sst, rho, staul, sfl,
                     consts, itop, i_start, di0, max_pulses,
-                    achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq, tb, tcount, tlast):
+                    achieved, pulses, reads, status, j0, zn, zu, dec_r, pri, isq, tb, tcount, tlast,
+                    lm, sdl):
     """The adaptive loop of memhost.sim.twins.adaptive for the devices idx[j0:] in turn (targets tgt,
     tolerances tol, S; kap: (rel sigma / tol)^2 per device); device state and parameters are
     DeviceArray's arrays, ph its physics scalars (a tuple in PHYS order). consts = (width s, read_v
@@ -229,7 +270,10 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     one device can use (draws_per_device); the caller refills both and calls again from j.
     dec_r[n] = exp(-n read_time / relax_tau_s) and isq[n] = 1 / sqrt(n) for every read count n
     the loop can use. pri: the device-type prior per polarity (adaptive._prior_words), seeded into
-    polarities that have never pulsed.
+    polarities that have never pulsed. lm: the learned predictor as memhost.sim.twins.learned.table
+    lays it out (lm[0, 0] == 0: none, the adaptive algorithm); with it polarities start (and restart
+    when stale) from the predictor instead of pri, sdl (2, n) holding each device's learned offset
+    from it (octaves, NaN: none yet).
 
     Pulse traces (memhost.traces): with tb of shape (cap, TB_COLS), every pulse adds a row at
     tcount[0] (trace_row; cap >= len(zn) // 2 + 1 always holds them: each pulse uses two normals),
@@ -451,6 +495,19 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 else:
                     snobs[r_, d] = 0
                     ssi[r_, d] = -1
+            if lm[0, 0] > 0.0 and need >= lm[r_, 5] * tl and \
+                    (sst[r_, d] >= stale_tol or (snobs[r_, d] == 0 and ssi[r_, d] < 0)):
+                # learned: (re)start this polarity's model from the predictor at the present reading
+                sst[r_, d] = 0
+                ia_, a_, b_ = _learned_seed(lm, r_, g, need, itop, b_min, b_max, sdl[r_, d])
+                sa[r_, d] = a_
+                sia[r_, d] = ia_
+                sb[r_, d] = b_
+                sip[r_, d] = ia_
+                syp[r_, d] = a_
+                scp[r_, d] = False
+                snobs[r_, d] = 1
+                strr[r_, d] = int(lm[r_, 3])
             nobs = snobs[r_, d]
             searching = nobs == 0
             a = sa[r_, d]
@@ -462,6 +519,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 i = ia + tr
             si = ssi[r_, d]
             ss = sss[r_, d]
+            if lm[0, 0] > 0.0 and i < lm[r_, 4]:
+                i = int(lm[r_, 4])          # learned: not below the predictor's lowest amplitude
             if searching:
                 if si < 0:
                     si = i_start[r_]
@@ -504,6 +563,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 dg = J * pol
             else:
                 dg = (gn - g) * pol
+            g_prev = g
             g = gn
             clear = dg >= tl
             yobs = math.log2(max(dg, tl / 4.0))
@@ -517,6 +577,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 b = b + (bobs - b) / 8.0
                 b = b_min if b < b_min else (b_max if b > b_max else b)
                 sb[r_, d] = b
+            if lm[0, 0] == 1.0 and clear:
+                sdl[r_, d] = _learned_offset(lm, r_, i, g_prev, yobs, sdl[r_, d])
             innov = yobs - yhat
             innov *= 0.5 if nobs < 4 else 0.25
             if not clear:

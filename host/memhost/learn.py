@@ -1,0 +1,268 @@
+"""The learned pulse predictor (issue 17): fitted from pulse traces only, run by the `learned`
+write-verify algorithm on the board and in the twin (docs/algorithms.md, "learned").
+
+What it predicts: per polarity, the response of one pulse, log2 |dG| (S), from the pulse's
+amplitude v (V, magnitude) and the device's present conductance G (S):
+
+    log2 |dG| = c0 + c1 v + c2 v^2 + cg log2 G
+
+The quadratic in v carries the concave rise of the response above the switching threshold, the
+log2 G term its dependence on the present state and the device's scale (a device of larger
+conductances moves more siemens per pulse). Inverted, it gives the amplitude that moves the device
+by the |dG| still needed: the `learned` controller starts each polarity's model there (instead of a
+hand-written device-type prior), and its online model corrects it from the device's own responses.
+
+Fit: ordinary least squares on the trace records whose response was clear (|dG| >= the PROGRAM's
+tolerance, as the controller counts a clear response: smaller ones are mostly read noise); devices
+(run, device) are split at random into training and held-out ones, the figures of the held-out
+ones are kept with the model. Nothing of a preset enters: only amp_v, polarity, g_before, g_after,
+tol_s of the records. Units: V, s, S.
+
+The model file is TOML: the coefficients per polarity, the trust region the controller starts
+with, and what it rests on (runs, records, devices, held-out residual). On the board it goes in
+with CONFIG (keys lm_*; `Model.config()`), the twin takes `Model.table()`.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import UsageError
+
+FORMAT = "memhost-learned-1"
+FEATURES = ("1", "v", "v^2", "log2 G")
+POLARITIES = ("set", "reset")
+TRUST_DEFAULT = 64          # grid steps (5 mV): the controller's trust region after a learned seed
+FAR_DEFAULT = 32.0          # tolerances: the predictor seeds a polarity only for a change this large
+CAUTION_DEFAULT = 1.0       # octaves: a fresh device's first pulse assumes this much more response
+MIN_RECORDS = 16            # clear records per polarity below which no fit is made
+V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
+
+
+class ModelError(UsageError):
+    """A model file that cannot be used (missing, not a model, wrong format)."""
+
+
+@dataclass
+class PolarityFit:
+    """One polarity's coefficients (c0, c1, c2, cg) and what they rest on."""
+
+    coef: tuple[float, float, float, float]
+    records: int = 0                    # clear records fitted
+    resid_sd: float = 0.0               # octaves, training records
+    v_lo: float = 0.0                   # V: the lowest amplitude the controller may take from it (the
+                                        # 2nd percentile of the fitted amplitudes: below, the quadratic
+                                        # is extrapolated into the sub-threshold region)
+
+    def predict(self, v: Any, g: Any) -> np.ndarray:
+        c0, c1, c2, cg = self.coef
+        v = np.asarray(v, dtype=float)
+        return c0 + c1 * v + c2 * v * v + cg * np.log2(np.asarray(g, dtype=float))
+
+
+@dataclass
+class Model:
+    """The learned predictor: per polarity a PolarityFit; trust (grid steps) for the controller."""
+
+    set: PolarityFit
+    reset: PolarityFit
+    trust: int = TRUST_DEFAULT
+    caution: float = CAUTION_DEFAULT
+    far: float = FAR_DEFAULT
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def polarity(self, p: int) -> PolarityFit:
+        return self.set if p == 0 else self.reset
+
+    def config(self) -> dict[str, float]:
+        """The CONFIG values (memhost.protocol CONFIG_KEYS lm_*) that load the model on a board."""
+        out: dict[str, float] = {}
+        for name, pf in zip(POLARITIES, (self.set, self.reset)):
+            for k, c in zip(("c0", "c1", "c2", "cg"), pf.coef):
+                out[f"lm_{name}_{k}"] = float(c)
+        out["lm_trust"] = float(self.trust)
+        return out
+
+    def to_toml(self) -> str:
+        lines = [f'format = "{FORMAT}"',
+                 "# log2|dG| (S) = c0 + c1 v + c2 v^2 + cg log2 G  (v = |amplitude| V, G = present S)",
+                 f"trust = {int(self.trust)}      # grid steps (5 mV) the controller may go above a "
+                 "learned seed", ""]
+        for name, pf in zip(POLARITIES, (self.set, self.reset)):
+            lines.append(f"[{name}]")
+            lines.append("coef = [" + ", ".join(repr(float(c)) for c in pf.coef) + "]")
+            lines.append(f"records = {int(pf.records)}")
+            lines.append(f"resid_sd = {float(pf.resid_sd)!r}")
+            lines.append(f"v_lo = {float(pf.v_lo)!r}")
+            lines.append("")
+        lines.append("[meta]")
+        for k, v in self.meta.items():
+            lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(self.to_toml())
+        tmp.replace(p)
+        return p
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return repr(f) if math.isfinite(f) else '"nan"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v.items()) + "}"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def load_model(path: str | Path) -> Model:
+    """A model file written by `memhost learn` (ModelError with what to do otherwise)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{p}: no such model file: make one with `memhost learn RUN... --out {p}`") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ModelError(f"{p}: not a readable model file ({exc}): give the file `memhost learn "
+                         "--out` wrote") from None
+    if data.get("format") != FORMAT:
+        raise ModelError(f"{p}: not a {FORMAT} model (format {data.get('format')!r}): give the "
+                         "file `memhost learn --out` wrote")
+    fits = []
+    for name in POLARITIES:
+        sec = data.get(name)
+        coef = sec.get("coef") if isinstance(sec, dict) else None
+        if not isinstance(coef, list) or len(coef) != 4 or \
+                not all(isinstance(c, (int, float)) and math.isfinite(c) for c in coef):
+            raise ModelError(f"{p}: [{name}] coef must be 4 finite numbers: re-run `memhost learn`")
+        fits.append(PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
+                                int(sec.get("records", 0)), float(sec.get("resid_sd", 0.0)),
+                                float(sec.get("v_lo", 0.0))))
+    trust = data.get("trust", TRUST_DEFAULT)
+    if not isinstance(trust, int) or not 1 <= trust <= 512:
+        raise ModelError(f"{p}: trust {trust!r} must be an integer 1..512 (grid steps)")
+    return Model(fits[0], fits[1], trust, dict(data.get("meta", {})))
+
+
+# ---- fitting --------------------------------------------------------------------------------
+def clear(rec: np.ndarray) -> np.ndarray:
+    """Records with a clear response along their polarity (>= the PROGRAM's tolerance), finite."""
+    dg = _along(rec)
+    ok = np.isfinite(dg) & (rec["amp_v"] > 0) & (rec["g_before"] > 0) & (rec["tol_s"] > 0)
+    return ok & (dg >= rec["tol_s"])
+
+
+def _along(rec: np.ndarray) -> np.ndarray:
+    """g_after - g_before along the pulse's polarity (S)."""
+    d = rec["g_after"].astype(float) - rec["g_before"].astype(float)
+    return np.where(rec["polarity"] == 0, d, -d)
+
+
+def design(rec: np.ndarray) -> np.ndarray:
+    v = rec["amp_v"].astype(float)
+    return np.column_stack([np.ones_like(v), v, v * v, np.log2(rec["g_before"].astype(float))])
+
+
+def device_keys(rec: np.ndarray, run: np.ndarray | None = None) -> np.ndarray:
+    """One integer per (run, device) of each record."""
+    r = np.zeros(len(rec), dtype=np.int64) if run is None else run.astype(np.int64)
+    return (r << 32) | rec["device"].astype(np.int64)
+
+
+def fit_polarity(rec: np.ndarray) -> PolarityFit:
+    """Least squares of log2|dG| on FEATURES over the clear records of one polarity."""
+    m = clear(rec)
+    r = rec[m]
+    if len(r) < MIN_RECORDS:
+        raise UsageError(f"only {len(r)} clear pulse records of one polarity (need {MIN_RECORDS}): "
+                         "record more pulses (levels --trace) and train again")
+    x = design(r)
+    y = np.log2(_along(r))
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    res = y - x @ coef
+    return PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
+                       len(r), float(np.std(res)), float(np.percentile(r["amp_v"], V_LO_PCT)))
+
+
+def evaluate(model: Model, rec: np.ndarray) -> dict[str, Any]:
+    """Held-out figures per polarity: residual of log2|dG| (octaves: mean, sd) on the clear records,
+    and the amplitude error (mV, median |.|) of the amplitude the model would choose for the
+    observed |dG| against the one applied."""
+    out: dict[str, Any] = {}
+    for p, name in enumerate(POLARITIES):
+        r = rec[(rec["polarity"] == p) & clear(rec)]
+        if len(r) == 0:
+            out[name] = {"records": 0}
+            continue
+        pf = model.polarity(p)
+        y = np.log2(_along(r))
+        res = y - pf.predict(r["amp_v"], r["g_before"])
+        v_hat = invert(pf, y, r["g_before"].astype(float))
+        out[name] = {"records": int(len(r)), "resid_mean_oct": float(np.mean(res)),
+                     "resid_sd_oct": float(np.std(res)),
+                     "amp_err_median_mv": float(np.median(np.abs(v_hat - r["amp_v"])) * 1e3)}
+    return out
+
+
+def invert(pf: PolarityFit, y: Any, g: Any, v_max: float = 5.0) -> np.ndarray:
+    """Amplitude (V) where the model predicts log2|dG| = y at conductance g: on the rising part of
+    the quadratic (clipped to [0, v_max])."""
+    c0, c1, c2, cg = pf.coef
+    rhs = np.asarray(y, dtype=float) - c0 - cg * np.log2(np.asarray(g, dtype=float))
+    if abs(c2) < 1e-12:
+        v = rhs / c1 if c1 != 0 else np.full_like(rhs, v_max)
+    else:
+        disc = c1 * c1 + 4 * c2 * rhs
+        v_top = -c1 / (2 * c2) if c2 < 0 else v_max
+        v = np.where(disc >= 0, (-c1 + np.sqrt(np.maximum(disc, 0.0))) / (2 * c2), v_top)
+        if c2 > 0:
+            v = np.where(disc >= 0, v, 0.0)
+    return np.clip(v, 0.0, v_max)
+
+
+def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,
+        seed: int = 0, trust: int = TRUST_DEFAULT) -> Model:
+    """The model from trace record arrays (one per run), `holdout` of the devices kept out of the
+    fit and evaluated (0: none)."""
+    if not parts:
+        raise UsageError("no trace records: give run folders that hold traces.bin (levels --trace)")
+    rec = np.concatenate([np.asarray(p) for p in parts])
+    run = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
+    keys = device_keys(rec, run)
+    uniq = np.unique(keys)
+    rng = np.random.default_rng(seed)
+    n_hold = int(round(holdout * len(uniq))) if len(uniq) > 1 else 0
+    held = rng.choice(uniq, size=n_hold, replace=False) if n_hold else np.empty(0, dtype=np.int64)
+    is_held = np.isin(keys, held)
+    train = rec[~is_held]
+    fits = [fit_polarity(train[train["polarity"] == p]) for p in (0, 1)]
+    model = Model(fits[0], fits[1], trust)
+    meta: dict[str, Any] = {"runs": list(names) or [f"part {k}" for k in range(len(parts))],
+                            "records": int(len(rec)), "devices": int(len(uniq)),
+                            "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,
+                            "holdout_seed": seed, "features": list(FEATURES)}
+    if n_hold:
+        meta["holdout"] = evaluate(model, rec[is_held])
+    model.meta = meta
+    return model
+
+
+def read_runs(paths: Sequence[str | Path]) -> list[np.ndarray]:
+    """The trace records of each run folder (or traces.bin file), one array per run."""
+    from .traces import read_traces
+    return [np.asarray(read_traces(p)) for p in paths]
