@@ -6,9 +6,11 @@
 #   (PRIOR 1: CONFIG keys 15..22 from the preset's prior_* fields, as the emulated board does;
 #    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
 #    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"})
-#   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX
+#   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX [ALG]
 #   micropython control_fw_driver.py alloc ALG [RELAX [AUTO [TRACE]]]   (AUTO 1: CONFIG settle 0;
 #   TRACE n: CONFIG trace n, pulse traces on)
+#   (ALG 2, learned: the model's CONFIG values, {"key": value} with integer keys, from the JSON file
+#    named by the environment variable LM_CONFIG, in sweep, fresh and alloc)
 #   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py gate
 import sys
@@ -94,7 +96,18 @@ class TableHal(_Limits):
         return time.ticks_us()
 
 
+def learned_model(cfg):
+    """CONFIG lm_* from the JSON file $LM_CONFIG ({"26": c0, ...}), if set."""
+    import os
+    path = os.getenv("LM_CONFIG")
+    if path:
+        with open(path) as f:
+            for k, v in json.load(f).items():
+                assert cfg.set(int(k), v) is None, (k, v)
+
+
 def configure(cfg, p):
+    learned_model(cfg)
     cfg.set(P.K_V_SET_START, p["v_set_start"])
     cfg.set(P.K_V_RESET_START, p["v_reset_start"])
     cfg.set(P.K_V_STEP, p["v_step"])
@@ -154,7 +167,7 @@ def sweep(path, alg, levels, cycles, seed, prior=0, auto=0, trace=0):
     print(json.dumps({"end": 1}))
 
 
-def fresh(path, n, seed, relax):
+def fresh(path, n, seed, relax, alg=1):
     """n fresh devices (seeds seed..), each programmed once from its initial state to a target in
     the middle of its range, tolerance half a level of 512; the amplitude prior on, relaxation
     tracking (keys 21, 22) on if relax. Prints [pulses, settled error in levels] per device."""
@@ -177,7 +190,7 @@ def fresh(path, n, seed, relax):
             assert cfg.set(key, p.get(name, 0.0)) is None
         ctl = Controller(hal, cfg, lambda: False)
         t = lo + (hi - lo) * ((k * 0.618034) % 1.0)
-        st, g, npulse, r, el, ov = ctl.program(t, tol, P.ALG_ADAPTIVE, 0, 0, 0, 0, 0, 0)
+        st, g, npulse, r, el, ov = ctl.program(t, tol, alg, 0, 0, 0, 0, 0, 0)
         hal.wait(5 * p["relax_tau_s"])
         print("[%d, %r, %d, %d]" % (npulse, (hal.dev.conductance() - t) / (2 * tol), st, r))
     print(json.dumps({"end": 1}))
@@ -208,6 +221,7 @@ def alloc(alg, relax=0, auto=0, trace=0):
         cfg.set(P.K_PRIOR_RELAX_FRAC, 0.15)
         cfg.set(P.K_PRIOR_RELAX_TAU, 5e-3)
     cfg.set(P.K_TRACE, trace)
+    learned_model(cfg)
     ctl = Controller(hal, cfg, lambda: False)
     target = 1.0e-3 + 100.5e-6
     tol = 0.2e-6
@@ -262,7 +276,8 @@ elif mode == "alloc":
     alloc(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0,
           int(sys.argv[4]) if len(sys.argv) > 4 else 0, int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 elif mode == "fresh":
-    fresh(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    fresh(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+          int(sys.argv[6]) if len(sys.argv) > 6 else 1)
 elif mode == "decay":
     decay()
 else:

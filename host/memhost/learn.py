@@ -38,9 +38,8 @@ from .errors import UsageError
 FORMAT = "memhost-learned-1"
 FEATURES = ("1", "v", "v^2", "log2 G")
 POLARITIES = ("set", "reset")
-TRUST_DEFAULT = 64          # grid steps (5 mV): the controller's trust region after a learned seed
-FAR_DEFAULT = 32.0          # tolerances: the predictor seeds a polarity only for a change this large
-CAUTION_DEFAULT = 1.0       # octaves: a fresh device's first pulse assumes this much more response
+FAR_DEFAULT = 32            # tolerances: the predictor seeds a polarity only for a change this large
+CAUTION_DEFAULT = 2.0       # octaves: a fresh device's first pulse assumes this much more response
 MIN_RECORDS = 16            # clear records per polarity below which no fit is made
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
@@ -68,13 +67,14 @@ class PolarityFit:
 
 @dataclass
 class Model:
-    """The learned predictor: per polarity a PolarityFit; trust (grid steps) for the controller."""
+    """The learned predictor: per polarity a PolarityFit; how the controller uses it: caution
+    (octaves more response its first seed on a device assumes) and far (tolerances: it seeds only
+    changes at least this large; smaller ones search as the adaptive controller does)."""
 
     set: PolarityFit
     reset: PolarityFit
-    trust: int = TRUST_DEFAULT
     caution: float = CAUTION_DEFAULT
-    far: float = FAR_DEFAULT
+    far: int = FAR_DEFAULT
     meta: dict[str, Any] = field(default_factory=dict)
 
     def polarity(self, p: int) -> PolarityFit:
@@ -86,14 +86,18 @@ class Model:
         for name, pf in zip(POLARITIES, (self.set, self.reset)):
             for k, c in zip(("c0", "c1", "c2", "cg"), pf.coef):
                 out[f"lm_{name}_{k}"] = float(c)
-        out["lm_trust"] = float(self.trust)
+            out[f"lm_{name}_vlo"] = float(pf.v_lo)
+        out["lm_caution"] = float(self.caution)
+        out["lm_far"] = float(self.far)
         return out
 
     def to_toml(self) -> str:
         lines = [f'format = "{FORMAT}"',
                  "# log2|dG| (S) = c0 + c1 v + c2 v^2 + cg log2 G  (v = |amplitude| V, G = present S)",
-                 f"trust = {int(self.trust)}      # grid steps (5 mV) the controller may go above a "
-                 "learned seed", ""]
+                 f"caution = {float(self.caution)!r}   # octaves: a device's first seed assumes "
+                 "this much more response",
+                 f"far = {int(self.far)}   # tolerances: the predictor seeds only changes this large",
+                 ""]
         for name, pf in zip(POLARITIES, (self.set, self.reset)):
             lines.append(f"[{name}]")
             lines.append("coef = [" + ", ".join(repr(float(c)) for c in pf.coef) + "]")
@@ -153,10 +157,13 @@ def load_model(path: str | Path) -> Model:
         fits.append(PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
                                 int(sec.get("records", 0)), float(sec.get("resid_sd", 0.0)),
                                 float(sec.get("v_lo", 0.0))))
-    trust = data.get("trust", TRUST_DEFAULT)
-    if not isinstance(trust, int) or not 1 <= trust <= 512:
-        raise ModelError(f"{p}: trust {trust!r} must be an integer 1..512 (grid steps)")
-    return Model(fits[0], fits[1], trust, dict(data.get("meta", {})))
+    caution = data.get("caution", CAUTION_DEFAULT)
+    if not isinstance(caution, (int, float)) or not 0 <= caution <= 8:
+        raise ModelError(f"{p}: caution {caution!r} must be a number 0..8 (octaves)")
+    far = data.get("far", FAR_DEFAULT)
+    if not isinstance(far, int) or not 0 <= far <= 4096:
+        raise ModelError(f"{p}: far {far!r} must be an integer 0..4096 (tolerances)")
+    return Model(fits[0], fits[1], float(caution), far, dict(data.get("meta", {})))
 
 
 # ---- fitting --------------------------------------------------------------------------------
@@ -236,7 +243,7 @@ def invert(pf: PolarityFit, y: Any, g: Any, v_max: float = 5.0) -> np.ndarray:
 
 
 def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,
-        seed: int = 0, trust: int = TRUST_DEFAULT) -> Model:
+        seed: int = 0) -> Model:
     """The model from trace record arrays (one per run), `holdout` of the devices kept out of the
     fit and evaluated (0: none)."""
     if not parts:
@@ -251,7 +258,7 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
     is_held = np.isin(keys, held)
     train = rec[~is_held]
     fits = [fit_polarity(train[train["polarity"] == p]) for p in (0, 1)]
-    model = Model(fits[0], fits[1], trust)
+    model = Model(fits[0], fits[1])
     meta: dict[str, Any] = {"runs": list(names) or [f"part {k}" for k in range(len(parts))],
                             "records": int(len(rec)), "devices": int(len(uniq)),
                             "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,

@@ -25,7 +25,7 @@ MAX_ENCODED = MAX_DECODED + 3
 SEQ_UNSOLICITED = 0
 READ_MAX_N = 1000       # READ: the board refuses n outside 1..READ_MAX_N (OUT_OF_RANGE)
 
-ALGORITHMS = {"ispp": 0, "adaptive": 1}
+ALGORITHMS = {"ispp": 0, "adaptive": 1, "learned": 2}
 ALGORITHM_NAMES = {v: k for k, v in ALGORITHMS.items()}
 STATUS_NAMES = {0: "converged", 1: "max_pulses", 2: "out_of_range", 3: "aborted", 4: "limit"}
 
@@ -55,6 +55,10 @@ CONFIG_KEYS = {
     "win_lo": 23, "win_hi": 24,
     # pulse traces (docs/traces.md): records of the board's ring, 0 = off
     "trace": 25,
+    # learned: the pulse predictor (memhost.learn, docs/algorithms.md); all c 0 = no model
+    "lm_set_c0": 26, "lm_set_c1": 27, "lm_set_c2": 28, "lm_set_cg": 29, "lm_set_vlo": 30,
+    "lm_reset_c0": 31, "lm_reset_c1": 32, "lm_reset_c2": 33, "lm_reset_cg": 34, "lm_reset_vlo": 35,
+    "lm_caution": 36, "lm_far": 37,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

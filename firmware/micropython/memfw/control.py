@@ -19,6 +19,7 @@ from micropython import const
 from memfw import protocol as P
 from memfw.gate import Gate
 from memfw.trace import MAX_RECORDS as _TRACE_MAX, Trace
+from memfw import learned as _lm
 
 _POLL_US = const(5000)      # board-clock µs between checks for input (ABORT, heartbeat) in the loops
 _VAR_MAX = const(0x10000000)  # read-noise variance word saturates at 2^28 (an array('i') word)
@@ -296,6 +297,7 @@ class Config:
             P.K_WIN_HI: 0.0,
             P.K_TRACE: 0.0,
         }
+        _lm.defaults(self.values)
         self._limits()
         if defaults:
             for k in defaults:
@@ -334,7 +336,7 @@ class Config:
             return 0.0, 1.0
         if key == P.K_TRACE:
             return 0.0, float(_TRACE_MAX)
-        return None
+        return _lm.bounds(key)
 
     def get(self, key):
         return self.values[key]
@@ -436,6 +438,8 @@ class Controller:
                                                    # PROGRAM's first reading...
         self._hd = array.array("i", [0] * _NH)     # ... and its change (counts)
         self.trace = None                   # memfw.trace.Trace while CONFIG trace > 0
+        self.lm = _lm.Learned(n)            # the learned predictor (algorithm 2; CONFIG lm_*)
+        self._lmode = False                 # this PROGRAM runs the learned algorithm
         self.reset_model()
 
     def reset_model(self):
@@ -459,6 +463,11 @@ class Controller:
         st[_RHO] = _RHO_ONE
         st[_FL] = 0
         st[_TAUL] = 0
+        self.lm.reset()
+
+    def learned_ready(self):
+        """True if CONFIG holds a learned model (algorithm 2 can run)."""
+        return self.lm.load(self.cfg.values)
 
     def relax_learned(self):
         """(decay time µs, volatile fraction Q10) the auto settle's probe learned; (0, 0): not yet."""
@@ -506,7 +515,9 @@ class Controller:
         self._trace_begin(int(v[P.K_TRACE]))
         t0 = hal.ticks_us()
         hal_us0 = hal.hal_us
-        if algorithm == P.ALG_ADAPTIVE:
+        if algorithm == P.ALG_ADAPTIVE or algorithm == P.ALG_LEARNED:
+            # learned: the adaptive loop, its polarities seeded by the predictor (memfw/learned.py)
+            self._lmode = algorithm == P.ALG_LEARNED and self.lm.load(v)
             status, g, pulses, reads = self._adaptive(
                 target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max)
         else:
@@ -664,7 +675,7 @@ class Controller:
             top = len(self._amp_set) - 1
         # polarities that have never pulsed start from the device-type prior, if one is configured
         for b in (0, _M):
-            if st[b + _NOBS] == 0 and st[b + _SS] == 0:
+            if st[b + _NOBS] == 0 and st[b + _SS] == 0 and not self._lmode:
                 self._seed(b, top)
         i_set = int(v_set * 1e6 + 0.5) // _DV_UV
         i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
@@ -737,7 +748,7 @@ class Controller:
         anchored at the prior amplitude, one observation counted, the wide trust region. True if
         seeded (ints only: no heap)."""
         pr = self.cfg.prior_set if b == 0 else self.cfg.prior_reset
-        if pr is None:
+        if pr is None or self._lmode:       # (learned: the predictor seeds instead, in the loop)
             return False
         st = self.st
         ia = pr[0]
@@ -904,6 +915,9 @@ class Controller:
         fb = self._fb
         tr = self.trace
         sx = _SX
+        lmode = self._lmode                 # learned: the predictor seeds fresh/stale polarities
+        lm = self.lm
+        lm_far = lm.far * tol_i
         floor = tol_i // 4
         if floor < 1:
             floor = 1
@@ -1074,8 +1088,22 @@ class Controller:
                 if not self._seed(b, top):
                     st[b + _NOBS] = 0
                     st[b + _SS] = 0
+            r = 0 if b == 0 else 1
+            if lmode and need >= lm_far and st[b + _NOBS] == 0 and st[b + _SS] == 0:
+                # learned: this polarity starts from the predictor at the present reading
+                # (memfw/learned.py; a smaller change searches as adaptive does)
+                st[b + _STALE] = 0
+                ia = lm.seed(st, b, r, _log2q8(g) + e256, _log2q8(need) + e256, top, _B_MIN,
+                             _B_MAX, _IA, _A, _B)
+                st[b + _IP] = ia
+                st[b + _YP] = st[b + _A]
+                st[b + _CP] = 0
+                st[b + _NOBS] = 1
+                st[b + _TR] = _TRUST_PRIOR
             # choose the amplitude index (viper: integers on the state words, no heap)
             i = _choose(st, b, need, e256, i_min_search, di, sx)
+            if lmode and st[b + _NOBS] > 0 and i < lm.ilo[r]:
+                i = lm.ilo[r]               # (not below the predictor's lowest amplitude)
             if i < 1:
                 i = 1
             if i > top:
@@ -1123,6 +1151,8 @@ class Controller:
             else:
                 dgl = (gn - g) * pol
             clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx)
+            if lmode and clear:
+                lm.learn(r, i, _log2q8(g) + e256, _log2q8(dgl) + e256)
             g = gn
             # staleness: this polarity is fresh, the other one's model ages by this move
             st[b + _STALE] = 0

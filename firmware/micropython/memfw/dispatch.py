@@ -306,8 +306,12 @@ class Server:
             raise CmdError(P.E_OUT_OF_RANGE, "target %r S: must be a positive conductance" % target)
         if not _finite(tol) or tol <= 0:
             raise CmdError(P.E_OUT_OF_RANGE, "tolerance %r S: must be positive" % tol)
-        if alg != P.ALG_ISPP and alg != P.ALG_ADAPTIVE:
-            raise CmdError(P.E_OUT_OF_RANGE, "unknown algorithm %d (0 ispp, 1 adaptive)" % alg)
+        if alg != P.ALG_ISPP and alg != P.ALG_ADAPTIVE and alg != P.ALG_LEARNED:
+            raise CmdError(P.E_OUT_OF_RANGE, "unknown algorithm %d (0 ispp, 1 adaptive, 2 learned)"
+                           % alg)
+        if alg == P.ALG_LEARNED and not self.ctrl.learned_ready():
+            raise CmdError(P.E_OUT_OF_RANGE, "algorithm 2 (learned) needs a model: set CONFIG "
+                           "lm_* (memhost learn --out MODEL, then --model MODEL)")
         if max_pulses > c[P.K_MAX_PULSES]:
             raise CmdError(P.E_SAFETY, "max_pulses %d > the limit in force %d" % (
                 max_pulses, c[P.K_MAX_PULSES]))

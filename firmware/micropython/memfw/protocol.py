@@ -66,6 +66,7 @@ TRACE_RECORD_SIZE = const(26)  # g_after S, dt µs (-1: none)
 # PROGRAM algorithms
 ALG_ISPP = const(0)
 ALG_ADAPTIVE = const(1)
+ALG_LEARNED = const(2)
 
 # RESULT status
 ST_CONVERGED = const(0)
@@ -121,6 +122,20 @@ K_PRIOR_RELAX_TAU = const(22)   # s, its decay time
 K_WIN_LO = const(23)
 K_WIN_HI = const(24)
 K_TRACE = const(25)         # records of the pulse-trace ring (0 = off; docs/traces.md)
+# learned: the pulse predictor (memfw/learned.py, docs/algorithms.md): per polarity log2|dG| (S) =
+# c0 + c1 v + c2 v^2 + cg log2 G, not below v_lo V; all c 0 = no model
+K_LM_SET_C0 = const(26)
+K_LM_SET_C1 = const(27)
+K_LM_SET_C2 = const(28)
+K_LM_SET_CG = const(29)
+K_LM_SET_VLO = const(30)
+K_LM_RESET_C0 = const(31)
+K_LM_RESET_C1 = const(32)
+K_LM_RESET_C2 = const(33)
+K_LM_RESET_CG = const(34)
+K_LM_RESET_VLO = const(35)
+K_LM_CAUTION = const(36)    # octaves a polarity's first seed assumes more response (no offset yet)
+K_LM_FAR = const(37)        # tolerances: the predictor seeds only changes at least this large
 
 
 def trace_body(first, nxt, ring, records):

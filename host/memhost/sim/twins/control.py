@@ -4,8 +4,10 @@
 DeviceArray to its target (ISPP vectorized over devices in numpy, adaptive per device in a compiled
 loop), with the same parameters as a PROGRAM command:
 v_set_start, v_reset_start, v_step, v_max (V), width_s, read_v, max_pulses, and for adaptive also
-settle_s, max_reads, n_reads, prior (docs/algorithms.md). One implementation each: ISPP is
-`memhost.sim.twins.ispp.ispp`, adaptive is `memhost.sim.twins.adaptive.adaptive`.
+settle_s, max_reads, n_reads, prior (docs/algorithms.md), and for learned model (a memhost.learn
+Model). One implementation each: ISPP is `memhost.sim.twins.ispp.ispp`, adaptive is
+`memhost.sim.twins.adaptive.adaptive`, learned `memhost.sim.twins.learned.learned` (the adaptive
+loop with the predictor's seeds).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 from .adaptive import adaptive
 from ..model.device import DeviceArray
 from .ispp import STATUS_NAMES, ProgramOutcome, ispp
+from .learned import learned
 
-ALGORITHMS = {"ispp": ispp, "adaptive": adaptive}
+ALGORITHMS = {"ispp": ispp, "adaptive": adaptive, "learned": learned}
 
 __all__ = ["program", "ProgramOutcome", "STATUS_NAMES", "ALGORITHMS"]
 

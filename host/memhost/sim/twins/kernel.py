@@ -495,11 +495,12 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 else:
                     snobs[r_, d] = 0
                     ssi[r_, d] = -1
-            if lm[0, 0] > 0.0 and need >= lm[r_, 5] * tl and \
-                    (sst[r_, d] >= stale_tol or (snobs[r_, d] == 0 and ssi[r_, d] < 0)):
-                # learned: (re)start this polarity's model from the predictor at the present reading
+            if lm[0, 0] > 0.0 and need >= lm[r_, 5] * tl and snobs[r_, d] == 0 and ssi[r_, d] < 0:
+                # learned: a fresh (or stale, reset just above) polarity starts from the predictor
+                # at the present reading (memfw/learned.py); a smaller change searches
                 sst[r_, d] = 0
-                ia_, a_, b_ = _learned_seed(lm, r_, g, need, itop, b_min, b_max, sdl[r_, d])
+                off = sdl[r_, d] if sdl[r_, d] == sdl[r_, d] else sdl[1 - r_, d]
+                ia_, a_, b_ = _learned_seed(lm, r_, g, need, itop, b_min, b_max, off)
                 sa[r_, d] = a_
                 sia[r_, d] = ia_
                 sb[r_, d] = b_
@@ -577,7 +578,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 b = b + (bobs - b) / 8.0
                 b = b_min if b < b_min else (b_max if b > b_max else b)
                 sb[r_, d] = b
-            if lm[0, 0] == 1.0 and clear:
+            if lm[0, 0] > 0.0 and clear:
                 sdl[r_, d] = _learned_offset(lm, r_, i, g_prev, yobs, sdl[r_, d])
             innov = yobs - yhat
             innov *= 0.5 if nobs < 4 else 0.25

@@ -1,0 +1,153 @@
+# The learned pulse predictor on the board (algorithm 2, `learned`; docs/algorithms.md): per
+# polarity log2|dG| (S) = c0 + c1 v + c2 v^2 + cg log2 G, fitted on the host from pulse traces
+# (`memhost learn`) and loaded with CONFIG keys 26..37. The adaptive loop (memfw/control.py) asks it
+# for a polarity's starting model (seed) and tells it each clear response (offset); both run on
+# small integers (Q8 log2, amplitude indices on the 5 mV grid) and allocate nothing.
+#
+# The quadratic is tabulated once per parameter set, in Q8, over every amplitude index (made
+# non-decreasing: above the quadratic's top the predictor stays there), so the loop only indexes and
+# compares. Every product stays below 2^30 (a small int on 32-bit boards).
+import array
+import micropython
+from micropython import const
+from memfw import protocol as P
+
+_DV_UV = const(5000)        # amplitude grid step, µV (memfw/control.py _DV_UV)
+_NONE = const(-0x20000000)  # offset word: none learned yet
+_HALF_W = const(4)          # the seed's slope: the table's secant over +-4 grid steps
+_CLAMP = const(0x1000000)   # table values are clamped to +-2^24 (Q8 log2: +-65536 octaves)
+
+# CONFIG keys of the model (memfw/protocol.py K_LM_*), per polarity (c0, c1, c2, cg, v_lo)
+KEYS = ((P.K_LM_SET_C0, P.K_LM_SET_C1, P.K_LM_SET_C2, P.K_LM_SET_CG, P.K_LM_SET_VLO),
+        (P.K_LM_RESET_C0, P.K_LM_RESET_C1, P.K_LM_RESET_C2, P.K_LM_RESET_CG, P.K_LM_RESET_VLO))
+
+
+def bounds(key):
+    """(lo, hi) of a model CONFIG key, None if it is not one."""
+    if key == P.K_LM_SET_C0 or key == P.K_LM_RESET_C0:
+        return -1000.0, 1000.0
+    if key == P.K_LM_SET_C1 or key == P.K_LM_RESET_C1 or key == P.K_LM_SET_C2 \
+            or key == P.K_LM_RESET_C2:
+        return -100.0, 100.0
+    if key == P.K_LM_SET_CG or key == P.K_LM_RESET_CG:
+        return -10.0, 10.0
+    if key == P.K_LM_SET_VLO or key == P.K_LM_RESET_VLO:
+        return 0.0, 5.0
+    if key == P.K_LM_CAUTION:
+        return 0.0, 8.0
+    if key == P.K_LM_FAR:
+        return 0.0, 4096.0
+    return None
+
+
+def defaults(values):
+    """The model's keys, all 0 (no model: algorithm 2 answers with an error until one is set)."""
+    for ks in KEYS:
+        for k in ks:
+            values[k] = 0.0
+    values[P.K_LM_CAUTION] = 0.0
+    values[P.K_LM_FAR] = 0.0
+
+
+class Learned:
+    """The predictor's integer tables for one parameter set and the per-device offsets."""
+
+    def __init__(self, n):
+        self.n = n                              # amplitude indices 0 .. n - 1
+        self.y = (array.array("i", [0] * n), array.array("i", [0] * n))
+        self.cg = array.array("i", [0, 0])      # Q8
+        self.ilo = array.array("i", [1, 1])
+        self.off = array.array("i", [_NONE, _NONE])    # device offset per polarity, Q8
+        self.caution = 0                        # Q8 octaves
+        self.far = 0                            # tolerances
+        self.key = None
+        self.on = False
+
+    def reset(self):
+        """Forgets the device's offsets (another device: Controller.reset_model)."""
+        self.off[0] = _NONE
+        self.off[1] = _NONE
+
+    def load(self, values):
+        """Builds the tables from the CONFIG values if they changed (float work, before a loop).
+        True if a model is loaded (some coefficient non-zero)."""
+        key = tuple(values[k] for ks in KEYS for k in ks) + (values[P.K_LM_CAUTION],
+                                                           values[P.K_LM_FAR])
+        if key == self.key:
+            return self.on
+        self.key = key
+        self.on = False
+        for r in (0, 1):
+            c0, c1, c2, cg, vlo = (values[k] for k in KEYS[r])
+            if c0 != 0.0 or c1 != 0.0 or c2 != 0.0:
+                self.on = True
+            y = self.y[r]
+            top = -_CLAMP
+            for i in range(self.n):
+                v = i * _DV_UV * 1e-6
+                q = int((c0 + c1 * v + c2 * v * v) * 256.0)
+                if q > _CLAMP:
+                    q = _CLAMP
+                if q > top:
+                    top = q
+                y[i] = top
+            self.cg[r] = int(cg * 256.0 + (0.5 if cg >= 0 else -0.5))
+            ilo = (int(vlo * 1e6 + 0.5) + _DV_UV - 1) // _DV_UV     # ceil(v_lo / 5 mV)
+            self.ilo[r] = ilo if ilo >= 1 else 1
+        self.caution = int(values[P.K_LM_CAUTION] * 256.0 + 0.5)
+        self.far = int(values[P.K_LM_FAR] + 0.5)
+        return self.on
+
+    @micropython.native
+    def seed(self, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w):
+        """Writes polarity r's starting model into the adaptive state st (block b: words ia_w, a_w,
+        b_w there are its anchor index, level and slope) for the reading of log2 lg_g and the change
+        still needed of log2 need_l2 (both Q8, absolute S): the anchor is the lowest index >= v_lo
+        where the table (+ cg log2 G + the device's offset for r, else its offset for the other
+        polarity, else the cautious offset) reaches the need; the slope is the table's over +-4 grid steps there. Integers only."""
+        y = self.y[r]
+        o = self.off[r]
+        if o == _NONE:                  # (none yet: the other polarity's, else the caution)
+            o = self.off[1 - r]
+            if o == _NONE:
+                o = self.caution
+        lg = ((self.cg[r] * lg_g) >> 8) + o
+        want = need_l2 - lg
+        lo = self.ilo[r]
+        hi = top
+        if lo > hi:
+            lo = hi
+        if y[hi] < want:
+            lo = hi
+        while lo < hi:                  # lowest index whose table value reaches want
+            mid = (lo + hi) >> 1
+            if y[mid] >= want:
+                hi = mid
+            else:
+                lo = mid + 1
+        i0 = lo - _HALF_W
+        if i0 < self.ilo[r]:
+            i0 = self.ilo[r]
+        i1 = lo + _HALF_W
+        if i1 > top:
+            i1 = top
+        s = (y[i1] - y[i0]) // (i1 - i0) if i1 > i0 else b_max
+        if s < b_min:
+            s = b_min
+        elif s > b_max:
+            s = b_max
+        st[b + ia_w] = lo
+        st[b + a_w] = y[lo] + lg
+        st[b + b_w] = s
+        return lo
+
+    @micropython.native
+    def learn(self, r, i, lg_before, yobs):
+        """The device's offset from the predictor after a clear response of log2 yobs (Q8, S) at
+        index i from a reading of log2 lg_before (Q8): the first as observed, then averaged
+        (gain 1/2). Not below the predictor's lowest amplitude."""
+        if i < self.ilo[r] or i >= self.n:
+            return
+        d = yobs - self.y[r][i] - ((self.cg[r] * lg_before) >> 8)
+        o = self.off[r]
+        self.off[r] = d if o == _NONE else o + ((d - o) >> 1)

@@ -1,0 +1,256 @@
+"""`memhost bench learned`: train the learned pulse predictor on the twin's pulse traces and compare
+the `learned` algorithm with adaptive, with and without its device-type prior, on device types it
+never saw.
+
+Training (traces only): --train-types device types drawn from the family (memhost.sim.model.family,
+seed --family-seed) and tio2x-seed, --train-devices devices each, every device walked by
+`explore_traces` (--steps pulses: towards random targets at random amplitudes, a read of 4 after
+each: the records a characterisation sweep with --trace leaves), written as run folders
+(traces.bin) and fitted by `memhost learn`'s code with 20 % of the devices held out.
+
+Evaluation (the twin, memhost.sim.twins): tio2x-seed on devices not trained on, gaox (a preset the
+model never saw) and --eval-types further family types (another family seed: never seen). Fresh:
+--devices fresh devices per type, each programmed once to a uniform random target over the common
+range (bench transfer's protocol; for a type whose device-to-device spread leaves no common range at 3
+sigma, 2, 1 or 0 sigma), settled error from the true conductance after 5 relaxation times. Warm: 16 devices, 256 levels upwards over the range measured after saturating pulses
+(bench controller's protocol on the twin). adaptive+prior: the preset's prior (tio2x-seed, gaox:
+[firmware] prior_*, relaxation tracked, settle 5 tau), adaptive: no prior, the auto settle;
+learned: the model, the auto settle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cli import add_json_arg, print_json
+
+TRAIN_PRESETS = ("tio2x-seed",)
+EVAL_PRESETS = ("tio2x-seed", "gaox")
+WARM_LEVELS, WARM_DEVICES = 256, 16
+
+
+def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True) -> np.ndarray:
+    """Pulse records (memhost.traces.TRACE_DTYPE) of n twin devices, each walked `steps` pulses:
+    towards a random target (2..98 % of the preset's range; a new one once within 4 tolerances) at
+    amplitudes drawn uniformly from 0.6..v_max V, width and read bias the preset's [firmware]
+    ones, a read of 4 after each pulse. Tolerance in the records: half a level of 512."""
+    from .. import traces
+    from ..sim.model.device import DeviceArray
+    dev = DeviceArray(preset, n, seed=seed, d2d=d2d)
+    p = dev.preset.params
+    rng = np.random.default_rng(seed + 7)
+    lo, hi = p["g_min"], p["g_max"]
+    span = hi - lo
+    tol = 0.5 * span / 511
+    rv, width = p["read_v"], p["width_s"]
+    g = dev.read(rv, 4)
+    tgt = rng.uniform(lo + 0.02 * span, hi - 0.02 * span, n)
+    out = traces.empty(n * steps)
+    k = np.zeros(n, dtype=np.int64)
+    t_last = np.full(n, np.nan)
+    for s in range(steps):
+        pol = np.where(g < tgt, 1.0, -1.0)
+        amp = rng.uniform(0.6, p["v_max"], n)
+        t0 = dev.t.copy() if np.ndim(dev.t) else np.full(n, float(dev.t))
+        dev.pulse(pol * amp, width)
+        gn = dev.read(rv, 4)
+        r = out[s * n:(s + 1) * n]
+        r["program"] = 0
+        r["device"] = np.arange(n)
+        r["k"] = np.minimum(k, 65535)
+        r["polarity"] = pol < 0
+        r["amp_v"] = amp
+        r["width_s"] = width
+        r["g_before"] = g
+        r["g_after"] = gn
+        r["target_s"] = tgt
+        r["tol_s"] = tol
+        r["dt_s"] = t0 - t_last
+        t_last = t0
+        k += 1
+        g = gn
+        done = np.abs(g - tgt) < 4 * tol
+        if done.any():
+            tgt[done] = rng.uniform(lo + 0.02 * span, hi - 0.02 * span, int(done.sum()))
+    return out
+
+
+def train(folder: Path, types: int, family_seed: int, devices: int, steps: int,
+          seed: int) -> tuple[Any, list[Path]]:
+    """Run folders of exploration traces (family types and TRAIN_PRESETS) under folder, and the
+    model fitted from them (memhost.learn.fit over the folders, as `memhost learn` does)."""
+    from .. import traces
+    from ..learn import fit, read_runs
+    from ..sim.model.family import draw_family
+    runs = []
+    jobs: list[tuple[str, Any, bool]] = [(m.name, m.preset, m.d2d)
+                                         for m in draw_family(types, seed=family_seed)]
+    jobs += [(name, name, True) for name in TRAIN_PRESETS]
+    for k, (name, preset, d2d) in enumerate(jobs):
+        run = folder / f"train-{k:03d}-{name}"
+        run.mkdir(parents=True)
+        w = traces.TraceWriter(run / traces.TRACES, {"preset": name, "kind": "explore"})
+        w.append(explore_traces(preset, devices, steps, seed + k, d2d))
+        w.close()
+        runs.append(run)
+    return fit(read_runs(runs), [r.name for r in runs], holdout=0.2, seed=seed), runs
+
+
+def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[str, Any]:
+    """n fresh devices, one target each (bench transfer's protocol) through the twin."""
+    from ..sim.model.device import DeviceArray
+    from ..sim.presets import load_preset
+    from ..sim.twins.adaptive import adaptive
+    from ..sim.twins.learned import learned
+    from .transfer import common_range
+    pr = load_preset(preset) if isinstance(preset, (str, Path)) else preset
+    for sigmas in (3.0, 2.0, 1.0, 0.0):     # (a narrow type with d2d: fewer sigmas of G spread)
+        lo, hi = common_range(pr.params, sigmas)
+        if hi > lo:
+            break
+    tol = 0.5 * (hi - lo) / 511
+    targets = np.random.default_rng(seed + 1_000_003).uniform(lo, hi, n)
+    dev = DeviceArray(pr, n, seed=seed, d2d=True)
+    if algorithm == "learned":
+        res = learned(dev, targets, tol, model=model)
+    elif algorithm == "adaptive+prior":
+        res = adaptive(dev, targets, tol)
+    else:
+        res = adaptive(dev, targets, tol, prior=False, settle_s=0.0)
+    dev.wait(5 * pr.params["relax_tau_s"])
+    err = (dev.conductance() - targets) / (2 * tol)
+    return _figures(res.pulses, err, res.status)
+
+
+def warm(preset: Any, algorithm: str, model: Any, seed: int) -> dict[str, Any]:
+    """WARM_DEVICES devices, WARM_LEVELS levels upwards over the range measured after saturating
+    pulses, tolerance half a level; the error from the true conductance after 5 relaxation times."""
+    from ..sim.model.device import DeviceArray
+    from ..sim.presets import load_preset
+    from ..sim.twins.control import program
+    pr = load_preset(preset) if isinstance(preset, (str, Path)) else preset
+    d = DeviceArray(pr, WARM_DEVICES, seed=seed)
+    p = pr.params
+    settle = 5 * p["relax_tau_s"]
+    ends = []
+    for sign in (-1.0, 1.0):
+        for _ in range(30):
+            d.pulse(sign * p["v_max"], p["width_s"])
+        d.wait(settle)
+        ends.append(d.read(p["read_v"], n_avg=64))
+    lo, hi = ends
+    lsb = (hi - lo) / (WARM_LEVELS - 1)
+    extra: dict[str, Any] = {"learned": {"model": model}, "adaptive": {"prior": False, "settle_s": 0.0},
+                             "adaptive+prior": {}}[algorithm]
+    pulses, errors, status = [], [], []
+    for k in range(WARM_LEVELS):
+        t = lo + (hi - lo) * (0.02 + 0.96 * k / (WARM_LEVELS - 1))
+        o = program(d, t, algorithm.split("+")[0], tolerance=0.5 * lsb, **extra)
+        d.wait(settle)
+        pulses.append(o.pulses)
+        errors.append((d.conductance() - t) / lsb)
+        status.append(o.status)
+    return _figures(np.concatenate(pulses), np.concatenate(errors), np.concatenate(status))
+
+
+def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[str, Any]:
+    return {"pulses_mean": float(np.mean(pulses)), "pulses_p95": float(np.percentile(pulses, 95)),
+            "error_sigma_lsb": float(np.std(err)),
+            "error_median_abs_lsb": float(np.median(np.abs(err))),
+            "converged_fraction": float(np.mean(status == 0))}
+
+
+def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps: int = 60,
+          eval_types: int = 8, eval_seed: int = 1234, devices: int = 2000, seed: int = 1,
+          model_out: str | None = None) -> dict[str, Any]:
+    from ..sim.model.family import draw_family
+    from ..sim.presets import load_preset
+    load0 = os.getloadavg()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="memhost-learned-") as tmp:
+        model, runs = train(Path(tmp), types, family_seed, train_devices, steps, seed)
+    if model_out:
+        model.save(model_out)
+    t_train = time.perf_counter() - t0
+    evals: list[tuple[str, Any, bool]] = [(name, name, True) for name in EVAL_PRESETS]
+    evals += [(m.name, m.preset, False) for m in draw_family(eval_types, seed=eval_seed,
+                                                             prefix="unseen")]
+    rows = []
+    for name, preset, has_prior in evals:
+        pr = load_preset(preset) if isinstance(preset, str) else preset
+        algs = (("adaptive+prior",) if has_prior else ()) + ("adaptive", "learned")
+        row: dict[str, Any] = {"device": name, "trained_on": name in TRAIN_PRESETS,
+                               "fresh": {}, "warm": {}}
+        for alg in algs:
+            row["fresh"][alg] = fresh(pr, alg, model, devices, seed)
+            row["warm"][alg] = warm(pr, alg, model, seed)
+        base = "adaptive+prior" if has_prior else "adaptive"
+        row["fresh_pulses_learned_over_" + base.replace("+", "_")] = (
+            row["fresh"]["learned"]["pulses_mean"] / row["fresh"][base]["pulses_mean"])
+        row["warm_pulses_learned_over_" + base.replace("+", "_")] = (
+            row["warm"]["learned"]["pulses_mean"] / row["warm"][base]["pulses_mean"])
+        rows.append(row)
+    return {"model": {"set": model.set.coef, "reset": model.reset.coef,
+                      "v_lo": [model.set.v_lo, model.reset.v_lo], "caution": model.caution,
+                      "far": model.far, **model.meta},
+            "train": {"family_types": types, "family_seed": family_seed, "presets": TRAIN_PRESETS,
+                      "devices_per_type": train_devices, "steps": steps, "seed": seed,
+                      "wall_s": t_train},
+            "eval": {"devices": devices, "seed": seed, "family_seed": eval_seed,
+                     "warm": f"{WARM_DEVICES} devices x {WARM_LEVELS} levels"},
+            "rows": rows, "wall_s": time.perf_counter() - t0,
+            "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg())}
+
+
+def run(args: argparse.Namespace) -> int:
+    out = bench(args.train_types, args.family_seed, args.train_devices, args.steps, args.eval_types,
+                args.eval_seed, args.devices, args.seed, args.model_out)
+    if args.json:
+        print_json(out)
+        return 0
+    m = out["model"]
+    print(f"trained on {m['train_devices']} devices of {out['train']['family_types']} family types "
+          f"+ {', '.join(out['train']['presets'])} ({m['records']} records); held out "
+          f"{m['holdout_devices']} devices")
+    print(f"{'device':14s} {'mode':6s} {'algorithm':15s} {'pulses':>7s} {'p95':>5s} "
+          f"{'sigma LSB':>9s} {'converged':>9s}")
+    for row in out["rows"]:
+        for mode in ("fresh", "warm"):
+            for alg, f in row[mode].items():
+                print(f"{row['device']:14s} {mode:6s} {alg:15s} {f['pulses_mean']:7.2f} "
+                      f"{f['pulses_p95']:5.0f} {f['error_sigma_lsb']:9.3f} "
+                      f"{f['converged_fraction']:9.3f}")
+    print(f"({out['wall_s']:.0f} s wall; load {out['loadavg_before'][0]:.1f} -> "
+          f"{out['loadavg_after'][0]:.1f})")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    from ..options import SEED_MAX, add_number
+    p = subparsers.add_parser(
+        "learned", help="train the learned pulse predictor on twin traces; learned vs adaptive "
+                        "(with and without prior) on device types it never saw")
+    add_number(p, "--train-types", default=24, lo=1, hi=1000, unit="types",
+               help="family device types to train on (besides tio2x-seed)")
+    add_number(p, "--family-seed", default=11, lo=0, hi=SEED_MAX, help="seed of the training family")
+    add_number(p, "--train-devices", default=64, lo=2, hi=100_000, unit="devices",
+               help="devices per training type")
+    add_number(p, "--steps", default=60, lo=1, hi=100_000, unit="pulses",
+               help="pulses per training device")
+    add_number(p, "--eval-types", default=8, lo=0, hi=1000, unit="types",
+               help="further family types to evaluate on (never trained on)")
+    add_number(p, "--eval-seed", default=1234, lo=0, hi=SEED_MAX,
+               help="seed of the evaluation family")
+    add_number(p, "--devices", default=2000, lo=1, hi=10_000_000, unit="devices",
+               help="fresh devices per evaluated type")
+    add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="seed of the devices")
+    p.add_argument("--model-out", metavar="FILE", help="also write the trained model file here")
+    add_json_arg(p)
+    p.set_defaults(func=run)

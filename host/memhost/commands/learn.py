@@ -1,0 +1,72 @@
+"""`memhost learn RUN... --out MODEL`: fit the learned pulse predictor from pulse traces.
+
+Reads the traces.bin of each run folder (recorded with `levels --trace`, `cycles --trace`, or any
+run that holds one), fits per polarity log2|dG| = c0 + c1 v + c2 v^2 + cg log2 G on the clear
+responses (memhost.learn), keeps --holdout of the devices out of the fit and reports the held-out
+residual, and writes the model file. `memhost levels/program --algorithm learned --model MODEL`
+loads it on the board (CONFIG lm_*).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..cli import add_json_arg, print_json
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..learn import fit, read_runs
+    from ..errors import UsageError
+    parts = read_runs(args.runs)
+    empty = [r for r, p in zip(args.runs, parts) if len(p) == 0]
+    if len(empty) == len(parts):
+        raise UsageError("the runs hold no pulse records: record some with `memhost levels "
+                         "--trace` and give those run folders")
+    model = fit(parts, [str(r) for r in args.runs], holdout=args.holdout, seed=args.seed)
+    model.caution = args.caution
+    model.far = args.far
+    path = model.save(args.out)
+    out: dict[str, Any] = {"model": str(path), **model.meta,
+                           "set": model.set.coef, "reset": model.reset.coef}
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{path}: {model.meta['records']} records of {model.meta['devices']} devices from "
+          f"{len(parts)} run(s); fitted on {model.meta['train_devices']} devices")
+    for name, pf in (("SET", model.set), ("RESET", model.reset)):
+        c0, c1, c2, cg = pf.coef
+        print(f"  {name:5s} log2|dG| = {c0:.3f} + {c1:.3f} v + {c2:.3f} v^2 + {cg:.3f} log2 G  "
+              f"({pf.records} clear responses, residual sd {pf.resid_sd:.2f} octaves, "
+              f"not below {pf.v_lo:.3f} V)")
+    for name, h in model.meta.get("holdout", {}).items():
+        if h.get("records"):
+            print(f"  held out {name}: {h['records']} responses, residual {h['resid_mean_oct']:+.2f} "
+                  f"+- {h['resid_sd_oct']:.2f} octaves, amplitude error median "
+                  f"{h['amp_err_median_mv']:.0f} mV")
+    return 0
+
+
+def register(sub: Any) -> None:
+    from ..learn import CAUTION_DEFAULT, FAR_DEFAULT
+    from ..options import SEED_MAX, add_number
+    p = sub.add_parser(
+        "learn", help="fit the learned pulse predictor from the pulse traces of run folders",
+        description="Fits, per polarity, log2|dG| = c0 + c1 v + c2 v^2 + cg log2 G from the "
+                    "traces.bin of the run folders (pulses with a response of at least the "
+                    "tolerance), keeps --holdout of the devices out for evaluation, and writes the "
+                    "model file for --algorithm learned --model FILE.")
+    p.add_argument("runs", metavar="RUN", nargs="+",
+                   help="run folders holding traces.bin (levels --trace), or trace files")
+    p.add_argument("--out", required=True, metavar="MODEL",
+                   help="the model file to write (TOML)")
+    add_number(p, "--holdout", kind=float, default=0.2, lo=0.0, hi=0.9, unit="fraction",
+               help="fraction of the devices kept out of the fit and evaluated")
+    add_number(p, "--seed", default=0, lo=0, hi=SEED_MAX, help="seed of the held-out draw")
+    add_number(p, "--caution", kind=float, default=CAUTION_DEFAULT, lo=0.0, hi=8.0,
+               unit="octaves", help="a device's first seeded pulse assumes this much more response "
+                                    "than predicted (smaller first amplitude)")
+    add_number(p, "--far", default=FAR_DEFAULT, lo=0, hi=4096, unit="tolerances",
+               help="the predictor seeds only changes at least this large; smaller ones search")
+    add_json_arg(p)
+    p.set_defaults(func=_run)

@@ -1,0 +1,242 @@
+"""The learned pulse predictor: fitting from traces (memhost.learn, `memhost learn`), the model file,
+and the `learned` algorithm in firmware (memfw/learned.py under the MicroPython unix port) and twin
+(memhost.sim.twins.learned), pinned together as adaptive is (tests/test_control_twin.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import REPO, run_micropython
+from test_control_twin import firmware_sweep
+
+DRIVER = REPO / "tests" / "control_fw_driver.py"
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A model trained on exploration traces of 12 family types and tio2x-seed (gaox never seen),
+    and its CONFIG values as the driver's LM_CONFIG file."""
+    from memhost.bench.learned import explore_traces
+    from memhost.learn import fit
+    from memhost.protocol import CONFIG_KEYS
+    from memhost.sim.model.family import draw_family
+    parts = [explore_traces(m.preset, 32, 40, seed=k, d2d=m.d2d)
+             for k, m in enumerate(draw_family(12, seed=11))]
+    parts.append(explore_traces("tio2x-seed", 32, 40, seed=99))
+    model = fit(parts)
+    tmp = tmp_path_factory.mktemp("lm")
+    path = model.save(tmp / "model.toml")
+    cfg = tmp / "lm.json"
+    cfg.write_text(json.dumps({str(CONFIG_KEYS[k]): v for k, v in model.config().items()}))
+    return path, cfg
+
+
+def _synthetic(n: int, coef: tuple[float, float, float, float], seed: int) -> np.ndarray:
+    from memhost import traces
+    rng = np.random.default_rng(seed)
+    r = traces.empty(n)
+    r["device"] = rng.integers(0, 50, n)
+    r["polarity"] = rng.integers(0, 2, n)
+    r["amp_v"] = rng.uniform(0.8, 3.0, n)
+    g = rng.uniform(1e-5, 1e-4, n)
+    c0, c1, c2, cg = coef
+    y = c0 + c1 * r["amp_v"] + c2 * r["amp_v"] ** 2 + cg * np.log2(g) + rng.normal(0, 0.1, n)
+    dg = 2.0 ** y
+    r["g_before"] = g
+    r["g_after"] = np.where(r["polarity"] == 0, g + dg, g - dg)
+    r["tol_s"] = 1e-8
+    return r
+
+
+def test_fit_recovers_the_response_from_records_only() -> None:
+    from memhost.learn import clear, fit
+    coef = (-14.0, 3.0, -0.5, 0.4)
+    rec = _synthetic(4000, coef, 1)
+    # responses below the tolerance are not fitted (mostly read noise on a board)
+    rec["tol_s"][:200] = 1.0
+    assert not clear(rec[:200]).any() and clear(rec[200:]).all()
+    m = fit([rec], holdout=0.2, seed=3)
+    for pf in (m.set, m.reset):
+        assert np.allclose(pf.coef, coef, atol=0.08), pf.coef
+        assert 0.05 < pf.resid_sd < 0.15
+        assert 0.8 <= pf.v_lo < 0.9
+    h = m.meta["holdout"]
+    assert m.meta["holdout_devices"] == 10 and h["set"]["records"] > 0
+    assert abs(h["set"]["resid_mean_oct"]) < 0.05 and h["set"]["resid_sd_oct"] < 0.15
+
+
+def test_model_file_round_trip_and_bad_files(tmp_path: Path) -> None:
+    from memhost.learn import ModelError, fit, load_model
+    from memhost.protocol import CONFIG_KEYS
+    m = fit([_synthetic(2000, (-14.0, 3.0, -0.5, 0.4), 2)])
+    m2 = load_model(m.save(tmp_path / "m.toml"))
+    assert m2.set.coef == m.set.coef and m2.reset.v_lo == m.reset.v_lo
+    assert (m2.caution, m2.far) == (m.caution, m.far)
+    cfg = m2.config()
+    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 12
+    for text, why in (("format = 'x'\n", "not a memhost-learned-1"),
+                      ("not toml [", "not a readable model"),
+                      (m.to_toml().replace("coef = [", "coef = [1.0, "), "4 finite numbers")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ModelError, match=why):
+            load_model(bad)
+    with pytest.raises(ModelError, match="no such model file"):
+        load_model(tmp_path / "missing.toml")
+
+
+def _memhost(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "memhost", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_learn_command_fits_run_folders(tmp_path: Path) -> None:
+    from memhost import traces
+    from memhost.bench.learned import explore_traces
+    from memhost.learn import load_model
+    runs = []
+    for k, preset in enumerate(("tio2x-seed", "gaox")):
+        run = tmp_path / f"run{k}"
+        run.mkdir()
+        with traces.TraceWriter(run / traces.TRACES) as w:
+            w.append(explore_traces(preset, 16, 30, seed=k))
+        runs.append(str(run))
+    out = tmp_path / "model.toml"
+    r = _memhost("learn", *runs, "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["records"] == 2 * 16 * 30 and info["devices"] == 32
+    m = load_model(out)
+    assert m.meta["runs"] == runs and m.set.records > 100
+    # bad input: one line, exit 2, nothing written
+    for args in ([str(tmp_path / "nope"), "--out", str(tmp_path / "x.toml")],
+                 [runs[0], "--out", str(tmp_path / "y.toml"), "--holdout", "0.95"]):
+        r = _memhost("learn", *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x.toml").exists() and not (tmp_path / "y.toml").exists()
+
+
+def twin_sweep_learned(preset: str, model: object, levels: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """tests/test_control_twin.py's twin sweep (auto settle) with the learned algorithm."""
+    from memhost.sim.model.device import DeviceArray
+    from memhost.sim.twins.control import program
+    d = DeviceArray(preset, 16, seed=3)
+    p = d.preset.params
+    settle = 5 * p["relax_tau_s"]
+    ends = []
+    for sign in (-1.0, 1.0):
+        for _ in range(30):
+            d.pulse(sign * p["v_max"], p["width_s"])
+        d.wait(settle)
+        ends.append(d.read(p["read_v"], n_avg=64))
+    lo, hi = ends
+    lsb = (hi - lo) / (levels - 1)
+    pulses, errors = [], []
+    for k in range(levels):
+        t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
+        o = program(d, t, "learned", tolerance=0.5 * lsb, settle_s=0.0, model=model)
+        pulses.append(o.pulses)
+        errors.append((d.conductance() - t) / lsb)
+    return np.concatenate(pulses), np.concatenate(errors)
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_learned_twin_matches_firmware(preset: str, model_files: tuple[Path, Path], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """256 levels upwards after a full SET (the first one a long RESET way the predictor seeds),
+    auto settle, 3 seeds: same pulses and settled errors (as test_adaptive_twin_matches_firmware)."""
+    from memhost.learn import load_model
+    monkeypatch.setenv("LM_CONFIG", str(model_files[1]))
+    fw_p, fw_e = firmware_sweep(preset, 2, tmp_path, False, auto=True)
+    tw_p, tw_e = twin_sweep_learned(preset, load_model(model_files[0]))
+    assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
+    assert stats.ks_2samp(fw_p, tw_p).statistic < 0.1
+    assert abs(tw_e.std() / fw_e.std() - 1) < 0.2, (fw_e.std(), tw_e.std())
+    assert abs(tw_e.mean() - fw_e.mean()) < 0.1
+    assert stats.ks_2samp(fw_e, tw_e).statistic < 0.1
+
+
+def _fresh_firmware(preset: str, n: int, cfg: Path, tmp: Path) -> np.ndarray:
+    from memhost.sim.presets import load_preset
+    path = load_preset(preset).write_json(tmp / f"{preset}.json")
+    out = run_micropython(DRIVER, "fresh", str(path), str(n), "100", "0", "2",
+                          env={"LM_CONFIG": str(cfg)}, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(x) for x in out.stdout.strip().splitlines()]
+    assert lines[-1] == {"end": 1}
+    return np.array([x for x in lines if isinstance(x, list)], dtype=float)
+
+
+def _fresh_twin(preset: str, n: int, model: object, alg: str = "learned") -> np.ndarray:
+    """The driver's fresh protocol on the twin: n fresh devices, one target each in the middle 40 %
+    of the range, tolerance half a level of 512 of it, CONFIG settle 5 tau (no auto settle)."""
+    from memhost.sim.model.device import DeviceArray
+    from memhost.sim.presets import load_preset
+    from memhost.sim.twins.adaptive import adaptive
+    from memhost.sim.twins.learned import learned
+    p = load_preset(preset).params
+    span = p["g_max"] - p["g_min"]
+    lo, hi = p["g_min"] + 0.3 * span, p["g_max"] - 0.3 * span
+    tol = 0.5 * (hi - lo) / 511
+    t = lo + (hi - lo) * ((np.arange(n) * 0.618034) % 1.0)
+    d = DeviceArray(preset, n, seed=5)
+    settle = 5 * p["relax_tau_s"]
+    if alg == "learned":
+        o = learned(d, t, tol, model=model, settle_s=settle)
+    else:
+        o = adaptive(d, t, tol, prior=False, settle_s=settle)
+    d.wait(settle)
+    return np.c_[o.pulses, (d.conductance() - t) / (2 * tol), o.status]
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_learned_fresh_devices_twin_matches_firmware(preset: str, model_files: tuple[Path, Path],
+                                                     tmp_path: Path) -> None:
+    """Fresh devices, one long way each: every first pulse of a polarity comes from the predictor
+    (and its cautious offset), then the device's offset: board and twin alike."""
+    from memhost.learn import load_model
+    fw = _fresh_firmware(preset, 80, model_files[1], tmp_path)
+    tw = _fresh_twin(preset, 400, load_model(model_files[0]))
+    assert (fw[:, 2] == 0).mean() >= 0.97 and (tw[:, 2] == 0).mean() >= 0.97
+    assert abs(tw[:, 0].mean() / fw[:, 0].mean() - 1) < 0.2, (fw[:, 0].mean(), tw[:, 0].mean())
+    assert stats.ks_2samp(fw[:, 0], tw[:, 0]).statistic < 0.2
+    assert abs(np.median(np.abs(tw[:, 1])) - np.median(np.abs(fw[:, 1]))) < 0.15
+
+
+def test_learned_needs_fewer_pulses_than_adaptive_without_prior_on_unseen_types(
+        model_files: tuple[Path, Path]) -> None:
+    """The predictor replaces the device-type prior: on gaox (never trained on) and two family
+    types drawn with another seed, fresh devices need at most 0.8 x the pulses of adaptive
+    without a prior (the same devices and targets), at a settled error within 0.1 LSB (median)."""
+    from memhost.bench.learned import fresh
+    from memhost.learn import load_model
+    from memhost.sim.model.family import draw_family
+    model = load_model(model_files[0])
+    for preset in ["gaox", *[m.preset for m in draw_family(3, seed=1234)[2:]]]:
+        a = fresh(preset, "adaptive", model, 400, 1)
+        b = fresh(preset, "learned", model, 400, 1)
+        assert b["pulses_mean"] < 0.8 * a["pulses_mean"], (a, b)
+        assert b["error_median_abs_lsb"] < a["error_median_abs_lsb"] + 0.1, (a, b)
+        assert b["converged_fraction"] >= a["converged_fraction"] - 0.01
+
+
+def test_learned_hot_loop_allocates_nothing(model_files: tuple[Path, Path]) -> None:
+    out = run_micropython(DRIVER, "alloc", "2", "0", "1", env={"LM_CONFIG": str(model_files[1])})
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["small"][1] == 20 and r["large"][1] == 400
+    assert r["large"][0] == r["small"][0]
+
+
+def test_learned_without_a_model_is_refused(board: object) -> None:
+    from memhost.errors import MemhostError
+    with pytest.raises(MemhostError, match="needs a model"):
+        board.program(1.1e-3, 1e-6, "learned")  # type: ignore[attr-defined]
