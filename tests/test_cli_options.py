@@ -27,6 +27,7 @@ REQUIRED = {
     ("pulse",): ["0.5", "1e-4"],
     ("program",): ["1.1e-3"],
     ("analyze",): ["RUN"],
+    ("learn",): ["RUN", "--out", "MODEL"],
     ("plot",): ["RUN"],
     ("report",): ["RUN"],
     ("flash",): ["--port", "/dev/null", "--board", "sim"],

@@ -124,39 +124,16 @@ def test_learn_command_fits_run_folders(tmp_path: Path) -> None:
     assert not (tmp_path / "x.toml").exists() and not (tmp_path / "y.toml").exists()
 
 
-def twin_sweep_learned(preset: str, model: object, levels: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """tests/test_control_twin.py's twin sweep (auto settle) with the learned algorithm."""
-    from memhost.sim.model.device import DeviceArray
-    from memhost.sim.twins.control import program
-    d = DeviceArray(preset, 16, seed=3)
-    p = d.preset.params
-    settle = 5 * p["relax_tau_s"]
-    ends = []
-    for sign in (-1.0, 1.0):
-        for _ in range(30):
-            d.pulse(sign * p["v_max"], p["width_s"])
-        d.wait(settle)
-        ends.append(d.read(p["read_v"], n_avg=64))
-    lo, hi = ends
-    lsb = (hi - lo) / (levels - 1)
-    pulses, errors = [], []
-    for k in range(levels):
-        t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
-        o = program(d, t, "learned", tolerance=0.5 * lsb, settle_s=0.0, model=model)
-        pulses.append(o.pulses)
-        errors.append((d.conductance() - t) / lsb)
-    return np.concatenate(pulses), np.concatenate(errors)
-
-
 @pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
 def test_learned_twin_matches_firmware(preset: str, model_files: tuple[Path, Path], tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """256 levels upwards after a full SET (the first one a long RESET way the predictor seeds),
     auto settle, 3 seeds: same pulses and settled errors (as test_adaptive_twin_matches_firmware)."""
+    from memhost.bench.learned import sweep
     from memhost.learn import load_model
     monkeypatch.setenv("LM_CONFIG", str(model_files[1]))
     fw_p, fw_e = firmware_sweep(preset, 2, tmp_path, False, auto=True)
-    tw_p, tw_e = twin_sweep_learned(preset, load_model(model_files[0]))
+    tw_p, tw_e, _ = sweep(preset, "learned", load_model(model_files[0]), seed=3, wait=False)
     assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
     assert stats.ks_2samp(fw_p, tw_p).statistic < 0.1
     assert abs(tw_e.std() / fw_e.std() - 1) < 0.2, (fw_e.std(), tw_e.std())

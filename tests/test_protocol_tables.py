@@ -52,7 +52,7 @@ def test_error_codes_match_the_firmware_and_the_doc() -> None:
 def test_config_keys_match_the_firmware_and_the_doc() -> None:
     fw = {k.lower(): v for k, v in _consts("K_").items()}
     assert P.CONFIG_KEYS == fw
-    doc = {m[2]: int(m[1]) for m in re.finditer(r"^\| (\d+) \| ([a-z_]+) \|", DOC, re.M)}
+    doc = {m[2]: int(m[1]) for m in re.finditer(r"^\| (\d+) \| ([a-z0-9_]+) \|", DOC, re.M)}
     assert doc == fw
 
 

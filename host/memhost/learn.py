@@ -150,7 +150,9 @@ def load_model(path: str | Path) -> Model:
     fits = []
     for name in POLARITIES:
         sec = data.get(name)
-        coef = sec.get("coef") if isinstance(sec, dict) else None
+        if not isinstance(sec, dict):
+            raise ModelError(f"{p}: no [{name}] section: give the file `memhost learn --out` wrote")
+        coef = sec.get("coef")
         if not isinstance(coef, list) or len(coef) != 4 or \
                 not all(isinstance(c, (int, float)) and math.isfinite(c) for c in coef):
             raise ModelError(f"{p}: [{name}] coef must be 4 finite numbers: re-run `memhost learn`")

@@ -129,14 +129,17 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
     return _figures(res.pulses, err, res.status)
 
 
-def warm(preset: Any, algorithm: str, model: Any, seed: int) -> dict[str, Any]:
-    """WARM_DEVICES devices, WARM_LEVELS levels upwards over the range measured after saturating
-    pulses, tolerance half a level; the error from the true conductance after 5 relaxation times."""
+def sweep(preset: Any, algorithm: str, model: Any, seed: int, levels: int = WARM_LEVELS,
+          n: int = WARM_DEVICES, wait: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n twin devices, `levels` levels upwards over the range measured after saturating pulses,
+    tolerance half a level; (pulses, error in levels from the true conductance, status) per
+    PROGRAM and device, the error after 5 relaxation times (wait) or right after the PROGRAM.
+    adaptive and learned: the auto settle; adaptive+prior: the preset's prior, settle 5 tau."""
     from ..sim.model.device import DeviceArray
     from ..sim.presets import load_preset
     from ..sim.twins.control import program
     pr = load_preset(preset) if isinstance(preset, (str, Path)) else preset
-    d = DeviceArray(pr, WARM_DEVICES, seed=seed)
+    d = DeviceArray(pr, n, seed=seed)
     p = pr.params
     settle = 5 * p["relax_tau_s"]
     ends = []
@@ -146,18 +149,24 @@ def warm(preset: Any, algorithm: str, model: Any, seed: int) -> dict[str, Any]:
         d.wait(settle)
         ends.append(d.read(p["read_v"], n_avg=64))
     lo, hi = ends
-    lsb = (hi - lo) / (WARM_LEVELS - 1)
+    lsb = (hi - lo) / (levels - 1)
     extra: dict[str, Any] = {"learned": {"model": model}, "adaptive": {"prior": False, "settle_s": 0.0},
                              "adaptive+prior": {}}[algorithm]
     pulses, errors, status = [], [], []
-    for k in range(WARM_LEVELS):
-        t = lo + (hi - lo) * (0.02 + 0.96 * k / (WARM_LEVELS - 1))
+    for k in range(levels):
+        t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
         o = program(d, t, algorithm.split("+")[0], tolerance=0.5 * lsb, **extra)
-        d.wait(settle)
+        if wait:
+            d.wait(settle)
         pulses.append(o.pulses)
         errors.append((d.conductance() - t) / lsb)
         status.append(o.status)
-    return _figures(np.concatenate(pulses), np.concatenate(errors), np.concatenate(status))
+    return np.concatenate(pulses), np.concatenate(errors), np.concatenate(status)
+
+
+def warm(preset: Any, algorithm: str, model: Any, seed: int) -> dict[str, Any]:
+    """Warm devices: `sweep`'s figures (WARM_DEVICES devices, WARM_LEVELS levels, settled error)."""
+    return _figures(*sweep(preset, algorithm, model, seed))
 
 
 def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[str, Any]:

@@ -12,14 +12,15 @@ loop with the predictor's seeds).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .adaptive import adaptive
 from ..model.device import DeviceArray
 from .ispp import STATUS_NAMES, ProgramOutcome, ispp
 from .learned import learned
 
-ALGORITHMS = {"ispp": ispp, "adaptive": adaptive, "learned": learned}
+ALGORITHMS: dict[str, Callable[..., ProgramOutcome]] = {
+    "ispp": ispp, "adaptive": adaptive, "learned": learned}
 
 __all__ = ["program", "ProgramOutcome", "STATUS_NAMES", "ALGORITHMS"]
 
