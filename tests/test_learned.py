@@ -217,3 +217,25 @@ def test_learned_without_a_model_is_refused(board: object) -> None:
     from memhost.errors import MemhostError
     with pytest.raises(MemhostError, match="needs a model"):
         board.program(1.1e-3, 1e-6, "learned")  # type: ignore[attr-defined]
+
+
+def test_levels_with_the_learned_algorithm_on_the_emulated_board(model_files: tuple[Path, Path],
+                                                                 tmp_path: Path) -> None:
+    """`memhost levels --algorithm learned --model FILE` on the emulated board (real firmware):
+    converges, records traces that `memhost learn` reads back; without --model: one line, exit 2."""
+    r = _memhost("levels", "--port", "emu", "--preset", "gaox", "-n", "16", "--cycles", "1",
+                 "--algorithm", "learned", "--model", str(model_files[0]), "--trace", "--no-plots",
+                 "--out", str(tmp_path / "runs"), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads(r.stdout)
+    assert s["algorithm"] == "learned" and s["converged_fraction"] >= 0.9, s
+    from memhost.learn import read_runs
+    (run,) = list((tmp_path / "runs").iterdir())
+    (rec,) = read_runs([run])
+    assert len(rec) >= 16 and (rec["amp_v"] > 0).all()
+    for args in (["levels", "--port", "emu", "--algorithm", "learned", "-n", "4"],
+                 ["bench", "controller", "--algorithm", "learned", "--levels", "4"],
+                 ["program", "--port", "emu", "1.1e-3", "--algorithm", "learned"]):
+        r = _memhost(*args)
+        assert r.returncode == 2 and "needs --model" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

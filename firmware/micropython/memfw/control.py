@@ -79,7 +79,11 @@ _VARE = const(25)
 _RHO = const(26)    # kept fraction, Q8
 _FL = const(27)     # learned volatile fraction, Q10 (relaxation probe; used when CONFIG has none)
 _TAUL = const(28)   # learned decay time, µs (0: unknown, the next settle probes it)
-_NS = const(29)
+# the last clear response per polarity (4 words at _LAST, _LAST + 4 for RESET): amplitude index,
+# log2 |dG| Q8 (absolute), the reading before it (counts) and its E * 256; the learned predictor
+# (memfw/learned.py) takes the device's offset from it at a seed
+_LAST = const(29)
+_NS = const(37)
 
 # viper loads 32-bit array words zero-extended into a machine word: (x << _SX) >> _SX restores the
 # sign of the state words that can be negative (_A, _YP) on 64-bit ports; 0 on 32-bit boards.
@@ -182,9 +186,10 @@ def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -
 
 
 @micropython.viper
-def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: int) -> int:
+def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: int, g: int) -> int:
     """Updates polarity block b of st with the response dg (counts, signed along the polarity) to
-    a pulse at index i; returns 1 if the response was clear (>= tol_i), else 0."""
+    a pulse at index i from the reading g (counts); returns 1 if the response was clear (>= tol_i),
+    else 0. A clear response is also kept as the polarity's last (words _LAST..)."""
     p = ptr32(st)
     if i > int(p[b + _IMAX]):
         p[b + _IMAX] = i
@@ -202,6 +207,12 @@ def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: i
     else:
         f = (dg << (8 - q)) & 0xFF
     yobs = (q << 8) + f + ((89 * f * (256 - f)) >> 16) + e256
+    if clear:
+        k = _LAST if b == 0 else _LAST + 4
+        p[k] = i
+        p[k + 1] = yobs
+        p[k + 2] = g
+        p[k + 3] = e256
     nobs = int(p[b + _NOBS])
     if nobs == 0:
         if clear:
@@ -438,7 +449,7 @@ class Controller:
                                                    # PROGRAM's first reading...
         self._hd = array.array("i", [0] * _NH)     # ... and its change (counts)
         self.trace = None                   # memfw.trace.Trace while CONFIG trace > 0
-        self.lm = _lm.Learned(n)            # the learned predictor (algorithm 2; CONFIG lm_*)
+        self.lm = _lm.Learned(n, _log2q8)   # the learned predictor (algorithm 2; CONFIG lm_*)
         self._lmode = False                 # this PROGRAM runs the learned algorithm
         self.reset_model()
 
@@ -463,7 +474,8 @@ class Controller:
         st[_RHO] = _RHO_ONE
         st[_FL] = 0
         st[_TAUL] = 0
-        self.lm.reset()
+        for k in range(_LAST, _NS):
+            st[k] = 0
 
     def learned_ready(self):
         """True if CONFIG holds a learned model (algorithm 2 can run)."""
@@ -918,6 +930,7 @@ class Controller:
         lmode = self._lmode                 # learned: the predictor seeds fresh/stale polarities
         lm = self.lm
         lm_far = lm.far * tol_i
+        lm_ilo = lm.ilo
         floor = tol_i // 4
         if floor < 1:
             floor = 1
@@ -1094,7 +1107,7 @@ class Controller:
                 # (memfw/learned.py; a smaller change searches as adaptive does)
                 st[b + _STALE] = 0
                 ia = lm.seed(st, b, r, _log2q8(g) + e256, _log2q8(need) + e256, top, _B_MIN,
-                             _B_MAX, _IA, _A, _B)
+                             _B_MAX, _IA, _A, _B, _LAST)
                 st[b + _IP] = ia
                 st[b + _YP] = st[b + _A]
                 st[b + _CP] = 0
@@ -1102,8 +1115,8 @@ class Controller:
                 st[b + _TR] = _TRUST_PRIOR
             # choose the amplitude index (viper: integers on the state words, no heap)
             i = _choose(st, b, need, e256, i_min_search, di, sx)
-            if lmode and st[b + _NOBS] > 0 and i < lm.ilo[r]:
-                i = lm.ilo[r]               # (not below the predictor's lowest amplitude)
+            if lmode and st[b + _NOBS] > 0 and i < lm_ilo[r]:
+                i = lm_ilo[r]               # (not below the predictor's lowest amplitude)
             if i < 1:
                 i = 1
             if i > top:
@@ -1150,9 +1163,7 @@ class Controller:
                 dgl = j * pol
             else:
                 dgl = (gn - g) * pol
-            clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx)
-            if lmode and clear:
-                lm.learn(r, i, _log2q8(g) + e256, _log2q8(dgl) + e256)
+            clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx, g)
             g = gn
             # staleness: this polarity is fresh, the other one's model ages by this move
             st[b + _STALE] = 0

@@ -52,21 +52,27 @@ def defaults(values):
 class Learned:
     """The predictor's integer tables for one parameter set and the per-device offsets."""
 
-    def __init__(self, n):
+    def __init__(self, n, log2q8):
         self.n = n                              # amplitude indices 0 .. n - 1
+        self.log2q8 = log2q8                    # memfw.control's _log2q8 (log2 in Q8 of an int)
         self.y = (array.array("i", [0] * n), array.array("i", [0] * n))
         self.cg = array.array("i", [0, 0])      # Q8
         self.ilo = array.array("i", [1, 1])
-        self.off = array.array("i", [_NONE, _NONE])    # device offset per polarity, Q8
         self.caution = 0                        # Q8 octaves
         self.far = 0                            # tolerances
         self.key = None
         self.on = False
 
-    def reset(self):
-        """Forgets the device's offsets (another device: Controller.reset_model)."""
-        self.off[0] = _NONE
-        self.off[1] = _NONE
+    @micropython.native
+    def offset(self, st, k, r):
+        """The device's offset from the predictor (Q8 octaves) at its last clear response of
+        polarity r (st words k..k+3: index, log2 |dG|, reading, E * 256; memfw/control.py _LAST):
+        observed log2|dG| - predicted; _NONE if there was none or it was below v_lo."""
+        i = st[k]
+        if i < self.ilo[r] or i >= self.n:
+            return _NONE
+        lg = self.log2q8(st[k + 2]) + st[k + 3]
+        return st[k + 1] - self.y[r][i] - ((self.cg[r] * lg) >> 8)
 
     def load(self, values):
         """Builds the tables from the CONFIG values if they changed (float work, before a loop).
@@ -99,16 +105,17 @@ class Learned:
         return self.on
 
     @micropython.native
-    def seed(self, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w):
+    def seed(self, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w, last):
         """Writes polarity r's starting model into the adaptive state st (block b: words ia_w, a_w,
-        b_w there are its anchor index, level and slope) for the reading of log2 lg_g and the change
+        b_w there are its anchor index, level and slope; its last clear responses at st[last..]) for
+        the reading of log2 lg_g and the change
         still needed of log2 need_l2 (both Q8, absolute S): the anchor is the lowest index >= v_lo
         where the table (+ cg log2 G + the device's offset for r, else its offset for the other
         polarity, else the cautious offset) reaches the need; the slope is the table's over +-4 grid steps there. Integers only."""
         y = self.y[r]
-        o = self.off[r]
+        o = self.offset(st, last + 4 * r, r)
         if o == _NONE:                  # (none yet: the other polarity's, else the caution)
-            o = self.off[1 - r]
+            o = self.offset(st, last + 4 - 4 * r, 1 - r)
             if o == _NONE:
                 o = self.caution
         lg = ((self.cg[r] * lg_g) >> 8) + o
@@ -140,14 +147,3 @@ class Learned:
         st[b + a_w] = y[lo] + lg
         st[b + b_w] = s
         return lo
-
-    @micropython.native
-    def learn(self, r, i, lg_before, yobs):
-        """The device's offset from the predictor after a clear response of log2 yobs (Q8, S) at
-        index i from a reading of log2 lg_before (Q8): the first as observed, then averaged
-        (gain 1/2). Not below the predictor's lowest amplitude."""
-        if i < self.ilo[r] or i >= self.n:
-            return
-        d = yobs - self.y[r][i] - ((self.cg[r] * lg_before) >> 8)
-        o = self.off[r]
-        self.off[r] = d if o == _NONE else o + ((d - o) >> 1)

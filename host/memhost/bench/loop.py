@@ -3,8 +3,9 @@
 1. On the emulated board (pty), the same targets programmed (a) by PROGRAM (ISPP, one read per
    verify: the loop runs on the board) and (b) by the host: the same ISPP rules, one PULSE and one
    READ command per iteration over the link. Wall-clock time per iteration, and their ratio.
-2. Firmware overhead: memfw.control's ISPP loop against a HAL-only loop (pulse + read, no decision),
-   both timed in real microseconds under the MicroPython unix port on the scalar model.
+2. Firmware overhead: memfw.control's ISPP and adaptive loops (and learned, with --model) against a
+   HAL-only loop (pulse + read, no decision), timed in real microseconds under the MicroPython unix
+   port on the scalar model.
 3. USB full speed, for a Raspberry Pi Pico: from the loop measured on the emulated Pico (`memhost
    bench loop --port emu:pico --write` stores it in host/memhost/data/pico_loop.toml), calibrated
    against a real Pico (`memhost bench pico-timing`): on-board iteration = the emulated iteration x k;
@@ -40,14 +41,23 @@ from ..experiments.compare import characterise, configure
 MPY_SCRIPT = Path(__file__).resolve().parent / "mpy" / "loop_overhead.py"
 
 
-def firmware_overhead(preset: str, n: int = 2000) -> dict[str, Any]:
+def firmware_overhead(preset: str, n: int = 2000,
+                      model: dict[str, float] | None = None) -> dict[str, Any]:
+    """model: the learned predictor's CONFIG values (memhost.learn.Model.config()): the learned
+    loop is timed too."""
     with tempfile.TemporaryDirectory() as tmp:
         pj = load_preset(preset).write_json(Path(tmp) / "p.json")
+        extra = []
+        if model:
+            from ..protocol import CONFIG_KEYS
+            lm = Path(tmp) / "lm.json"
+            lm.write_text(json.dumps({str(CONFIG_KEYS[k]): v for k, v in model.items()}))
+            extra = [str(lm)]
         script = MPY_SCRIPT
         env = dict(os.environ)
         env["MICROPYPATH"] = os.pathsep.join([str(FIRMWARE_DIR), str(HIL_DIR), ".frozen"])
         from ..emulator import micropython_command
-        out = subprocess.run([*micropython_command(), str(script), str(pj), str(n)],
+        out = subprocess.run([*micropython_command(), str(script), str(pj), str(n), *extra],
                              capture_output=True, text=True, env=env, timeout=300)
     lines = out.stdout.strip().splitlines()
     if out.returncode or not lines:
@@ -70,7 +80,8 @@ def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float
     return pulses
 
 
-def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float) -> dict[str, Any]:
+def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
+                   model: dict[str, float] | None = None) -> dict[str, Any]:
     p = load_preset(preset).params
     out: dict[str, Any] = {"preset": preset, "targets": n_targets}
     # (a) on-board and (b) host-driven, same targets, each on a fresh emulated board
@@ -95,7 +106,7 @@ def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float) -> dict
     out["host_driven_over_on_board"] = (times["host_driven"]["us_per_iteration"] /
                                         times["on_board"]["us_per_iteration"])
     # firmware overhead against a HAL-only loop (MicroPython unix port, real time)
-    fw = firmware_overhead(preset)
+    fw = firmware_overhead(preset, model=model)
     out["hal_only_us_per_iteration"] = fw["hal_only_us"]
     out["firmware_ispp_us_per_iteration"] = fw["ispp"][0]
     out["firmware_adaptive_us_per_iteration"] = fw["adaptive"][0]
@@ -105,6 +116,10 @@ def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float) -> dict
     out["firmware_ispp_over_hal_only_loop"] = fw["ispp"][0] / fw["hal_only_us"]
     out["firmware_overhead_us_ispp"] = fw["ispp"][1]
     out["firmware_overhead_us_adaptive"] = fw["adaptive"][1]
+    if "learned" in fw:
+        out["firmware_learned_us_per_iteration"] = fw["learned"][0]
+        out["firmware_over_hal_only_learned"] = fw["learned"][0] / fw["learned"][2]
+        out["firmware_overhead_us_learned"] = fw["learned"][1]
     # USB full speed for a Pico, from the emulated Pico's stored loop (module docstring)
     from .pico_loop import LoopTraceError, load_stored, usb_from_stored
     from .pico_timing import CalibrationError, load_calibration
@@ -169,8 +184,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_pico(pout)
         return 0
+    model = None
+    if args.model:
+        from ..learn import load_model
+        model = load_model(args.model).config()
     out = run_loop_bench(args.preset, args.seed if args.seed is not None else 1, args.targets,
-                         args.rtt_ms * 1e-3)
+                         args.rtt_ms * 1e-3, model)
     out["loadavg"] = list(os.getloadavg())
     if args.json:
         print_json(out)
@@ -179,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
               f"{out['host_driven']['us_per_iteration']:.1f} us/iteration over the pty: ratio "
               f"{out['host_driven_over_on_board']:.1f}")
         print(f"firmware loop / HAL-only loop: ispp {out['firmware_over_hal_only_ispp']:.2f}, "
-              f"adaptive {out['firmware_over_hal_only_adaptive']:.2f} (goal <= 1.5)")
+              f"adaptive {out['firmware_over_hal_only_adaptive']:.2f}"
+              + (f", learned {out['firmware_over_hal_only_learned']:.2f}"
+                 if "firmware_over_hal_only_learned" in out else "") + " (goal <= 1.5)")
         u = out["usb_fs"]
         if "unavailable" in u:
             print(f"USB full speed on a Pico: {u['unavailable']}")
@@ -212,5 +233,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--write", action="store_true",
                    help="with --port emu:pico: keep the figures as the stored emulated-Pico loop "
                         "(used by the USB estimate)")
+    p.add_argument("--model", metavar="FILE",
+                   help="a learned predictor (memhost learn --out FILE): the firmware overhead of "
+                        "the learned loop is measured too")
     add_json_arg(p)
     p.set_defaults(func=run)

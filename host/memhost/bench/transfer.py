@@ -6,7 +6,8 @@ Every device is fresh (its own d2d parameters, nothing learned): the devices are
 targets over the common range (the preset's g_min..g_max shrunk by 3 sigma of d2d G variation and
 2 % of the span at each end), tolerance half a level of 512 on that range. The parts run in-line,
 in `--jobs` local processes or on a Dask cluster (`--workers N`, `--scheduler ADDRESS`). The adaptive controller starts from the preset's device-type prior
-([firmware] prior_* fields, docs/algorithms.md) unless --no-prior.
+([firmware] prior_* fields, docs/algorithms.md) unless --no-prior; --algorithm learned starts from
+the learned predictor of --model instead (no prior, the auto settle).
 
 Prints wall time, device-pulses per second, pulses and reads per device, converged fraction and the
 final error (true conductance after a settle wait, minus the target) in levels, with the load average.
@@ -31,8 +32,8 @@ def common_range(params: dict[str, float], sigmas: float = 3.0, margin: float = 
     return params["g_min"] * (1 + d) + margin * span, params["g_max"] * (1 - d) - margin * span
 
 
-def _part(task: tuple[str, int, int, str, bool, float, float, float]) -> dict[str, Any]:
-    preset_path, n, seed, algorithm, prior, lo, hi, tol = task
+def _part(task: tuple[str, int, int, str, bool, float, float, float, Any]) -> dict[str, Any]:
+    preset_path, n, seed, algorithm, prior, lo, hi, tol, model = task
     from ..sim.twins import adaptive as adaptive_mod
     from ..sim.twins.control import program
     from ..sim.model.device import DeviceArray
@@ -41,6 +42,8 @@ def _part(task: tuple[str, int, int, str, bool, float, float, float]) -> dict[st
     targets = rng.uniform(lo, hi, n)
     dev = DeviceArray(preset, n, seed=seed, d2d=True)
     extra: dict[str, Any] = {} if algorithm == "ispp" or prior else {"prior": False}
+    if algorithm == "learned":
+        extra = {"model": model}
     t0 = time.perf_counter()
     res = program(dev, targets, algorithm, tolerance=tol, **extra)
     dt = time.perf_counter() - t0
@@ -54,7 +57,7 @@ def _part(task: tuple[str, int, int, str, bool, float, float, float]) -> dict[st
 
 def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 << 20, jobs: int = 1,
           algorithm: str = "adaptive", prior: bool = True, seed: int = 1,
-          executor: Any = None, progress: bool | None = False) -> dict[str, Any]:
+          executor: Any = None, progress: bool | None = False, model: Any = None) -> dict[str, Any]:
     """The bench on ``executor`` (memhost.cluster; default: ``jobs`` local processes). Part k is
     seeded with seed + k whatever runs it, so the figures other than times do not depend on it."""
     from ..cluster import open_executor
@@ -65,7 +68,8 @@ def bench(preset: str = "tio2x-seed", devices: int = 1_000_000, part: int = 1 <<
     tasks = []
     k = 0
     for s0 in range(0, devices, part):
-        tasks.append((str(pr.path), min(part, devices - s0), seed + k, algorithm, prior, lo, hi, tol))
+        tasks.append((str(pr.path), min(part, devices - s0), seed + k, algorithm, prior, lo, hi, tol,
+                      model))
         k += 1
     load0 = os.getloadavg()
     t0 = time.perf_counter()
@@ -107,16 +111,26 @@ def run(args: argparse.Namespace) -> int:
     from ..cluster import executor_from_args
     ex = executor_from_args(args)
     try:
+        model = None
+        if args.algorithm == "learned":
+            from ..errors import UsageError
+            from ..learn import load_model
+            if not args.model:
+                raise UsageError("--algorithm learned needs --model FILE (memhost learn RUN... "
+                                 "--out FILE, or memhost bench learned --model-out FILE)")
+            model = load_model(args.model)
         out = bench(args.preset, args.devices, args.part, ex.workers, args.algorithm,
                     not args.no_prior, args.seed if args.seed is not None else 1, executor=ex,
-                    progress=False if args.json else None)
+                    progress=False if args.json else None, model=model)
     finally:
         ex.close()
     if args.json:
         print_json(out)
     else:
-        print(f"{out['devices']} devices ({out['preset']}, {out['algorithm']}, prior "
-              f"{'on' if out['prior'] else 'off'}, {out['jobs']} worker(s), {out['executor']['kind']}): "
+        how = f"model {args.model}" if args.algorithm == "learned" else \
+            f"prior {'on' if out['prior'] else 'off'}"
+        print(f"{out['devices']} devices ({out['preset']}, {out['algorithm']}, {how}, "
+              f"{out['jobs']} worker(s), {out['executor']['kind']}): "
               f"{out['wall_s']:.1f} s wall, "
               f"{out['device_pulses_per_s'] / 1e6:.2f} M device-pulses/s, "
               f"{out['pulses_per_device']:.2f} pulses and {out['reads_per_device']:.1f} reads per device, "
@@ -135,8 +149,10 @@ def register(subparsers: Any) -> None:
                help="fresh devices, e.g. 21.8M (the weights of a ResNet-34)")
     add_number(p, "--part", default=1 << 20, lo=1, hi=1 << 30, unit="devices",
                help="devices simulated together in one array")
-    p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp"),
-                   help="write-verify algorithm (default adaptive)")
+    p.add_argument("--algorithm", default="adaptive", choices=("adaptive", "ispp", "learned"),
+                   help="write-verify algorithm (default adaptive; learned needs --model)")
+    p.add_argument("--model", metavar="FILE",
+                   help="the learned predictor for --algorithm learned (memhost learn --out FILE)")
     p.add_argument("--no-prior", action="store_true", help="adaptive: start every device from nothing")
     add_number(p, "--seed", default=None, lo=0, hi=SEED_MAX, default_text="1",
                help="random seed of the devices")

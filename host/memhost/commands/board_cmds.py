@@ -72,12 +72,22 @@ def _pulse(args: argparse.Namespace) -> None:
 def _program(args: argparse.Namespace) -> int:
     from ..experiments.characterize import apply_prior, load_prior
     prior = load_prior(args.prior) if args.prior else None
+    model = None
+    if args.model:
+        from ..learn import load_model
+        model = load_model(args.model).config()     # bad file: one line before the board opens
+    elif args.algorithm == "learned":
+        from ..errors import UsageError
+        raise UsageError("--algorithm learned needs --model FILE (a model written by `memhost "
+                         "learn RUN... --out FILE`)")
     with open_board(args) as board:
         check_target_in_range(args.target, known_range(board))
         if args.board_settle != -1.0:
             board.config_set("settle", args.board_settle)
         if prior:
             apply_prior(board, prior)
+        for name, value in (model or {}).items():   # the learned predictor (CONFIG lm_*)
+            board.config_set(name, value)
         tol = args.tolerance if args.tolerance is not None else args.target * 1e-3
         try:
             r = board.program(args.target, tol, args.algorithm, n_reads=args.n_reads,
@@ -183,8 +193,11 @@ def register(sub: Any) -> None:
     add_number(p, "--tolerance", kind=float, default=None, lo=0, lo_open=True, hi=FLOAT32_MAX,
                unit="S", default_text="target/1000", help="how close the final verify read must be")
     p.add_argument("--algorithm", default="adaptive", choices=list(ALGORITHMS),
-                   help="write-verify algorithm: adaptive (learns the device's response) or ispp "
-                        "(fixed amplitude steps) (default adaptive)")
+                   help="write-verify algorithm: adaptive (learns the device's response), learned "
+                        "(adaptive started from a model learned from pulse traces: --model) or "
+                        "ispp (fixed amplitude steps) (default adaptive)")
+    p.add_argument("--model", metavar="FILE", help="the learned predictor for --algorithm learned "
+                                                   "(the file of 'memhost learn RUN... --out FILE')")
     add_number(p, "--n-reads", default=0, lo=1, hi=PROGRAM_N_READS_MAX, unit="reads",
                zero="the board's setting", help="reads averaged per verify")
     add_number(p, "--max-pulses", default=0, lo=1, hi=PROGRAM_MAX_PULSES_MAX, unit="pulses",

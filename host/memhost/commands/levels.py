@@ -28,8 +28,9 @@ def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
                    help="order of the levels in a cycle: up, down, or both (up then down) "
                         "(default up)")
     p.add_argument("--algorithm", default="adaptive", choices=list(ALGORITHMS),
-                   help="write-verify algorithm: adaptive (learns the device's response) or ispp "
-                        "(fixed amplitude steps) (default adaptive)")
+                   help="write-verify algorithm: adaptive (learns the device's response), learned "
+                        "(adaptive started from a model learned from pulse traces: --model) or "
+                        "ispp (fixed amplitude steps) (default adaptive)")
     add_number(p, "--tolerance", kind=float, default=0.5, metavar="LSB", lo=0, lo_open=True, hi=1e6,
                unit="LSB of the level set", help="write-verify tolerance")
     add_number(p, "--reads", default=0, lo=1, hi=PROGRAM_N_READS_MAX, unit="reads",
@@ -60,6 +61,9 @@ def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
     p.add_argument("--prior", metavar="FILE",
                    help="device-type prior to load first (the prior.toml of 'memhost characterize', "
                         "or a preset with prior_* fields in [firmware]; default: none)")
+    p.add_argument("--model", metavar="FILE",
+                   help="the learned predictor for --algorithm learned (the file of 'memhost learn "
+                        "RUN... --out FILE'); loaded into the board before the run")
     p.add_argument("--trace", action="store_const", const=TRACE_RING_MAX, default=0,
                    help="record every pulse (amplitude, width, conductance before and after, time "
                         "since the previous pulse) in the run folder's traces.bin (docs/traces.md); "
@@ -79,7 +83,8 @@ def config_from_args(args: argparse.Namespace, kind: str) -> LevelsConfig:
         width_s=args.width, check_reads=args.check_reads, settle_s=args.settle,
         retries=args.retries, order=getattr(args, "order", "sequential"),
         shuffle_seed=getattr(args, "shuffle_seed", 0), kind=kind,
-        board_settle_s=args.board_settle, prior=_prior_arg(args), trace=args.trace)
+        board_settle_s=args.board_settle, prior=_prior_arg(args), trace=args.trace,
+        model=_model_arg(args))
 
 
 def _prior_arg(args: argparse.Namespace) -> dict[str, float] | None:
@@ -87,6 +92,13 @@ def _prior_arg(args: argparse.Namespace) -> dict[str, float] | None:
         return None
     from ..experiments.characterize import load_prior
     return load_prior(args.prior)
+
+
+def _model_arg(args: argparse.Namespace) -> dict[str, float] | None:
+    if not getattr(args, "model", None):
+        return None
+    from ..learn import load_model
+    return load_model(args.model).config()
 
 
 def run_level_command(args: argparse.Namespace, kind: str) -> int:
@@ -129,7 +141,7 @@ def check_resume_options(args: argparse.Namespace, kind: str, cfg: LevelsConfig)
                "v_reset_start": "v_reset_start", "v_step": "v_step", "width_s": "width",
                "check_reads": "check_reads", "settle_s": "settle", "retries": "retries",
                "order": "order", "shuffle_seed": "shuffle_seed", "board_settle_s": "board_settle",
-               "prior": "prior", "trace": "trace"}
+               "prior": "prior", "trace": "trace", "model": "model"}
     for field, dest in dest_of.items():
         if field not in given or given[field] == default[field] or given[field] == run.get(field):
             continue

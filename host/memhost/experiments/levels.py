@@ -59,6 +59,7 @@ class LevelsConfig:
                                        # 0 = the adaptive controller decides its wait itself)
     prior: dict[str, float] | None = None   # device-type prior (CONFIG 15..22) set before the run
     trace: int = 0                     # pulse traces: the board's ring (CONFIG trace), 0 = off
+    model: dict[str, float] | None = None   # learned predictor (CONFIG lm_*, memhost.learn)
 
     def validate(self) -> None:
         """UsageError for anything the user can fix (before any file is written)."""
@@ -97,6 +98,9 @@ class LevelsConfig:
         if self.board_settle_s != -1.0 and not 0 <= self.board_settle_s <= 10:
             raise UsageError(f"--board-settle {self.board_settle_s}: must be 0 (the controller "
                              "decides) .. 10 s")
+        if self.algorithm == "learned" and not self.model:
+            raise UsageError("--algorithm learned needs --model FILE (a model written by "
+                             "`memhost learn RUN... --out FILE`)")
         if int(self.trace) != self.trace or not 0 <= self.trace <= TRACE_RING_MAX:
             raise UsageError(f"trace ring {self.trace}: must be 0 (off) .. {TRACE_RING_MAX} records")
         steps = self.n * self.cycles * (2 if self.direction == "both" else 1)
@@ -231,6 +235,9 @@ def setup_board(board: Any, cfg: LevelsConfig) -> None:
     if cfg.prior:
         from .characterize import apply_prior
         apply_prior(board, cfg.prior)
+    if cfg.model:
+        for name, value in cfg.model.items():           # the learned predictor (CONFIG lm_*)
+            board.config_set(name, float(value))
     if cfg.trace:
         board.config_set("trace", float(cfg.trace))     # a new ring: its records count from 0
 
@@ -240,7 +247,7 @@ def _front_end_check(board: Any, cfg: LevelsConfig, g_min: float, g_max: float) 
     resolves (the most reads a verify may average: max_reads for adaptive, n_reads for ispp)."""
     frontend.set_window(board, g_min, g_max)
     n = cfg.n_reads or int(board.config_get("n_reads"))
-    if cfg.algorithm == "adaptive":
+    if cfg.algorithm in ("adaptive", "learned"):
         n = max(n, int(board.config_get("max_reads")))
     frontend.check_levels(board, g_min, g_max, cfg.n, n)
 

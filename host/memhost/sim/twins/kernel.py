@@ -241,13 +241,13 @@ def _learned_seed(lm, r, g, need, itop, b_min, b_max, off):
 
 
 @njit(cache=True, inline="always")
-def _learned_offset(lm, r, i, g_before, yobs, off):
-    """The device's offset from the learned predictor after a clear response yobs (log2 S) at
-    index i from the reading g_before: the first one as observed, then averaged (gain 1/2)."""
-    if i < lm[r, 4]:                       # below the predictor's amplitudes: nothing to learn
-        return off
-    d = yobs - lm[r, 6 + i] - lm[r, 1] * math.log2(g_before if g_before > 1e-30 else 1e-30)
-    return d if off != off else off + 0.5 * (d - off)
+def _learned_offset(lm, r, i, g_before, yobs):
+    """The device's offset from the learned predictor at its last clear response yobs (log2 S) at
+    index i from the reading g_before (observed - predicted, octaves); NaN (none) if i is below the
+    predictor's lowest amplitude (as the firmware's Learned.offset)."""
+    if i < lm[r, 4]:
+        return math.nan
+    return yobs - lm[r, 6 + i] - lm[r, 1] * math.log2(g_before if g_before > 1e-30 else 1e-30)
 
 
 @njit(cache=True)
@@ -579,7 +579,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 b = b_min if b < b_min else (b_max if b > b_max else b)
                 sb[r_, d] = b
             if lm[0, 0] > 0.0 and clear:
-                sdl[r_, d] = _learned_offset(lm, r_, i, g_prev, yobs, sdl[r_, d])
+                sdl[r_, d] = _learned_offset(lm, r_, i, g_prev, yobs)
             innov = yobs - yhat
             innov *= 0.5 if nobs < 4 else 0.25
             if not clear:
