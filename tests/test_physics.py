@@ -3,8 +3,8 @@
 * the compiled twin's physics (memhost.sim.twins.kernel, numba) gives the same readings and state as
   the file run as plain Python, with the noise on (the same random numbers in), to the last bit;
 * the MicroPython unix port (the emulated board) gives the same numbers as CPython, to the last bit;
-* the vectorised DeviceArray is pinned to it in test_sim_kernel.py (noise off: equal to its float32
-  storage; noise on: same distributions)."""
+* the vectorised DeviceArray is pinned to it in test_sim_kernel.py (noise off: equal in float64 up to
+  numpy's exp against libm's, and to its float32 storage by default; noise on: same distributions)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ array passes (tests/test_sim_kernel.py pins them to that file: equal with the no
 storage, the same distributions with it on).
 
 Every device has its own state, parameters (device-to-device variation when d2d=True) and virtual
-clock. State arrays are float32 (the state's noise is far above float32 resolution); clocks are
-float64. Operations work in place on preallocated buffers so that a pulse over 1 M devices costs a few
+clock. State arrays are float32 by default (the state's noise is far above float32 resolution;
+dtype=np.float64 for the exact pin to hil/physics.py); clocks are float64. Operations work in place on preallocated buffers so that a pulse over 1 M devices costs a few
 dozen array passes. Units: V, s, S.
 
 mask arguments: None (every device), a bool array of shape (n,), or an integer index array. With an
@@ -22,7 +22,6 @@ import numpy as np
 from ..presets import Preset, load_preset
 from . import physics
 
-F32 = np.float32
 _P = physics.scalar           # hil/physics.py: its constants and scalar functions
 
 # the attribute of DeviceArray that holds each field of the physics' parameter vector (physics.PHYS)
@@ -43,12 +42,18 @@ class DeviceArray:
     preset: a Preset or a preset name/path; n: number of devices; seed: RNG seed;
     d2d: draw per-device parameters (device-to-device variation) as the scalar model does;
     replicas: with d2d, each drawn device is repeated `replicas` times consecutively (index
-    i * replicas + r), e.g. to run several cycles of one device side by side (n must divide).
+    i * replicas + r), e.g. to run several cycles of one device side by side (n must divide);
+    dtype: of the state and the noise, float32 (the speed: half the memory traffic) or float64
+    (then, with the noise off, the same numbers as hil/physics.py to libm-vs-numpy rounding: the
+    pinning test uses it).
     """
 
     def __init__(self, preset: Preset | str, n: int, seed: int = 0, d2d: bool = True,
-                 replicas: int = 1):
+                 replicas: int = 1, dtype: Any = np.float32):
         self.preset = _as_preset(preset)
+        self._f: Any = np.dtype(dtype).type
+        if self._f not in (np.float32, np.float64):
+            raise ValueError("dtype must be float32 or float64")
         p = self.preset.params
         n = int(n)
         if n < 1 or n % replicas:
@@ -80,7 +85,7 @@ class DeviceArray:
             m = n // replicas
 
             def rep(a: np.ndarray) -> np.ndarray:
-                return np.repeat(a, replicas).astype(F32) if replicas > 1 else a.astype(F32)
+                return np.repeat(a, replicas).astype(self._f) if replicas > 1 else a.astype(self._f)
 
             s = p["d2d_k_rel"]
             self._k_set: Any = rep(p["k_set"] * np.exp(s * rng.standard_normal(m) - 0.5 * s * s))
@@ -98,21 +103,21 @@ class DeviceArray:
             self.g_min = p["g_min"]
             self._span = p["g_max"] - p["g_min"]
 
-        self.w = np.full(n, p["w0"], dtype=F32)      # non-volatile state
-        self.u = np.zeros(n, dtype=F32)              # volatile state
+        self.w = np.full(n, p["w0"], dtype=self._f)      # non-volatile state
+        self.u = np.zeros(n, dtype=self._f)              # volatile state
         self.t = np.zeros(n)                         # virtual time per device, s
         self._t_drift = np.zeros(n)                  # drift applied up to this time
         self._drift_pending = 0.0                    # upper bound of un-applied drift time, s
         self._t_read = np.zeros(n)                   # last read (low-frequency noise, RTN)
-        self._y: Any = np.zeros(n, dtype=F32) if self._lf > 0 else None
-        self._rtn_s: Any = np.ones(n, dtype=F32) if self._rtn > 0 else None
+        self._y: Any = np.zeros(n, dtype=self._f) if self._lf > 0 else None
+        self._rtn_s: Any = np.ones(n, dtype=self._f) if self._rtn > 0 else None
         self.damage_events = np.zeros(n, dtype=np.int32)
         self.damaged = np.zeros(n, dtype=bool)
         self.stuck = np.zeros(n, dtype=bool)
         if p["stuck_frac"] > 0:
             self.stuck[:] = rng.random(n) < p["stuck_frac"]
             k = int(self.stuck.sum())
-            self.w[self.stuck] = (rng.random(k) < 0.5).astype(F32)
+            self.w[self.stuck] = (rng.random(k) < 0.5).astype(self._f)
         self._frozen = self.stuck.copy()             # damaged or stuck: no switching
         self._any_frozen = bool(self._frozen.any())
         self.pulses = 0                              # device-pulse updates applied (all devices)
@@ -121,9 +126,9 @@ class DeviceArray:
 
     def _scratch(self) -> None:
         """Scratch buffers for the full-array path."""
-        self._b1 = np.empty(self.n, dtype=F32)
-        self._b2 = np.empty(self.n, dtype=F32)
-        self._z = np.empty(self.n, dtype=F32)
+        self._b1 = np.empty(self.n, dtype=self._f)
+        self._b2 = np.empty(self.n, dtype=self._f)
+        self._z = np.empty(self.n, dtype=self._f)
 
     # ---- compact copies of a selection ----------------------------------------------------------
     # per-device state (copied out by subset, copied back by write_back) and per-device parameters
@@ -133,7 +138,7 @@ class DeviceArray:
     _PARAMS = ("_k_set", "_k_reset", "_ivs", "_ivr", "g_min", "_span")
     _SCALARS = ("preset", "_rf", "_tau", "_drift", "_w_eq", "_c2c", "_rn", "_lf", "_lf_tau", "_rtn",
                 "_rtn_rate", "_disturb", "_v_damage", "_read_time", "_a_set", "_a_reset", "_p_set",
-                "_p_reset", "_damage_w", "d2d", "rng")
+                "_p_reset", "_damage_w", "d2d", "rng", "_f")
 
     def subset(self, mask: Any) -> DeviceArray:
         """A DeviceArray of the selected devices only (bool mask or index array, in that order),
@@ -211,8 +216,8 @@ class DeviceArray:
 
     def _normal(self, k: int, full: bool) -> np.ndarray:
         if full:
-            return self.rng.standard_normal(out=self._z, dtype=F32)
-        return self.rng.standard_normal(k, dtype=F32)
+            return self.rng.standard_normal(out=self._z, dtype=self._f)
+        return self.rng.standard_normal(k, dtype=self._f)
 
     # ---- time ---------------------------------------------------------------------------------
     def _advance(self, dt: Any, idx: np.ndarray | None, decay: Any = None) -> None:
@@ -223,13 +228,13 @@ class DeviceArray:
             if decay is not None:
                 self.u *= decay
             elif np.ndim(dt) == 0:
-                self.u *= F32(math.exp(-dt / self._tau))
+                self.u *= self._f(math.exp(-dt / self._tau))
             else:
-                self.u *= np.exp(-np.asarray(dt) / self._tau).astype(F32)
+                self.u *= np.exp(-np.asarray(dt) / self._tau).astype(self._f)
         else:
             self.t[idx] += dt
             self.u[idx] *= decay if decay is not None else \
-                np.exp(-np.asarray(dt, dtype=float) / self._tau).astype(F32)
+                np.exp(-np.asarray(dt, dtype=float) / self._tau).astype(self._f)
         self._drift_pending += float(np.max(dt)) if np.ndim(dt) else float(dt)
 
     def _apply_drift(self, idx: np.ndarray | None = None) -> None:
@@ -241,20 +246,20 @@ class DeviceArray:
             return
         if idx is not None:
             t = self.t[idx]
-            f = np.exp(-self._drift * (t - self._t_drift[idx])).astype(F32)
+            f = np.exp(-self._drift * (t - self._t_drift[idx])).astype(self._f)
             w = self.w[idx]
-            new = (w - F32(self._w_eq)) * f + F32(self._w_eq)
+            new = (w - self._f(self._w_eq)) * f + self._f(self._w_eq)
             if self._any_frozen:  # stuck and damaged devices do not drift
                 new = np.where(self._frozen[idx], w, new)
             self.w[idx] = new
             self._t_drift[idx] = t
             return
         dt = self.t - self._t_drift
-        f = np.exp(-self._drift * dt).astype(F32)
+        f = np.exp(-self._drift * dt).astype(self._f)
         keep = self.w.copy() if self._any_frozen else None
-        self.w -= F32(self._w_eq)
+        self.w -= self._f(self._w_eq)
         self.w *= f
-        self.w += F32(self._w_eq)
+        self.w += self._f(self._w_eq)
         if keep is not None:  # stuck and damaged devices do not drift
             self.w[self._frozen] = keep[self._frozen]
         self._t_drift[:] = self.t
@@ -290,7 +295,7 @@ class DeviceArray:
             self.damaged[new] = True
             self._frozen[new] = True
             self._any_frozen = True
-            self.w[new] = F32(self._damage_w)
+            self.w[new] = self._f(self._damage_w)
             self.u[new] = 0
             if not full:
                 w = self.w[idx]
@@ -300,28 +305,28 @@ class DeviceArray:
             if dw is None:
                 return  # below threshold for every device
         else:
-            dw = self._rate_array_v(np.asarray(v, dtype=F32), width, w, idx)
+            dw = self._rate_array_v(np.asarray(v, dtype=self._f), width, w, idx)
 
         # Cycle-to-cycle noise: factor (1 + c2c * N(0,1)) clipped at 0.
         if self._c2c > 0:
             z = self._normal(k, full)
-            z *= F32(self._c2c)
-            z += F32(1.0)
-            np.maximum(z, F32(0.0), out=z)
+            z *= self._f(self._c2c)
+            z += self._f(1.0)
+            np.maximum(z, self._f(0.0), out=z)
             dw *= z
         if self._any_frozen:
             dw[self._frozen if full else self._frozen[idx]] = 0
         # Split into kept and volatile parts.
         if full:
             u = self.u
-            u += F32(self._rf) * dw
-            dw *= F32(1.0 - self._rf)
+            u += self._f(self._rf) * dw
+            dw *= self._f(1.0 - self._rf)
             w += dw
-            np.clip(w, F32(0.0), F32(1.0), out=w)
+            np.clip(w, self._f(0.0), self._f(1.0), out=w)
         else:
-            self.u[idx] += F32(self._rf) * dw
-            w += F32(1.0 - self._rf) * dw
-            np.clip(w, F32(0.0), F32(1.0), out=w)
+            self.u[idx] += self._f(self._rf) * dw
+            w += self._f(1.0 - self._rf) * dw
+            np.clip(w, self._f(0.0), self._f(1.0), out=w)
             self.w[idx] = w
 
     def _rate_scalar_v(self, v: float, width: Any, w: np.ndarray, idx: Any, full: bool) -> Any:
@@ -333,13 +338,13 @@ class DeviceArray:
         iv = self._par(iv, idx)
         kk = self._par(kk, idx)
         a = abs(v)
-        out = self._b1 if full else np.empty(len(w), dtype=F32)
+        out = self._b1 if full else np.empty(len(w), dtype=self._f)
         if isinstance(iv, np.ndarray):
-            np.multiply(iv, F32(a), out=out)
-            out -= F32(1.0)
-            np.maximum(out, F32(0.0), out=out)
+            np.multiply(iv, self._f(a), out=out)
+            out -= self._f(1.0)
+            np.maximum(out, self._f(0.0), out=out)
             _pow_inplace(out, alpha)
-            out *= kk if isinstance(kk, np.ndarray) else F32(kk)
+            out *= kk if isinstance(kk, np.ndarray) else self._f(kk)
         else:
             x = a * iv - 1.0
             if x <= 0.0:
@@ -350,16 +355,16 @@ class DeviceArray:
             else:
                 out.fill(c)
         if np.ndim(width) == 0:
-            out *= F32(width if v > 0 else -width)
+            out *= self._f(width if v > 0 else -width)
         else:
-            out *= np.asarray(width, dtype=F32) if v > 0 else -np.asarray(width, dtype=F32)
+            out *= np.asarray(width, dtype=self._f) if v > 0 else -np.asarray(width, dtype=self._f)
         # Window: (1 - w)^p_set on SET, w^p_reset on RESET.
         if pw != 0.0:
-            win = self._b2 if full else np.empty(len(w), dtype=F32)
+            win = self._b2 if full else np.empty(len(w), dtype=self._f)
             if window_of_w:
                 win[:] = w
             else:
-                np.subtract(F32(1.0), w, out=win)
+                np.subtract(self._f(1.0), w, out=win)
             _pow_inplace(win, pw)
             out *= win
         return out
@@ -371,12 +376,12 @@ class DeviceArray:
         ks, kr = self._par(self._k_set, idx), self._par(self._k_reset, idx)
         x = np.abs(v)
         x *= np.where(pos, ivs, ivr)
-        x -= F32(1.0)
-        np.maximum(x, F32(0.0), out=x)
+        x -= self._f(1.0)
+        np.maximum(x, self._f(0.0), out=x)
         x = _select_pow(pos, x, self._a_set, self._a_reset)
         x *= np.where(pos, ks, np.negative(kr))
-        x *= np.asarray(width, dtype=F32) if np.ndim(width) else F32(width)
-        base = np.where(pos, F32(1.0) - w, w)
+        x *= np.asarray(width, dtype=self._f) if np.ndim(width) else self._f(width)
+        base = np.where(pos, self._f(1.0) - w, w)
         x *= _select_pow(pos, base, self._p_set, self._p_reset)
         return x
 
@@ -389,7 +394,7 @@ class DeviceArray:
         """True conductance of every device in S (no read noise), shape (n,)."""
         self._apply_drift()
         s = self.w + self.u
-        np.clip(s, F32(0.0), F32(1.0), out=s)
+        np.clip(s, self._f(0.0), self._f(1.0), out=s)
         return self.g_min + self._span * s.astype(np.float64)
 
     def read(self, v_read: float, n_avg: int = 1, mask: Any = None) -> np.ndarray:
@@ -400,7 +405,7 @@ class DeviceArray:
         """
         if np.ndim(n_avg):
             n_arr = np.asarray(n_avg)
-            nf: Any = n_arr.astype(F32)
+            nf: Any = n_arr.astype(self._f)
             n_avg_any: Any = n_arr.astype(np.float64)
         else:
             nf = n_avg_any = n_avg
@@ -411,13 +416,13 @@ class DeviceArray:
             s = self.w + self.u
         else:
             s = self.w[idx] + self.u[idx]
-        np.clip(s, F32(0.0), F32(1.0), out=s)
+        np.clip(s, self._f(0.0), self._f(1.0), out=s)
         k = len(s)
-        z = self.rng.standard_normal(k, dtype=F32)
+        z = self.rng.standard_normal(k, dtype=self._f)
         if np.ndim(n_avg):
-            z *= F32(self._rn) / np.sqrt(nf)
+            z *= self._f(self._rn) / np.sqrt(nf)
         else:
-            z *= F32(self._rn / math.sqrt(n_avg))
+            z *= self._f(self._rn / math.sqrt(n_avg))
         if self._lf > 0 or self._rtn > 0:
             t = self.t if full else self.t[idx]
             dt = t - (self._t_read if full else self._t_read[idx])
@@ -429,25 +434,25 @@ class DeviceArray:
                     self._y[:] = y
                 else:
                     self._y[idx] = y
-                z += y.astype(F32)
+                z += y.astype(self._f)
             if self._rtn > 0:
                 flip = self.rng.random(k) < 0.5 * (1 - np.exp(-2 * self._rtn_rate * dt))
                 if full:
                     self._rtn_s[flip] *= -1
-                    z += F32(self._rtn) * self._rtn_s
+                    z += self._f(self._rtn) * self._rtn_s
                 else:
                     self._rtn_s[idx[flip]] *= -1
-                    z += F32(self._rtn) * self._rtn_s[idx]
+                    z += self._f(self._rtn) * self._rtn_s[idx]
             if full:
                 self._t_read[:] = t
             else:
                 self._t_read[idx] = t
-        z += F32(1.0)
+        z += self._f(1.0)
         g = (self._par(self.g_min, idx) + self._par(self._span, idx) * s) * z
         self._advance(n_avg_any * self._read_time, idx, self._read_decay(n_avg))
         if self._disturb:
             d = (self._disturb * self._read_time * (1 if v_read >= 0 else -1) * n_avg_any)
-            d = d.astype(F32) if np.ndim(d) else F32(d)
+            d = d.astype(self._f) if np.ndim(d) else self._f(d)
             sel = slice(None) if full else idx
             ok = ~self._frozen[sel]
             self.w[sel] = np.where(ok, np.clip(self.w[sel] + d, 0, 1), self.w[sel])
@@ -472,7 +477,7 @@ class DeviceArray:
         tab = getattr(self, "_decay_tab", None)
         if tab is None or len(tab) <= top:
             k = max(top + 1, 128)
-            tab = np.exp(-(np.arange(k, dtype=np.float64) * self._read_time) / self._tau).astype(F32)
+            tab = np.exp(-(np.arange(k, dtype=np.float64) * self._read_time) / self._tau).astype(self._f)
             self._decay_tab = tab
         return tab.take(n_arr)
 
@@ -491,7 +496,7 @@ def _pow_inplace(x: np.ndarray, e: float) -> None:
     if e == 1.0:
         return
     if k2 != int(k2) or not 0.0 <= e <= 8.0:
-        np.power(x, F32(e), out=x)
+        np.power(x, x.dtype.type(e), out=x)
         return
     k, half = int(e), int(k2) % 2 == 1
     if k == 0 and not half:

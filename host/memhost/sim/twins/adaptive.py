@@ -157,9 +157,9 @@ def device_args(d: DeviceArray) -> tuple[Any, ...]:
     state arrays are the DeviceArray's own (updated in place)."""
     n = d.n
     if d._y is None:
-        d._y = np.zeros(n, dtype=np.float32)       # (unused while read_lf_rel is 0)
+        d._y = np.zeros(n, dtype=d.w.dtype)        # (unused while read_lf_rel is 0)
     if d._rtn_s is None:
-        d._rtn_s = np.ones(n, dtype=np.float32)
+        d._rtn_s = np.ones(n, dtype=d.w.dtype)
     return (d.w, d.u, d.t, d._t_drift, d._t_read, d._y, d._rtn_s, d.damage_events, d.damaged,
             d._frozen,
             _per_device(d._k_set, n, np.float64), _per_device(d._k_reset, n, np.float64),
