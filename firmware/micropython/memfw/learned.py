@@ -110,14 +110,12 @@ class Learned:
         b_w there are its anchor index, level and slope; its last clear responses at st[last..]) for
         the reading of log2 lg_g and the change
         still needed of log2 need_l2 (both Q8, absolute S): the anchor is the lowest index >= v_lo
-        where the table (+ cg log2 G + the device's offset for r, else its offset for the other
-        polarity, else the cautious offset) reaches the need; the slope is the table's over +-4 grid steps there. Integers only."""
+        where the table (+ cg log2 G + the device's offset for r, else the cautious offset)
+        reaches the need; the slope is the table's over +-4 grid steps there. Integers only."""
         y = self.y[r]
         o = self.offset(st, last + 4 * r, r)
-        if o == _NONE:                  # (none yet: the other polarity's, else the caution)
-            o = self.offset(st, last + 4 - 4 * r, 1 - r)
-            if o == _NONE:
-                o = self.caution
+        if o == _NONE:                  # (none yet: the caution)
+            o = self.caution
         lg = ((self.cg[r] * lg_g) >> 8) + o
         want = need_l2 - lg
         lo = self.ilo[r]

@@ -499,8 +499,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 # learned: a fresh (or stale, reset just above) polarity starts from the predictor
                 # at the present reading (memfw/learned.py); a smaller change searches
                 sst[r_, d] = 0
-                off = sdl[r_, d] if sdl[r_, d] == sdl[r_, d] else sdl[1 - r_, d]
-                ia_, a_, b_ = _learned_seed(lm, r_, g, need, itop, b_min, b_max, off)
+                ia_, a_, b_ = _learned_seed(lm, r_, g, need, itop, b_min, b_max, sdl[r_, d])
                 sa[r_, d] = a_
                 sia[r_, d] = ia_
                 sb[r_, d] = b_

@@ -5,10 +5,9 @@ docs/algorithms.md, "learned").
 
 A polarity that has never pulsed, or whose model went stale, and has a change of at least `far`
 tolerances to make, starts at the lowest amplitude (not below v_lo) where the predictor, plus the
-device's own offset from it (learned from its clear responses, gain 1/2; before the first one of this
-polarity the other polarity's offset, before any the model's cautious offset), gives the |dG| still
-needed, with the predictor's slope there and the wide
-trust region a prior gets; a smaller change searches as the adaptive controller does. The
+device's own offset from it (at its last clear response of this polarity, not below v_lo; before
+one, the model's cautious offset), gives the |dG| still needed, with the predictor's slope there and
+the wide trust region a prior gets; a smaller change searches as the adaptive controller does. The
 adaptive model then corrects it online; its choices stay at or above v_lo. No preset field enters
 the algorithm (the relaxation is measured by the auto settle: settle_s 0 unless given).
 Units: V, s, S.
