@@ -51,7 +51,20 @@ BENCHES: list[tuple[str, list[str]]] = [
     ("family", ["bench", "family", "--devices", "16", "--json"]),
     ("sim", ["bench", "sim", "--json"]),
     ("transfer-21.8M", ["bench", "transfer", "--weights", "21.8M", "--jobs", "2", "--json"]),
-]
+    # the learned predictor: trained on twin traces (model and unseen presets kept beside the JSON),
+    # then the real firmware on the emulated board: a preset it trained on (other devices), one it
+    # never saw, and an unseen family type
+    ("learned", ["bench", "learned", "--json", "--model-out",
+                 "{root}/docs/results/learned-model.toml", "--presets-out",
+                 "{root}/docs/results/learned-presets"]),
+] + [(f"controller-learned-{name}",
+      ["bench", "controller", "--port", "emu", "--preset", preset, "--seeds", "3", "--levels", "128",
+       "--cycles", "2", "--algorithm", "adaptive", "--algorithm", "adaptive-noprior",
+       "--algorithm", "learned", "--model", "{root}/docs/results/learned-model.toml", "--json"])
+     for name, preset in (("tio2x-seed", "tio2x-seed"), ("gaox", "gaox"),
+                          ("unseen-000", "{root}/docs/results/learned-presets/unseen-000.toml"))] + [
+    ("loop-learned", ["bench", "loop", "--port", "emu", "--model",
+                      "{root}/docs/results/learned-model.toml", "--json"])]
 #: benches that run only when named in --only (minutes each on a loaded 2-core machine)
 HEAVY = {"transfer-21.8M", "ann-closed-loop", "ann-pairs-max", "ann-pairs-fold", "family"}
 #: sections rendered as a flat key/value table: (bench, title, what it measures)
@@ -69,6 +82,9 @@ GENERIC = [
      "Device updates per second of the numpy device model (goal >= 10 M/s)."),
     ("transfer-21.8M", "Closed-loop transfer of 21.8 M devices (`memhost bench transfer`)",
      "The adaptive twin programming 21.8 M fresh devices (goal < 60 s wall)."),
+    ("loop-learned", "Write-verify loop timing with the learned loop (`memhost bench loop --model`)",
+     "As the loop section, with the firmware overhead of algorithm 2 (the model of `bench learned`) "
+     "measured in the same run (goal: the loop <= 1.5 x the HAL time)."),
 ]
 README_BEGIN = "<!-- results:demo begin (memhost results writes this block) -->"
 README_END = "<!-- results:demo end -->"
@@ -204,6 +220,49 @@ def controller_table(env: dict[str, Any]) -> str:
                  f"{res['pulses_ratio_sd']:.3f}** (goal ≤ 0.33). {res['preset']}, {res['levels']} "
                  f"targets × {res['cycles']} cycles, seeds {res['seeds'][0]}..{res['seeds'][-1]}, "
                  "first shot (no retries), settled check read of 32 reads.")
+    return "\n".join(lines)
+
+
+def learned_table(env: dict[str, Any]) -> str:
+    """bench learned: per device type, fresh and warm, each algorithm's figures."""
+    res = env["result"]
+    lines = ["| device | trained on | mode | algorithm | pulses/target | p95 | error σ (LSB) | "
+             "median \\|error\\| (LSB) | converged | learned / baseline pulses |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in res["rows"]:
+        for mode in ("fresh", "warm"):
+            base = "adaptive+prior" if "adaptive+prior" in row[mode] else "adaptive"
+            for alg, f in row[mode].items():
+                ratio = ""
+                if alg == "learned":
+                    ratio = f"{f['pulses_mean'] / row[mode][base]['pulses_mean']:.2f} (÷ {base})"
+                    if base != "adaptive":
+                        ratio += (f", {f['pulses_mean'] / row[mode]['adaptive']['pulses_mean']:.2f}"
+                                  " (÷ adaptive)")
+                lines.append(f"| {row['device']} | {'yes' if row['trained_on'] else 'no'} | {mode} | "
+                             f"{alg} | {f['pulses_mean']:.2f} | {f['pulses_p95']:.0f} | "
+                             f"{f['error_sigma_lsb']:.3f} | {f['error_median_abs_lsb']:.3f} | "
+                             f"{100 * f['converged_fraction']:.1f} % | {ratio} |")
+    return "\n".join(lines)
+
+
+def controller_algs_table(env: dict[str, Any]) -> str:
+    """bench controller with --algorithm: one row per algorithm, and learned's ratios."""
+    res = env["result"]
+    lines = ["| algorithm | pulses/target | first 16 targets | p95 | error σ (LSB) | within ±0.5 LSB "
+             "| converged |", "|---|---|---|---|---|---|---|"]
+    for alg in res["algorithms"]:
+        r = res[alg]
+        lines.append(f"| {alg} | {_fmt(r['pulses_mean'], '.2f')} | {_fmt(r['pulses_first16'], '.2f')}"
+                     f" | {_fmt(r['pulses_p95'], '.0f')} | {_fmt(r['error_sigma_lsb'], '.3f')} | "
+                     f"{_fmt(r['within_half_lsb'], '', True)} | {_fmt(r['converged_fraction'], '', True)} |")
+    lines.append("")
+    ratios = [f"{k.replace('_ratio_', ' ').replace('_over_', ' / ').replace('_', ' ')}: "
+              f"{v['mean']:.3f} ± {v['sd']:.3f}" for k, v in res.items()
+              if k.startswith("pulses_") and "_over_" in k and isinstance(v, dict)]
+    lines.append("Per-seed ratios (mean ± sd): " + "; ".join(ratios) + f". {Path(res['preset']).stem}, "
+                 f"{res['levels']} targets × {res['cycles']} cycles, seeds {res['seeds'][0]}.."
+                 f"{res['seeds'][-1]}, first shot, settled check read of 32 reads.")
     return "\n".join(lines)
 
 
@@ -380,6 +439,35 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
         for n, e in anns.items():
             out += [f"- {n}: " + _provenance(e)]
         out += [""]
+    if "learned" in envs:
+        r = envs["learned"]["result"]
+        m, t = r["model"], r["train"]
+        out += ["## The learned pulse predictor (`memhost bench learned`)", "",
+                f"Trained from pulse traces only (no preset field): {t['family_types']} family device "
+                f"types (seed {t['family_seed']}) and {', '.join(t['presets'])}, "
+                f"{t['devices_per_type']} devices each, {t['steps']} exploration pulses per device "
+                f"({m['records']} records); {m['holdout_devices']} devices held out (residual "
+                f"SET {m['holdout']['set']['resid_mean_oct']:+.2f} ± "
+                f"{m['holdout']['set']['resid_sd_oct']:.2f}, RESET "
+                f"{m['holdout']['reset']['resid_mean_oct']:+.2f} ± "
+                f"{m['holdout']['reset']['resid_sd_oct']:.2f} octaves). Evaluated in the twin on "
+                "tio2x-seed (other devices), gaox (never seen) and family types drawn with another "
+                f"seed ({r['eval']['family_seed']}, never seen). Fresh: {r['eval']['devices']} fresh "
+                "devices per type, one target each (bench transfer's protocol), settled error. "
+                f"Warm: {r['eval']['warm']} upwards after saturating pulses. adaptive+prior: the "
+                "preset's hand-written prior; adaptive: none (auto settle); learned: the model "
+                "(auto settle). Goal (issue): fresh devices >= 25 % fewer pulses than "
+                "adaptive+prior at the same settled error, warm devices no worse.", "",
+                learned_table(envs["learned"]), "", _provenance(envs["learned"]), ""]
+    for name in [n for n in envs if n.startswith("controller-learned-")]:
+        out += [f"### learned on the emulated board: {name[len('controller-learned-'):]} "
+                "(`memhost bench controller --algorithm ...`)", "",
+                "The real firmware (algorithm 2, the model of `bench learned` loaded with CONFIG "
+                "lm_*) against adaptive with the preset's prior (a family type has none: there "
+                "adaptive differs from adaptive-noprior only by the board's settle, 5 τ against the "
+                "auto settle) and without it. \"first 16 targets\": the controller fresh (nothing "
+                "learned, the first a long way after a full SET); the rest warm.", "",
+                controller_algs_table(envs[name]), "", _provenance(envs[name]), ""]
     for name, title, what in GENERIC:
         if name in envs:
             out += [f"## {title}", "", what, "", generic_table(envs[name]), "",

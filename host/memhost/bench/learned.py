@@ -178,7 +178,7 @@ def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[st
 
 def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps: int = 60,
           eval_types: int = 8, eval_seed: int = 1234, devices: int = 2000, seed: int = 1,
-          model_out: str | None = None) -> dict[str, Any]:
+          model_out: str | None = None, presets_out: str | None = None) -> dict[str, Any]:
     from ..sim.model.family import draw_family
     from ..sim.presets import load_preset
     load0 = os.getloadavg()
@@ -189,8 +189,12 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         model.save(model_out)
     t_train = time.perf_counter() - t0
     evals: list[tuple[str, Any, bool]] = [(name, name, True) for name in EVAL_PRESETS]
-    evals += [(m.name, m.preset, False) for m in draw_family(eval_types, seed=eval_seed,
-                                                             prefix="unseen")]
+    unseen = draw_family(eval_types, seed=eval_seed, prefix="unseen")
+    evals += [(m.name, m.preset, False) for m in unseen]
+    if presets_out:
+        from ..sim.model.family import write_member
+        for m in unseen:
+            write_member(m, presets_out)
     rows = []
     for name, preset, has_prior in evals:
         pr = load_preset(preset) if isinstance(preset, str) else preset
@@ -220,7 +224,7 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
 
 def run(args: argparse.Namespace) -> int:
     out = bench(args.train_types, args.family_seed, args.train_devices, args.steps, args.eval_types,
-                args.eval_seed, args.devices, args.seed, args.model_out)
+                args.eval_seed, args.devices, args.seed, args.model_out, args.presets_out)
     if args.json:
         print_json(out)
         return 0
@@ -261,5 +265,7 @@ def register(subparsers: Any) -> None:
                help="fresh devices per evaluated type")
     add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="seed of the devices")
     p.add_argument("--model-out", metavar="FILE", help="also write the trained model file here")
+    p.add_argument("--presets-out", metavar="DIR",
+                   help="also write the evaluated unseen family types as presets (.toml) here")
     add_json_arg(p)
     p.set_defaults(func=run)
