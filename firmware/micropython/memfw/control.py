@@ -863,7 +863,7 @@ class Controller:
             k += 1
         return s
 
-    def _learn_relax(self, g_imm, t_imm, m, hn, tol_i):
+    def _learn_relax(self, g_imm, t_imm, m, hn, tol_i, t_i):
         """Learns the decay time and volatile fraction from a probe after the reading g_imm (time
         t_imm, µs since the PROGRAM's first reading, as the ring's times): the volatile part D = g_imm - (last sample) and the first sample where less than
         half of it is left give tau = s / ln(D / rest) (any mix of pulses decays with one tau);
@@ -880,7 +880,11 @@ class Controller:
         if ad < _LEARN_DECAY * tol_i:
             if hn > 0 and 2 * ad < tol_i:
                 last = hd[(hn - 1) % _NH]
-                if last >= _FAST_MOVE * tol_i or last <= -_FAST_MOVE * tol_i:
+                over = g_imm - t_i if last > 0 else t_i - g_imm
+                # (not when that pulse overshot the target by as much: it may have run into the
+                # end of the state window, where the reading hides the volatile part)
+                if (last >= _FAST_MOVE * tol_i or last <= -_FAST_MOVE * tol_i) and \
+                        over < _FAST_MOVE * tol_i:
                     st[_TAUL] = _TAU_FAST       # a large pulse, no decay worth a wait
                     st[_FL] = 0
             return
@@ -994,7 +998,7 @@ class Controller:
                             status = P.ST_ABORTED
                             break
                         reads += m * n_p
-                        self._learn_relax(g, time.ticks_diff(tg, t0p), m, hn, tol_i)
+                        self._learn_relax(g, time.ticks_diff(tg, t0p), m, hn, tol_i, t_i)
                         probed = 1
                     else:
                         # wait out the volatile part: the tracked one, else f of the move so far
@@ -1180,7 +1184,7 @@ class Controller:
                     status = P.ST_ABORTED
                     break
                 reads += m * n_p
-                self._learn_relax(g, time.ticks_diff(tg, t0p), m, hn, tol_i)
+                self._learn_relax(g, time.ticks_diff(tg, t0p), m, hn, tol_i, t_i)
                 probe = 2                   # (once per PROGRAM; the final verify probes again if
                 g = self._py[m - 1]         # nothing was learned)
                 tg = time.ticks_add(tg, self._ps[m - 1])

@@ -145,7 +145,7 @@ def _probe(tgr, nf, rv, dec_r, isq, tl, w, u, t, td, tr, y, rs, fz, gm, sp, ph, 
 
 
 @njit(cache=True, inline="always")
-def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c):
+def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c, tg):
     """(tau s, volatile fraction) from a probe after the reading g_imm of time t_imm (firmware
     Controller._learn_relax): tau from where half the decay D is left, the fraction from D over the
     last pulses' changes (ring ht/hd, hn pulses) decayed to t_imm; (0, 0): nothing learned."""
@@ -155,7 +155,9 @@ def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c):
     nh = int(c[C_NH])
     if ad < c[C_LEARN_DECAY] * tl:
         if hn > 0 and 2.0 * ad < tl and abs(hd[(hn - 1) % nh]) >= c[C_FAST_MOVE] * tl:
-            return c[C_TAU_FAST], 0.0
+            last = hd[(hn - 1) % nh]
+            if (g_imm - tg) * (1.0 if last > 0.0 else -1.0) < c[C_FAST_MOVE] * tl:
+                return c[C_TAU_FAST], 0.0
         return 0.0, 0.0
     i = 0
     while i < m - 1 and 2.0 * abs(py[i] - y_end) > ad:
@@ -389,7 +391,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                             tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
                             zn, zu, pn, pu, use_lf, use_rtn, ps, py, consts)
                         nrd += m * nq
-                        tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl, consts)
+                        tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl, consts, tg)
                         if tl_ > 0.0:
                             staul[d] = tl_
                             sfl[d] = fl_
@@ -622,7 +624,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                         tgr, nq, rv, dec_r, isq, tl, w_, u_, t_, td, tr_, y_, rs, fz, gm, sp, ph,
                         zn, zu, pn, pu, use_lf, use_rtn, ps, py, consts)
                     nrd += m * nq
-                    tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl, consts)
+                    tl_, fl_ = _learn_relax(g, tgr, m, ps, py, hn, ht, hd, tl, consts, tg)
                     if tl_ > 0.0:
                         staul[d] = tl_
                         sfl[d] = fl_
