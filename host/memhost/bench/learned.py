@@ -173,6 +173,7 @@ def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[st
     return {"pulses_mean": float(np.mean(pulses)), "pulses_p95": float(np.percentile(pulses, 95)),
             "error_sigma_lsb": float(np.std(err)),
             "error_median_abs_lsb": float(np.median(np.abs(err))),
+            "error_p95_abs_lsb": float(np.percentile(np.abs(err), 95)),
             "converged_fraction": float(np.mean(status == 0))}
 
 
