@@ -156,6 +156,30 @@ def test_program_converges_with_pulses_seen_on_the_gate_pin(board: Board, pico: 
     assert all(g["cycles"] > 0 for g in gates)
 
 
+@pytest.mark.parametrize("algorithm", ["ispp", "adaptive"])
+def test_a_traced_program_records_every_gate_pulse_on_the_rp2_port(board: Board, pico: PicoEmulator,
+                                                                   algorithm: str) -> None:
+    """CONFIG trace on the rp2 port (ISPP then runs the Python loop, not the register-level one):
+    one record per pulse seen on the gate pin, in order, the last verify read the result's."""
+    board.config_set("trace", 64)
+    try:
+        g0 = board.read(16).g
+        mark = pico.mark()
+        r = board.program(g0 * 1.15, g0 * 0.01, algorithm)
+        gates = pico.events(("gate",), since=mark)
+        rows, _, lost = board.fetch_traces(0)
+    finally:
+        board.config_set("trace", 0)
+    mine = [x for x in rows if x[0] == r.seq]
+    assert r.status == "converged" and lost == 0
+    assert len(mine) == len(gates) == r.pulses > 0
+    assert [x[1] for x in mine] == list(range(r.pulses))
+    assert all(abs(x[2]) > 0 and x[3] > 0 for x in mine)
+    assert [x[6] for x in mine[1:]] == [x[6] for x in mine[1:] if x[6] > 0]   # dt µs, after the first
+    if algorithm == "ispp":
+        assert mine[-1][5] == pytest.approx(r.g, rel=1e-6)
+
+
 def test_200_targets_stream_with_the_window_full_each_result_once_and_in_order(board: Board) -> None:
     g0 = board.read(16).g
     targets = [g0 * (1.0 + 0.03 * ((k * 37) % 100) / 100) for k in range(200)]   # small steps

@@ -78,3 +78,12 @@ def test_dt_continues_across_programs_on_the_same_devices():
                 trace=True, trace_program=1)
     first = o.traces[o.traces["k"] == 0]
     assert len(first) == 8 and (first["dt_s"] > 1.0).all()
+
+
+def test_many_devices_refill_the_random_blocks_and_lose_no_record():
+    """More devices than one block of random numbers serves (the kernel returns and is called
+    again): every pulse still has its record."""
+    d = DeviceArray("tio2x-seed", 40_000, seed=1, d2d=False)
+    o = program(d, _targets(d, 40_000, 2), "adaptive", trace=True)
+    assert len(o.traces) == int(o.pulses.sum())
+    np.testing.assert_array_equal(np.bincount(o.traces["device"], minlength=d.n), o.pulses)

@@ -41,17 +41,20 @@ from ..experiments.compare import characterise, configure
 MPY_SCRIPT = Path(__file__).resolve().parent / "mpy" / "loop_overhead.py"
 
 
-def firmware_overhead(preset: str, n: int = 2000,
-                      model: dict[str, float] | None = None) -> dict[str, Any]:
+def firmware_overhead(preset: str, n: int = 2000, model: dict[str, float] | None = None,
+                      trace: int = 0) -> dict[str, Any]:
     """model: the learned predictor's CONFIG values (memhost.learn.Model.config()): the learned
-    loop is timed too."""
+    loop is timed too. trace > 0: pulse traces on (CONFIG trace)."""
     with tempfile.TemporaryDirectory() as tmp:
         pj = load_preset(preset).write_json(Path(tmp) / "p.json")
         extra = []
-        if model:
+        values = dict(model or {})
+        if trace:
+            values["trace"] = trace
+        if values:
             from ..protocol import CONFIG_KEYS
             lm = Path(tmp) / "lm.json"
-            lm.write_text(json.dumps({str(CONFIG_KEYS[k]): v for k, v in model.items()}))
+            lm.write_text(json.dumps({str(CONFIG_KEYS[k]): v for k, v in values.items()}))
             extra = [str(lm)]
         script = MPY_SCRIPT
         env = dict(os.environ)
@@ -81,7 +84,7 @@ def host_driven_ispp(board: Board, target: float, tol: float, p: dict[str, float
 
 
 def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
-                   model: dict[str, float] | None = None) -> dict[str, Any]:
+                   model: dict[str, float] | None = None, trace: int = 0) -> dict[str, Any]:
     p = load_preset(preset).params
     out: dict[str, Any] = {"preset": preset, "targets": n_targets}
     # (a) on-board and (b) host-driven, same targets, each on a fresh emulated board
@@ -120,6 +123,15 @@ def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
         out["firmware_learned_us_per_iteration"] = fw["learned"][0]
         out["firmware_over_hal_only_learned"] = fw["learned"][0] / fw["learned"][2]
         out["firmware_overhead_us_learned"] = fw["learned"][1]
+    if trace:
+        # the same loops with pulse traces on (CONFIG trace), run right after
+        tw = firmware_overhead(preset, model=model, trace=trace)
+        out["traced"] = {"ring": trace}
+        for alg in ("ispp", "adaptive", "learned"):
+            if alg in tw and alg in fw:
+                out["traced"][f"firmware_over_hal_only_{alg}"] = tw[alg][0] / tw[alg][2]
+                out["traced"][f"firmware_overhead_us_{alg}"] = tw[alg][1]
+                out["traced"][f"extra_us_per_iteration_{alg}"] = tw[alg][1] - fw[alg][1]
     # USB full speed for a Pico, from the emulated Pico's stored loop (module docstring)
     from .pico_loop import LoopTraceError, load_stored, usb_from_stored
     from .pico_timing import CalibrationError, load_calibration
@@ -136,6 +148,9 @@ def _print_pico(out: dict[str, Any]) -> None:
     print(f"emulated Pico (MicroPython rp2 port in rp2040js), preset {out['preset']}, seed {out['seed']}, "
           f"{out['targets']} targets per algorithm; times in emulated us -> calibrated us (x k)")
     print(cal["text"])
+    if out.get("trace"):
+        print(f"pulse traces on (CONFIG trace {out['trace']}): ISPP runs the Python loop, not the "
+              "register-level one")
     for alg in ("ispp", "adaptive"):
         s = out[alg]
         parts = ", ".join(f"{name} {s[key]['emulated']:.1f} -> {s[key]['calibrated']:.1f}"
@@ -174,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     if args.port in ("emu:pico", "emu-pico"):
         from .pico_loop import run_pico_loop
         pout = run_pico_loop(args.preset, args.seed if args.seed is not None else 1, args.targets,
-                             args.rtt_ms * 1e-3, args.memory_levels, args.max_pulses)
+                             args.rtt_ms * 1e-3, args.memory_levels, args.max_pulses, args.trace)
         pout["loadavg"] = list(os.getloadavg())
         if args.write:
             from .pico_loop import write_stored
@@ -189,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         from ..learn import load_model
         model = load_model(args.model).config()
     out = run_loop_bench(args.preset, args.seed if args.seed is not None else 1, args.targets,
-                         args.rtt_ms * 1e-3, model)
+                         args.rtt_ms * 1e-3, model, args.trace)
     out["loadavg"] = list(os.getloadavg())
     if args.json:
         print_json(out)
@@ -201,6 +216,12 @@ def run(args: argparse.Namespace) -> int:
               f"adaptive {out['firmware_over_hal_only_adaptive']:.2f}"
               + (f", learned {out['firmware_over_hal_only_learned']:.2f}"
                  if "firmware_over_hal_only_learned" in out else "") + " (goal <= 1.5)")
+        if "traced" in out:
+            t = out["traced"]
+            print(f"  with pulse traces (ring {t['ring']}): " + ", ".join(
+                f"{a} {t[f'firmware_over_hal_only_{a}']:.2f} (overhead "
+                f"+{t[f'extra_us_per_iteration_{a}']:.1f} us per iteration)"
+                for a in ("ispp", "adaptive", "learned") if f"firmware_over_hal_only_{a}" in t))
         u = out["usb_fs"]
         if "unavailable" in u:
             print(f"USB full speed on a Pico: {u['unavailable']}")
@@ -230,6 +251,9 @@ def register(subparsers: Any) -> None:
                help="with --port emu:pico: levels per algorithm of the free-heap run")
     add_number(p, "--max-pulses", default=0, lo=0, hi=1 << 20, unit="pulses",
                help="with --port emu:pico: PROGRAM's max_pulses (0: the board's)")
+    add_number(p, "--trace", default=0, lo=1, hi=1024, unit="records", zero="off",
+               help="pulse traces on (CONFIG trace: the board's ring) for a second firmware-loop "
+                    "run (unix port) or for the whole run (--port emu:pico)")
     p.add_argument("--write", action="store_true",
                    help="with --port emu:pico: keep the figures as the stored emulated-Pico loop "
                         "(used by the USB estimate)")

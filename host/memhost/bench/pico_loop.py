@@ -209,7 +209,7 @@ def pico_memory(preset: str, seed: int, g_lo: float, g_hi: float, levels: int = 
 
 
 def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_levels: int = 512,
-                  max_pulses: int = 0) -> dict[str, Any]:
+                  max_pulses: int = 0, trace: int = 0) -> dict[str, Any]:
     """Item 5 of issue 12: the loop's emulated time split, calibrated, and the free heap."""
     from ..board import Board
     from ..sim.presets import load_preset
@@ -232,9 +232,13 @@ def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_l
         # with 5 % margin, centred on the ADC by the board (refused with a reason if it cannot)
         board.config_set("win_lo", 0.95 * p["g_min"])
         board.config_set("win_hi", 1.05 * p["g_max"])
+        if trace:
+            board.config_set("trace", trace)        # pulse traces on: the board's ring
+            out["trace"] = trace
         from .. import protocol as P
         config = [(P.CONFIG_KEYS[n], board.config_get(n)) for n in
-                  ("v_set_start", "v_reset_start", "v_step", "width", "read_v", "settle", "win_lo", "win_hi")]
+                  ("v_set_start", "v_reset_start", "v_step", "width", "read_v", "settle", "win_lo", "win_hi",
+                   "trace")]
         lo, hi = characterise(board, p["v_max"], p["width_s"], settle)
         if not 0 < lo < hi:
             raise LoopTraceError(f"the emulated Pico found the device's range as {lo:.4g}..{hi:.4g} S: its "

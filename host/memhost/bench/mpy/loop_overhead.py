@@ -1,7 +1,8 @@
 # MicroPython (unix port) script of `memhost bench loop`: the firmware's own Controller (memfw.control)
 # on the scalar device model (hil/memristor.py) behind a minimal timed HAL, against a HAL-only loop.
 #   micropython loop_overhead.py PRESET.json N [LM.json]   (MICROPYPATH: firmware/micropython, hil/)
-#   (LM.json: the learned predictor's CONFIG values {"26": c0, ...}: the learned loop is timed too)
+#   (LM.json: CONFIG values {"26": c0, ...} set first; with the learned predictor's keys the learned
+#   loop is timed too; {"25": n}: pulse traces on)
 # Prints one JSON line: hal_only_us per iteration, and per algorithm [us per iteration, firmware
 # overhead us per iteration, HAL us per iteration, iterations].
 import sys, json, time
@@ -34,9 +35,9 @@ hal = Hal(p); cfg = Config(hal)
 cfg.set(P.K_V_SET_START, p["v_set_start"]); cfg.set(P.K_V_RESET_START, p["v_reset_start"])
 cfg.set(P.K_V_STEP, p["v_step"]); cfg.set(P.K_WIDTH, p["width_s"]); cfg.set(P.K_READ_V, p["read_v"])
 cfg.set(P.K_MAX_PULSES, 5000)
-if len(sys.argv) > 3:
-    for k, v in json.load(open(sys.argv[3])).items():
-        cfg.set(int(k), v)
+extra = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else {}
+for k, v in extra.items():
+    cfg.set(int(k), v)
 ctl = Controller(hal, cfg, lambda: False)
 w = p["width_s"]; rv = p["read_v"]
 # HAL-only: pulse + read, no decision (alternating polarity keeps the device in range)
@@ -48,7 +49,7 @@ hal_only = time.ticks_diff(time.ticks_us(), t) / N
 # firmware loops, never converging (tolerance 1e-12 S is out of reach), one read per verify:
 # N iterations; [us per iteration, firmware overhead us per iteration, HAL us per iteration]
 res = {}
-algs = (0, 1, 2) if len(sys.argv) > 3 else (0, 1)
+algs = (0, 1, 2) if [k for k in extra if int(k) != P.K_TRACE] else (0, 1)
 for alg in algs:
     hal.hal_us = 0
     t = time.ticks_us()
