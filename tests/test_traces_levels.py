@@ -44,7 +44,7 @@ def test_levels_trace_records_every_pulse(tmp_path, alg, check):
     run_dir = next(tmp_path.iterdir())
     rows, recs = _check_run(run_dir)
     assert len(rows) == 24
-    assert RunFolder.open(run_dir).meta["trace"] == {"ring": 1024, "records": len(recs), "lost": 0}
+    assert RunFolder.open(run_dir).meta["trace"] == {"ring": 512, "records": len(recs), "lost": 0}
     # the verify read after a step's last pulse is what the board reported (streamed runs)
     if check == "0":
         last = np.flatnonzero(np.r_[recs["program"][1:] != recs["program"][:-1], True])
@@ -83,3 +83,20 @@ def test_trace_option_on_resume_of_an_untraced_run_is_refused(tmp_path):
     run_dir = next(tmp_path.iterdir())
     r = memhost("levels", "--resume", str(run_dir), "--port", "emu", "--trace")
     assert r.returncode == 2 and "--trace" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_ring_too_small_for_the_pulses_in_flight_counts_what_it_lost(tmp_path):
+    """ISPP streamed (8 PROGRAMs in flight, ~30 pulses each) into a ring of 8: the board overwrites
+    records before the host fetches them; meta.json says how many, and none is made up."""
+    r = memhost("levels", "-n", "12", "--cycles", "1", "--port", "emu", "--seed", "4", "--trace",
+                "--trace-ring", "8", "--algorithm", "ispp", "--check-reads", "0", "--retries", "0",
+                "--out", str(tmp_path), "--no-plots", "--quiet")
+    assert r.returncode == 0, r.stderr
+    run_dir = next(tmp_path.iterdir())
+    rows = RunFolder.open(run_dir).read_rows()
+    meta = RunFolder.open(run_dir).meta["trace"]
+    recs = tr.read_traces(run_dir)
+    assert meta["ring"] == 8 and meta["lost"] > 0 and meta["records"] == len(recs)
+    assert len(recs) + meta["lost"] == sum(x["pulses"] for x in rows)
+    counts = np.bincount(recs["program"], minlength=len(rows))
+    assert all(counts[x["step"]] <= x["pulses"] for x in rows)

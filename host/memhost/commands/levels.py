@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from ..errors import RunFolderError, UsageError
-from ..experiments.levels import (DIRECTIONS, TRACE_RING_MAX, LevelsConfig, format_summary,
-                                  run_levels)
+from ..experiments.levels import (DIRECTIONS, TRACE_RING, TRACE_RING_MAX, LevelsConfig,
+                                  format_summary, run_levels)
 from ..options import FLOAT32_MAX, PROGRAM_MAX_PULSES_MAX, PROGRAM_N_READS_MAX, READ_N_MAX, add_number
 from ..protocol import ALGORITHMS
 from ..runlog import RunFolder
@@ -64,10 +64,12 @@ def add_level_args(p: argparse.ArgumentParser, n: int, cycles: int) -> None:
     p.add_argument("--model", metavar="FILE",
                    help="the learned predictor for --algorithm learned (the file of 'memhost learn "
                         "RUN... --out FILE'); loaded into the board before the run")
-    p.add_argument("--trace", action="store_const", const=TRACE_RING_MAX, default=0,
+    p.add_argument("--trace", action="store_true",
                    help="record every pulse (amplitude, width, conductance before and after, time "
-                        "since the previous pulse) in the run folder's traces.bin (docs/traces.md); "
-                        f"the board keeps a ring of {TRACE_RING_MAX} records (27 bytes of RAM each)")
+                        "since the previous pulse) in the run folder's traces.bin (docs/traces.md)")
+    add_number(p, "--trace-ring", default=TRACE_RING, lo=8, hi=TRACE_RING_MAX, unit="records",
+               help="with --trace: pulse records the board keeps between fetches (28 bytes of its "
+                    "RAM each)")
     add_range_args(p)
     p.add_argument("--resume", metavar="RUN",
                    help="continue an interrupted run (its folder); the run's own settings are used")
@@ -83,8 +85,8 @@ def config_from_args(args: argparse.Namespace, kind: str) -> LevelsConfig:
         width_s=args.width, check_reads=args.check_reads, settle_s=args.settle,
         retries=args.retries, order=getattr(args, "order", "sequential"),
         shuffle_seed=getattr(args, "shuffle_seed", 0), kind=kind,
-        board_settle_s=args.board_settle, prior=_prior_arg(args), trace=args.trace,
-        model=_model_arg(args))
+        board_settle_s=args.board_settle, prior=_prior_arg(args),
+        trace=args.trace_ring if args.trace else 0, model=_model_arg(args))
 
 
 def _prior_arg(args: argparse.Namespace) -> dict[str, float] | None:

@@ -30,6 +30,7 @@ MAX_PLAN = 10_000_000       # targets in one run (the plan is held in memory)
 ORDERS = ("sequential", "shuffled")
 LEVEL_KINDS = ("levels", "cycles")
 TRACE_RING_MAX = 1024       # the firmware's longest trace ring (memfw/trace.py MAX_RECORDS)
+TRACE_RING = 512            # levels --trace: the board's ring (14 KB of its RAM)
 
 
 @dataclass
