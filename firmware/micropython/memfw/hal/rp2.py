@@ -34,7 +34,11 @@ _PIO_SM_ID = const(0)               # PIO0, state machine 0
 _PULSE_TIMEOUT_US = const(20_000)   # > ABS_MAX_WIDTH_S + PIO latency: a stuck state machine raises
 _DAC_WORD_A = const(0x7000)         # MCP4922 channel A, buffered, gain 1x, active (fechips._DAC_CMD)
 _ADC_TCONV_US = const(3)            # AD7685 tCONV 2.2 us max: CNV high this long (as fechips.adc_sum)
-_WORD_CACHE = const(1024)           # amplitudes remembered (adaptive grid: 0.8 V / 1 mV per polarity)
+# amplitudes remembered (DAC words of the last ones used; cleared when full). Kept small: the dict's
+# table grows in one contiguous block (about 8 bytes a slot), and on a heap fragmented by a long run
+# a growth of 1.8..4 KB failed (MemoryError in PULSE during levels' range search, and in ISPP's
+# Python loop, which pulses through here, with pulse traces on)
+_WORD_CACHE = const(64)
 _STUCK = "PIO pulse did not finish: reflash the firmware or reset the board"
 
 
