@@ -99,7 +99,8 @@ class Trace:
             e = ke & 0xFF
             s = 1.0 if e == _S else 2.0 ** (e - 256 if e > 127 else e)
             dt = w[3 * i + 2]
-            out.extend(struct.pack(TRACE_RECORD, w[3 * i], ke >> 8, f[4 * i], f[4 * i + 1],
-                                   f[4 * i + 2] * s, f[4 * i + 3] * s,
+            k = ke >> 8
+            out.extend(struct.pack(TRACE_RECORD, w[3 * i], k if k < 0xFFFF else 0xFFFF,
+                                   f[4 * i], f[4 * i + 1], f[4 * i + 2] * s, f[4 * i + 3] * s,
                                    -1 if dt == _NO_DT else dt & _TICKS_MASK))
         return first if first < end else self.total, out
