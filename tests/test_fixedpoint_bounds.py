@@ -40,6 +40,13 @@ for name, rng in (("_FL", (0, 512)), ("_TAUL", (0, 1 << 26))):
 WORDS = {f"{n}{p}": _const(n) + off for n in BLOCK for p, off in (("", 0), ("@R", M))}
 WORDS.update({n: _const(n) for n in SHARED})
 BOUNDS = {f"{n}{p}": r for n, r in BLOCK.items() for p in ("", "@R")} | SHARED
+# the last clear response per polarity (learned algorithm): index, log2 Q8, reading counts, E * 256
+LAST = {"_LAST.i": (0, (0, TOP)), "_LAST.y": (1, (-(1 << 22), 1 << 22)),
+        "_LAST.g": (2, (-(1 << 29), 1 << 29)), "_LAST.e": (3, (-(1 << 16), 1 << 16))}
+for n, (off, rng) in LAST.items():
+    for p, base in (("", 0), ("@R", 4)):
+        WORDS[n + p] = _const("_LAST") + base + off
+        BOUNDS[n + p] = rng
 
 
 def _extreme(lo: int, hi: int) -> st.SearchStrategy[int]:
@@ -62,9 +69,17 @@ _cfg = st.lists(st.one_of(
     st.tuples(st.sampled_from([16, 19]), st.sampled_from([0.0, 1e-30, 1.0])),
     st.tuples(st.sampled_from([17, 20]), st.sampled_from([0.0, 200.0])),
     st.tuples(st.just(21), st.sampled_from([0.0, 0.5])),
-    st.tuples(st.just(22), st.sampled_from([0.0, 1e-6, 10.0]))), max_size=6)
+    st.tuples(st.just(22), st.sampled_from([0.0, 1e-6, 10.0])),
+    # the learned predictor (algorithm 2): coefficients, lowest amplitude, caution, far at extremes
+    st.tuples(st.sampled_from([26, 31]), st.sampled_from([-1000.0, -20.0, 0.0, 1000.0])),
+    st.tuples(st.sampled_from([27, 28, 32, 33]), st.sampled_from([-100.0, 0.0, 5.0, 100.0])),
+    st.tuples(st.sampled_from([29, 34]), st.sampled_from([-10.0, 0.0, 1.0, 10.0])),
+    st.tuples(st.sampled_from([30, 35]), st.sampled_from([0.0, 0.5, 5.0])),
+    st.tuples(st.just(36), st.sampled_from([0.0, 8.0])),
+    st.tuples(st.just(37), st.sampled_from([0.0, 4096.0]))), max_size=10)
 _case = st.fixed_dictionaries({
     "st": _state, "cfg": _cfg, "reads": _reads, "target": _pos, "tol": _pos,
+    "alg": st.sampled_from([1, 2]),
     "n_reads": st.sampled_from([0, 1, 2, 16]), "max_pulses": st.integers(1, 16),
     "p": st.tuples(st.sampled_from([0.0, 0.005, 4.0]), st.sampled_from([0.0, 4.0]),
                    st.sampled_from([0.0, 0.005, 4.0]), st.just(0.0)).map(list)})

@@ -180,6 +180,24 @@ def test_a_traced_program_records_every_gate_pulse_on_the_rp2_port(board: Board,
         assert mine[-1][5] == pytest.approx(r.g, rel=1e-6)
 
 
+def test_learned_program_runs_on_the_rp2_port(board: Board, pico: PicoEmulator) -> None:
+    """Algorithm 2 (memfw/learned.py: native seed, the viper _learn's last-response words) on the
+    rp2 port: a model fitted from twin traces goes in with CONFIG lm_*, a long way converges, every
+    pulse on the gate pin."""
+    from memhost.bench.learned import explore_traces
+    from memhost.learn import fit
+    from memhost.sim.model.family import draw_family
+    model = fit([explore_traces(m.preset, 16, 40, seed=k, d2d=m.d2d)
+                 for k, m in enumerate(draw_family(8, seed=11))])
+    for name, value in model.config().items():
+        board.config_set(name, value)
+    g0 = board.read(16).g
+    mark = pico.mark()
+    r = board.program(g0 * 1.6 if g0 < 5e-5 else g0 * 0.6, g0 * 0.01, "learned")
+    assert r.status == "converged" and r.algorithm == "learned", r
+    assert len(pico.events(("gate",), since=mark)) == r.pulses > 0
+
+
 def test_200_targets_stream_with_the_window_full_each_result_once_and_in_order(board: Board) -> None:
     g0 = board.read(16).g
     targets = [g0 * (1.0 + 0.03 * ((k * 37) % 100) / 100) for k in range(200)]   # small steps

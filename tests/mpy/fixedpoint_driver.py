@@ -51,7 +51,7 @@ for case in doc["cases"]:
     for name, v in case["st"].items():
         ctl.st[words[name]] = v
     try:
-        r = ctl.program(case["target"], case["tol"], P.ALG_ADAPTIVE, case["n_reads"],
+        r = ctl.program(case["target"], case["tol"], case.get("alg", P.ALG_ADAPTIVE), case["n_reads"],
                         case["max_pulses"], *case["p"])
         out.append({"st": {name: ctl.st[i] for name, i in words.items()}, "status": r[0],
                     "pulses": r[2]})

@@ -6,7 +6,8 @@
 #
 # The quadratic is tabulated once per parameter set, in Q8, over every amplitude index (made
 # non-decreasing: above the quadratic's top the predictor stays there), so the loop only indexes and
-# compares. Every product stays below 2^30 (a small int on 32-bit boards).
+# compares. Every product stays below 2^30 (a small int on 32-bit boards): cg is at most 2560 (Q8 of
+# 10) and a log2 of a reading at most ~6e4 in Q8 (E * 256 included).
 import array
 import micropython
 from micropython import const
@@ -15,7 +16,8 @@ from memfw import protocol as P
 _DV_UV = const(5000)        # amplitude grid step, µV (memfw/control.py _DV_UV)
 _NONE = const(-0x20000000)  # offset word: none learned yet
 _HALF_W = const(4)          # the seed's slope: the table's secant over +-4 grid steps
-_CLAMP = const(0x1000000)   # table values are clamped to +-2^24 (Q8 log2: +-65536 octaves)
+_CLAMP = const(0x100000)    # table values and offsets are clamped to +-2^20 (Q8 log2: 4096
+                            # octaves), so a seeded level stays within +-2^22 (the _A word's range)
 
 # CONFIG keys of the model (memfw/protocol.py K_LM_*), per polarity (c0, c1, c2, cg, v_lo)
 KEYS = ((P.K_LM_SET_C0, P.K_LM_SET_C1, P.K_LM_SET_C2, P.K_LM_SET_CG, P.K_LM_SET_VLO),
@@ -72,7 +74,12 @@ class Learned:
         if i < self.ilo[r] or i >= self.n:
             return _NONE
         lg = self.log2q8(st[k + 2]) + st[k + 3]
-        return st[k + 1] - self.y[r][i] - ((self.cg[r] * lg) >> 8)
+        o = st[k + 1] - self.y[r][i] - ((self.cg[r] * lg) >> 8)
+        if o > _CLAMP:
+            return _CLAMP
+        if o < -_CLAMP:
+            return -_CLAMP
+        return o
 
     def load(self, values):
         """Builds the tables from the CONFIG values if they changed (float work, before a loop).
@@ -94,6 +101,8 @@ class Learned:
                 q = int((c0 + c1 * v + c2 * v * v) * 256.0)
                 if q > _CLAMP:
                     q = _CLAMP
+                elif q < -_CLAMP:
+                    q = -_CLAMP
                 if q > top:
                     top = q
                 y[i] = top
