@@ -234,7 +234,7 @@ def learned_table(env: dict[str, Any]) -> str:
             base = "adaptive+prior" if "adaptive+prior" in row[mode] else "adaptive"
             for alg, f in row[mode].items():
                 ratio = ""
-                if alg == "learned":
+                if alg.startswith("learned"):
                     ratio = f"{f['pulses_mean'] / row[mode][base]['pulses_mean']:.2f} (÷ {base})"
                     if base != "adaptive":
                         ratio += (f", {f['pulses_mean'] / row[mode]['adaptive']['pulses_mean']:.2f}"
@@ -460,7 +460,9 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "(the same devices under every algorithm); the median and 95th percentile of "
                 "\\|error\\| show the bulk. adaptive+prior: the "
                 "preset's hand-written prior; adaptive: none (auto settle); learned: the model "
-                "(auto settle). Goal (issue): fresh devices >= 25 % fewer pulses than "
+                "(auto settle); learned-type: a model fitted on that type's own traces only (other "
+                "devices, caution 0.5 octave), the learned replacement of the hand-written prior. "
+                "Goal (issue): fresh devices >= 25 % fewer pulses than "
                 "adaptive+prior at the same settled error, warm devices no worse.", "",
                 learned_table(envs["learned"]), "", _provenance(envs["learned"]), ""]
     for name in [n for n in envs if n.startswith("controller-learned-")]:

