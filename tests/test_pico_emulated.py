@@ -20,7 +20,7 @@ import pytest
 
 from memhost import protocol as P
 from memhost.board import Board
-from memhost.errors import LinkTimeout, SafetyLimitError
+from memhost.errors import LinkTimeout, MemhostError, SafetyLimitError
 from memhost.pico_emulator import PicoEmulator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -346,6 +346,14 @@ def _board_files(port: str) -> list[str]:
     return sorted(proc.stdout.split())
 
 
+def _open_after_reset(pico: PicoEmulator) -> Board:
+    """Board.open on the emulated Pico; a failure carries the emulator's status and last words."""
+    try:
+        return Board.open(pico.port, timeout=pico.boot_timeout)
+    except MemhostError as exc:
+        pytest.fail(f"{exc}\nemulator status: {pico.status()}\nstderr: {pico.stderr_tail()[-1500:]}")
+
+
 def test_memhost_flash_mpy_replaces_the_sources_and_the_board_boots_the_bytecode(pico: PicoEmulator) -> None:
     # after the plain flash above the board holds memfw/**/*.py; --mpy must remove them (MicroPython
     # imports x.py before x.mpy) and leave only the compiled files
@@ -354,13 +362,13 @@ def test_memhost_flash_mpy_replaces_the_sources_and_the_board_boots_the_bytecode
     assert proc.returncode == 0, proc.stderr + proc.stdout
     sent = {f["remote"][1:] for f in json.loads(proc.stdout)["files"]} - {"main.py"}
     assert sent and all(r.endswith(".mpy") for r in sent)
-    b = Board.open(pico.port, timeout=pico.boot_timeout)
+    b = _open_after_reset(pico)
     assert b.info.hal == "rp2" and b.read(4).n == 4
     b.leave_binary_mode()
     b.close()
     assert _board_files(pico.port) == sorted(sent)
     assert _mpremote(pico.port, "reset").returncode == 0     # main.py serves frames again
-    b = Board.open(pico.port, timeout=pico.boot_timeout)
+    b = _open_after_reset(pico)
     try:
         assert b.info.hal == "rp2"
     finally:
