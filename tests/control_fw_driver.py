@@ -261,9 +261,11 @@ def gate():
     out["relax"] += [cfg.relax_f10, cfg.relax_tau_us]
     # a PROGRAM whose width is outside the limits: status limit, no pulse applied
     hal.pulses = 0
-    for alg in (P.ALG_ISPP, P.ALG_ADAPTIVE):
+    learned_model(cfg)          # (LM_CONFIG set: algorithm 2 runs with that model)
+    for alg in (P.ALG_ISPP, P.ALG_ADAPTIVE, P.ALG_LEARNED):
         st = ctl.program(1.05e-3, 1e-6, alg, 0, 10, 0, 0, 0, 0.5)
         out["program_%d" % alg] = [st[0], st[2], hal.pulses]
+    out["learned_ready"] = ctl.learned_ready()
     print(json.dumps(out))
 
 

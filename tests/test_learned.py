@@ -239,3 +239,14 @@ def test_levels_with_the_learned_algorithm_on_the_emulated_board(model_files: tu
         r = _memhost(*args)
         assert r.returncode == 2 and "needs --model" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_learned_program_with_a_refused_pulse_ends_in_limit_without_pulsing(
+        model_files: tuple[Path, Path]) -> None:
+    """The safety gate checks every pulse of algorithm 2 too: a width outside the limits ends the
+    PROGRAM with status limit before anything is applied."""
+    out = run_micropython(DRIVER, "gate", env={"LM_CONFIG": str(model_files[1])})
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["learned_ready"] is True
+    assert r["program_2"] == [4, 0, 0]      # ST_LIMIT, no pulse, none applied
