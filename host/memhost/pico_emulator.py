@@ -80,11 +80,14 @@ def node_modules_dir() -> Path:
     return _cache_dir("pico-node", create=False) / hashlib.sha256(lock).hexdigest()[:16] / "node_modules"
 
 
+NODE_MISSING = ("the emulated Pico needs Node.js (>= 18) and npm: install them (Debian: apt-get install "
+                f"nodejs npm), then run {SETUP_HINT}")
+
+
 def _npm() -> str:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
-        raise PicoSetupError("the emulated Pico needs Node.js (>= 18) and npm: install them (Debian: "
-                             f"apt-get install nodejs npm), then run {SETUP_HINT}")
+        raise PicoSetupError(NODE_MISSING)
     return npm
 
 
@@ -109,8 +112,7 @@ def install_node_packages() -> Path:
 def node_command() -> list[str]:
     node = shutil.which("node")
     if node is None:
-        _npm()
-    assert node is not None
+        raise PicoSetupError(NODE_MISSING)
     if not (node_modules_dir() / "rp2040js").is_dir():
         raise PicoSetupError(f"rp2040js is not installed in {node_modules_dir()}: run {SETUP_HINT}")
     return [node, str(PICO_DIR / "pico.js")]
