@@ -250,3 +250,42 @@ def test_learned_program_with_a_refused_pulse_ends_in_limit_without_pulsing(
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["learned_ready"] is True
     assert r["program_2"] == [4, 0, 0]      # ST_LIMIT, no pulse, none applied
+
+
+def _prog(device: int, steps: list[tuple[int, float, float, int]], target: float) -> np.ndarray:
+    """Trace records of one PROGRAM: (polarity, g_before, g_after, flags) per pulse, tolerance 1."""
+    from memhost import traces
+    r = traces.empty(len(steps))
+    for k, (pol, gb, ga, fl) in enumerate(steps):
+        r[k]["device"], r[k]["k"], r[k]["polarity"] = device, k, pol
+        r[k]["g_before"], r[k]["g_after"], r[k]["flags"] = gb, ga, fl
+        r[k]["target_s"], r[k]["tol_s"], r[k]["amp_v"] = target, 1.0, 1.0
+    return r
+
+
+def test_pulse_roles_count_each_pulse_once_by_what_it_did() -> None:
+    from memhost.bench.learned import ROLES, pulse_roles
+    a = _prog(0, [(0, 10.0, 10.5, 0),       # SET, no clear response yet: search
+                  (0, 10.5, 20.0, 0),       # clear, 9.5 of 89.5 to go: approach, short
+                  (0, 20.0, 70.0, 0),       # approach
+                  (0, 70.0, 120.0, 0),      # crosses 100 by 20: overshoot
+                  (1, 118.0, 117.8, 1),     # RESET (re-read first), nothing yet: search, reverse
+                  (1, 117.8, 104.0, 0),     # approach, reverse
+                  (1, 104.0, 103.9, 0),     # within 6 tol: polish, reverse
+                  (1, 103.9, 100.2, 0)], 100.0)     # polish, reverse
+    b = _prog(1, [(1, 300.0, 200.0, 0),     # RESET towards 100: approach
+                  (1, 200.0, 199.5, 0)], 100.0)     # no clear response after one: miss
+    ro = pulse_roles(np.concatenate([a, b]))
+    per = {"search": 2, "approach": 4, "overshoot": 1, "miss": 1, "polish": 2}
+    assert {k: ro[k] * 2 for k in ROLES} == per
+    assert sum(ro[k] for k in ROLES) * 2 == len(a) + len(b)
+    assert ro["approach_short"] * 2 == 1 and ro["reverse"] * 2 == 4 and ro["reread"] * 2 == 1
+
+
+def test_oracle_floor_grows_with_the_distance_and_the_cycle_spread() -> None:
+    from memhost.bench.learned import oracle_pulses
+    near, far = np.full(4000, 10.0), np.full(4000, 1000.0)
+    assert oracle_pulses(np.full(10, 0.5), 0.25, 1) == 0.0
+    assert oracle_pulses(near, 0.25, 1) < oracle_pulses(far, 0.25, 1) < oracle_pulses(far, 0.4, 1)
+    # log(1000) / log(1 / 0.25) ~ 5 halvings of the error by 4x: a handful of pulses, not one
+    assert 3.0 < oracle_pulses(far, 0.25, 1) < 6.0

@@ -247,6 +247,24 @@ def learned_table(env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def learned_roles_table(env: dict[str, Any]) -> str:
+    """bench learned: where the fresh devices' pulses went (bench.learned.pulse_roles), per type and
+    algorithm, with the ideal controller's floor (bench.learned.oracle_pulses)."""
+    lines = ["| device | algorithm | pulses/target | search | approach (of which < 1/4 of the way) | "
+             "overshoot | miss | polish (<= 6 tol) | in the reverse polarity | re-reads | "
+             "ideal floor (c2c only) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in env["result"]["rows"]:
+        for alg, f in row["fresh"].items():
+            ro = f.get("roles")
+            if ro is None:
+                continue
+            lines.append(f"| {row['device']} | {alg} | {f['pulses_mean']:.2f} | {ro['search']:.2f} | "
+                         f"{ro['approach']:.2f} ({ro['approach_short']:.2f}) | "
+                         f"{ro['overshoot']:.2f} | {ro['miss']:.2f} | {ro['polish']:.2f} | "
+                         f"{ro['reverse']:.2f} | {ro['reread']:.2f} | {f['oracle_pulses']:.2f} |")
+    return "\n".join(lines)
+
+
 def controller_algs_table(env: dict[str, Any]) -> str:
     """bench controller with --algorithm: one row per algorithm, and learned's ratios."""
     res = env["result"]
@@ -464,7 +482,36 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "devices, caution 0.5 octave), the learned replacement of the hand-written prior. "
                 "Goal (issue): fresh devices >= 25 % fewer pulses than "
                 "adaptive+prior at the same settled error, warm devices no worse.", "",
-                learned_table(envs["learned"]), "", _provenance(envs["learned"]), ""]
+                learned_table(envs["learned"]), "", _provenance(envs["learned"]), "",
+                "### Where a fresh device's pulses go", "",
+                "The fresh runs above, traced (trace=True), each pulse given one role from the "
+                "readings the controller had (`bench.learned.pulse_roles`): search (no clear "
+                "response of that polarity yet), approach (a clear step towards the target; in "
+                "brackets those that covered less than a quarter of the way), overshoot (crossed "
+                "the target by more than a tolerance, on the immediate reading, volatile part "
+                "included), miss (no clear response after one), polish (the target within 6 "
+                "tolerances), and across those roles the pulses of the polarity the PROGRAM did not "
+                "start with (after an overshoot) and the re-reads before a pulse (settle wait or "
+                "relaxation probe). Ideal floor: the pulses a controller needs that knows the "
+                "device's mean response exactly and aims each pulse at the whole remaining "
+                "change, when only the cycle-to-cycle spread (the preset's c2c_rel) is unknown "
+                "(`bench.learned.oracle_pulses`, Monte Carlo over the same starting distances; an "
+                "estimate resting on a preset field, not a controller).", "",
+                learned_roles_table(envs["learned"]), "",
+                "What the breakdown shows: the cycle-to-cycle spread alone sets a floor of about "
+                "four to five pulses for these distances (hundreds to thousands of tolerances): "
+                "each pulse can shrink the remaining change only by that spread. Above the floor "
+                "the pulses go to overshoots and their reversals (the reversed polarity starts "
+                "again, from the predictor or a search), to short approach steps, and to "
+                "polishing the last tolerances, where a step of a few tolerances sits at the "
+                "bottom of the response curve. The learned predictor's residual over devices "
+                "(the held-out ± above, about two octaves) is the spread of a device type's "
+                "devices and of the family's types about one curve: a first pulse cannot be "
+                "aimed closer than that, and its fitted slope along v is flatter than a single "
+                "device's (the presets' priors: 10-11.5 octaves per V), as the fit sees only clear responses (low amplitudes survive "
+                "only where they happened to move a device: censored) and responses capped by "
+                "the conductance range at high amplitudes (saturated); the adaptive loop then "
+                "spends pulses learning the device's own slope.", ""]
     for name in [n for n in envs if n.startswith("controller-learned-")]:
         out += [f"### learned on the emulated board: {name[len('controller-learned-'):]} "
                 "(`memhost bench controller --algorithm ...`)", "",

@@ -107,8 +107,78 @@ def train(folder: Path, types: int, family_seed: int, devices: int, steps: int,
     return fit(read_runs(runs), [r.name for r in runs], holdout=0.2, seed=seed), runs
 
 
+ROLES = ("search", "approach", "overshoot", "miss", "polish")
+NEAR_TOL = 6                # tolerances: a pulse this close to the target counts as polishing
+
+
+def pulse_roles(rec: np.ndarray) -> dict[str, float]:
+    """Where the pulses of a set of PROGRAMs went, from their trace records (memhost.traces; one
+    PROGRAM per device, records ordered by pulse): per pulse one role of ROLES, counted per
+    PROGRAM, also for the pulses of the polarity the PROGRAM did not start with (`reverse`, after
+    an overshoot), and the re-reads (traces.FLAG_REREAD: a settle wait or relaxation probe before
+    the pulse). Roles from the readings the controller had (immediate, volatile part included):
+    search = no clear response (|dG| >= tol along the polarity) yet of this polarity in the
+    PROGRAM; polish = the target within NEAR_TOL tolerances before the pulse; overshoot = the pulse
+    crossed the target by more than a tolerance; miss = no clear response after one; approach =
+    the rest (a clear step towards the target); approach_short = approach steps that covered less
+    than a quarter of the way."""
+    from ..traces import FLAG_REREAD
+    out = {k: 0 for k in ROLES + ("approach_short", "reverse", "reread")}
+    dev = rec["device"].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, dev[1:] != dev[:-1]])
+    n_prog = len(np.unique(dev))
+    ends = np.r_[starts[1:], len(rec)]
+    for a, b in zip(starts, ends):
+        seen = [False, False]
+        pol0 = int(rec["polarity"][a])
+        for x in rec[a:b]:
+            r = int(x["polarity"])
+            sign = 1.0 if r == 0 else -1.0
+            gb, ga, t, tol = (float(x["g_before"]), float(x["g_after"]), float(x["target_s"]),
+                              float(x["tol_s"]))
+            dg = (ga - gb) * sign
+            rem = (t - gb) * sign
+            clear = dg >= tol
+            if not seen[r] and not clear:
+                role = "search"
+            elif abs(rem) <= NEAR_TOL * tol:
+                role = "polish"
+            elif (t - ga) * sign < -tol:
+                role = "overshoot"
+            elif not clear:
+                role = "miss"
+            else:
+                role = "approach"
+                if dg < 0.25 * abs(rem):
+                    out["approach_short"] += 1
+            seen[r] = seen[r] or clear
+            out[role] += 1
+            out["reverse"] += r != pol0
+            out["reread"] += bool(int(x["flags"]) & FLAG_REREAD)
+    return {k: v / max(n_prog, 1) for k, v in out.items()}
+
+
+def oracle_pulses(need_tol: np.ndarray, c2c: float, seed: int) -> float:
+    """Mean pulses an ideal controller needs for changes of need_tol tolerances when every pulse's
+    change has the relative sigma c2c (the device's cycle-to-cycle spread) and nothing else is
+    unknown: each pulse aims at the whole remaining change (either polarity, known response, no
+    relaxation, no read noise) until within a tolerance. A floor, estimated (Monte Carlo), not
+    reachable by a controller that must learn the device."""
+    rng = np.random.default_rng(seed)
+    rem = np.asarray(need_tol, dtype=float).copy()
+    k = np.zeros(len(rem))
+    for _ in range(200):
+        a = np.abs(rem) > 1.0
+        if not a.any():
+            break
+        rem[a] *= -c2c * rng.standard_normal(int(a.sum()))
+        k[a] += 1
+    return float(np.mean(k))
+
+
 def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[str, Any]:
-    """n fresh devices, one target each (bench transfer's protocol) through the twin."""
+    """n fresh devices, one target each (bench transfer's protocol) through the twin; with where
+    their pulses went (pulse_roles)."""
     from ..sim.model.device import DeviceArray
     from ..sim.presets import load_preset
     from ..sim.twins.adaptive import adaptive
@@ -123,14 +193,18 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
     targets = np.random.default_rng(seed + 1_000_003).uniform(lo, hi, n)
     dev = DeviceArray(pr, n, seed=seed, d2d=True)
     if algorithm == "learned":
-        res = learned(dev, targets, tol, model=model)
+        res = learned(dev, targets, tol, model=model, trace=True)
     elif algorithm == "adaptive+prior":
-        res = adaptive(dev, targets, tol)
+        res = adaptive(dev, targets, tol, trace=True)
     else:
-        res = adaptive(dev, targets, tol, prior=False, settle_s=0.0)
+        res = adaptive(dev, targets, tol, prior=False, settle_s=0.0, trace=True)
     dev.wait(5 * pr.params["relax_tau_s"])
     err = (dev.conductance() - targets) / (2 * tol)
-    return _figures(res.pulses, err, res.status)
+    out = {**_figures(res.pulses, err, res.status), "roles": pulse_roles(res.traces)}
+    first = res.traces[res.traces["k"] == 0]
+    need = np.abs(first["target_s"] - first["g_before"]) / first["tol_s"]
+    out["oracle_pulses"] = oracle_pulses(need, float(pr.params["c2c_rel"]), seed)
+    return out
 
 
 def sweep(preset: Any, algorithm: str, model: Any, seed: int, levels: int = WARM_LEVELS,
