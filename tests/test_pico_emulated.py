@@ -489,3 +489,22 @@ def test_read_spread_of_a_quiet_device_survives_the_rp2_single_precision_floats(
             b.close()
     assert 0.9e-3 < r.g < 1.25e-3
     assert 0.3e-4 * r.g < r.g_std < 5e-4 * r.g   # device (1e-4) + front end, not 0
+
+
+def test_a_ctrl_c_byte_while_the_firmware_boots_does_not_drop_the_board_into_the_repl() -> None:
+    # A host sends frames as soon as the port opens; any frame may carry 0x03. Before main.py turned
+    # the interrupt character off first thing, a 0x03 read while it still imported raised
+    # KeyboardInterrupt and left the board in the REPL (under load: no HELLO reply for 120 s).
+    import serial
+    with PicoEmulator(preset=PRESET, seed=6) as emu:
+        with serial.Serial(emu.port, 115200, timeout=0.05) as ser:
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 1.5:      # the whole boot, main.py's imports included
+                ser.write(b"\x55\x03\x55")
+                time.sleep(0.05)
+        b = Board.open(emu.port, timeout=emu.boot_timeout)
+        try:
+            assert b.info.hal == "rp2" and b.read(4).n == 4
+        finally:
+            b.close()
+        assert "KeyboardInterrupt" not in emu.last_words()

@@ -1,7 +1,10 @@
 # Firmware entry point: picks the HAL for this platform and serves binary frames on USB serial
 # (stdin/stdout) until the host sends REPL. Board-specific code lives only in memfw/hal/.
-import sys
 import micropython
+micropython.kbd_intr(-1)    # first, before the imports: a host sends frames (0x03 among their bytes)
+# as soon as the port opens, and a 0x03 read while this file still imports would raise
+# KeyboardInterrupt and leave the board in the REPL (the emulated Pico under load did: no HELLO)
+import sys
 
 
 def select_hal():
@@ -26,7 +29,6 @@ def main():
     hal = select_hal()
     defaults = hal.config_defaults() if hasattr(hal, "config_defaults") else None
     server = Server(hal, new_session_id(), defaults)
-    micropython.kbd_intr(-1)    # binary mode: 0x03 in a frame must not raise KeyboardInterrupt
     try:
         server.run()
         # REPL: the host reads the ACK before the REPL's own output (or, on the emulated board, the
