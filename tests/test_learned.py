@@ -72,6 +72,20 @@ def test_fit_recovers_the_response_from_records_only() -> None:
     assert abs(h["set"]["resid_mean_oct"]) < 0.05 and h["set"]["resid_sd_oct"] < 0.15
 
 
+def test_holdout_splits_the_residual_into_device_offsets_and_the_rest() -> None:
+    from memhost.learn import fit
+    coef = (-14.0, 3.0, -0.5, 0.4)
+    rec = _synthetic(8000, coef, 2)
+    # every device responds a fixed factor off the family's curve (sd 1.5 octaves)
+    off = np.random.default_rng(5).normal(0, 1.5, 50)[rec["device"]]
+    dg = np.abs(rec["g_after"] - rec["g_before"]) * 2.0 ** off
+    rec["g_after"] = np.where(rec["polarity"] == 0, rec["g_before"] + dg, rec["g_before"] - dg)
+    h = fit([rec], holdout=0.2, seed=3).meta["holdout"]
+    for pol in ("set", "reset"):
+        assert h[pol]["resid_sd_oct"] > 0.5                 # the offsets dominate the residual
+        assert 0.05 < h[pol]["resid_within_sd_oct"] < 0.15  # ... and within a device, the noise
+
+
 def test_model_file_round_trip_and_bad_files(tmp_path: Path) -> None:
     from memhost.learn import ModelError, fit, load_model
     from memhost.protocol import CONFIG_KEYS
@@ -280,6 +294,10 @@ def test_pulse_roles_count_each_pulse_once_by_what_it_did() -> None:
     assert {k: ro[k] * 2 for k in ROLES} == per
     assert sum(ro[k] for k in ROLES) * 2 == len(a) + len(b)
     assert ro["approach_short"] * 2 == 1 and ro["reverse"] * 2 == 4 and ro["reread"] * 2 == 1
+    # clear pulses begun > 8 tol away: 9.5/89.5, 50/80, 50/30, 13.8/17.8, 100/200
+    aim = np.log2([9.5 / 89.5, 50 / 80, 50 / 30, 13.8 / 17.8, 100 / 200])
+    assert ro["aim_mean_oct"] == pytest.approx(aim.mean(), abs=1e-4)
+    assert ro["aim_sd_oct"] == pytest.approx(aim.std(), abs=1e-4)
 
 
 def test_oracle_floor_grows_with_the_distance_and_the_cycle_spread() -> None:
@@ -289,3 +307,6 @@ def test_oracle_floor_grows_with_the_distance_and_the_cycle_spread() -> None:
     assert oracle_pulses(near, 0.25, 1) < oracle_pulses(far, 0.25, 1) < oracle_pulses(far, 0.4, 1)
     # log(1000) / log(1 / 0.25) ~ 5 halvings of the error by 4x: a handful of pulses, not one
     assert 3.0 < oracle_pulses(far, 0.25, 1) < 6.0
+    # a controller whose choices spread by sd octaves: more pulses the wider the spread
+    s1, s2 = oracle_pulses(far, 0.0, 1, 0.5), oracle_pulses(far, 0.0, 1, 1.2)
+    assert oracle_pulses(far, 0.25, 1) < s1 < s2

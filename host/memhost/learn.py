@@ -208,13 +208,16 @@ def fit_polarity(rec: np.ndarray) -> PolarityFit:
                        len(r), float(np.std(res)), float(np.percentile(r["amp_v"], V_LO_PCT)))
 
 
-def evaluate(model: Model, rec: np.ndarray) -> dict[str, Any]:
+def evaluate(model: Model, rec: np.ndarray, keys: np.ndarray | None = None) -> dict[str, Any]:
     """Held-out figures per polarity: residual of log2|dG| (octaves: mean, sd) on the clear records,
     and the amplitude error (mV, median |.|) of the amplitude the model would choose for the
-    observed |dG| against the one applied."""
+    observed |dG| against the one applied. With keys (device_keys of the records): also the sd of
+    the residual within devices (each device's mean residual taken out: what is left once a
+    controller knows the device's offset from the model)."""
     out: dict[str, Any] = {}
     for p, name in enumerate(POLARITIES):
-        r = rec[(rec["polarity"] == p) & clear(rec)]
+        sel = (rec["polarity"] == p) & clear(rec)
+        r = rec[sel]
         if len(r) == 0:
             out[name] = {"records": 0}
             continue
@@ -225,6 +228,10 @@ def evaluate(model: Model, rec: np.ndarray) -> dict[str, Any]:
         out[name] = {"records": int(len(r)), "resid_mean_oct": float(np.mean(res)),
                      "resid_sd_oct": float(np.std(res)),
                      "amp_err_median_mv": float(np.median(np.abs(v_hat - r["amp_v"])) * 1e3)}
+        if keys is not None:
+            _, inv = np.unique(keys[sel], return_inverse=True)
+            dev_mean = np.bincount(inv, res) / np.bincount(inv)
+            out[name]["resid_within_sd_oct"] = float(np.std(res - dev_mean[inv]))
     return out
 
 
@@ -266,7 +273,7 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
                             "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,
                             "holdout_seed": seed, "features": list(FEATURES)}
     if n_hold:
-        meta["holdout"] = evaluate(model, rec[is_held])
+        meta["holdout"] = evaluate(model, rec[is_held], keys[is_held])
     model.meta = meta
     return model
 

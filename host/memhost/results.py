@@ -247,12 +247,19 @@ def learned_table(env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _model_floor(alg: str, f: dict[str, Any]) -> str:
+    if not alg.startswith("learned") or "model_floor_pulses" not in f:
+        return ""
+    return f"{f['model_floor_pulses']:.2f} ({f['model_within_sd_oct']:.2f} oct)"
+
+
 def learned_roles_table(env: dict[str, Any]) -> str:
     """bench learned: where the fresh devices' pulses went (bench.learned.pulse_roles), per type and
     algorithm, with the ideal controller's floor (bench.learned.oracle_pulses)."""
     lines = ["| device | algorithm | pulses/target | search | approach (of which < 1/4 of the way) | "
              "overshoot | miss | polish (<= 6 tol) | in the reverse polarity | re-reads | "
-             "ideal floor (c2c only) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "aim: log2(change / left), mean ± sd | ideal aim at the model's spread within devices | "
+             "ideal floor (c2c only) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in env["result"]["rows"]:
         for alg, f in row["fresh"].items():
             ro = f.get("roles")
@@ -261,7 +268,9 @@ def learned_roles_table(env: dict[str, Any]) -> str:
             lines.append(f"| {row['device']} | {alg} | {f['pulses_mean']:.2f} | {ro['search']:.2f} | "
                          f"{ro['approach']:.2f} ({ro['approach_short']:.2f}) | "
                          f"{ro['overshoot']:.2f} | {ro['miss']:.2f} | {ro['polish']:.2f} | "
-                         f"{ro['reverse']:.2f} | {ro['reread']:.2f} | {f['oracle_pulses']:.2f} |")
+                         f"{ro['reverse']:.2f} | {ro['reread']:.2f} | "
+                         f"{ro['aim_mean_oct']:+.2f} ± {ro['aim_sd_oct']:.2f} | "
+                         f"{_model_floor(alg, f)} | {f['oracle_pulses']:.2f} |")
     return "\n".join(lines)
 
 
@@ -497,21 +506,34 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "change, when only the cycle-to-cycle spread (the preset's c2c_rel) is unknown "
                 "(`bench.learned.oracle_pulses`, Monte Carlo over the same starting distances; an "
                 "estimate resting on a preset field, not a controller).", "",
+                "Aim: log2 of the change a clear pulse made over the change left before it, over the "
+                "pulses begun more than 8 tolerances away (< 0: short of the target). Ideal aim at the "
+                "model's spread within devices (learned rows): the ideal controller above, but every "
+                "pulse off by a log-normal factor of the model's held-out residual once each "
+                "device's own offset is taken out (`learn.evaluate`, mean of the polarities), "
+                "aimed without bias: what the predictor could give a controller that already knew "
+                "the device's offset from it (an estimate, not a floor: the online model fits the device "
+                "locally and can do better).", "",
                 learned_roles_table(envs["learned"]), "",
                 "What the breakdown shows: the cycle-to-cycle spread alone sets a floor of about "
-                "four to five pulses for these distances (hundreds to thousands of tolerances): "
-                "each pulse can shrink the remaining change only by that spread. Above the floor "
-                "the pulses go to overshoots and their reversals (the reversed polarity starts "
-                "again, from the predictor or a search), to short approach steps, and to "
-                "polishing the last tolerances, where a step of a few tolerances sits at the "
-                "bottom of the response curve. The learned predictor's residual over devices "
-                "(the held-out ± above, about two octaves) is the spread of a device type's "
-                "devices and of the family's types about one curve: a first pulse cannot be "
-                "aimed closer than that, and its fitted slope along v is flatter than a single "
-                "device's (the presets' priors: 10-11.5 octaves per V), as the fit sees only clear responses (low amplitudes survive "
-                "only where they happened to move a device: censored) and responses capped by "
-                "the conductance range at high amplitudes (saturated); the adaptive loop then "
-                "spends pulses learning the device's own slope.", ""]
+                "three to five pulses for these distances (hundreds to thousands of tolerances): "
+                "each pulse can shrink the remaining change only by that spread. The predictor's "
+                "error is far larger: about two octaves over devices (the held-out ± above) and "
+                "still more than an octave within a device (the ideal-aim column's octaves); a "
+                "controller whose pulses are off by that much needs, even aimed without bias and "
+                "without relaxation or search, about as many pulses as the controllers here (the "
+                "ideal-aim column). A model of the type's own traces (learned-type) is within "
+                "about 0.8 octave: aimed without bias it would need about six pulses, fewer than "
+                "the controllers here take with it or with the prior. Above the c2c floor the pulses go to overshoots and their "
+                "reversals (the reversed polarity starts again, from the predictor or a search), "
+                "to approach steps that fall short (the aim column: on tio2x-seed and gaox the "
+                "learned controller's pulses make a third or less of the change left on average, "
+                "the prior's about half) and to polishing the last tolerances. A response model in "
+                "v and log2 G pooled over devices cannot predict one device's pulse to within an "
+                "octave: in the twin the response rises as a power of (v - the device's "
+                "threshold), steepest just above a threshold that differs from device to device, "
+                "and its window depends on where G sits in the device's own range, neither known "
+                "from the present reading.", ""]
     for name in [n for n in envs if n.startswith("controller-learned-")]:
         out += [f"### learned on the emulated board: {name[len('controller-learned-'):]} "
                 "(`memhost bench controller --algorithm ...`)", "",

@@ -23,6 +23,7 @@ hand-written prior.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 import time
@@ -109,6 +110,7 @@ def train(folder: Path, types: int, family_seed: int, devices: int, steps: int,
 
 ROLES = ("search", "approach", "overshoot", "miss", "polish")
 NEAR_TOL = 6                # tolerances: a pulse this close to the target counts as polishing
+AIM_FAR_TOL = 8             # tolerances: pulses from further away enter the aim figures
 
 
 def pulse_roles(rec: np.ndarray) -> dict[str, float]:
@@ -121,13 +123,16 @@ def pulse_roles(rec: np.ndarray) -> dict[str, float]:
     PROGRAM; polish = the target within NEAR_TOL tolerances before the pulse; overshoot = the pulse
     crossed the target by more than a tolerance; miss = no clear response after one; approach =
     the rest (a clear step towards the target); approach_short = approach steps that covered less
-    than a quarter of the way."""
+    than a quarter of the way. aim_mean_oct, aim_sd_oct: log2 of the change a clear pulse made over
+    the change that was left (its target: the whole of it), over the pulses that began more than
+    AIM_FAR_TOL tolerances away: how far the controller's choices fell short (< 0) or beyond."""
     from ..traces import FLAG_REREAD
     out = {k: 0 for k in ROLES + ("approach_short", "reverse", "reread")}
     dev = rec["device"].astype(np.int64)
     starts = np.flatnonzero(np.r_[True, dev[1:] != dev[:-1]])
     n_prog = len(np.unique(dev))
     ends = np.r_[starts[1:], len(rec)]
+    aim: list[float] = []
     for a, b in zip(starts, ends):
         seen = [False, False]
         pol0 = int(rec["polarity"][a])
@@ -151,19 +156,26 @@ def pulse_roles(rec: np.ndarray) -> dict[str, float]:
                 role = "approach"
                 if dg < 0.25 * abs(rem):
                     out["approach_short"] += 1
+            if clear and abs(rem) > AIM_FAR_TOL * tol:
+                aim.append(math.log2(dg / abs(rem)))
             seen[r] = seen[r] or clear
             out[role] += 1
             out["reverse"] += r != pol0
             out["reread"] += bool(int(x["flags"]) & FLAG_REREAD)
-    return {k: v / max(n_prog, 1) for k, v in out.items()}
+    res = {k: v / max(n_prog, 1) for k, v in out.items()}
+    res["aim_mean_oct"] = float(np.mean(aim)) if aim else float("nan")
+    res["aim_sd_oct"] = float(np.std(aim)) if aim else float("nan")
+    return res
 
 
-def oracle_pulses(need_tol: np.ndarray, c2c: float, seed: int) -> float:
+def oracle_pulses(need_tol: np.ndarray, c2c: float, seed: int, sd_oct: float = 0.0) -> float:
     """Mean pulses an ideal controller needs for changes of need_tol tolerances when every pulse's
     change has the relative sigma c2c (the device's cycle-to-cycle spread) and nothing else is
     unknown: each pulse aims at the whole remaining change (either polarity, known response, no
     relaxation, no read noise) until within a tolerance. A floor, estimated (Monte Carlo), not
-    reachable by a controller that must learn the device."""
+    reachable by a controller that must learn the device. sd_oct > 0: instead, each pulse's change
+    is off by a log-normal factor of sd_oct octaves (a controller whose predictions spread that
+    much about the truth, without bias)."""
     rng = np.random.default_rng(seed)
     rem = np.asarray(need_tol, dtype=float).copy()
     k = np.zeros(len(rem))
@@ -171,7 +183,8 @@ def oracle_pulses(need_tol: np.ndarray, c2c: float, seed: int) -> float:
         a = np.abs(rem) > 1.0
         if not a.any():
             break
-        rem[a] *= -c2c * rng.standard_normal(int(a.sum()))
+        z = rng.standard_normal(int(a.sum()))
+        rem[a] *= 1.0 - np.exp2(sd_oct * z) if sd_oct > 0 else -c2c * z
         k[a] += 1
     return float(np.mean(k))
 
@@ -204,6 +217,13 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
     first = res.traces[res.traces["k"] == 0]
     need = np.abs(first["target_s"] - first["g_before"]) / first["tol_s"]
     out["oracle_pulses"] = oracle_pulses(need, float(pr.params["c2c_rel"]), seed)
+    if model is not None and "holdout" in model.meta:
+        # a controller that knows the device's offset from the model, whose every pulse is then
+        # off by the model's held-out spread within devices (mean of the polarities), no bias
+        h = model.meta["holdout"]
+        sd = 0.5 * (h["set"]["resid_within_sd_oct"] + h["reset"]["resid_within_sd_oct"])
+        out["model_floor_pulses"] = oracle_pulses(need, 0.0, seed, sd)
+        out["model_within_sd_oct"] = sd
     return out
 
 
