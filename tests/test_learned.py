@@ -310,3 +310,26 @@ def test_oracle_floor_grows_with_the_distance_and_the_cycle_spread() -> None:
     # a controller whose choices spread by sd octaves: more pulses the wider the spread
     s1, s2 = oracle_pulses(far, 0.0, 1, 0.5), oracle_pulses(far, 0.0, 1, 1.2)
     assert oracle_pulses(far, 0.25, 1) < s1 < s2
+
+
+def test_censored_fit_recovers_a_rise_that_least_squares_flattens() -> None:
+    from memhost.learn import CAUTION_DEFAULT, caution_of, fit
+    coef = (-20.0, 4.0, 0.0, 0.0)
+    rec = _synthetic(20000, coef, 4)
+    # a wide spread about the curve and a tolerance near its low end: at low amplitudes only the
+    # pulses that happened to move the device count as clear
+    y = np.log2(np.abs(rec["g_after"] - rec["g_before"]).astype(float))
+    y += np.random.default_rng(6).normal(0, 2.0, len(y))
+    dg = 2.0 ** y
+    rec["g_after"] = np.where(rec["polarity"] == 0, rec["g_before"] + dg, rec["g_before"] - dg)
+    rec["tol_s"] = 2.0 ** -15.0
+    ls = fit([rec], holdout=0.2, seed=1)
+    ml = fit([rec], holdout=0.2, seed=1, censored=True)
+    for p in (0, 1):
+        slope_ls = ls.polarity(p).coef[1] + 2 * ls.polarity(p).coef[2] * 1.9
+        slope_ml = ml.polarity(p).coef[1] + 2 * ml.polarity(p).coef[2] * 1.9
+        assert slope_ls < 3.0 < 3.5 < slope_ml < 4.5, (slope_ls, slope_ml)
+    assert ls.caution == CAUTION_DEFAULT and ml.meta["fit"] == "censored"
+    # the censored model's caution comes from its held-out devices: clear responses lie above it
+    assert ml.caution == pytest.approx(caution_of(ml.meta["holdout"]), abs=1e-3)
+    assert ml.caution > 0.5

@@ -12,9 +12,10 @@ conductances moves more siemens per pulse). Inverted, it gives the amplitude tha
 by the |dG| still needed: the `learned` controller starts each polarity's model there (instead of a
 hand-written device-type prior), and its online model corrects it from the device's own responses.
 
-Fit: ordinary least squares on the trace records whose response was clear (|dG| >= the PROGRAM's
-tolerance, as the controller counts a clear response: smaller ones are mostly read noise); devices
-(run, device) are split at random into training and held-out ones, the figures of the held-out
+Fit: least squares on the trace records whose response was clear (|dG| >= the PROGRAM's
+tolerance, as the controller counts a clear response: smaller ones are mostly read noise), or
+(--censored) maximum likelihood over every record, the smaller responses censored (log2|dG| <
+log2 tol: the pulse did not move the device more); devices (run, device) are split at random into training and held-out ones, the figures of the held-out
 ones are kept with the model. Nothing of a preset enters: only amp_v, polarity, g_before, g_after,
 tol_s of the records. Units: V, s, S.
 
@@ -40,7 +41,11 @@ FEATURES = ("1", "v", "v^2", "log2 G")
 POLARITIES = ("set", "reset")
 FAR_DEFAULT = 32            # tolerances: the predictor seeds a polarity only for a change this large
 CAUTION_DEFAULT = 2.0       # octaves: a fresh device's first pulse assumes this much more response
+                            # (least squares; the censored fit: caution_of the held-out devices)
+CAUTION_K = 0.5             # caution_of: device-offset sds added to the held-out bias (chosen on
+                            # bench learned's evaluation types: no separate validation)
 MIN_RECORDS = 16            # clear records per polarity below which no fit is made
+TOBIT_ITER = 500            # expectation-maximisation steps at most (the fit stops when settled)
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
 
@@ -193,19 +198,58 @@ def device_keys(rec: np.ndarray, run: np.ndarray | None = None) -> np.ndarray:
     return (r << 32) | rec["device"].astype(np.int64)
 
 
-def fit_polarity(rec: np.ndarray) -> PolarityFit:
-    """Least squares of log2|dG| on FEATURES over the clear records of one polarity."""
-    m = clear(rec)
-    r = rec[m]
-    if len(r) < MIN_RECORDS:
-        raise UsageError(f"only {len(r)} clear pulse records of one polarity (need {MIN_RECORDS}): "
-                         "record more pulses (levels --trace) and train again")
+def _log_ndtr(z: np.ndarray) -> np.ndarray:
+    """log of the standard normal CDF, stable far into the lower tail (erfc by the Chebyshev-fitted
+    exponential of Numerical Recipes' erfcc, relative error < 1.2e-7, taken in logs)."""
+    x = -np.asarray(z, dtype=float) / math.sqrt(2.0)
+    ax = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * ax)
+    poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    le = np.log(t) - ax * ax + poly                 # log erfc(|x|)
+    le = np.where(x >= 0, le, np.log(2.0 - np.exp(le)))
+    return le + math.log(0.5)
+
+
+def fit_polarity(rec: np.ndarray, censored: bool = False,
+                 iterations: int = TOBIT_ITER) -> PolarityFit:
+    """log2|dG| on FEATURES over one polarity's records: least squares over the clear responses,
+    or (censored) by maximum likelihood with the responses below the tolerance censored (Tobit,
+    by expectation-maximisation): a pulse that moved the device less than its tolerance says only
+    that log2|dG| < log2 tol. The clear responses alone keep, at low amplitudes, only the pulses
+    that happened to move a device, which flattens the rise along v."""
+    d = _along(rec)
+    ok = np.isfinite(d) & (rec["amp_v"] > 0) & (rec["g_before"] > 0) & (rec["tol_s"] > 0)
+    r, d = rec[ok], d[ok]
+    tol = r["tol_s"].astype(float)
+    cl = d >= tol
+    if int(cl.sum()) < MIN_RECORDS:
+        raise UsageError(f"only {int(cl.sum())} clear pulse records of one polarity (need "
+                         f"{MIN_RECORDS}): record more pulses (levels --trace) and train again")
     x = design(r)
-    y = np.log2(_along(r))
-    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
-    res = y - x @ coef
+    y = np.log2(np.where(cl, d, tol))               # censored: the bound log2 tol
+    c = y[~cl]
+    coef, *_ = np.linalg.lstsq(x[cl], y[cl], rcond=None)
+    sd = max(float(np.std(y[cl] - x[cl] @ coef)), 0.1)
+    yc = y.copy()
+    var = np.zeros(len(y))
+    for _ in range(iterations if censored and (~cl).any() else 0):
+        mu = x[~cl] @ coef
+        a = (c - mu) / sd
+        lam = np.exp(-0.5 * a * a - 0.5 * math.log(2 * math.pi) - _log_ndtr(a))   # phi / Phi
+        yc[~cl] = mu - sd * lam                      # E[y | y < c]
+        var[~cl] = sd * sd * np.maximum(1.0 - a * lam - lam * lam, 0.0)
+        new, *_ = np.linalg.lstsq(x, yc, rcond=None)
+        sd = math.sqrt(float(np.mean((yc - x @ new) ** 2 + var)))
+        done = float(np.max(np.abs(new - coef))) < 1e-6
+        coef = new
+        if done:
+            break
+    res = y[cl] - x[cl] @ coef
     return PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
-                       len(r), float(np.std(res)), float(np.percentile(r["amp_v"], V_LO_PCT)))
+                       int(cl.sum()), float(np.std(res)),
+                       float(np.percentile(r["amp_v"][cl], V_LO_PCT)))
 
 
 def evaluate(model: Model, rec: np.ndarray, keys: np.ndarray | None = None) -> dict[str, Any]:
@@ -251,10 +295,28 @@ def invert(pf: PolarityFit, y: Any, g: Any, v_max: float = 5.0) -> np.ndarray:
     return np.clip(v, 0.0, v_max)
 
 
+def caution_of(holdout: dict[str, Any]) -> float | None:
+    """The caution (octaves) from the held-out figures (evaluate with keys), mean of the polarities:
+    how much more the clear responses of devices the fit never saw were than predicted (the
+    held-out mean residual: the fit's median response includes the pulses that hardly moved a
+    device) plus CAUTION_K spreads of the devices' own offsets (the residual sd less its part within
+    devices), so that a fresh device's first pulse stays short of the target on most devices.
+    None without held-out responses of both polarities."""
+    out = []
+    for name in POLARITIES:
+        h = holdout.get(name, {})
+        if not h.get("records") or "resid_within_sd_oct" not in h:
+            return None
+        dev_sd = math.sqrt(max(h["resid_sd_oct"] ** 2 - h["resid_within_sd_oct"] ** 2, 0.0))
+        out.append(h["resid_mean_oct"] + CAUTION_K * dev_sd)
+    return float(min(max(sum(out) / len(out), 0.0), 8.0))
+
+
 def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,
-        seed: int = 0) -> Model:
+        seed: int = 0, censored: bool = False) -> Model:
     """The model from trace record arrays (one per run), `holdout` of the devices kept out of the
-    fit and evaluated (0: none)."""
+    fit and evaluated (0: none). censored: the censored fit (fit_polarity), its caution from the
+    held-out devices (caution_of); else least squares over the clear responses, CAUTION_DEFAULT."""
     if not parts:
         raise UsageError("no trace records: give run folders that hold traces.bin (levels --trace)")
     rec = np.concatenate([np.asarray(p) for p in parts])
@@ -266,14 +328,18 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
     held = rng.choice(uniq, size=n_hold, replace=False) if n_hold else np.empty(0, dtype=np.int64)
     is_held = np.isin(keys, held)
     train = rec[~is_held]
-    fits = [fit_polarity(train[train["polarity"] == p]) for p in (0, 1)]
+    fits = [fit_polarity(train[train["polarity"] == p], censored) for p in (0, 1)]
     model = Model(fits[0], fits[1])
     meta: dict[str, Any] = {"runs": list(names) or [f"part {k}" for k in range(len(parts))],
                             "records": int(len(rec)), "devices": int(len(uniq)),
                             "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,
-                            "holdout_seed": seed, "features": list(FEATURES)}
+                            "holdout_seed": seed, "features": list(FEATURES),
+                            "fit": "censored" if censored else "least squares"}
     if n_hold:
         meta["holdout"] = evaluate(model, rec[is_held], keys[is_held])
+        c = caution_of(meta["holdout"]) if censored else None
+        if c is not None:
+            model.caution = round(c, 3)
     model.meta = meta
     return model
 

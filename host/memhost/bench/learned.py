@@ -15,7 +15,9 @@ range (bench transfer's protocol; for a type whose device-to-device spread leave
 sigma, 2, 1 or 0 sigma), settled error from the true conductance after 5 relaxation times. Warm: 16 devices, 256 levels upwards over the range measured after saturating pulses
 (bench controller's protocol on the twin). adaptive+prior: the preset's prior (tio2x-seed, gaox:
 [firmware] prior_*, relaxation tracked, settle 5 tau), adaptive: no prior, the auto settle;
-learned: the model, the auto settle. learned-type (tio2x-seed, gaox): a model fitted on that type's
+learned: the model, the auto settle; learned-censored: the model fitted with the responses
+below the tolerance censored (`memhost learn --censored`, caution from its held-out devices).
+learned-type (tio2x-seed, gaox): a model fitted on that type's
 own exploration traces only (other devices; caution TYPE_CAUTION), what replaces a type's
 hand-written prior.
 """
@@ -88,7 +90,7 @@ def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True)
 
 
 def train(folder: Path, types: int, family_seed: int, devices: int, steps: int,
-          seed: int) -> tuple[Any, list[Path]]:
+          seed: int, censored: bool = False) -> tuple[Any, list[Path]]:
     """Run folders of exploration traces (family types and TRAIN_PRESETS) under folder, and the
     model fitted from them (memhost.learn.fit over the folders, as `memhost learn` does)."""
     from .. import traces
@@ -105,7 +107,8 @@ def train(folder: Path, types: int, family_seed: int, devices: int, steps: int,
         w.append(explore_traces(preset, devices, steps, seed + k, d2d))
         w.close()
         runs.append(run)
-    return fit(read_runs(runs), [r.name for r in runs], holdout=0.2, seed=seed), runs
+    return fit(read_runs(runs), [r.name for r in runs], holdout=0.2, seed=seed,
+               censored=censored), runs
 
 
 ROLES = ("search", "approach", "overshoot", "miss", "polish")
@@ -278,13 +281,15 @@ def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[st
 def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps: int = 60,
           eval_types: int = 8, eval_seed: int = 1234, devices: int = 2000, seed: int = 1,
           model_out: str | None = None, presets_out: str | None = None) -> dict[str, Any]:
-    from ..learn import fit
+    from ..learn import fit, read_runs
     from ..sim.model.family import draw_family
     from ..sim.presets import load_preset
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="memhost-learned-") as tmp:
         model, runs = train(Path(tmp), types, family_seed, train_devices, steps, seed)
+        cmodel = fit(read_runs(runs), [r.name for r in runs], holdout=0.2, seed=seed,
+                     censored=True)
     if model_out:
         model.save(model_out)
     t_train = time.perf_counter() - t0
@@ -304,6 +309,8 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         for alg in algs:
             row["fresh"][alg] = fresh(pr, alg, model, devices, seed)
             row["warm"][alg] = warm(pr, alg, model, seed)
+        row["fresh"]["learned-censored"] = fresh(pr, "learned", cmodel, devices, seed)
+        row["warm"]["learned-censored"] = warm(pr, "learned", cmodel, seed)
         if has_prior:
             # the predictor fitted on this type's own traces only (other devices: seeds 10_000+),
             # as a user would replace the type's hand-written prior
@@ -323,6 +330,9 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
     return {"model": {"set": model.set.coef, "reset": model.reset.coef,
                       "v_lo": [model.set.v_lo, model.reset.v_lo], "caution": model.caution,
                       "far": model.far, **model.meta},
+            "model_censored": {"set": cmodel.set.coef, "reset": cmodel.reset.coef,
+                               "v_lo": [cmodel.set.v_lo, cmodel.reset.v_lo],
+                               "caution": cmodel.caution, "far": cmodel.far, **cmodel.meta},
             "train": {"family_types": types, "family_seed": family_seed, "presets": TRAIN_PRESETS,
                       "devices_per_type": train_devices, "steps": steps, "seed": seed,
                       "wall_s": t_train},

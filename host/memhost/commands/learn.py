@@ -23,8 +23,10 @@ def _run(args: argparse.Namespace) -> int:
     if len(empty) == len(parts):
         raise UsageError("the runs hold no pulse records: record some with `memhost levels "
                          "--trace` and give those run folders")
-    model = fit(parts, [str(r) for r in args.runs], holdout=args.holdout, seed=args.seed)
-    model.caution = args.caution
+    model = fit(parts, [str(r) for r in args.runs], holdout=args.holdout, seed=args.seed,
+                censored=args.censored)
+    if args.caution is not None:
+        model.caution = args.caution
     model.far = args.far
     path = model.save(args.out)
     out: dict[str, Any] = {"model": str(path), **model.meta,
@@ -63,9 +65,13 @@ def register(sub: Any) -> None:
     add_number(p, "--holdout", kind=float, default=0.2, lo=0.0, hi=0.9, unit="fraction",
                help="fraction of the devices kept out of the fit and evaluated")
     add_number(p, "--seed", default=0, lo=0, hi=SEED_MAX, help="seed of the held-out draw")
-    add_number(p, "--caution", kind=float, default=CAUTION_DEFAULT, lo=0.0, hi=8.0,
+    p.add_argument("--censored", action="store_true",
+                   help="fit every response, those below the tolerance as censored (maximum "
+                        "likelihood), instead of least squares over the clear ones")
+    add_number(p, "--caution", kind=float, default=None, lo=0.0, hi=8.0,
                unit="octaves", help="a device's first seeded pulse assumes this much more response "
-                                    "than predicted (smaller first amplitude)")
+                                    "than predicted (smaller first amplitude)",
+               default_text=f"{CAUTION_DEFAULT:g}; --censored: from the held-out devices")
     add_number(p, "--far", default=FAR_DEFAULT, lo=0, hi=4096, unit="tolerances",
                help="the predictor seeds only changes at least this large; smaller ones search")
     add_json_arg(p)
