@@ -195,6 +195,7 @@ def oracle_pulses(need_tol: np.ndarray, c2c: float, seed: int, sd_oct: float = 0
 def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[str, Any]:
     """n fresh devices, one target each (bench transfer's protocol) through the twin; with where
     their pulses went (pulse_roles)."""
+    from .. import traces
     from ..sim.model.device import DeviceArray
     from ..sim.presets import load_preset
     from ..sim.twins.adaptive import adaptive
@@ -216,8 +217,9 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
         res = adaptive(dev, targets, tol, prior=False, settle_s=0.0, trace=True)
     dev.wait(5 * pr.params["relax_tau_s"])
     err = (dev.conductance() - targets) / (2 * tol)
-    out = {**_figures(res.pulses, err, res.status), "roles": pulse_roles(res.traces)}
-    first = res.traces[res.traces["k"] == 0]
+    rec = res.traces if res.traces is not None else traces.empty(0)    # (trace=True: always set)
+    out = {**_figures(res.pulses, err, res.status), "roles": pulse_roles(rec)}
+    first = rec[rec["k"] == 0]
     need = np.abs(first["target_s"] - first["g_before"]) / first["tol_s"]
     out["oracle_pulses"] = oracle_pulses(need, float(pr.params["c2c_rel"]), seed)
     if model is not None and "holdout" in model.meta:
