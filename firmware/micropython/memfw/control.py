@@ -525,7 +525,7 @@ class Controller:
             v_max = v[P.K_MAX_V]
         hal = self.hal
         self._trace_begin(int(v[P.K_TRACE]))
-        t0 = hal.ticks_us()
+        t0 = hal.wall_us()
         hal_us0 = hal.hal_us
         if algorithm == P.ALG_ADAPTIVE or algorithm == P.ALG_LEARNED:
             # learned: the adaptive loop, its polarities seeded by the predictor (memfw/learned.py)
@@ -537,7 +537,7 @@ class Controller:
                 n_reads = int(v[P.K_N_READS])
             status, g, pulses, reads = self._ispp(
                 target, tol, n_reads, max_pulses, v_set, v_reset, step, width, v_max)
-        elapsed = time.ticks_diff(hal.ticks_us(), t0)
+        elapsed = time.ticks_diff(hal.wall_us(), t0)
         overhead = (elapsed - (hal.hal_us - hal_us0)) / (pulses + 1)
         return status, g, pulses, reads, elapsed, overhead
 

@@ -271,7 +271,7 @@ class Server:
         why = gate.read_error(read_v)
         if why is not None:
             raise CmdError(P.E_SAFETY, "read refused, no bias applied: " + why)
-        t0 = self.hal.ticks_us()
+        t0 = self.hal.wall_us()
         # sums of deviations from the first reading: on single-precision ports (rp2: float32)
         # s2/n - mean^2 of the raw values cancels to 0 when the spread is below ~3e-4 of G
         g0 = gate.read(1, read_v)
@@ -286,18 +286,18 @@ class Server:
         var = s2 / n - m * m
         std = var ** 0.5 if var > 0 else 0.0
         return P.READING, struct.pack(P.READING_LAYOUT, mean, std, n,
-                                      time.ticks_diff(self.hal.ticks_us(), t0))
+                                      time.ticks_diff(self.hal.wall_us(), t0))
 
     def _pulse(self, amplitude, width):
         gate = self.ctrl.gate
         why = gate.pulse_error(amplitude, width)
         if why is not None:
             raise CmdError(P.E_SAFETY, "pulse refused, no pulse applied: " + why)
-        t0 = self.hal.ticks_us()
+        t0 = self.hal.wall_us()
         if not gate.pulse(amplitude, width):
             raise CmdError(P.E_SAFETY, "pulse refused, no pulse applied")
         return P.PULSED, struct.pack(P.PULSED_LAYOUT, amplitude, width,
-                                     time.ticks_diff(self.hal.ticks_us(), t0))
+                                     time.ticks_diff(self.hal.wall_us(), t0))
 
     def _program(self, f):
         target, tol, alg, n_reads, max_pulses, p0, p1, p2, p3 = f

@@ -133,6 +133,10 @@ class BoardHal(StdioPort):
     def ticks_us(self):
         return time.ticks_us()
 
+    def wall_us(self):
+        """Elapsed time for RESULT/READING figures; on a board it is the board clock itself."""
+        return time.ticks_us()
+
     def preset(self):
         return ""
 

@@ -4,7 +4,11 @@
 # their noise, DNL and quantisation, as on the board (docs/hardware.md). The offset is centred on
 # the preset's conductance range (+-4 sigma of its device-to-device scale) at the read bias in use.
 # Pulse widths, read times, waits and DAC settling advance the device's clock instead of taking
-# real time; the board clock (ticks_us) is real time plus that virtual time, as on a real board.
+# real time. The board clock the controller decides by (ticks_us: settle, relaxation tracking, trace
+# times) is that device clock alone: the device and the controller agree on how long it relaxed, and
+# a seed gives the same run whatever the host's load (with real time in it, the interpreter's and the
+# scheduler's time counted as relaxation the device never had, and two runs of one seed differed).
+# Elapsed times reported to the host (wall_us) are real time plus the virtual time.
 # MEMHOST_SIM_REALTIME=1: waits (WAIT, settle) take real time, in 5 ms chunks with input read between
 # them, as on a board (the abort and heartbeat tests need it).
 # MEMHOST_SIM_LOG=path: every actuation is appended to that file as one record, with the limits in
@@ -57,6 +61,8 @@ class Hal(StdioPort):
         if why is not None:
             raise ValueError("preset " + self._preset + ": " + why)
         self._virt_us = 0
+        self._t_base = time.ticks_us()
+        self._dev_t0 = self.dev.t
         self.hal_us = 0
         self._pulses = 0
         self.realtime = os.getenv("MEMHOST_SIM_REALTIME") == "1"
@@ -145,6 +151,12 @@ class Hal(StdioPort):
         self._advance(t, real0)
 
     def ticks_us(self):
+        if self.realtime:           # waits took real time: the board clock is real time
+            return self.wall_us()
+        # from the device clock itself: summing each step's whole µs would fall behind it
+        return time.ticks_add(self._t_base, int((self.dev.t - self._dev_t0) * 1e6))
+
+    def wall_us(self):
         return time.ticks_add(time.ticks_us(), self._virt_us)
 
     def config_defaults(self):

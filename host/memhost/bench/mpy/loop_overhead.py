@@ -29,6 +29,8 @@ class Hal:
         self.dev.wait(s)
     def ticks_us(self):
         return time.ticks_us()
+    def wall_us(self):
+        return time.ticks_us()
 p = json.load(open(sys.argv[1]))["params"]
 N = int(sys.argv[2])
 hal = Hal(p); cfg = Config(hal)
