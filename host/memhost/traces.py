@@ -80,6 +80,24 @@ def empty(n: int = 0) -> np.ndarray:
     return out
 
 
+def fill(r: np.ndarray, *, program: Any, device: Any, k: Any, reset: Any, amp_v: Any, width_s: Any,
+         g_before: Any, g_after: Any, target_s: Any, tol_s: Any, dt_s: Any) -> np.ndarray:
+    """Writes one pulse per record into r (scalars or arrays of len(r); reset: True for a RESET
+    pulse; k is clamped to the record's u16); returns r."""
+    r["program"] = program
+    r["device"] = device
+    r["k"] = np.minimum(k, 65535)
+    r["polarity"] = reset
+    r["amp_v"] = amp_v
+    r["width_s"] = width_s
+    r["g_before"] = g_before
+    r["g_after"] = g_after
+    r["target_s"] = target_s
+    r["tol_s"] = tol_s
+    r["dt_s"] = dt_s
+    return r
+
+
 def from_board(rows: Any, program: int, target: float, tolerance: float,
                device: int = 0) -> np.ndarray:
     """Records from a board's TRACE rows (memhost.board.Board.fetch_traces: PROGRAM seq, k,

@@ -68,18 +68,9 @@ def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True)
         t0 = dev.t.copy() if np.ndim(dev.t) else np.full(n, float(dev.t))
         dev.pulse(pol * amp, width)
         gn = dev.read(rv, 4)
-        r = out[s * n:(s + 1) * n]
-        r["program"] = 0
-        r["device"] = np.arange(n)
-        r["k"] = np.minimum(k, 65535)
-        r["polarity"] = pol < 0
-        r["amp_v"] = amp
-        r["width_s"] = width
-        r["g_before"] = g
-        r["g_after"] = gn
-        r["target_s"] = tgt
-        r["tol_s"] = tol
-        r["dt_s"] = t0 - t_last
+        traces.fill(out[s * n:(s + 1) * n], program=0, device=np.arange(n), k=k, reset=pol < 0,
+                    amp_v=amp, width_s=width, g_before=g, g_after=gn, target_s=tgt, tol_s=tol,
+                    dt_s=t0 - t_last)
         t_last = t0
         k += 1
         g = gn

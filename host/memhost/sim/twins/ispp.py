@@ -154,17 +154,8 @@ def _trace_step(idx: np.ndarray, npulse: np.ndarray, pol: np.ndarray, amp: np.nd
                 tl: np.ndarray, t_start: np.ndarray, tlast: np.ndarray, program: int) -> np.ndarray:
     """The trace records of one lock-step ISPP pulse on the devices idx (g_before: the verify
     read before it, t_start: its start per device; tlast updated)."""
-    r = traces.empty(len(idx))
-    r["program"] = program
-    r["device"] = idx
-    r["k"] = npulse - 1
-    r["polarity"] = pol < 0
-    r["amp_v"] = amp
-    r["width_s"] = width
-    r["g_before"] = g_before
-    r["g_after"] = g_after
-    r["target_s"] = tg
-    r["tol_s"] = tl
-    r["dt_s"] = t_start - tlast[idx]
+    r = traces.fill(traces.empty(len(idx)), program=program, device=idx, k=npulse - 1,
+                    reset=pol < 0, amp_v=amp, width_s=width, g_before=g_before, g_after=g_after,
+                    target_s=tg, tol_s=tl, dt_s=t_start - tlast[idx])
     tlast[idx] = t_start
     return r
