@@ -11,12 +11,22 @@ from memhost.runlog import RunFolder
 from test_levels_cli import _rows, _wait_for_rows, memhost, start
 
 
-def _check_run(run_dir):
-    """Every step's records: as many as its row's pulses, k from 0 per attempt, its target."""
+def _check_run(run_dir, unfinished_step_ok=False):
+    """Every step's records: as many as its row's pulses, k from 0 per attempt, its target.
+    unfinished_step_ok (a run killed with SIGKILL): a step's records go to file before its row, so
+    the kill may land between them; the records of that one step, at the end, have no row yet
+    (they are pulses that happened: kept; --resume cuts them before it redoes the step)."""
     rows = RunFolder.open(run_dir).read_rows()
     r = tr.read_traces(run_dir)
-    assert len(r) == sum(x["pulses"] for x in rows) > 0
     by_step = {x["step"]: x for x in rows}
+    if unfinished_step_ok:
+        orphan = ~np.isin(r["program"], list(by_step))
+        if orphan.any():
+            first = int(np.flatnonzero(orphan)[0])
+            assert orphan[first:].all(), "records without a row only at the end"
+            assert len(np.unique(r["program"][first:])) == 1, "of one step only"
+            r = r[:first]
+    assert len(r) == sum(x["pulses"] for x in rows) > 0
     assert set(np.unique(r["program"])) <= set(by_step)
     counts = np.bincount(r["program"], minlength=max(by_step) + 1)
     for step, row in by_step.items():
@@ -69,7 +79,7 @@ def test_killed_traced_run_resumes_with_every_pulse_once(tmp_path, sig):
     proc.communicate(timeout=60)
     logged = _rows(run_dir)
     assert 0 < logged < n * cycles, "kill the run midway"
-    _check_run(run_dir)
+    _check_run(run_dir, unfinished_step_ok=sig == signal.SIGKILL)
     r = memhost("levels", "--resume", str(run_dir), "--port", "emu", "--no-plots", "--quiet")
     assert r.returncode == 0, r.stderr
     rows, _ = _check_run(run_dir)
