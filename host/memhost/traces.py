@@ -83,11 +83,12 @@ def empty(n: int = 0) -> np.ndarray:
 def fill(r: np.ndarray, *, program: Any, device: Any, k: Any, reset: Any, amp_v: Any, width_s: Any,
          g_before: Any, g_after: Any, target_s: Any, tol_s: Any, dt_s: Any) -> np.ndarray:
     """Writes one pulse per record into r (scalars or arrays of len(r); reset: True for a RESET
-    pulse; k is clamped to the record's u16); returns r."""
+    pulse, stored as RESET / SET; k is clamped to the record's u16, as the board's TRACE pages
+    clamp it); returns r. The one writer of records: board pages, twins, bench traces."""
     r["program"] = program
     r["device"] = device
     r["k"] = np.minimum(k, 65535)
-    r["polarity"] = reset
+    r["polarity"] = np.where(reset, RESET, SET)
     r["amp_v"] = amp_v
     r["width_s"] = width_s
     r["g_before"] = g_before
@@ -108,17 +109,9 @@ def from_board(rows: Any, program: int, target: float, tolerance: float,
     if n == 0:
         return out
     a = np.array([r[1:] for r in rows], dtype=float)
-    out["program"] = program
-    out["device"] = device
-    out["k"] = a[:, 0]
-    out["polarity"] = np.where(a[:, 1] < 0, RESET, SET)
-    out["amp_v"] = np.abs(a[:, 1])
-    out["width_s"] = a[:, 2]
-    out["g_before"] = a[:, 3]
-    out["g_after"] = a[:, 4]
-    out["target_s"] = target
-    out["tol_s"] = tolerance
-    out["dt_s"] = np.where(a[:, 5] < 0, np.nan, a[:, 5] * 1e-6)
+    fill(out, program=program, device=device, k=a[:, 0], reset=a[:, 1] < 0, amp_v=np.abs(a[:, 1]),
+         width_s=a[:, 2], g_before=a[:, 3], g_after=a[:, 4], target_s=target, tol_s=tolerance,
+         dt_s=np.where(a[:, 5] < 0, np.nan, a[:, 5] * 1e-6))
     mark_rereads(out)
     return out
 

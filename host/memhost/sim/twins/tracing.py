@@ -31,20 +31,11 @@ def records(rows: np.ndarray, width: float, targets: np.ndarray, tols: np.ndarra
     """TRACE_DTYPE records from kernel rows (columns memhost.sim.twins.kernel.TB_*); targets and
     tols per device of the DeviceArray (S)."""
     from .kernel import TB_AMP, TB_DEVICE, TB_DT, TB_G_AFTER, TB_G_BEFORE, TB_K, TB_POL
-    out = traces.empty(len(rows))
     d = rows[:, TB_DEVICE].astype(np.int64)
-    out["program"] = program
-    out["device"] = d
-    out["k"] = rows[:, TB_K]
-    out["polarity"] = rows[:, TB_POL]
-    out["amp_v"] = rows[:, TB_AMP]
-    out["width_s"] = width
-    out["g_before"] = rows[:, TB_G_BEFORE]
-    out["g_after"] = rows[:, TB_G_AFTER]
-    out["target_s"] = targets[d]
-    out["tol_s"] = tols[d]
-    out["dt_s"] = rows[:, TB_DT]
-    return out
+    return traces.fill(traces.empty(len(rows)), program=program, device=d, k=rows[:, TB_K],
+                       reset=rows[:, TB_POL] != 0, amp_v=rows[:, TB_AMP], width_s=width,
+                       g_before=rows[:, TB_G_BEFORE], g_after=rows[:, TB_G_AFTER],
+                       target_s=targets[d], tol_s=tols[d], dt_s=rows[:, TB_DT])
 
 
 def collect(parts: list[Any]) -> np.ndarray:
