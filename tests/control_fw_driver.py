@@ -12,6 +12,7 @@
 #   (ALG 2, learned: the model's CONFIG values, {"key": value} with integer keys, from the JSON file
 #    named by the environment variable LM_CONFIG, in sweep, fresh and alloc)
 #   micropython control_fw_driver.py decay
+#   micropython control_fw_driver.py track
 #   micropython control_fw_driver.py gate
 import sys
 import json
@@ -212,6 +213,42 @@ def decay():
     print(json.dumps({"worst": worst, "zero": _decay10(0, 5000), "neg": _decay10(-5, 5000)}))
 
 
+def _track_reference(u, dtu, dta, dg, tau, f10):
+    """The relaxation-tracking step in plain Python on MicroPython ints, with _decay10: what the
+    viper _track must equal (the new volatile part and the pulse's whole change)."""
+    from memfw.control import _decay10
+    big = 524287
+    ud = (u * _decay10(dtu, tau)) >> 10
+    obs = dg + u - ud
+    obs = big if obs > big else (-big if obs < -big else obs)
+    qd = _decay10(dta, tau)
+    j = (obs << 10) // ((1024 - f10) + ((f10 * qd) >> 10))
+    un = ud + ((((f10 * j) >> 10) * qd) >> 10)
+    return (big if un > big else (-big if un < -big else un)), j
+
+
+def track():
+    """_track (viper) against _track_reference over a sweep of its inputs (signs, clamps, both
+    branches of the decay's division, f10 from 0 to its largest)."""
+    import array
+    from memfw.control import _track
+    w = array.array("i", [0])
+    n = 0
+    bad = []
+    for tau in (1, 500, 65535, 65536, 3000000):
+        for f10 in (0, 1, 153, 511, 512):
+            for u in (0, 1, -1, 977, -4099, 524287, -524287):
+                for dg in (0, 3, -3, 70000, -70000, 600000, -600000, 1048575):
+                    for dtu in (-7, 0, 1, tau // 3, tau, 5 * tau, 16 * tau, 16 * tau + 1):
+                        for dta in (0, 2, tau // 2 + 1, 40 * tau):
+                            got = _track(w, dtu, dta, dg, u, tau, f10)
+                            ref = _track_reference(u, dtu, dta, dg, tau, f10)
+                            n += 1
+                            if (got, w[0]) != ref and len(bad) < 5:
+                                bad.append([u, dtu, dta, dg, tau, f10, got, w[0], ref[0], ref[1]])
+    print(json.dumps({"cases": n, "mismatches": bad}))
+
+
 def alloc(alg, relax=0, auto=0, trace=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
@@ -285,5 +322,7 @@ elif mode == "fresh":
           int(sys.argv[6]) if len(sys.argv) > 6 else 1)
 elif mode == "decay":
     decay()
+elif mode == "track":
+    track()
 else:
     gate()

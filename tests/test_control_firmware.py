@@ -84,3 +84,11 @@ def test_relaxation_decay_factor_is_exp_within_0_3_percent() -> None:
     r = _run("decay")
     assert r["zero"] == 1024 and r["neg"] == 1024
     assert r["worst"] < 0.003, r
+
+
+def test_relaxation_tracking_step_in_viper_equals_the_python_ints() -> None:
+    """memfw.control._track (one viper call per pulse while tracking) against the same step in plain
+    Python with _decay10, under the unix port, over a sweep of signs, clamps and decay branches."""
+    r = _run("track")
+    assert r["cases"] == 5 * 5 * 7 * 8 * 8 * 4
+    assert r["mismatches"] == [], r

@@ -152,6 +152,55 @@ def _decay10(dt: int, tau: int) -> int:
 
 
 @micropython.viper
+def _track(w, dtu: int, dta: int, dg: int, u: int, tau: int, f10: int) -> int:
+    """Relaxation tracking across one pulse (the adaptive loop's f10 path) in one call: u, the
+    volatile part of the previous reading (counts), decays over dtu µs; the new reading changed by
+    dg counts and its middle came dta µs after its start, so the pulse's own volatile part (f10,
+    Q10) decayed that much by then. Writes the pulse's whole change j to w[0]; returns the new
+    volatile part, clamped to +-_BIG. Every product stays below 2^30 (|u|, |obs| <= 2^19,
+    f10 <= 512, decays <= 1024): the results equal the Python ints' on every port."""
+    ud = 0
+    qd = 0
+    k = 0
+    while k < 2:                # the two decays, exp(-dtu / tau) and exp(-dta / tau), as _decay10
+        dt = dtu if k == 0 else dta     # (inlined: a viper-to-viper call goes through the runtime)
+        if dt <= 0:
+            d = 1024
+        elif dt >= 16 * tau:
+            d = 0
+        else:
+            if tau >= 65536:
+                x = (dt + ((tau + 128) >> 9)) // ((tau + 128) >> 8)
+            else:
+                x = ((dt << 9) // tau + 1) >> 1
+            y = (x * 23637 + 8192) >> 14
+            if (y >> 8) >= 11:
+                d = 0
+            else:
+                f = y & 0xFF
+                m = 65536 + ((f * (-45340 + ((f * (15200 + ((f * -2632) >> 8))) >> 8))) >> 8)
+                d = ((m >> (y >> 8)) + 32) >> 6
+        if k == 0:
+            ud = (u * d) >> 10
+        else:
+            qd = d
+        k += 1
+    obs = dg + u - ud
+    if obs > _BIG:
+        obs = _BIG
+    elif obs < 0 - _BIG:
+        obs = 0 - _BIG
+    j = (obs << 10) // ((1024 - f10) + ((f10 * qd) >> 10))
+    ptr32(w)[0] = j
+    u = ud + ((((f10 * j) >> 10) * qd) >> 10)
+    if u > _BIG:
+        return _BIG
+    if u < 0 - _BIG:
+        return 0 - _BIG
+    return u
+
+
+@micropython.viper
 def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -> int:
     """Amplitude index for this pulse (polarity block b of st): the search ramp until the first
     clear response, then the model's index for |dG| = need counts, within the trust region."""
@@ -435,6 +484,7 @@ class Controller:
         self._amp_reset = [-a for a in self._amp_set]
         self._fb = array.array("f", [0.0])
         self.st = array.array("i", [0] * _NS)
+        self._tw = array.array("i", [0])    # _track's second result (the pulse's whole change)
         # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
         # each wait as whole HAL chunks (ABORT polled after each) and a remainder, floats made once,
         # so that waiting computes nothing (Controller.wait subtracts floats: it allocates)
@@ -931,6 +981,17 @@ class Controller:
         fb = self._fb
         tr = self.trace
         sx = _SX
+        # the hot path's callables as locals (a global or attribute lookup per use costs more than
+        # the decision itself on a slow port)
+        pulse = self.safe_pulse
+        hread = hal.read
+        hticks = hal.ticks_us
+        tadd = time.ticks_add
+        choose = _choose
+        learn = _learn
+        fix = _fix
+        track = _track
+        tw = self._tw
         lmode = self._lmode                 # learned: the predictor seeds fresh/stale polarities
         lm = self.lm
         lm_far = lm.far * tol_i
@@ -1070,11 +1131,11 @@ class Controller:
                 if self._settle_auto(u if u > 0 else -u, tol_i, tau) if auto else self.wait(settle):
                     status = P.ST_ABORTED
                     break
-                ta = hal.ticks_us()
+                ta = hticks()
                 g = self._readn(n_app, sb, read_v) if n_app > 1 else self._readn(2, sb, read_v)
                 reads += n_app if n_app > 1 else 2
-                tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
-                u = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
+                tm = tadd(ta, diff(hticks(), ta) >> 1)
+                u = (u * _decay10(diff(tm, tu), tau)) >> 10
                 tu = tm
                 waited = 1                  # (once per pulse)
                 continue
@@ -1118,29 +1179,29 @@ class Controller:
                 st[b + _NOBS] = 1
                 st[b + _TR] = _TRUST_PRIOR
             # choose the amplitude index (viper: integers on the state words, no heap)
-            i = _choose(st, b, need, e256, i_min_search, di, sx)
+            i = choose(st, b, need, e256, i_min_search, di, sx)
             if lmode and st[b + _NOBS] > 0 and i < lm_ilo[r]:
                 i = lm_ilo[r]               # (not below the predictor's lowest amplitude)
             if i < 1:
                 i = 1
             if i > top:
                 i = top
-            if not self.safe_pulse(amps[i], width):
+            if not pulse(amps[i], width):
                 status = P.ST_LIMIT
                 break
             pulses += 1
             if f10 or probe:
-                ta = hal.ticks_us()
+                ta = hticks()
             if n_app == 1:
-                fb[0] = hal.read(1, read_v)
-                gn = _fix(fb, sb)
+                fb[0] = hread(1, read_v)
+                gn = fix(fb, sb)
             else:
                 gn = self._readn(n_app, sb, read_v)
             if tr is not None:
                 tr.rec(g, gn)
             reads += n_app
             if f10 or probe:
-                tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
+                tm = tadd(ta, diff(hticks(), ta) >> 1)
                 tg = tm
                 if probe:
                     k = hn % _NH
@@ -1150,24 +1211,12 @@ class Controller:
             if f10:
                 # the pulse's whole change j: the reading's change less the decay of the earlier
                 # volatile part, scaled up by what of the new volatile part decayed by mid-read
-                ud = (u * _decay10(time.ticks_diff(tm, tu), tau)) >> 10
-                obs = gn - g + u - ud
-                if obs > _BIG:
-                    obs = _BIG
-                elif obs < -_BIG:
-                    obs = -_BIG
-                qd = _decay10(time.ticks_diff(tm, ta), tau)
-                j = (obs << 10) // ((1024 - f10) + ((f10 * qd) >> 10))
-                u = ud + ((((f10 * j) >> 10) * qd) >> 10)
-                if u > _BIG:
-                    u = _BIG
-                elif u < -_BIG:
-                    u = -_BIG
+                u = track(tw, diff(tm, tu), diff(tm, ta), gn - g, u, tau, f10)
                 tu = tm
-                dgl = j * pol
+                dgl = tw[0] * pol
             else:
                 dgl = (gn - g) * pol
-            clear = _learn(st, b, i, dgl, tol_i, floor, e256, sx, g)
+            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g)
             g = gn
             # staleness: this polarity is fresh, the other one's model ages by this move
             st[b + _STALE] = 0

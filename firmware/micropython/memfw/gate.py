@@ -6,6 +6,8 @@
 # pulse() per iteration. NaN fails every comparison, so a NaN amplitude, width or bias never passes.
 # A PROGRAM's read bias is fixed for the whole command (commands run one at a time, so no CONFIG_SET
 # can land mid-PROGRAM): it is checked once, before the first pulse, with read_error().
+# pulse() is native code (the same comparisons, without the bytecode dispatch: it runs per iteration).
+import micropython
 
 
 class Gate:
@@ -31,6 +33,7 @@ class Gate:
             return None
         return "read voltage %r V outside 0..max_read_v %r V" % (read_v, self.cfg.max_read_v)
 
+    @micropython.native
     def pulse(self, amplitude, width):
         """Applies the pulse if it passes (the checks of pulse_error, inlined); returns False, with
         no pulse applied, otherwise."""
