@@ -13,6 +13,7 @@
 #    named by the environment variable LM_CONFIG, in sweep, fresh and alloc)
 #   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py track
+#   micropython control_fw_driver.py seed    (the learned predictor's seed against plain Python)
 #   micropython control_fw_driver.py gate
 import sys
 import json
@@ -249,6 +250,85 @@ def track():
     print(json.dumps({"cases": n, "mismatches": bad}))
 
 
+def _seed_reference(lm, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w, last):
+    """memfw.learned.Learned.seed in plain Python on MicroPython ints: what the viper one must
+    equal (the same writes to st, the same index)."""
+    clamp = 0x100000
+    y = lm.y[r]
+    ilo = lm.ilo[r]
+    k = last + 4 * r
+    i = st[k]
+    if i < ilo or i >= lm.n:
+        o = lm.caution
+    else:
+        o = st[k + 1] - y[i] - ((lm.cg[r] * (lm.log2q8(st[k + 2]) + st[k + 3])) >> 8)
+        o = clamp if o > clamp else (-clamp if o < -clamp else o)
+    lg = ((lm.cg[r] * lg_g) >> 8) + o
+    want = need_l2 - lg
+    lo = min(ilo, top)
+    hi = top
+    if y[hi] < want:
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if y[mid] >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    i0 = max(lo - 4, ilo)
+    i1 = min(lo + 4, top)
+    s = (y[i1] - y[i0]) // (i1 - i0) if i1 > i0 else b_max
+    s = b_min if s < b_min else (b_max if s > b_max else s)
+    st[b + ia_w] = lo
+    st[b + a_w] = y[lo] + lg
+    st[b + b_w] = s
+    return lo
+
+
+def seed():
+    """Learned.seed (viper) against _seed_reference over models of both signs of cg, offsets
+    below, inside and above v_lo, negative readings and levels, clamped offsets and every top."""
+    import array
+    from memfw import learned as L
+    from memfw.control import _log2q8
+    hal = _Limits()
+    cfg = Config(hal)
+    n = 801
+    lm = L.Learned(n, _log2q8)
+    cases = 0
+    bad = []
+    models = ((-17.0, -0.39, 0.78, 0.165, 0.76, -12.8, 0.79, 0.458, 0.66, 0.67, 2.0),
+              (-20.0, 3.0, -0.5, -0.8, 0.0, -9.0, -1.0, 2.5, 1.5, 1.2, 0.0),
+              (900.0, 0.0, 0.0, 10.0, 0.3, -900.0, 0.0, 0.0, -10.0, 0.1, 8.0))
+    for m in models:
+        for ks, v in zip(L.KEYS[0] + L.KEYS[1] + ((P.K_LM_CAUTION,),), m):
+            assert cfg.set(ks[0] if isinstance(ks, tuple) else ks, v) is None, (ks, v)
+        lm.load(cfg.values)
+        for r in (0, 1):
+            for top in (1, 2, 100, 600, 800):
+                for li in (0, lm.ilo[r] - 1, lm.ilo[r], 300, 800, 801):
+                    for yo, g, e in ((-3000, 5000, -40 * 256), (4000, -70, -30 * 256),
+                                     (-900000, 1 << 26, 0), (900000, 1, -60 * 256)):
+                        for lg_g, need in ((3000, 2000), (-9000, -7000), (0, 300000),
+                                           (-20000, -300000)):
+                            st = array.array("i", [7] * 37)
+                            st2 = array.array("i", [7] * 37)
+                            for a in (st, st2):
+                                a[29 + 4 * r] = li
+                                a[30 + 4 * r] = yo
+                                a[31 + 4 * r] = g
+                                a[32 + 4 * r] = e
+                            b = 12 * r
+                            got = lm.seed(st, b, r, lg_g, need, top, 6, 256, 1, 0, 2, 29)
+                            ref = _seed_reference(lm, st2, b, r, lg_g, need, top, 6, 256, 1, 0, 2,
+                                                  29)
+                            cases += 1
+                            if (got != ref or list(st) != list(st2)) and len(bad) < 5:
+                                bad.append([m[0], r, top, li, yo, g, lg_g, need, got, ref,
+                                            list(st[b:b + 3]), list(st2[b:b + 3])])
+    print(json.dumps({"cases": cases, "mismatches": bad}))
+
+
 def alloc(alg, relax=0, auto=0, trace=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
@@ -324,5 +404,7 @@ elif mode == "decay":
     decay()
 elif mode == "track":
     track()
+elif mode == "seed":
+    seed()
 else:
     gate()

@@ -92,3 +92,12 @@ def test_relaxation_tracking_step_in_viper_equals_the_python_ints() -> None:
     r = _run("track")
     assert r["cases"] == 5 * 5 * 7 * 8 * 8 * 4
     assert r["mismatches"] == [], r
+
+
+def test_learned_seed_in_viper_equals_the_python_ints() -> None:
+    """memfw.learned.Learned.seed (viper) against the same seed in plain Python, under the unix
+    port: three models (cg of both signs, a clamped table), last clear responses below, inside and
+    above v_lo, negative readings and levels (the sign of the zero-extended words on 64-bit)."""
+    r = _run("seed")
+    assert r["cases"] == 3 * 2 * 5 * 6 * 4 * 4
+    assert r["mismatches"] == [], r

@@ -1,23 +1,28 @@
 # The learned pulse predictor on the board (algorithm 2, `learned`; docs/algorithms.md): per
 # polarity log2|dG| (S) = c0 + c1 v + c2 v^2 + cg log2 G, fitted on the host from pulse traces
 # (`memhost learn`) and loaded with CONFIG keys 26..37. The adaptive loop (memfw/control.py) asks it
-# for a polarity's starting model (seed) and tells it each clear response (offset); both run on
-# small integers (Q8 log2, amplitude indices on the 5 mV grid) and allocate nothing.
+# for a polarity's starting model (seed), corrected by the device's offset at that polarity's last
+# clear response; seed is viper code on small integers (Q8 log2, amplitude indices on the 5 mV
+# grid) and allocates nothing.
 #
 # The quadratic is tabulated once per parameter set, in Q8, over every amplitude index (made
 # non-decreasing: above the quadratic's top the predictor stays there), so the loop only indexes and
 # compares. Every product stays below 2^30 (a small int on 32-bit boards): cg is at most 2560 (Q8 of
 # 10) and a log2 of a reading at most ~6e4 in Q8 (E * 256 included).
 import array
+import sys
 import micropython
 from micropython import const
 from memfw import protocol as P
 
 _DV_UV = const(5000)        # amplitude grid step, µV (memfw/control.py _DV_UV)
-_NONE = const(-0x20000000)  # offset word: none learned yet
 _HALF_W = const(4)          # the seed's slope: the table's secant over +-4 grid steps
 _CLAMP = const(0x100000)    # table values and offsets are clamped to +-2^20 (Q8 log2: 4096
                             # octaves), so a seeded level stays within +-2^22 (the _A word's range)
+
+# viper loads 32-bit array words zero-extended into a machine word: (x << _SX) >> _SX restores the
+# sign (table values, levels, offsets) on 64-bit ports; 0 on 32-bit boards (memfw/control.py _SX)
+_SX = 32 if sys.maxsize > 0x7FFFFFFF else 0
 
 # CONFIG keys of the model (memfw/protocol.py K_LM_*), per polarity (c0, c1, c2, cg, v_lo)
 KEYS = ((P.K_LM_SET_C0, P.K_LM_SET_C1, P.K_LM_SET_C2, P.K_LM_SET_CG, P.K_LM_SET_VLO),
@@ -65,22 +70,6 @@ class Learned:
         self.key = None
         self.on = False
 
-    @micropython.native
-    def offset(self, st, k, r):
-        """The device's offset from the predictor (Q8 octaves) at its last clear response of
-        polarity r (st words k..k+3: index, log2 |dG|, reading, E * 256; memfw/control.py _LAST):
-        observed log2|dG| - predicted; _NONE if there was none or it was below v_lo."""
-        i = st[k]
-        if i < self.ilo[r] or i >= self.n:
-            return _NONE
-        lg = self.log2q8(st[k + 2]) + st[k + 3]
-        o = st[k + 1] - self.y[r][i] - ((self.cg[r] * lg) >> 8)
-        if o > _CLAMP:
-            return _CLAMP
-        if o < -_CLAMP:
-            return -_CLAMP
-        return o
-
     def load(self, values):
         """Builds the tables from the CONFIG values if they changed (float work, before a loop).
         True if a model is loaded (some coefficient non-zero)."""
@@ -113,44 +102,63 @@ class Learned:
         self.far = int(values[P.K_LM_FAR] + 0.5)
         return self.on
 
-    @micropython.native
-    def seed(self, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w, last):
+    @micropython.viper
+    def seed(self, st, b: int, r: int, lg_g: int, need_l2: int, top: int, b_min: int, b_max: int,
+             ia_w: int, a_w: int, b_w: int, last: int) -> int:
         """Writes polarity r's starting model into the adaptive state st (block b: words ia_w, a_w,
         b_w there are its anchor index, level and slope; its last clear responses at st[last..]) for
-        the reading of log2 lg_g and the change
-        still needed of log2 need_l2 (both Q8, absolute S): the anchor is the lowest index >= v_lo
-        where the table (+ cg log2 G + the device's offset for r, else the cautious offset)
-        reaches the need; the slope is the table's over +-4 grid steps there. Integers only."""
-        y = self.y[r]
-        o = self.offset(st, last + 4 * r, r)
-        if o == _NONE:                  # (none yet: the caution)
-            o = self.caution
-        lg = ((self.cg[r] * lg_g) >> 8) + o
-        want = need_l2 - lg
-        lo = self.ilo[r]
+        the reading of log2 lg_g and the change still needed of log2 need_l2 (both Q8, absolute S):
+        the anchor is the lowest index >= v_lo where the table (+ cg log2 G + the device's offset
+        for r, else the cautious offset) reaches the need; the slope is the table's over +-4 grid
+        steps there. The device's offset is observed log2|dG| - predicted at its last clear
+        response of polarity r (st words last + 4r ..: index, log2 |dG|, reading, E * 256), none
+        if there was none or it was below v_lo. Viper: machine ints on the arrays' words (one call
+        per fresh polarity; no heap)."""
+        sx = int(_SX)
+        p = ptr32(st)
+        y = ptr32(self.y[r])
+        cg = (int(ptr32(self.cg)[r]) << sx) >> sx
+        ilo = int(ptr32(self.ilo)[r])
+        k = last + 4 * r
+        i = int(p[k])
+        if i < ilo or i >= int(self.n):                 # (none yet: the caution)
+            o = int(self.caution)
+        else:
+            lg = int(self.log2q8((int(p[k + 2]) << sx) >> sx)) + ((int(p[k + 3]) << sx) >> sx)
+            o = ((int(p[k + 1]) << sx) >> sx) - ((int(y[i]) << sx) >> sx) - ((cg * lg) >> 8)
+            if o > _CLAMP:
+                o = _CLAMP
+            elif o < 0 - _CLAMP:
+                o = 0 - _CLAMP
+        want = need_l2 - (((cg * lg_g) >> 8) + o)
+        lo = ilo
         hi = top
         if lo > hi:
             lo = hi
-        if y[hi] < want:
+        if ((int(y[hi]) << sx) >> sx) < want:
             lo = hi
         while lo < hi:                  # lowest index whose table value reaches want
             mid = (lo + hi) >> 1
-            if y[mid] >= want:
+            if ((int(y[mid]) << sx) >> sx) >= want:
                 hi = mid
             else:
                 lo = mid + 1
         i0 = lo - _HALF_W
-        if i0 < self.ilo[r]:
-            i0 = self.ilo[r]
+        if i0 < ilo:
+            i0 = ilo
         i1 = lo + _HALF_W
         if i1 > top:
             i1 = top
-        s = (y[i1] - y[i0]) // (i1 - i0) if i1 > i0 else b_max
+        yl = (int(y[lo]) << sx) >> sx
+        if i1 > i0:
+            s = (((int(y[i1]) << sx) >> sx) - ((int(y[i0]) << sx) >> sx)) // (i1 - i0)
+        else:
+            s = b_max
         if s < b_min:
             s = b_min
         elif s > b_max:
             s = b_max
-        st[b + ia_w] = lo
-        st[b + a_w] = y[lo] + lg
-        st[b + b_w] = s
+        p[b + ia_w] = lo
+        p[b + a_w] = yl + ((cg * lg_g) >> 8) + o
+        p[b + b_w] = s
         return lo
