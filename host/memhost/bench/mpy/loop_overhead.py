@@ -4,7 +4,10 @@
 #   (LM.json: CONFIG values {"26": c0, ...} set first; with the learned predictor's keys the learned
 #   loop is timed too; {"25": n}: pulse traces on)
 # Prints one JSON line: hal_only_us per iteration, and per algorithm [us per iteration, firmware
-# overhead us per iteration, HAL us per iteration, iterations].
+# overhead us per iteration, HAL us per iteration, iterations, of the HAL us the waits'].
+# HAL time is the time in the HAL's calls, pulse, read and wait, as the firmware's own HALs count it
+# (hal_us, memfw/hal/board.py and sim.py: PROGRAM's overhead figure is the time outside
+# pulse/settle/ADC); the waits (the controller's settle waits, the model's relaxation) are given apart.
 import sys, json, time
 from memfw.hal import config
 from memfw.control import Config, Controller
@@ -16,7 +19,7 @@ class Hal:
     ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S; ABS_MAX_READ_V = config.ABS_MAX_READ_V
     ABS_MAX_PULSES = config.ABS_MAX_PULSES
     def __init__(self, p):
-        self.dev = Memristor(p, 1); self.hal_us = 0
+        self.dev = Memristor(p, 1); self.hal_us = 0; self.wait_us = 0
     def pulse(self, a, w):
         t = time.ticks_us(); self.dev.pulse(a, w); self.hal_us += time.ticks_diff(time.ticks_us(), t)
     def read(self, n, v):
@@ -26,7 +29,8 @@ class Hal:
         self.hal_us += time.ticks_diff(time.ticks_us(), t)
         return s / n
     def wait(self, s):
-        self.dev.wait(s)
+        t = time.ticks_us(); self.dev.wait(s); dt = time.ticks_diff(time.ticks_us(), t)
+        self.hal_us += dt; self.wait_us += dt
     def ticks_us(self):
         return time.ticks_us()
     def wall_us(self):
@@ -54,9 +58,11 @@ res = {}
 algs = (0, 1, 2) if [k for k in extra if int(k) != P.K_TRACE] else (0, 1)
 for alg in algs:
     hal.hal_us = 0
+    hal.wait_us = 0
     t = time.ticks_us()
     st, g, n, r, el, ov = ctl.program(0.5 * (p["g_min"] + p["g_max"]), 1e-12, alg, 1, N, 0, 0, 0, 0)
-    res[alg] = [time.ticks_diff(time.ticks_us(), t) / (n + 1), ov, hal.hal_us / (n + 1), n]
+    res[alg] = [time.ticks_diff(time.ticks_us(), t) / (n + 1), ov, hal.hal_us / (n + 1), n,
+                hal.wait_us / (n + 1)]
 out = {"hal_only_us": hal_only, "ispp": res[0], "adaptive": res[1]}
 if 2 in res:
     out["learned"] = res[2]
