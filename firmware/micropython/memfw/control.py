@@ -201,36 +201,46 @@ def _track(w, dtu: int, dta: int, dg: int, u: int, tau: int, f10: int) -> int:
 
 
 @micropython.viper
-def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -> int:
+def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int, ilo: int,
+            top: int) -> int:
     """Amplitude index for this pulse (polarity block b of st): the search ramp until the first
-    clear response, then the model's index for |dG| = need counts, within the trust region."""
+    clear response, then the model's index for |dG| = need counts, within the trust region; with
+    a model, not below ilo (the learned predictor's lowest index; 0: none); always 1 .. top."""
     p = ptr32(st)
     if int(p[b + _NOBS]) == 0:
         if int(p[b + _SS]) == 0:
             p[b + _SI] = i_search
             p[b + _SS] = di
-        return int(p[b + _SI])
-    # y = log2q8(need) + e256 (as _log2q8, inlined: a viper-to-viper call goes through the runtime)
-    y = 0
-    if need >= 1:
-        q = 0
-        t = need
-        while t >= 2:
-            t = t >> 1
-            q += 1
-        if q >= 8:
-            f = (need >> (q - 8)) & 0xFF
-        else:
-            f = (need << (8 - q)) & 0xFF
-        y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
-    y += e256
-    slope = int(p[b + _B])
-    ia = int(p[b + _IA])
-    a = (int(p[b + _A]) << sx) >> sx
-    i = ia + (y - a + (slope >> 1)) // slope
-    tr = int(p[b + _TR])            # trust region above the last amplitude used (going down
-    if i > ia + tr:                 # only shrinks the response: no limit there)
-        i = ia + tr
+        i = int(p[b + _SI])
+    else:
+        # y = log2q8(need) + e256 (as _log2q8, inlined: a viper-to-viper call goes through the
+        # runtime)
+        y = 0
+        if need >= 1:
+            q = 0
+            t = need
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (need >> (q - 8)) & 0xFF
+            else:
+                f = (need << (8 - q)) & 0xFF
+            y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        y += e256
+        slope = int(p[b + _B])
+        ia = int(p[b + _IA])
+        a = (int(p[b + _A]) << sx) >> sx
+        i = ia + (y - a + (slope >> 1)) // slope
+        tr = int(p[b + _TR])        # trust region above the last amplitude used (going down
+        if i > ia + tr:             # only shrinks the response: no limit there)
+            i = ia + tr
+        if i < ilo:
+            i = ilo
+    if i < 1:
+        return 1
+    if i > top:
+        return top
     return i
 
 
@@ -238,8 +248,15 @@ def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int) -
 def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: int, g: int) -> int:
     """Updates polarity block b of st with the response dg (counts, signed along the polarity) to
     a pulse at index i from the reading g (counts); returns 1 if the response was clear (>= tol_i),
-    else 0. A clear response is also kept as the polarity's last (words _LAST..)."""
+    else 0. A clear response is also kept as the polarity's last (words _LAST..). The staleness
+    words: b's is reset, the other polarity's grows by the tolerances dg moved (up to _STALE_TOL)."""
     p = ptr32(st)
+    # staleness: this polarity is fresh, the other one's model ages by this move (tolerances)
+    p[b + _STALE] = 0
+    if dg > 0:
+        ob = _M - b
+        if int(p[ob + _STALE]) < _STALE_TOL:
+            p[ob + _STALE] = int(p[ob + _STALE]) + dg // tol_i
     if i > int(p[b + _IMAX]):
         p[b + _IMAX] = i
     clear = 1 if dg >= tol_i else 0
@@ -805,6 +822,7 @@ class Controller:
             corr = -lim
         return t_i + corr
 
+    @micropython.native
     def _seed(self, b, top):
         """Polarity block b starts from the device-type prior (if one is configured): its model
         anchored at the prior amplitude, one observation counted, the wide trust region. True if
@@ -1178,14 +1196,8 @@ class Controller:
                 st[b + _CP] = 0
                 st[b + _NOBS] = 1
                 st[b + _TR] = _TRUST_PRIOR
-            # choose the amplitude index (viper: integers on the state words, no heap)
-            i = choose(st, b, need, e256, i_min_search, di, sx)
-            if lmode and st[b + _NOBS] > 0 and i < lm_ilo[r]:
-                i = lm_ilo[r]               # (not below the predictor's lowest amplitude)
-            if i < 1:
-                i = 1
-            if i > top:
-                i = top
+            # choose the amplitude index, 1 .. top; learned: not below the predictor's lowest
+            i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
             if not pulse(amps[i], width):
                 status = P.ST_LIMIT
                 break
@@ -1216,14 +1228,8 @@ class Controller:
                 dgl = tw[0] * pol
             else:
                 dgl = (gn - g) * pol
-            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g)
+            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g)     # (and the staleness)
             g = gn
-            # staleness: this polarity is fresh, the other one's model ages by this move
-            st[b + _STALE] = 0
-            if dgl > 0:
-                ob = _M - b
-                if st[ob + _STALE] < _STALE_TOL:
-                    st[ob + _STALE] += dgl // tol_i
             if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
                 # large moves while the relaxation is unknown: measure their decay now, go on from
                 # the settled reading (tracking if it is still a long way)
