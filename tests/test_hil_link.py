@@ -123,6 +123,7 @@ def test_bad_frames_get_an_error_and_the_board_keeps_serving(raw_emulator) -> No
     corrupt[3] ^= 0x40
     replies = _raw_exchange(ser, bytes(corrupt))
     assert isinstance(replies[0].message, P.Error) and replies[0].seq == P.SEQ_UNSOLICITED
+    assert isinstance(_raw_exchange(ser, P.encode_frame(P.Hello(1), 1))[0].message, P.Info)
     unknown = _raw_exchange(ser, P.encode_frame(P.Ack(0), 6))[0]     # a reply type sent as a command
     assert unknown.message.name == "UNKNOWN_TYPE" and unknown.seq == 6
     payload = struct.pack("<BBI", P.PROTOCOL_VERSION, P.Pulse.TYPE, 7) + b"\x01\x02"
@@ -131,6 +132,22 @@ def test_bad_frames_get_an_error_and_the_board_keeps_serving(raw_emulator) -> No
     nan = _raw_exchange(ser, P.encode_frame(P.Program(float("nan"), 1e-6), 8))[0]
     assert nan.message.name == "OUT_OF_RANGE"
     assert _raw_exchange(ser, good)[0].message == P.Pong(b"ok")
+
+
+def test_before_any_hello_a_started_board_refuses_commands_unrun(raw_emulator) -> None:
+    """A board that (re)started has lost its host's CONFIG: until a HELLO it runs nothing that acts
+    or depends on CONFIG, so a host whose board reset between two commands learns of it."""
+    emu, ser = raw_emulator
+    program = P.encode_frame(P.Program(1e-4, 1e-6, 0), 4)
+    for wire in (program, P.encode_frame(P.Pulse(1.5, 100e-6), 5), P.encode_frame(P.Read(1, 0.0), 6),
+                 P.encode_frame(P.ConfigSet(P.CONFIG_KEYS["n_reads"], 2.0), 7)):
+        reply = _raw_exchange(ser, wire)[0]
+        assert reply.message.name == "NO_SESSION" and "HELLO" in reply.message.message
+    assert _raw_exchange(ser, P.encode_frame(P.Ping(b"up"), 8))[0].message == P.Pong(b"up")
+    info = _raw_exchange(ser, P.encode_frame(P.Hello(0), 9))[0].message
+    assert (info.pulses, info.commands) == (0, 1)       # only the PING ran
+    again = _raw_exchange(ser, program)[0].message      # refusals are not cached: the same seq runs
+    assert isinstance(again, P.Result) and again.pulses > 0
 
 
 def test_a_version_mismatch_is_refused_with_what_to_do(raw_emulator) -> None:

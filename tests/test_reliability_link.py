@@ -22,6 +22,23 @@ def test_soak_500_targets_with_a_cut_a_host_kill_and_a_board_reset(tmp_path) -> 
     assert all(s["damage_events"] == 0 for s in rep["sessions"])
 
 
+def test_a_board_reset_between_two_commands_is_detected_and_config_re_applied() -> None:
+    """Nothing in flight when the board resets: no silence for the link to notice. The new board
+    refuses the next command until a HELLO, so the host still sees the reset, re-applies its CONFIG
+    and the result carries the new session."""
+    with FaultyLink(seed=2) as fl:
+        with Board.open(fl.port, retry_interval=0.1) as b:
+            b.config_set("n_reads", 2)
+            g0 = b.read(8).g
+            old = b.info.session_id
+            fl.reset_board(snapshot=False)
+            with pytest.warns(BoardResetWarning, match="reset"):
+                r = b.program(g0 * 1.02, g0 * 1e-3, "ispp")
+            assert r.session_id == fl.sessions[1] != old and r.rerun
+            assert b.config_get("n_reads") == 2.0
+            assert fl.tap[(1, r.seq)] == r.pulses
+
+
 def test_a_board_reset_is_detected_reported_and_the_stream_continues() -> None:
     seen = []
     with FaultyLink(seed=1) as fl:

@@ -423,6 +423,12 @@ class Link:
             else:
                 self.stats.late_duplicates += 1
             return
+        if (isinstance(frame.message, P.Error) and frame.message.code == P.E_NO_SESSION
+                and self.session_id is not None):
+            # the board restarted since our HELLO and refused the command unrun: probe, which
+            # reports the reset to the waiters (BoardReset), instead of handing them the refusal
+            self._need_probe = True
+            return
         pend.reply = frame.message
         pend.reply_version = frame.version
         pend.event.set()

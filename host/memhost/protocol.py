@@ -32,7 +32,7 @@ STATUS_NAMES = {0: "converged", 1: "max_pulses", 2: "out_of_range", 3: "aborted"
 ERROR_NAMES = {
     1: "CRC", 2: "COBS", 3: "TOO_LONG", 4: "UNKNOWN_TYPE", 5: "BAD_LENGTH", 6: "OUT_OF_RANGE",
     7: "VERSION", 8: "QUEUE_FULL", 9: "SAFETY", 10: "INTERNAL", 11: "STALE_SEQ", 12: "ABORTED",
-    13: "UNKNOWN_KEY", 14: "SEQ_REUSED", 15: "ADC_RANGE",
+    13: "UNKNOWN_KEY", 14: "SEQ_REUSED", 15: "ADC_RANGE", 16: "NO_SESSION",
 }
 E_VERSION = 7
 E_QUEUE_FULL = 8
@@ -40,6 +40,7 @@ E_SAFETY = 9
 E_ABORTED = 12
 E_SEQ_REUSED = 14
 E_ADC_RANGE = 15
+E_NO_SESSION = 16
 
 CONFIG_KEYS = {
     "max_v": 1, "min_width": 2, "max_width": 3, "max_pulses": 4, "read_v": 5, "max_read_v": 6,

@@ -46,6 +46,7 @@ class Server:
         self.cache = {}                 # seq -> (request CRC bytes, encoded reply frame)
         self.cache_order = []
         self.lowest_live_seq = 0        # seqs below this were executed and evicted from the cache
+        self.greeted = False            # a HELLO arrived since the board started (see _on_frame)
         self.abort = False
         self.running = True
         self.current_seq = 0            # the command executing now (a re-send of it is a duplicate)
@@ -101,6 +102,19 @@ class Server:
             self.n_bad_frames += 1
             self._send_error(seq, mtype, P.E_OUT_OF_RANGE, "sequence number 0 is reserved", cache=False)
             return
+        if not self.greeted:
+            # A board that restarted has lost its host's CONFIG. If a command ran before any HELLO,
+            # a host that saw no gap in the traffic (reset between two commands) would never learn
+            # of it, and would go on under defaults it never set. So until a HELLO arrives, refuse
+            # (not executed, not cached); the host probes with HELLO, sees the new session id,
+            # re-applies its CONFIG and sends the command again.
+            if mtype == P.HELLO:
+                self.greeted = True
+            elif mtype != P.PING and mtype != P.REPL and mtype != P.ABORT:
+                self._send_error(seq, mtype, P.E_NO_SESSION,
+                                 "the board started since the host's last HELLO: send HELLO (a "
+                                 "memhost host re-synchronises by itself)", cache=False)
+                return
         cached = self.cache.get(seq)
         if cached is not None and cached[0] == crc:
             self.n_duplicates += 1          # a re-send (a re-sent HELLO too: nothing is reset)

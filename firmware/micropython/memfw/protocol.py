@@ -91,6 +91,7 @@ E_ABORTED = const(12)
 E_UNKNOWN_KEY = const(13)
 E_SEQ_REUSED = const(14)        # a seq already used by a different frame (not executed)
 E_ADC_RANGE = const(15)         # a read on an ADC rail, or a window the front end cannot hold
+E_NO_SESSION = const(16)        # a command before any HELLO since the board started (not executed)
 
 # CONFIG keys (value always float32 on the wire)
 K_MAX_V = const(1)          # V, |pulse amplitude| limit (<= ABS_MAX_V)
