@@ -14,6 +14,7 @@
 #   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py track
 #   micropython control_fw_driver.py seed    (the learned predictor's seed against plain Python)
+#   micropython control_fw_driver.py log2floor
 #   micropython control_fw_driver.py gate
 import sys
 import json
@@ -329,6 +330,34 @@ def seed():
     print(json.dumps({"cases": cases, "mismatches": bad}))
 
 
+def log2floor():
+    """_log2_floor against halving/doubling a power of two until it brackets x (float steps, exact
+    for powers of two), over 1e-300 .. 1e30 and each power of two with its neighbours, subnormals
+    included."""
+    from memfw.control import _log2_floor
+
+    def ref(x):
+        e = 0
+        q = 1.0
+        while q > x:
+            q *= 0.5
+            e -= 1
+        while q * 2 <= x:
+            q *= 2.0
+            e += 1
+        return e
+    xs = []
+    x = 1e-300
+    while x < 1e30:
+        xs += [x, x * 1.0000001, x * 0.9999999, x * 1.5]
+        x *= 1.37
+    for k in range(-1074, 100):
+        t = 2.0 ** k
+        xs += [t, t * (1 + 2.0 ** -52), t * (1 - 2.0 ** -53)]
+    bad = [[x, _log2_floor(x), ref(x)] for x in xs if x > 0 and _log2_floor(x) != ref(x)]
+    print(json.dumps({"cases": len(xs), "mismatches": bad[:5]}))
+
+
 def alloc(alg, relax=0, auto=0, trace=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
@@ -406,5 +435,7 @@ elif mode == "track":
     track()
 elif mode == "seed":
     seed()
+elif mode == "log2floor":
+    log2floor()
 else:
     gate()

@@ -101,3 +101,11 @@ def test_learned_seed_in_viper_equals_the_python_ints() -> None:
     r = _run("seed")
     assert r["cases"] == 3 * 2 * 5 * 6 * 4 * 4
     assert r["mismatches"] == [], r
+
+
+def test_the_quantum_exponent_equals_the_float_loop_it_replaced() -> None:
+    """memfw.control._log2_floor (math.frexp) under the unix port against halving/doubling until the
+    power of two brackets x: 1e-300 .. 1e30, every power of two and its neighbours, subnormals."""
+    r = _run("log2floor")
+    assert r["cases"] > 4000
+    assert r["mismatches"] == [], r

@@ -331,6 +331,13 @@ def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: i
     return clear
 
 
+def _log2_floor(x):
+    """The e with 2^e <= x < 2^(e + 1), for a finite x > 0 (dispatch checks a PROGRAM's tolerance):
+    x = m 2^k with 0.5 <= m < 1, so e = k - 1 (one call, where halving in a loop took ~20 float
+    operations per PROGRAM, each a heap float and, on an RP2040, a software one)."""
+    return math.frexp(x)[1] - 1
+
+
 def _isqrt(n):
     if n <= 0:
         return 0
@@ -491,6 +498,9 @@ class Controller:
         self.safe_pulse = self.gate.pulse   # the only way the loops pulse
         self.pulse_error = self.gate.pulse_error
         self._wait_chunk = getattr(hal, "WAIT_CHUNK_S", 0.005)
+        self._wait_s = -1.0                 # Controller.wait: the last length, its chunks, the rest
+        self._wait_sn = 0
+        self._wait_sr = 0.0
         self.iterations = 0
         self._ramp_key = None               # ISPP ramp tables, rebuilt when their parameters change
         self._ramp_set = None
@@ -557,17 +567,33 @@ class Controller:
         return self.gate.read(n, self.cfg.values[P.K_READ_V])
 
     def wait(self, seconds):
-        """Waits, polling for input every HAL chunk (5 ms on a board); True if ABORT arrived."""
-        chunk = self._wait_chunk
+        """Waits, polling for input every HAL chunk (5 ms on a board); True if ABORT arrived.
+        The split into whole chunks and a remainder is worked out in floats once per wait length
+        (the settle is the same every time) and kept, so that waiting computes nothing."""
+        if seconds != self._wait_s:
+            n = 0
+            left = seconds
+            while left > self._wait_chunk:
+                left -= self._wait_chunk
+                n += 1
+            self._wait_s = seconds
+            self._wait_sn = n
+            self._wait_sr = left
+        return self._wait_n_rem(self._wait_sn, self._wait_sr)
+
+    @micropython.native
+    def _wait_n_rem(self, n, rem):
+        """n whole HAL chunks, then rem s (if > 0), polling for an ABORT after each chunk and at
+        the end (no heap); True if one arrived."""
         hal = self.hal
-        left = seconds
-        while left > chunk:
-            hal.wait(chunk)
-            left -= chunk
+        ch = self._wait_chunk
+        while n > 0:
+            hal.wait(ch)
+            n -= 1
             if self.check_abort():
                 return True
-        if left > 0:
-            hal.wait(left)
+        if rem > 0:
+            hal.wait(rem)
         return self.check_abort()
 
     # ---- PROGRAM ---------------------------------------------------------------------------
@@ -714,14 +740,8 @@ class Controller:
         """Setup in floats (before the loop), then the integer loop."""
         st = self.st
         # quantum 2^E with tol / 2^E in [32, 64), raised if the target would not fit in 2^26 counts
-        e = 0
-        q = 1.0
-        while q > tol:
-            q *= 0.5
-            e -= 1
-        while q * 2 <= tol:
-            q *= 2.0
-            e += 1
+        e = _log2_floor(tol)
+        q = math.ldexp(1.0, e)
         e -= _Q_PER_TOL
         q = q / 32
         while target / q > 67108864.0:
@@ -866,20 +886,10 @@ class Controller:
                 k = _NWAIT - 1
         return self._wait_k(k)
 
-    @micropython.native
     def _wait_k(self, k):
         """Waits the k-th wait of the table, polling for an ABORT after every chunk (no heap);
         True if one arrived."""
-        hal = self.hal
-        ch = self._wait_chunk
-        n = self._wait_n[k]
-        while n > 0:
-            hal.wait(ch)
-            n -= 1
-            if self.check_abort():
-                return True
-        hal.wait(self._wait_rem[k])
-        return self.check_abort()
+        return self._wait_n_rem(self._wait_n[k], self._wait_rem[k])
 
     @micropython.native
     def _probe(self, t_imm, n, sb, read_v, tol_i):
