@@ -18,7 +18,7 @@ from cobs import cobs
 from memhost import protocol as P
 from memhost.board import Board
 from memhost.emulator import Emulator
-from memhost.errors import BoardError, ProtocolMismatch, SafetyLimitError
+from memhost.errors import BoardError, MemhostError, ProtocolMismatch, SafetyLimitError
 
 
 def test_info_reports_firmware_protocol_and_the_sim_hal(board: Board) -> None:
@@ -204,3 +204,15 @@ def test_closing_a_board_stops_its_emulator() -> None:
     emu = b.emulator
     b.close()
     assert not emu.alive()
+
+
+def test_an_emulated_board_that_fails_at_start_says_why(monkeypatch, tmp_path) -> None:
+    """Its traceback goes to stderr (stdout is the serial port, read as frames) and into the error."""
+    import shutil
+    import memhost.emulator as E
+    for f in E.HIL_DIR.glob("*.py"):
+        if f.name != "physics.py":
+            shutil.copy(f, tmp_path)
+    monkeypatch.setattr(E, "HIL_DIR", tmp_path)
+    with pytest.raises(MemhostError, match="no module named 'physics'"):
+        Board.open("emu", timeout=2)

@@ -39,4 +39,13 @@ def main():
         micropython.kbd_intr(3)
 
 
-main()
+try:
+    main()
+except Exception as e:
+    # the unix port's stdout is the emulated board's serial port, read by the host as frames:
+    # a traceback there would be lost as garbage, so the emulated board writes it to stderr,
+    # which the host quotes when the board stops answering. A board keeps it on USB (mpremote).
+    if sys.platform not in ("rp2", "pyboard"):
+        sys.print_exception(e, sys.stderr)
+        sys.exit(1)
+    raise
