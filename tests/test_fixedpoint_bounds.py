@@ -70,13 +70,15 @@ _cfg = st.lists(st.one_of(
     st.tuples(st.sampled_from([17, 20]), st.sampled_from([0.0, 200.0])),
     st.tuples(st.just(21), st.sampled_from([0.0, 0.5])),
     st.tuples(st.just(22), st.sampled_from([0.0, 1e-6, 10.0])),
-    # the learned predictor (algorithm 2): coefficients, lowest amplitude, caution, far at extremes
+    # the learned predictor (algorithm 2): coefficients, lowest amplitude, caution, far, width
+    # exponent at extremes
     st.tuples(st.sampled_from([26, 31]), st.sampled_from([-1000.0, -20.0, 0.0, 1000.0])),
     st.tuples(st.sampled_from([27, 28, 32, 33]), st.sampled_from([-100.0, 0.0, 5.0, 100.0])),
     st.tuples(st.sampled_from([29, 34]), st.sampled_from([-10.0, 0.0, 1.0, 10.0])),
     st.tuples(st.sampled_from([30, 35]), st.sampled_from([0.0, 0.5, 5.0])),
     st.tuples(st.just(36), st.sampled_from([0.0, 8.0])),
-    st.tuples(st.just(37), st.sampled_from([0.0, 4096.0]))), max_size=10)
+    st.tuples(st.just(37), st.sampled_from([0.0, 4096.0])),
+    st.tuples(st.just(38), st.sampled_from([0.0, 0.002, 1.0, 4.0]))), max_size=10)
 _case = st.fixed_dictionaries({
     "st": _state, "cfg": _cfg, "reads": _reads, "target": _pos, "tol": _pos,
     "alg": st.sampled_from([1, 2]),

@@ -72,6 +72,24 @@ def test_fit_recovers_the_response_from_records_only() -> None:
     assert abs(h["set"]["resid_mean_oct"]) < 0.05 and h["set"]["resid_sd_oct"] < 0.15
 
 
+def test_fit_learns_the_width_exponent_only_from_traces_of_several_widths() -> None:
+    from memhost.learn import fit
+    coef = (-14.0, 3.0, -0.5, 0.4)
+    rec = _synthetic(4000, coef, 4)
+    assert fit([rec]).width_exp == 0.0                  # one width: nothing to learn
+    rec["width_s"] = 1e-5 / 2.0 ** np.random.default_rng(6).integers(0, 4, len(rec))
+    dg = np.abs(rec["g_after"] - rec["g_before"]) * (rec["width_s"] / 1e-5) ** 0.8
+    rec["g_after"] = np.where(rec["polarity"] == 0, rec["g_before"] + dg, rec["g_before"] - dg)
+    m = fit([rec], holdout=0.2, seed=3)
+    assert abs(m.width_exp - 0.8) < 0.03 and abs(m.meta["width_ref_s"] - 1e-5) < 1e-10
+    v = np.linspace(0.9, 2.9, 21)
+    for pf in (m.set, m.reset):                         # the rest refers to the longest width
+        want = coef[0] + coef[1] * v + coef[2] * v * v + coef[3] * np.log2(5e-5)
+        assert np.abs(pf.predict(v, 5e-5) - want).max() < 0.05
+        assert np.abs(pf.predict(v, 5e-5, 2.5e-6) - (want - 2 * 0.8)).max() < 0.1
+    assert abs(m.meta["holdout"]["set"]["resid_mean_oct"]) < 0.05
+
+
 def test_holdout_splits_the_residual_into_device_offsets_and_the_rest() -> None:
     from memhost.learn import fit
     coef = (-14.0, 3.0, -0.5, 0.4)
@@ -92,9 +110,9 @@ def test_model_file_round_trip_and_bad_files(tmp_path: Path) -> None:
     m = fit([_synthetic(2000, (-14.0, 3.0, -0.5, 0.4), 2)])
     m2 = load_model(m.save(tmp_path / "m.toml"))
     assert m2.set.coef == m.set.coef and m2.reset.v_lo == m.reset.v_lo
-    assert (m2.caution, m2.far) == (m.caution, m.far)
+    assert (m2.caution, m2.far, m2.width_exp) == (m.caution, m.far, m.width_exp)
     cfg = m2.config()
-    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 12
+    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 13
     for text, why in (("format = 'x'\n", "not a memhost-learned-1"),
                       ("not toml [", "not a readable model"),
                       (m.to_toml().replace("coef = [", "coef = [1.0, "), "4 finite numbers")):
@@ -333,3 +351,26 @@ def test_censored_fit_recovers_a_rise_that_least_squares_flattens() -> None:
     # the censored model's caution comes from its held-out devices: clear responses lie above it
     assert ml.caution == pytest.approx(caution_of(ml.meta["holdout"]), abs=1e-3)
     assert ml.caution > 0.5
+
+
+def test_learned_shortens_pulses_for_small_changes_only_with_a_width_exponent(
+        model_files: tuple[Path, Path]) -> None:
+    """A model with a width exponent (fitted from traces of several widths) shortens pulses by
+    halvings, never below the board's shortest width; without one every pulse keeps the width."""
+    import dataclasses
+    from memhost.learn import load_model
+    from memhost.sim.model.device import DeviceArray
+    from memhost.sim.twins.learned import MIN_WIDTH_S, learned
+    model = load_model(model_files[0])
+    assert 0.3 < model.width_exp < 1.5, model.width_exp     # (the twin's physics: width^1)
+    t = np.linspace(1.05e-3, 1.15e-3, 200)
+    widths = []
+    for m in (model, dataclasses.replace(model, width_exp=0.0)):
+        o = learned(DeviceArray("tio2x-seed", 200, seed=4), t, 2e-7, model=m, trace=True)
+        assert (o.status == 0).mean() > 0.97
+        widths.append(o.traces["width_s"].astype(float))
+    ratio = 1e-5 / widths[0]
+    assert 0.1 < (ratio > 1.5).mean() < 0.9             # some pulses shortened, not all
+    assert np.allclose(ratio, 2.0 ** np.round(np.log2(ratio)), rtol=1e-5)  # by halvings
+    assert widths[0].min() >= MIN_WIDTH_S * (1 - 1e-6)
+    assert np.allclose(widths[1], 1e-5)

@@ -4,13 +4,17 @@ write-verify algorithm on the board and in the twin (docs/algorithms.md, "learne
 What it predicts: per polarity, the response of one pulse, log2 |dG| (S), from the pulse's
 amplitude v (V, magnitude) and the device's present conductance G (S):
 
-    log2 |dG| = c0 + c1 v + c2 v^2 + cg log2 G
+    log2 |dG| = c0 + c1 v + c2 v^2 + cg log2 G  (+ cw log2(width / w_ref))
 
 The quadratic in v carries the concave rise of the response above the switching threshold, the
 log2 G term its dependence on the present state and the device's scale (a device of larger
 conductances moves more siemens per pulse). Inverted, it gives the amplitude that moves the device
 by the |dG| still needed: the `learned` controller starts each polarity's model there (instead of a
 hand-written device-type prior), and its online model corrects it from the device's own responses.
+When the traces hold pulses of several widths, the width term is fitted too (w_ref: the longest
+width in the traces, which c0..cg refer to) and its exponent (the mean of the polarities',
+`width_exp`) lets the controller shorten a pulse instead of lowering its amplitude for a small
+change; traces of one width leave width_exp 0 (the controller keeps the width).
 
 Fit: least squares on the trace records whose response was clear (|dG| >= the PROGRAM's
 tolerance, as the controller counts a clear response: smaller ones are mostly read noise), or
@@ -46,6 +50,7 @@ CAUTION_K = 0.5             # caution_of: device-offset sds added to the held-ou
                             # bench learned's evaluation types: no separate validation)
 MIN_RECORDS = 16            # clear records per polarity below which no fit is made
 TOBIT_ITER = 500            # expectation-maximisation steps at most (the fit stops when settled)
+WIDTH_EXP_MAX = 4.0         # width exponents are clipped to 0..this
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
 
@@ -63,11 +68,16 @@ class PolarityFit:
     v_lo: float = 0.0                   # V: the lowest amplitude the controller may take from it (the
                                         # 2nd percentile of the fitted amplitudes: below, the quadratic
                                         # is extrapolated into the sub-threshold region)
+    cw: float = 0.0                     # width exponent (0: traces of one width)
+    w_ref: float = 0.0                  # s: the width coef refers to (0: any)
 
-    def predict(self, v: Any, g: Any) -> np.ndarray:
+    def predict(self, v: Any, g: Any, width: Any = None) -> np.ndarray:
         c0, c1, c2, cg = self.coef
         v = np.asarray(v, dtype=float)
-        return c0 + c1 * v + c2 * v * v + cg * np.log2(np.asarray(g, dtype=float))
+        y = c0 + c1 * v + c2 * v * v + cg * np.log2(np.asarray(g, dtype=float))
+        if width is not None and self.cw and self.w_ref > 0:
+            y = y + self.cw * np.log2(np.asarray(width, dtype=float) / self.w_ref)
+        return y
 
 
 @dataclass
@@ -81,6 +91,7 @@ class Model:
     caution: float = CAUTION_DEFAULT
     far: int = FAR_DEFAULT
     meta: dict[str, Any] = field(default_factory=dict)
+    width_exp: float = 0.0              # |dG| ~ width^width_exp (0: the controller keeps the width)
 
     def polarity(self, p: int) -> PolarityFit:
         return self.set if p == 0 else self.reset
@@ -94,6 +105,7 @@ class Model:
             out[f"lm_{name}_vlo"] = float(pf.v_lo)
         out["lm_caution"] = float(self.caution)
         out["lm_far"] = float(self.far)
+        out["lm_wexp"] = float(self.width_exp)
         return out
 
     def to_toml(self) -> str:
@@ -102,6 +114,7 @@ class Model:
                  f"caution = {float(self.caution)!r}   # octaves: a device's first seed assumes "
                  "this much more response",
                  f"far = {int(self.far)}   # tolerances: the predictor seeds only changes this large",
+                 f"width_exp = {float(self.width_exp)!r}   # |dG| ~ width^width_exp (0: width kept)",
                  ""]
         for name, pf in zip(POLARITIES, (self.set, self.reset)):
             lines.append(f"[{name}]")
@@ -109,6 +122,8 @@ class Model:
             lines.append(f"records = {int(pf.records)}")
             lines.append(f"resid_sd = {float(pf.resid_sd)!r}")
             lines.append(f"v_lo = {float(pf.v_lo)!r}")
+            lines.append(f"cw = {float(pf.cw)!r}")
+            lines.append(f"w_ref = {float(pf.w_ref)!r}")
             lines.append("")
         lines.append("[meta]")
         for k, v in self.meta.items():
@@ -163,14 +178,19 @@ def load_model(path: str | Path) -> Model:
             raise ModelError(f"{p}: [{name}] coef must be 4 finite numbers: re-run `memhost learn`")
         fits.append(PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
                                 int(sec.get("records", 0)), float(sec.get("resid_sd", 0.0)),
-                                float(sec.get("v_lo", 0.0))))
+                                float(sec.get("v_lo", 0.0)), float(sec.get("cw", 0.0)),
+                                float(sec.get("w_ref", 0.0))))
     caution = data.get("caution", CAUTION_DEFAULT)
     if not isinstance(caution, (int, float)) or not 0 <= caution <= 8:
         raise ModelError(f"{p}: caution {caution!r} must be a number 0..8 (octaves)")
     far = data.get("far", FAR_DEFAULT)
     if not isinstance(far, int) or not 0 <= far <= 4096:
         raise ModelError(f"{p}: far {far!r} must be an integer 0..4096 (tolerances)")
-    return Model(fits[0], fits[1], float(caution), far, dict(data.get("meta", {})))
+    wexp = data.get("width_exp", 0.0)
+    if not isinstance(wexp, (int, float)) or not 0 <= wexp <= WIDTH_EXP_MAX:
+        raise ModelError(f"{p}: width_exp {wexp!r} must be a number 0..{WIDTH_EXP_MAX:g}: re-run "
+                         "`memhost learn`")
+    return Model(fits[0], fits[1], float(caution), far, dict(data.get("meta", {})), float(wexp))
 
 
 # ---- fitting --------------------------------------------------------------------------------
@@ -187,9 +207,24 @@ def _along(rec: np.ndarray) -> np.ndarray:
     return np.where(rec["polarity"] == 0, d, -d)
 
 
-def design(rec: np.ndarray) -> np.ndarray:
+def design(rec: np.ndarray, w_ref: float = 0.0) -> np.ndarray:
+    """The features of each record; w_ref > 0: also log2(width / w_ref)."""
     v = rec["amp_v"].astype(float)
-    return np.column_stack([np.ones_like(v), v, v * v, np.log2(rec["g_before"].astype(float))])
+    cols = [np.ones_like(v), v, v * v, np.log2(rec["g_before"].astype(float))]
+    if w_ref > 0:
+        cols.append(np.log2(rec["width_s"].astype(float) / w_ref))
+    return np.column_stack(cols)
+
+
+def widths_vary(rec: np.ndarray) -> float:
+    """The longest width (s) if the clear records hold at least MIN_RECORDS of it and of shorter
+    ones (the width term can be fitted), else 0."""
+    w = rec["width_s"][clear(rec)].astype(float)
+    if len(w) == 0:
+        return 0.0
+    top = float(np.max(w))
+    full = np.isclose(w, top, rtol=1e-6)
+    return top if int(full.sum()) >= MIN_RECORDS and int((~full).sum()) >= MIN_RECORDS else 0.0
 
 
 def device_keys(rec: np.ndarray, run: np.ndarray | None = None) -> np.ndarray:
@@ -213,12 +248,14 @@ def _log_ndtr(z: np.ndarray) -> np.ndarray:
 
 
 def fit_polarity(rec: np.ndarray, censored: bool = False,
-                 iterations: int = TOBIT_ITER) -> PolarityFit:
+                 iterations: int = TOBIT_ITER, w_ref: float = 0.0) -> PolarityFit:
     """log2|dG| on FEATURES over one polarity's records: least squares over the clear responses,
     or (censored) by maximum likelihood with the responses below the tolerance censored (Tobit,
     by expectation-maximisation): a pulse that moved the device less than its tolerance says only
     that log2|dG| < log2 tol. The clear responses alone keep, at low amplitudes, only the pulses
-    that happened to move a device, which flattens the rise along v."""
+    that happened to move a device, which flattens the rise along v. w_ref > 0: with the width
+    term (its exponent clipped to 0..WIDTH_EXP_MAX, the rest refitted with it fixed), c0..cg at
+    that width."""
     d = _along(rec)
     ok = np.isfinite(d) & (rec["amp_v"] > 0) & (rec["g_before"] > 0) & (rec["tol_s"] > 0)
     r, d = rec[ok], d[ok]
@@ -227,7 +264,7 @@ def fit_polarity(rec: np.ndarray, censored: bool = False,
     if int(cl.sum()) < MIN_RECORDS:
         raise UsageError(f"only {int(cl.sum())} clear pulse records of one polarity (need "
                          f"{MIN_RECORDS}): record more pulses (levels --trace) and train again")
-    x = design(r)
+    x = design(r, w_ref)
     y = np.log2(np.where(cl, d, tol))               # censored: the bound log2 tol
     c = y[~cl]
     coef, *_ = np.linalg.lstsq(x[cl], y[cl], rcond=None)
@@ -246,10 +283,20 @@ def fit_polarity(rec: np.ndarray, censored: bool = False,
         coef = new
         if done:
             break
+    cw = 0.0
+    if w_ref > 0:
+        cw = float(min(max(coef[4], 0.0), WIDTH_EXP_MAX))
+        if cw != coef[4]:               # (clipped: the others again with it fixed)
+            y2 = y - cw * x[:, 4]
+            c4, *_ = np.linalg.lstsq(x[cl, :4], y2[cl], rcond=None)
+            coef = np.r_[c4, cw]
     res = y[cl] - x[cl] @ coef
+    ref = r["amp_v"][cl] if w_ref <= 0 else \
+        r["amp_v"][cl & np.isclose(r["width_s"].astype(float), w_ref, rtol=1e-6)]
     return PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
                        int(cl.sum()), float(np.std(res)),
-                       float(np.percentile(r["amp_v"][cl], V_LO_PCT)))
+                       float(np.percentile(ref if len(ref) else r["amp_v"][cl], V_LO_PCT)),
+                       cw, w_ref)
 
 
 def evaluate(model: Model, rec: np.ndarray, keys: np.ndarray | None = None) -> dict[str, Any]:
@@ -267,8 +314,10 @@ def evaluate(model: Model, rec: np.ndarray, keys: np.ndarray | None = None) -> d
             continue
         pf = model.polarity(p)
         y = np.log2(_along(r))
-        res = y - pf.predict(r["amp_v"], r["g_before"])
-        v_hat = invert(pf, y, r["g_before"].astype(float))
+        res = y - pf.predict(r["amp_v"], r["g_before"], r["width_s"])
+        wt = pf.predict(r["amp_v"], r["g_before"], r["width_s"]) - pf.predict(r["amp_v"],
+                                                                                r["g_before"])
+        v_hat = invert(pf, y - wt, r["g_before"].astype(float))
         out[name] = {"records": int(len(r)), "resid_mean_oct": float(np.mean(res)),
                      "resid_sd_oct": float(np.std(res)),
                      "amp_err_median_mv": float(np.median(np.abs(v_hat - r["amp_v"])) * 1e3)}
@@ -328,13 +377,15 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
     held = rng.choice(uniq, size=n_hold, replace=False) if n_hold else np.empty(0, dtype=np.int64)
     is_held = np.isin(keys, held)
     train = rec[~is_held]
-    fits = [fit_polarity(train[train["polarity"] == p], censored) for p in (0, 1)]
-    model = Model(fits[0], fits[1])
+    w_ref = widths_vary(train)
+    fits = [fit_polarity(train[train["polarity"] == p], censored, w_ref=w_ref) for p in (0, 1)]
+    model = Model(fits[0], fits[1], width_exp=round(0.5 * (fits[0].cw + fits[1].cw), 3))
     meta: dict[str, Any] = {"runs": list(names) or [f"part {k}" for k in range(len(parts))],
                             "records": int(len(rec)), "devices": int(len(uniq)),
                             "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,
                             "holdout_seed": seed, "features": list(FEATURES),
-                            "fit": "censored" if censored else "least squares"}
+                            "fit": "censored" if censored else "least squares",
+                            "width_ref_s": w_ref}
     if n_hold:
         meta["holdout"] = evaluate(model, rec[is_held], keys[is_held])
         c = caution_of(meta["holdout"]) if censored else None

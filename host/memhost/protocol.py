@@ -59,7 +59,7 @@ CONFIG_KEYS = {
     # learned: the pulse predictor (memhost.learn, docs/algorithms.md); all c 0 = no model
     "lm_set_c0": 26, "lm_set_c1": 27, "lm_set_c2": 28, "lm_set_cg": 29, "lm_set_vlo": 30,
     "lm_reset_c0": 31, "lm_reset_c1": 32, "lm_reset_c2": 33, "lm_reset_cg": 34, "lm_reset_vlo": 35,
-    "lm_caution": 36, "lm_far": 37,
+    "lm_caution": 36, "lm_far": 37, "lm_wexp": 38,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

@@ -245,11 +245,14 @@ def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int, i
 
 
 @micropython.viper
-def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: int, g: int) -> int:
+def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: int, g: int,
+           ysh: int) -> int:
     """Updates polarity block b of st with the response dg (counts, signed along the polarity) to
     a pulse at index i from the reading g (counts); returns 1 if the response was clear (>= tol_i),
     else 0. A clear response is also kept as the polarity's last (words _LAST..). The staleness
-    words: b's is reset, the other polarity's grows by the tolerances dg moved (up to _STALE_TOL)."""
+    words: b's is reset, the other polarity's grows by the tolerances dg moved (up to _STALE_TOL).
+    ysh (Q8 log2) is added to the observed response (learned: a shortened pulse's, as the whole
+    width's)."""
     p = ptr32(st)
     # staleness: this polarity is fresh, the other one's model ages by this move (tolerances)
     p[b + _STALE] = 0
@@ -272,7 +275,7 @@ def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: i
         f = (dg >> (q - 8)) & 0xFF
     else:
         f = (dg << (8 - q)) & 0xFF
-    yobs = (q << 8) + f + ((89 * f * (256 - f)) >> 16) + e256
+    yobs = (q << 8) + f + ((89 * f * (256 - f)) >> 16) + e256 + ysh
     if clear:
         k = _LAST if b == 0 else _LAST + 4
         p[k] = i
@@ -512,6 +515,8 @@ class Controller:
         self._fb = array.array("f", [0.0])
         self.st = array.array("i", [0] * _NS)
         self._tw = array.array("i", [0])    # _track's second result (the pulse's whole change)
+        self._widths = [0.0] * 8            # learned: the width halved 0..7 times (a list: its
+                                            # floats are read without allocating)
         # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
         # each wait as whole HAL chunks (ABORT polled after each) and a remainder, floats made once,
         # so that waiting computes nothing (Controller.wait subtracts floats: it allocates)
@@ -1024,6 +1029,11 @@ class Controller:
         lm = self.lm
         lm_far = lm.far * tol_i
         lm_ilo = lm.ilo
+        # learned: a small change shortens the pulse (halvings of the width, at most sh_max)
+        sh_max = lm.halvings(width, self.cfg.min_width) if lmode else 0
+        widths = self._widths               # width / 2^s (floats made here, not per pulse)
+        for k in range(sh_max + 1):
+            widths[k] = width / (1 << k)
         floor = tol_i // 4
         if floor < 1:
             floor = 1
@@ -1208,7 +1218,13 @@ class Controller:
                 st[b + _TR] = _TRUST_PRIOR
             # choose the amplitude index, 1 .. top; learned: not below the predictor's lowest
             i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
-            if not pulse(amps[i], width):
+            sh = 0
+            if sh_max and st[b + _NOBS] > 0 and i < st[b + _IA]:
+                iw = lm.shorten(st, b, _log2q8(need) + e256, sh_max, lm_ilo[r], _IA, _A, _B)
+                if iw:
+                    i = iw >> 3
+                    sh = iw & 7
+            if not pulse(amps[i], widths[sh]):
                 status = P.ST_LIMIT
                 break
             pulses += 1
@@ -1238,7 +1254,8 @@ class Controller:
                 dgl = tw[0] * pol
             else:
                 dgl = (gn - g) * pol
-            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g)     # (and the staleness)
+            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g,
+                          sh * lm.wexp if sh else 0)       # (and the staleness)
             g = gn
             if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
                 # large moves while the relaxation is unknown: measure their decay now, go on from

@@ -1,9 +1,10 @@
 # The learned pulse predictor on the board (algorithm 2, `learned`; docs/algorithms.md): per
 # polarity log2|dG| (S) = c0 + c1 v + c2 v^2 + cg log2 G, fitted on the host from pulse traces
-# (`memhost learn`) and loaded with CONFIG keys 26..37. The adaptive loop (memfw/control.py) asks it
+# (`memhost learn`) and loaded with CONFIG keys 26..38. The adaptive loop (memfw/control.py) asks it
 # for a polarity's starting model (seed), corrected by the device's offset at that polarity's last
-# clear response; seed is viper code on small integers (Q8 log2, amplitude indices on the 5 mV
-# grid) and allocates nothing.
+# clear response, and, for a change smaller than its model gives at the anchor, how much to shorten
+# the pulse (shorten); seed is viper code on small integers (Q8 log2, amplitude indices on the 5 mV
+# grid); nothing allocates.
 #
 # The quadratic is tabulated once per parameter set, in Q8, over every amplitude index (made
 # non-decreasing: above the quadratic's top the predictor stays there), so the loop only indexes and
@@ -17,6 +18,8 @@ from memfw import protocol as P
 
 _DV_UV = const(5000)        # amplitude grid step, µV (memfw/control.py _DV_UV)
 _HALF_W = const(4)          # the seed's slope: the table's secant over +-4 grid steps
+_SH_MAX = const(4)          # a pulse is shortened to 1/16 of the PROGRAM's width at most (< 8:
+                            # shorten packs it in 3 bits)
 _CLAMP = const(0x100000)    # table values and offsets are clamped to +-2^20 (Q8 log2: 4096
                             # octaves), so a seeded level stays within +-2^22 (the _A word's range)
 
@@ -44,6 +47,8 @@ def bounds(key):
         return 0.0, 8.0
     if key == P.K_LM_FAR:
         return 0.0, 4096.0
+    if key == P.K_LM_WEXP:
+        return 0.0, 4.0
     return None
 
 
@@ -54,6 +59,7 @@ def defaults(values):
             values[k] = 0.0
     values[P.K_LM_CAUTION] = 0.0
     values[P.K_LM_FAR] = 0.0
+    values[P.K_LM_WEXP] = 0.0
 
 
 class Learned:
@@ -67,6 +73,7 @@ class Learned:
         self.ilo = array.array("i", [1, 1])
         self.caution = 0                        # Q8 octaves
         self.far = 0                            # tolerances
+        self.wexp = 0                           # Q8 width exponent (0: the width is kept)
         self.key = None
         self.on = False
 
@@ -74,7 +81,8 @@ class Learned:
         """Builds the tables from the CONFIG values if they changed (float work, before a loop).
         True if a model is loaded (some coefficient non-zero)."""
         key = tuple(values[k] for ks in KEYS for k in ks) + (values[P.K_LM_CAUTION],
-                                                           values[P.K_LM_FAR])
+                                                           values[P.K_LM_FAR],
+                                                           values[P.K_LM_WEXP])
         if key == self.key:
             return self.on
         self.key = key
@@ -100,7 +108,40 @@ class Learned:
             self.ilo[r] = ilo if ilo >= 1 else 1
         self.caution = int(values[P.K_LM_CAUTION] * 256.0 + 0.5)
         self.far = int(values[P.K_LM_FAR] + 0.5)
+        self.wexp = int(values[P.K_LM_WEXP] * 256.0 + 0.5)
         return self.on
+
+    def halvings(self, width, min_width):
+        """The most halvings (at most _SH_MAX) that keep width (s) at or above min_width; 0 without
+        a width exponent (before a loop: floats)."""
+        s = 0
+        if self.wexp > 0:
+            while s < _SH_MAX and width / (1 << (s + 1)) >= min_width * (1 - 1e-9):
+                s += 1
+        return s
+
+    @micropython.native
+    def shorten(self, st, b, need_l2, sh_max, ilo, ia_w, a_w, b_w):
+        """For a change of log2 need_l2 (Q8, absolute S) smaller than polarity block b's model
+        gives at its anchor (st words ia_w, a_w, b_w: anchor index, level, slope): a pulse 2^-s of
+        the width at the anchor, the response taken as width^wexp; at the shortest (sh_max halvings) the model's index for the need at
+        that width (not above the anchor, not below ilo). Returns index * 8 + s (one small int: a
+        tuple would allocate); 0: keep the width."""
+        we = self.wexp
+        x = st[b + a_w] - need_l2
+        s = (x + (we >> 1)) // we
+        if s <= 0:
+            return 0
+        ia = st[b + ia_w]
+        if s <= sh_max:
+            return (ia << 3) + s
+        bs = st[b + b_w]
+        i = ia + (we * sh_max - x + (bs >> 1)) // bs
+        if i < ilo:
+            i = ilo
+        if i < 1:
+            i = 1
+        return (i << 3) + sh_max
 
     @micropython.viper
     def seed(self, st, b: int, r: int, lg_g: int, need_l2: int, top: int, b_min: int, b_max: int,

@@ -137,6 +137,7 @@ K_LM_RESET_CG = const(34)
 K_LM_RESET_VLO = const(35)
 K_LM_CAUTION = const(36)    # octaves a polarity's first seed assumes more response (no offset yet)
 K_LM_FAR = const(37)        # tolerances: the predictor seeds only changes at least this large
+K_LM_WEXP = const(38)       # |dG| ~ width^wexp: a small change shortens the pulse (0 = keeps it)
 
 
 def trace_body(first, nxt, ring, records):

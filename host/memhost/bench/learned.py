@@ -46,8 +46,9 @@ WARM_LEVELS, WARM_DEVICES = 256, 16
 def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True) -> np.ndarray:
     """Pulse records (memhost.traces.TRACE_DTYPE) of n twin devices, each walked `steps` pulses:
     towards a random target (2..98 % of the preset's range; a new one once within 4 tolerances) at
-    amplitudes drawn uniformly from 0.6..v_max V, width and read bias the preset's [firmware]
-    ones, a read of 4 after each pulse. Tolerance in the records: half a level of 512."""
+    amplitudes drawn uniformly from 0.6..v_max V, read bias the preset's [firmware] one, a read of
+    4 after each pulse; every other pulse on average at the preset's width, the rest at 1/2, 1/4 or
+    1/8 of it (the width term of the fit). Tolerance in the records: half a level of 512."""
     from .. import traces
     from ..sim.model.device import DeviceArray
     dev = DeviceArray(preset, n, seed=seed, d2d=d2d)
@@ -65,11 +66,12 @@ def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True)
     for s in range(steps):
         pol = np.where(g < tgt, 1.0, -1.0)
         amp = rng.uniform(0.6, p["v_max"], n)
+        wk = width / 2.0 ** np.where(rng.random(n) < 0.5, 0, rng.integers(1, 4, n))
         t0 = dev.t.copy() if np.ndim(dev.t) else np.full(n, float(dev.t))
-        dev.pulse(pol * amp, width)
+        dev.pulse(pol * amp, wk)
         gn = dev.read(rv, 4)
         traces.fill(out[s * n:(s + 1) * n], program=0, device=np.arange(n), k=k, reset=pol < 0,
-                    amp_v=amp, width_s=width, g_before=g, g_after=gn, target_s=tgt, tol_s=tol,
+                    amp_v=amp, width_s=wk, g_before=g, g_after=gn, target_s=tgt, tol_s=tol,
                     dt_s=t0 - t_last)
         t_last = t0
         k += 1

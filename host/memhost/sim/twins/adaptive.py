@@ -178,7 +178,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
     """The devices idx through the compiled loop (memhost.sim.twins.kernel), on devices' own state.
     Random numbers come from devices.rng in blocks (reproducible for the DeviceArray's seed).
     trace: a list that gets the loop's pulse trace rows (kernel.TB_* columns), block by block."""
-    from .kernel import PROBE_N, RELAX, TB_COLS, adaptive_kernel, draws_per_device
+    from .kernel import LM_BASE, PROBE_N, RELAX, TB_COLS, adaptive_kernel, draws_per_device
     d = devices
     t_before = d.t[idx]
     consts = np.array([width, rv, settle, DV, B_MIN, B_MAX, MAX_INNOV, MISS_STEP, RHO_MIN, RHO_MAX,
@@ -199,7 +199,7 @@ def _run_kernel(devices: DeviceArray, st: AdaptiveState, idx: np.ndarray, tgt: n
             st.a, st.ia, st.b, st.ip, st.yp, st.cp, st.nobs, st.si, st.ss, st.tr, st.stale, st.rho, st.taul, st.fl,
             consts, int(top), i_start.astype(np.int64), int(di0), int(max_pulses),
             achieved, pulses, reads, status)
-    lm_ = np.zeros((2, 5)) if lm is None else lm     # (no learned predictor: adaptive)
+    lm_ = np.zeros((2, LM_BASE)) if lm is None else lm     # (no learned predictor: adaptive)
     j = 0
     zn = np.empty(size_n, dtype=np.float32)
     zu = np.zeros(size_u, dtype=np.float32)
@@ -271,5 +271,5 @@ def adaptive(devices: DeviceArray, targets: Any, tolerance: Any, *, v_set_start:
                     max_reads, width, rv, settle, top, i_start, di0, max_pulses,
                     achieved, pulses, reads, status, rows, learned)
     recs = None if rows is None else collect(
-        [records(r, width, tgt_all, tol_all, trace_program) for r in rows])
+        [records(r, tgt_all, tol_all, trace_program) for r in rows])
     return ProgramOutcome(achieved, achieved - tgt_all, pulses, reads, status, recs)

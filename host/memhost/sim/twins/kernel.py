@@ -189,13 +189,40 @@ def _aim(g0, t, tl, rho):
     return t + (lim if c > lim else (-lim if c < -lim else c))
 
 
-#: columns of a kernel's trace rows (memhost.sim.twins.tracing adds the rest of a record)
-TB_COLS = 7
-TB_DEVICE, TB_K, TB_POL, TB_AMP, TB_G_BEFORE, TB_G_AFTER, TB_DT = range(TB_COLS)
+LM_BASE = 8      # learned table columns before the predictor's values (memhost.sim.twins.learned)
 
 
 @njit(cache=True, inline="always")
-def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start):
+def _learned_width(lm, r, need, a, ia, b):
+    """The learned algorithm's short pulse (firmware memfw/learned.py Learned.shorten): when the
+    model wants less than its anchor's response (at index ia, level a log2 S), the pulse stays at
+    the anchor and is shortened by 2^-s instead, the response scaling as width^wexp (wexp lm[r, 6],
+    learned from traces); s the nearest whole number, at most lm[r, 7] (the shortest width the
+    board allows). At the shortest, the amplitude is the model's for the need at that width (not
+    above the anchor, not below v_lo). (index, s)."""
+    we = lm[r, 6]
+    x = a - math.log2(need if need > 1e-30 else 1e-30)
+    s = int(math.floor(x / we + 0.5))
+    if s <= 0:
+        return -1, 0
+    smax = int(lm[r, 7])
+    if s <= smax:
+        return ia, s
+    i = int(math.floor((we * smax - x) / b + 0.5)) + ia
+    if i < lm[r, 4]:
+        i = int(lm[r, 4])
+    if i < 1:
+        i = 1
+    return i, smax
+
+
+#: columns of a kernel's trace rows (memhost.sim.twins.tracing adds the rest of a record)
+TB_COLS = 8
+TB_DEVICE, TB_K, TB_POL, TB_AMP, TB_G_BEFORE, TB_G_AFTER, TB_DT, TB_WIDTH = range(TB_COLS)
+
+
+@njit(cache=True, inline="always")
+def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start, wp):
     """One pulse trace row (columns TB_*) at tb[tcount[0]]: device d, pulse k, polarity 0 SET /
     1 RESET, amplitude V, G before/after S, t_start the pulse's start (s; tlast[d] the previous
     one's, NaN: none). Rows past tb's end are dropped."""
@@ -208,6 +235,7 @@ def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start):
         tb[n, TB_G_BEFORE] = gb
         tb[n, TB_G_AFTER] = ga
         tb[n, TB_DT] = t_start - tlast[d]
+        tb[n, TB_WIDTH] = wp
         tcount[0] = n + 1
     tlast[d] = t_start
 
@@ -218,7 +246,7 @@ def _learned_seed(lm, r, g, need, itop, b_min, b_max, off):
     needed (S): (anchor index, log2 |dG| there, slope per grid step). The anchor is the lowest index
     where the predictor (plus the device's offset off, else the table's cautious offset) reaches the
     need; the slope is the table's over +-4 grid steps there. Table: memhost.sim.twins.learned."""
-    base = 6
+    base = LM_BASE
     cg = lm[r, 1]
     o = lm[r, 2] if off != off else off
     lg = cg * math.log2(g if g > 1e-30 else 1e-30) + o
@@ -249,7 +277,7 @@ def _learned_offset(lm, r, i, g_before, yobs):
     predictor's lowest amplitude (as the firmware's Learned.offset)."""
     if i < lm[r, 4]:
         return math.nan
-    return yobs - lm[r, 6 + i] - lm[r, 1] * math.log2(g_before if g_before > 1e-30 else 1e-30)
+    return yobs - lm[r, LM_BASE + i] - lm[r, 1] * math.log2(g_before if g_before > 1e-30 else 1e-30)
 
 
 @njit(cache=True)
@@ -532,12 +560,19 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 i = 1
             elif i > itop:
                 i = itop
+            sh = 0                          # the pulse is 2^-sh of the width (learned)
+            if lm[0, 0] > 0.0 and lm[r_, 6] > 0.0 and not searching and i < ia:
+                i_w, sh = _learned_width(lm, r_, need, a, ia, b)
+                if sh > 0:
+                    i = i_w
+            wp = width / (1 << sh)
             v = np.float32(i) * np.float32(dv) * np.float32(pol)
             z1 = zn[pn]
             pn += 1
             t_start = t_
-            w_, u_, t_, dmg, ev, fz = _pulse(np.float64(v), width, dec_w, w_, u_, t_, dmg, ev, fz,
-                                             ks, kr, vs, vr, ph, z1)
+            w_, u_, t_, dmg, ev, fz = _pulse(np.float64(v), wp,
+                                             dec_w if sh == 0 else math.exp(-wp / ph[TAU]),
+                                             w_, u_, t_, dmg, ev, fz, ks, kr, vs, vr, ph, z1)
             npulse += 1
             t_pulse = t_
             nr = _count(g, k2, n_fixed, max_reads)
@@ -545,7 +580,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             gn, w_, u_, t_, td, tr_, y_, rs = _read(nr, rv, dec_r[nr], isq[nr], w_, u_, t_, td, tr_, y_, rs,
                                                    fz, gm, sp, ph, z1, z2, uu)
             if tb.shape[0] > 0:
-                trace_row(tb, tcount, tlast, d, npulse - 1, r_, abs(v), g, gn, t_start)
+                trace_row(tb, tcount, tlast, d, npulse - 1, r_, abs(v), g, gn, t_start, wp)
             nrd += nr
             tgr = t_ - nr * ph[READ_TIME]
             if probe > 0:
@@ -569,6 +604,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             g = gn
             clear = dg >= tl
             yobs = math.log2(max(dg, tl / 4.0))
+            if sh > 0:                      # a short pulse: as the whole width's response
+                yobs += lm[r_, 6] * sh
             # ---- learn ------------------------------------------------------------------------
             ip = sip[r_, d]
             yp = syp[r_, d]

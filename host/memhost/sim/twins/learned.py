@@ -26,13 +26,27 @@ from .adaptive import DV, TRUST_PRIOR, adaptive
 from .ispp import ProgramOutcome
 
 N_INDEX = 1001          # table entries: amplitude indices 0 .. 1000 (5 V on the 5 mV grid)
-BASE = 6                # table columns before the predictor's values
+from .kernel import LM_BASE as BASE     # table columns before the predictor's values
+from ... import fwconst
+from ...paths import FIRMWARE_DIR
+
+SH_MAX = fwconst.module_constants(FIRMWARE_DIR / "memfw" / "learned.py")["_SH_MAX"]
+MIN_WIDTH_S = fwconst.config()["ABS_MIN_WIDTH_S"]
 
 
-def table(model: Model, n_index: int = N_INDEX) -> np.ndarray:
+def shortest(width: float, min_width: float = MIN_WIDTH_S) -> int:
+    """The most halvings s (at most SH_MAX) that keep width / 2^s at or above min_width (s)."""
+    s = 0
+    while s < SH_MAX and width / (1 << (s + 1)) >= min_width * (1 - 1e-9):
+        s += 1
+    return s
+
+
+def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0) -> np.ndarray:
     """The predictor as the compiled loop takes it, per polarity [SET, RESET] a row: 1 (on), cg,
     the cautious offset (octaves), the trust region of a seed (TRUST_PRIOR grid steps), the lowest
-    amplitude index it may be used at (v_lo rounded up), far (tolerances), then c0 + c1 v + c2 v^2
+    amplitude index it may be used at (v_lo rounded up), far (tolerances), the width exponent
+    (0: the width is not shortened), the most halvings of the width (sh_max), then c0 + c1 v + c2 v^2
     for every amplitude index (v = index x 5 mV), made non-decreasing (a running maximum: above
     the quadratic's top the predictor stays there). The firmware builds the same rows in Q8."""
     out = np.zeros((2, BASE + n_index))
@@ -41,15 +55,19 @@ def table(model: Model, n_index: int = N_INDEX) -> np.ndarray:
         pf = model.polarity(r)
         c0, c1, c2, cg = pf.coef
         out[r, :BASE] = (1.0, cg, model.caution, TRUST_PRIOR,
-                         max(1, math.ceil(round(pf.v_lo * 1e6) / (DV * 1e6))), model.far)
+                         max(1, math.ceil(round(pf.v_lo * 1e6) / (DV * 1e6))), model.far,
+                         model.width_exp, sh_max if model.width_exp > 0 else 0)
         out[r, BASE:] = np.maximum.accumulate(c0 + c1 * v + c2 * v * v)
     return out
 
 
 def learned(devices: DeviceArray, targets: Any, tolerance: Any, *, model: Model,
-            settle_s: float = 0.0, **params: Any) -> ProgramOutcome:
+            settle_s: float = 0.0, min_width_s: float = MIN_WIDTH_S,
+            **params: Any) -> ProgramOutcome:
     """Program every selected device with the learned algorithm (parameters as
-    memhost.sim.twins.adaptive.adaptive, without prior: the predictor replaces it)."""
+    memhost.sim.twins.adaptive.adaptive, without prior: the predictor replaces it); min_width_s:
+    the shortest pulse the board allows (CONFIG min_width)."""
     params.pop("prior", None)
+    width = params.get("width_s") or devices.preset.params["width_s"]
     return adaptive(devices, targets, tolerance, prior=False, settle_s=settle_s,
-                    learned=table(model), **params)
+                    learned=table(model, sh_max=shortest(width, min_width_s)), **params)

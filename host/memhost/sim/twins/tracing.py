@@ -26,14 +26,15 @@ def last_pulse_times(devices: DeviceArray) -> np.ndarray:
     return t
 
 
-def records(rows: np.ndarray, width: float, targets: np.ndarray, tols: np.ndarray,
+def records(rows: np.ndarray, targets: np.ndarray, tols: np.ndarray,
             program: int) -> np.ndarray:
-    """TRACE_DTYPE records from kernel rows (columns memhost.sim.twins.kernel.TB_*); targets and
+    """TRACE_DTYPE records from kernel rows (columns memhost.sim.twins.kernel.TB_*, the pulse's
+    width among them); targets and
     tols per device of the DeviceArray (S)."""
-    from .kernel import TB_AMP, TB_DEVICE, TB_DT, TB_G_AFTER, TB_G_BEFORE, TB_K, TB_POL
+    from .kernel import TB_AMP, TB_DEVICE, TB_DT, TB_G_AFTER, TB_G_BEFORE, TB_K, TB_POL, TB_WIDTH
     d = rows[:, TB_DEVICE].astype(np.int64)
     return traces.fill(traces.empty(len(rows)), program=program, device=d, k=rows[:, TB_K],
-                       reset=rows[:, TB_POL] != 0, amp_v=rows[:, TB_AMP], width_s=width,
+                       reset=rows[:, TB_POL] != 0, amp_v=rows[:, TB_AMP], width_s=rows[:, TB_WIDTH],
                        g_before=rows[:, TB_G_BEFORE], g_after=rows[:, TB_G_AFTER],
                        target_s=targets[d], tol_s=tols[d], dt_s=rows[:, TB_DT])
 
