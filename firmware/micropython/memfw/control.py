@@ -1219,7 +1219,8 @@ class Controller:
             # choose the amplitude index, 1 .. top; learned: not below the predictor's lowest
             i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
             sh = 0
-            if sh_max and st[b + _NOBS] > 0 and i < st[b + _IA]:
+            if sh_max and st[b + _NOBS] > 0 and i < st[b + _IA] - _TRUST:
+                # (only where the model would reach further down than its trust region)
                 iw = lm.shorten(st, b, _log2q8(need) + e256, sh_max, lm_ilo[r], _IA, _A, _B)
                 if iw:
                     i = iw >> 3

@@ -122,8 +122,9 @@ class Learned:
 
     @micropython.native
     def shorten(self, st, b, need_l2, sh_max, ilo, ia_w, a_w, b_w):
-        """For a change of log2 need_l2 (Q8, absolute S) smaller than polarity block b's model
-        gives at its anchor (st words ia_w, a_w, b_w: anchor index, level, slope): a pulse 2^-s of
+        """For a change of log2 need_l2 (Q8, absolute S) so much smaller than polarity block b's
+        model gives at its anchor that the model would go below its trust region (the caller
+        checks) (st words ia_w, a_w, b_w: anchor index, level, slope): a pulse 2^-s of
         the width at the anchor, the response taken as width^wexp; at the shortest (sh_max halvings) the model's index for the need at
         that width (not above the anchor, not below ilo). Returns index * 8 + s (one small int: a
         tuple would allocate); 0: keep the width."""

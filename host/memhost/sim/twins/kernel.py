@@ -195,7 +195,8 @@ LM_BASE = 8      # learned table columns before the predictor's values (memhost.
 @njit(cache=True, inline="always")
 def _learned_width(lm, r, need, a, ia, b):
     """The learned algorithm's short pulse (firmware memfw/learned.py Learned.shorten): when the
-    model wants less than its anchor's response (at index ia, level a log2 S), the pulse stays at
+    model wants so much less than its anchor's response (at index ia, level a log2 S) that it would
+    go further down than its trust region (the caller checks), the pulse stays at
     the anchor and is shortened by 2^-s instead, the response scaling as width^wexp (wexp lm[r, 6],
     learned from traces); s the nearest whole number, at most lm[r, 7] (the shortest width the
     board allows). At the shortest, the amplitude is the model's for the need at that width (not
@@ -561,7 +562,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             elif i > itop:
                 i = itop
             sh = 0                          # the pulse is 2^-sh of the width (learned)
-            if lm[0, 0] > 0.0 and lm[r_, 6] > 0.0 and not searching and i < ia:
+            if lm[0, 0] > 0.0 and lm[r_, 6] > 0.0 and not searching and i < ia - trust:
+                # (only where the model would reach further down than its trust region)
                 i_w, sh = _learned_width(lm, r_, need, a, ia, b)
                 if sh > 0:
                     i = i_w
