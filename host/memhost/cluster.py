@@ -73,32 +73,63 @@ class SerialExecutor:
 
 
 class ProcessExecutor:
-    """`jobs` spawned worker processes on this machine (concurrent.futures)."""
+    """`jobs` spawned worker processes on this machine (concurrent.futures).
+
+    A worker that dies (killed, out of memory) breaks the whole pool and every task still in it: the
+    pool is started again and only the tasks without a result are run again (their seeds are their
+    own, so the numbers do not change), at most MAX_RESTARTS times per map."""
 
     kind = "processes"
+    MAX_RESTARTS = 3
 
     def __init__(self, jobs: int):
-        import multiprocessing
         self.workers = jobs
-        self._pool = concurrent.futures.ProcessPoolExecutor(
-            jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.restarts = 0           # pools started again after a worker died (all maps)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        import multiprocessing
+        return concurrent.futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def map(self, fn: Callable[[Any], Any], tasks: Sequence[Any],
             weights: Sequence[int] | None = None, progress: Progress | None = None) -> list[Any]:
-        futs = {self._pool.submit(fn, t): i for i, t in enumerate(tasks)}
+        from concurrent.futures.process import BrokenProcessPool
         out: list[Any] = [None] * len(tasks)
-        for f in concurrent.futures.as_completed(futs):
-            i = futs[f]
-            out[i] = f.result()
-            if progress is not None:
-                progress.update(weights[i] if weights is not None else 1)
+        todo = list(range(len(tasks)))
+        restarts = 0
+        while todo:
+            futs = {self._pool.submit(fn, tasks[i]): i for i in todo}
+            got: set[int] = set()
+            for f in concurrent.futures.as_completed(futs):
+                i = futs[f]
+                try:
+                    out[i] = f.result()
+                except BrokenProcessPool:
+                    continue            # its worker (or another in the pool) died: run it again
+                got.add(i)
+                if progress is not None:
+                    progress.update(weights[i] if weights is not None else 1)
+            todo = [i for i in todo if i not in got]
+            if not todo:
+                break
+            restarts += 1
+            if restarts > self.MAX_RESTARTS:
+                raise ClusterError(
+                    f"a worker process died {restarts} times; {len(todo)} of {len(tasks)} chunks "
+                    "never finished (out of memory? use fewer --jobs or smaller chunks)")
+            warnings.warn(f"a worker process died: {len(todo)} unfinished chunk(s) run again on "
+                          "a new pool (the results do not change)", RuntimeWarning, stacklevel=2)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            self.restarts += 1
         return out
 
     def close(self) -> None:
         self._pool.shutdown()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "workers": self.workers}
+        return {"kind": self.kind, "workers": self.workers, "restarts": self.restarts}
 
 
 class DaskExecutor:
