@@ -90,6 +90,22 @@ def test_usb_estimate_from_stored_figures_is_calibrated_and_bounded(tmp_path):
         pl.load_stored(bad)
 
 
+def test_like_for_like_replaces_the_firmware_time_by_round_trips():
+    """From the replies' accounting: 10 targets, 40 pulses, 200 ms elapsed of which 30 ms firmware:
+    host-driven = (200 - 30) ms x k + RTT x (2 x 40 + 10) against 200 ms x k on the board."""
+    from memhost.bench import pico_loop as pl
+    b = pl.board_accounting([(4, 20000.0, 3000.0 / 5)] * 10)
+    assert b == {"programs": 10, "pulses": 40, "elapsed_us": 200000.0, "firmware_us": 30000.0}
+    lf = pl.like_for_like(b, 1.1, 1e-3)
+    assert lf["ratio"] == pytest.approx((0.170 * 1.1 + 90e-3) / (0.200 * 1.1))
+    assert lf["firmware_us_per_iteration"] == pytest.approx(30000.0 / 50 * 1.1)
+    # the board wins the like-for-like comparison exactly when its firmware time per target is below
+    # the round trips a host would spend: here 3 ms < 9 ms
+    assert lf["ratio"] > 1
+    slow = pl.like_for_like(pl.board_accounting([(4, 20000.0, 12000.0 / 5)] * 10), 1.0, 1e-3)
+    assert slow["ratio"] < 1
+
+
 def test_stored_emulated_pico_figures_give_the_usb_estimate():
     """The committed figures (memhost bench loop --port emu:pico --write) read back and, with the stored
     calibration, give the bench loop's USB ratio; they belong to this firmware tree's rp2 HAL."""

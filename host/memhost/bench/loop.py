@@ -145,6 +145,19 @@ def run_loop_bench(preset: str, seed: int, n_targets: int, rtt_s: float,
     return out
 
 
+def _print_like_for_like(alg: str, u: dict[str, Any]) -> None:
+    """The like-for-like USB estimate (memhost.bench.pico_loop.like_for_like), if the figures have it."""
+    lf = u.get("like_for_like")
+    if lf:
+        lo, hi = lf["ratio_range"]
+        print(f"  like for like ({alg}: the same pulses, reads and waits, the firmware's "
+              f"{lf['firmware_us_per_iteration']:.0f} us per iteration replaced by round trips): host-driven/"
+              f"on-board {lf['ratio']:.2f}x (range {lo:.2f}..{hi:.2f} over k"
+              + (f", RTT 0.25..2 ms {lf['rtt_range'][0]:.2f}..{lf['rtt_range'][1]:.2f}" if "rtt_range" in lf else "")
+              + f"); per target {lf['on_board_s_per_target'] * 1e3:.2f} ms on-board, "
+              f"{lf['host_driven_s_per_target'] * 1e3:.2f} ms host-driven")
+
+
 def _print_pico(out: dict[str, Any]) -> None:
     cal = out["calibration"]
     k = cal["k"]
@@ -166,6 +179,12 @@ def _print_pico(out: dict[str, Any]) -> None:
               f"(range {t['emulated'] * cal['k_low']:.1f}..{t['emulated'] * cal['k_high']:.1f}; median "
               f"{t['median_emulated']:.1f} emulated)")
         print(f"  {parts}")
+        if "board" in s:
+            b = s["board"]
+            fw = b["firmware_us"] / (b["pulses"] + b["programs"])
+            print(f"  firmware (the replies' own accounting: time outside the HAL's pulse, read and wait "
+                  f"calls) {fw:.1f} us emulated -> {fw * k:.1f} us calibrated per iteration (pulses + 1), "
+                  f"{b['firmware_us'] / b['programs'] / 1e3:.2f} ms emulated per target")
         print(f"  per command (median): frame in {s['frame_in_us']['emulated']:.0f} -> "
               f"{s['frame_in_us']['calibrated']:.0f} us (first read {s['frame_first_read_us']['emulated']:.0f}), "
               f"frame out {s['frame_out_us']['emulated']:.0f} -> {s['frame_out_us']['calibrated']:.0f} us")
@@ -185,6 +204,7 @@ def _print_pico(out: dict[str, Any]) -> None:
               f"{u[alg]['ratio']:.1f}x (range {lo:.1f}..{hi:.1f} over k; goal >= {u['goal']:g}); on-board "
               f"iteration {u[alg]['on_board_iteration_s'] * 1e6:.0f} us calibrated (k = {k:.2f})"
               + (f"; {u[alg]['note']}" if "note" in u[alg] else ""))
+        _print_like_for_like(alg, u[alg])
     print(f"wall {out['wall_s']:.0f} s, load average {out['loadavg'][0]:.2f}")
 
 
@@ -239,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
                       f"{rlo:.1f}..{rhi:.1f}x; goal >= 20); on-board iteration "
                       f"{u[alg]['on_board_iteration_s'] * 1e6:.0f} us"
                       + (f"; {u[alg]['note']}" if "note" in u[alg] else ""))
+                _print_like_for_like(alg, u[alg])
             print(f"  ({u['source']})")
         print(f"load average: {out['loadavg'][0]:.2f}")
     return 0

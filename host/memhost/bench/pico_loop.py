@@ -253,6 +253,7 @@ def run_pico_loop(preset: str, seed: int, n_targets: int, rtt_s: float, memory_l
             s = summarise(split, hz, k)
             s["pulses_per_target"] = statistics.fmean(r.pulses for r in results)
             s["board_overhead_us_per_iteration"] = statistics.fmean(r.overhead_us for r in results)
+            s["board"] = board_accounting([(r.pulses, r.elapsed_us, r.overhead_us) for r in results])
             out[alg] = s
     out["clk_sys_hz"] = hz
     out["wall_s"] = time.perf_counter() - t_wall
@@ -285,6 +286,8 @@ def write_stored(out: dict[str, Any], path: Path = STORED_PATH) -> Path:
         lines += [f"{k} = {s[k]['emulated']:.3f}" for k in _STORED_KEYS]
         lines += [f"frame_in_us = {s['frame_in_us']['emulated']:.3f}",
                   f"frame_out_us = {s['frame_out_us']['emulated']:.3f}"]
+        if "board" in s:            # the PROGRAM replies' totals (board_accounting)
+            lines += [f"board_{k} = {s['board'][k]}" for k in _BOARD_KEYS]
     m = out["memory"]
     lines += ["", "[memory]", f"after_import_bytes = {m['after_import_bytes']}",
               f"with_server_bytes = {m['with_server_bytes']}", f"levels_per_algorithm = {m['levels_per_algorithm']}"]
@@ -321,12 +324,41 @@ def usb_from_stored(stored: dict[str, Any], cal: dict[str, Any], rtt_s: float) -
     out: dict[str, Any] = {"calibration": {"k": cal["k"], "k_low": cal["k_low"], "k_high": cal["k_high"]}}
     for alg in ("ispp", "adaptive"):
         out[alg] = {k: {"emulated": stored[alg][k]} for k in _STORED_KEYS}
+        if all(f"board_{k}" in stored[alg] for k in _BOARD_KEYS):
+            out[alg]["board"] = {k: stored[alg][f"board_{k}"] for k in _BOARD_KEYS}
     res = usb_estimate(out, rtt_s)
     res["source"] = (f"emulated Pico loop stored {stored.get('date')} ({STORED_PATH.name}, preset "
                      f"{stored.get('preset')}), calibration k = {cal['k']:.2f} ({cal['k_low']:.2f}..{cal['k_high']:.2f})")
     for alg in ("ispp", "adaptive"):
         res[alg]["rtt_range"] = [usb_estimate(out, 0.25e-3)[alg]["ratio"], usb_estimate(out, 2e-3)[alg]["ratio"]]
+        if "like_for_like" in res[alg]:
+            res[alg]["like_for_like"]["rtt_range"] = [
+                usb_estimate(out, r)[alg]["like_for_like"]["ratio"] for r in (0.25e-3, 2e-3)]
     return res
+
+
+_BOARD_KEYS = ("programs", "pulses", "elapsed_us", "firmware_us")
+
+
+def board_accounting(replies: list[tuple[int, float, float]]) -> dict[str, float]:
+    """Totals over PROGRAM replies (pulses, elapsed_us, overhead_us), in the board's own (emulated)
+    microseconds: the elapsed time, and the firmware's part of it, i.e. the time outside the HAL's
+    pulse, read and wait calls (overhead_us is that time per iteration, pulses + 1)."""
+    return {"programs": len(replies), "pulses": sum(p for p, _, _ in replies),
+            "elapsed_us": float(sum(e for _, e, _ in replies)),
+            "firmware_us": float(sum(o * (p + 1) for p, _, o in replies))}
+
+
+def like_for_like(b: dict[str, float], k: float, rtt_s: float) -> dict[str, float]:
+    """On-board against a host-driven loop doing the same work (the same pulses, reads and settle
+    waits, from the board's accounting) where the board's firmware time is replaced by command round
+    trips: one READ before the first pulse, then a PULSE and a READ per pulse (2 pulses + 1 per
+    target, a lower bound: no final-verify READ, no frame handling counted). Calibrated (x k)."""
+    on = b["elapsed_us"] * 1e-6 * k
+    host = (b["elapsed_us"] - b["firmware_us"]) * 1e-6 * k + rtt_s * (2 * b["pulses"] + b["programs"])
+    iters = b["pulses"] + b["programs"]
+    return {"on_board_s_per_target": on / b["programs"], "host_driven_s_per_target": host / b["programs"],
+            "firmware_us_per_iteration": b["firmware_us"] / iters * k, "ratio": host / on}
 
 
 def usb_estimate(out: dict[str, Any], rtt_s: float) -> dict[str, Any]:
@@ -346,10 +378,18 @@ def usb_estimate(out: dict[str, Any], rtt_s: float) -> dict[str, Any]:
     res["ratio"] = res["ispp"]["ratio"]
     res["adaptive"]["note"] = ("not comparable: adaptive's decision includes its settle waits and several "
                                "reads per iteration, which a host-driven adaptive loop would spend too")
+    for alg in ("ispp", "adaptive"):
+        b = out[alg].get("board")
+        if b and b["programs"]:
+            res[alg]["like_for_like"] = lfl = like_for_like(b, k, rtt_s)
+            lfl["ratio_range"] = [like_for_like(b, khi, rtt_s)["ratio"], like_for_like(b, klo, rtt_s)["ratio"]]
     res["goal"] = 20.0
     res["derivation"] = (
         "on-board = the measured emulated iteration x k; host-driven = 2 command round trips (PULSE, READ) "
         "+ the same iteration's pulse and read (dac + gate + pulse_wait + adc, measured) x k, the board's "
         "frame handling per command left out (the ratio is a lower bound in that respect); ratio_range "
-        "uses k_high and k_low; `ratio` is ISPP's (the goal's loop)")
+        "uses k_high and k_low; `ratio` is ISPP's (the goal's loop). like_for_like: from the PROGRAM "
+        "replies' own accounting (elapsed, and the firmware's time outside pulse/read/wait): host-driven "
+        "= the same elapsed time less the firmware's, plus a round trip per command (2 per pulse + 1 per "
+        "target), over on-board = the elapsed time, both x k")
     return res
