@@ -698,7 +698,9 @@ class Controller:
                     return r
         ns = len(rs) - 1
         nr = len(rr) - 1
-        g = hal.read(n_reads, read_v)
+        pulse = self.safe_pulse
+        read = hal.read
+        g = read(n_reads, read_v)
         reads = n_reads
         pulses = 0
         polarity = 0
@@ -729,11 +731,11 @@ class Controller:
             elif k < nr:
                 k += 1
             amp = rs[k] if pol > 0 else rr[k]
-            if not self.safe_pulse(amp, width):
+            if not pulse(amp, width):
                 status = P.ST_LIMIT
                 break
             pulses += 1
-            gn = hal.read(n_reads, read_v)
+            gn = read(n_reads, read_v)
             if tr is not None:
                 tr.rec(g, gn)
             g = gn
@@ -891,6 +893,7 @@ class Controller:
                 k = _NWAIT - 1
         return self._wait_k(k)
 
+    @micropython.native
     def _wait_k(self, k):
         """Waits the k-th wait of the table, polling for an ABORT after every chunk (no heap);
         True if one arrived."""
