@@ -53,16 +53,28 @@ def pico():
         yield emu
 
 
+_MODULE_BOARDS: list[Board] = []
+
+
 @pytest.fixture(scope="module")
 def board(pico: PicoEmulator):
     from memhost.sim.presets import load_preset
     params = load_preset(PRESET).params
     b = Board.open(pico.port, timeout=pico.boot_timeout, retry_interval=pico.retry_interval)
+    _MODULE_BOARDS.append(b)
     b.timeout = 30.0
     for key, name in BOARD_SETUP.items():
         b.config_set(key, params[name])
     yield b
     b.close()
+
+
+@pytest.fixture
+def port_free():
+    """For a test that opens the emulated Pico's port itself (it is exclusive): the module's board,
+    if an earlier test opened it, is closed first, whichever tests ran before."""
+    for b in _MODULE_BOARDS:
+        b.close()
 
 
 def _dac_a_code(v: float) -> int:
@@ -303,6 +315,7 @@ for sm_id, hz in ((4, 31_250_000), (5, 50_000_000)):    # clock dividers 4 and 2
 """
 
 
+@pytest.mark.usefixtures("port_free")
 def test_pio_delays_and_clock_dividers_are_spent_in_system_clock_cycles(pico: PicoEmulator) -> None:
     b = Board.open(pico.port, timeout=30)
     b.leave_binary_mode()
@@ -317,6 +330,7 @@ def test_pio_delays_and_clock_dividers_are_spent_in_system_clock_cycles(pico: Pi
     assert gates[1]["cycles"] in (int(sm_cycles * 2.5), int(sm_cycles * 2.5) + 1)  # 2.5: 102.5 on average
 
 
+@pytest.mark.usefixtures("port_free")
 def test_memhost_flash_through_mpremote_then_the_board_serves_frames(pico: PicoEmulator) -> None:
     # the real flashing path: files copied by mpremote into the Pico's LittleFS, then a reset
     mark = pico.mark()
@@ -354,6 +368,7 @@ def _open_after_reset(pico: PicoEmulator) -> Board:
         pytest.fail(f"{exc}\nemulator status: {pico.status()}\nstderr: {pico.stderr_tail()[-1500:]}")
 
 
+@pytest.mark.usefixtures("port_free")
 def test_memhost_flash_mpy_replaces_the_sources_and_the_board_boots_the_bytecode(pico: PicoEmulator) -> None:
     # after the plain flash above the board holds memfw/**/*.py; --mpy must remove them (MicroPython
     # imports x.py before x.mpy) and leave only the compiled files
