@@ -4,8 +4,9 @@ never saw.
 
 Training (traces only): --train-types device types drawn from the family (memhost.sim.model.family,
 seed --family-seed) and tio2x-seed, --train-devices devices each, every device walked by
-`explore_traces` (--steps pulses: towards random targets at random amplitudes, a read of 4 after
-each: the records a characterisation sweep with --trace leaves), written as run folders
+`explore_traces` (--steps pulses: towards random targets at random amplitudes and widths (the
+preset's, 1/2, 1/4, 1/8), a read of 4 after each: the records a characterisation sweep with
+--trace leaves), written as run folders
 (traces.bin) and fitted by `memhost learn`'s code with 20 % of the devices held out.
 
 Evaluation (the twin, memhost.sim.twins): tio2x-seed on devices not trained on, gaox (a preset the
@@ -313,7 +314,7 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
                         holdout=0.2, seed=seed)
             typed.caution = TYPE_CAUTION
             row["type_model"] = {"set": typed.set.coef, "reset": typed.reset.coef,
-                                 "holdout": typed.meta["holdout"]}
+                                 "width_exp": typed.width_exp, "holdout": typed.meta["holdout"]}
             row["fresh"]["learned-type"] = fresh(pr, "learned", typed, devices, seed)
             row["warm"]["learned-type"] = warm(pr, "learned", typed, seed)
         base = "adaptive+prior" if has_prior else "adaptive"
@@ -324,10 +325,11 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         rows.append(row)
     return {"model": {"set": model.set.coef, "reset": model.reset.coef,
                       "v_lo": [model.set.v_lo, model.reset.v_lo], "caution": model.caution,
-                      "far": model.far, **model.meta},
+                      "far": model.far, "width_exp": model.width_exp, **model.meta},
             "model_censored": {"set": cmodel.set.coef, "reset": cmodel.reset.coef,
                                "v_lo": [cmodel.set.v_lo, cmodel.reset.v_lo],
-                               "caution": cmodel.caution, "far": cmodel.far, **cmodel.meta},
+                               "caution": cmodel.caution, "far": cmodel.far,
+                               "width_exp": cmodel.width_exp, **cmodel.meta},
             "train": {"family_types": types, "family_seed": family_seed, "presets": TRAIN_PRESETS,
                       "devices_per_type": train_devices, "steps": steps, "seed": seed,
                       "wall_s": t_train},
