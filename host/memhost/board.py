@@ -128,6 +128,8 @@ class Board:
         # board's cache, while a new host process (a new nonce) always starts a new session
         self._nonce = random.SystemRandom().getrandbits(32)
         self.link = Link(ser, window=1, retry_interval=retry_interval, reopen=reopen)
+        if emulator is not None and hasattr(emulator, "alive"):
+            self.link.peer_gone = lambda: not emulator.alive()     # fail at once, not at the timeout
         if first_seq:
             self.link.start_seq_after(first_seq)
         try:

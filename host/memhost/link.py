@@ -30,6 +30,9 @@ from . import protocol as P
 from .errors import BoardReset, LinkError, LinkTimeout, ProtocolMismatch
 
 
+_GONE_GRACE_S = 0.5     # after a local board process exited, how long its last reply may still take
+
+
 @dataclass
 class LinkStats:
     frames_sent: int = 0
@@ -113,6 +116,9 @@ class Link:
         self.stats = LinkStats()
         self.session_id: int | None = None      # set by Board after HELLO; None = no reset checks
         self.reset_info: P.Info | None = None   # INFO of a new board session not yet accepted
+        # for a board in a local process (the emulators): true once it exited; a wait then fails at
+        # once instead of at its timeout
+        self.peer_gone: Callable[[], bool] | None = None
         self._seq = 0
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
@@ -226,10 +232,19 @@ class Link:
         if pend is None:
             raise LinkError(f"sequence number {seq} is not outstanding")
         deadline = time.monotonic() + timeout
+        gone_at = 0.0
         tick = max(0.002, min(self.retry_interval / 5, 0.02))
         while not pend.event.wait(tick):
             interrupts.check()
             self._raise_if_dead()
+            if self.peer_gone is not None and self.peer_gone():
+                # its last bytes may still be on their way through the pty: a moment's grace
+                gone_at = gone_at or time.monotonic()
+                if time.monotonic() - gone_at > _GONE_GRACE_S:
+                    with self._credit:
+                        self._pending.pop(seq, None)
+                        self._credit.notify_all()
+                    raise LinkTimeout(f"no reply to command {seq}: the board's process exited")
             if self.reset_info is not None:
                 raise BoardReset(self._reset_message())
             now = time.monotonic()
