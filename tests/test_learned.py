@@ -374,3 +374,17 @@ def test_learned_shortens_pulses_for_small_changes_only_with_a_width_exponent(
     assert np.allclose(ratio, 2.0 ** np.round(np.log2(ratio)), rtol=1e-5)  # by halvings
     assert widths[0].min() >= MIN_WIDTH_S * (1 - 1e-6)
     assert np.allclose(widths[1], 1e-5)
+
+
+def test_oracle_model_bound_needs_about_the_c2c_floor(model_files: tuple[Path, Path]) -> None:
+    """bench learned's oracle-model row (the learned loop, every amplitude from the device's true
+    response): far fewer pulses than the learned model, close to the c2c-only floor, same error."""
+    from memhost.bench.learned import fresh
+    from memhost.learn import load_model
+    model = load_model(model_files[0])
+    o = fresh("tio2x-seed", "oracle-model", model, 300, 1)
+    m = fresh("tio2x-seed", "learned", model, 300, 1)
+    assert o["pulses_mean"] < 0.7 * m["pulses_mean"], (o["pulses_mean"], m["pulses_mean"])
+    assert o["oracle_pulses"] * 0.9 < o["pulses_mean"] < 1.5 * o["oracle_pulses"] + 0.5, o
+    assert o["converged_fraction"] >= 0.99
+    assert o["error_median_abs_lsb"] < m["error_median_abs_lsb"] + 0.1

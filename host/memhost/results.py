@@ -510,7 +510,11 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "responses below the tolerance censored instead of left out (`memhost learn "
                 "--censored`; " + _censored_text(r) + "); learned-type: a model fitted on that "
                 "type's own traces only (other "
-                "devices, caution 0.5 octave), the learned replacement of the hand-written prior. "
+                "devices, caution 0.5 octave), the learned replacement of the hand-written prior; "
+                "oracle-model (fresh): a bound, not an algorithm: the same loop with every "
+                "amplitude chosen from the device's true response (the twin's physics with the "
+                "device's own parameters and state, `kernel._oracle_index`), what a perfect "
+                "predictor would give this controller. "
                 "Goal (issue): fresh devices >= 25 % fewer pulses than "
                 "adaptive+prior at the same settled error, warm devices no worse.", "",
                 learned_table(envs["learned"]), "", _provenance(envs["learned"]), "",
@@ -570,7 +574,11 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "is below the physics' 1 (the short pulses' small responses are mostly below "
                 "the tolerance), so a shortened pulse falls short, and an amplitude step down "
                 "stays poorly predicted: both leave the polishing of the last tolerances at three "
-                "to four pulses against the prior's two.", ""]
+                "to four pulses against the prior's two. The oracle-model rows put the limit on "
+                "the predictor, not on the loop: with each device's true response the same loop "
+                "(its search, trust region, relaxation probes and settle waits, reversals) needs "
+                "about five pulses on tio2x-seed and gaox, close to the c2c floor, so a predictor "
+                "accurate per device would meet the goal with this controller.", ""]
     for name in [n for n in envs if n.startswith("controller-learned-")]:
         out += [f"### learned on the emulated board: {name[len('controller-learned-'):]} "
                 "(`memhost bench controller --algorithm ...`)", "",

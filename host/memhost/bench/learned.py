@@ -20,7 +20,9 @@ learned: the model, the auto settle; learned-censored: the model fitted with the
 below the tolerance censored (`memhost learn --censored`, caution from its held-out devices).
 learned-type (tio2x-seed, gaox): a model fitted on that type's
 own exploration traces only (other devices; caution TYPE_CAUTION), what replaces a type's
-hand-written prior.
+hand-written prior. oracle-model (fresh): a bound, not an algorithm: the learned loop with every
+amplitude chosen from the device's true response (its physics, state and parameters): what a
+perfect predictor would give this loop.
 """
 
 from __future__ import annotations
@@ -205,6 +207,12 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
     dev = DeviceArray(pr, n, seed=seed, d2d=True)
     if algorithm == "learned":
         res = learned(dev, targets, tol, model=model, trace=True)
+    elif algorithm == "oracle-model":
+        # a bound, not an algorithm: the learned loop with every amplitude from the device's
+        # true response (memhost.sim.twins.learned.table oracle)
+        from ..sim.twins.learned import shortest, table
+        res = adaptive(dev, targets, tol, prior=False, settle_s=0.0, trace=True,
+                       learned=table(model, sh_max=shortest(pr.params["width_s"]), oracle=True))
     elif algorithm == "adaptive+prior":
         res = adaptive(dev, targets, tol, trace=True)
     else:
@@ -306,6 +314,7 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
             row["fresh"][alg] = fresh(pr, alg, model, devices, seed)
             row["warm"][alg] = warm(pr, alg, model, seed)
         row["fresh"]["learned-censored"] = fresh(pr, "learned", cmodel, devices, seed)
+        row["fresh"]["oracle-model"] = fresh(pr, "oracle-model", model, devices, seed)
         row["warm"]["learned-censored"] = warm(pr, "learned", cmodel, seed)
         if has_prior:
             # the predictor fitted on this type's own traces only (other devices: seeds 10_000+),

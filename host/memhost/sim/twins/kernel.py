@@ -59,6 +59,7 @@ RELAX = (W0, NWAIT, PROBE_MIN, PROBE_MAX, PROBE_N, LEARN_DECAY, FAST_MOVE, TAU_F
 # runs); ph is its parameter vector (a tuple in physics.PHYS order), indexed by its constants.
 _P = physics.compiled()
 _clip01, _drift, _pulse, _read, _wait = _P.clip01, _P.drift, _P.pulse, _P.read, _P.wait
+_rate = _P.rate
 PHYS = physics.PHYS
 TAU, LF, RTN, READ_TIME = _P.TAU, _P.LF, _P.RTN, _P.READ_TIME
 
@@ -189,7 +190,7 @@ def _aim(g0, t, tl, rho):
     return t + (lim if c > lim else (-lim if c < -lim else c))
 
 
-LM_BASE = 8      # learned table columns before the predictor's values (memhost.sim.twins.learned)
+LM_BASE = 9      # learned table columns before the predictor's values (memhost.sim.twins.learned)
 
 
 @njit(cache=True, inline="always")
@@ -215,6 +216,23 @@ def _learned_width(lm, r, need, a, ia, b):
     if i < 1:
         i = 1
     return i, smax
+
+
+@njit(cache=True, inline="always")
+def _oracle_index(up, need, sp, itop, dv, width, w_, ks, kr, vs, vr, ph):
+    """A bound, not an algorithm (bench learned's oracle-model row): the lowest amplitude index
+    whose pulse the device's own physics (hil/physics.py rate, its true state w_ and parameters)
+    says moves the reading by need (S) before the cycle-to-cycle noise; itop if none does."""
+    sgn = 1.0 if up else -1.0
+    lo = 1
+    hi = itop
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if abs(_rate(sgn * mid * dv, width, w_, ks, kr, vs, vr, ph)) * sp >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 #: columns of a kernel's trace rows (memhost.sim.twins.tracing adds the rest of a record)
@@ -567,6 +585,10 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 i_w, sh = _learned_width(lm, r_, need, a, ia, b)
                 if sh > 0:
                     i = i_w
+            if lm[0, 0] > 0.0 and lm[r_, 8] > 0.0:
+                # the oracle-model bound: the device's true response chooses the amplitude
+                i = _oracle_index(up, need, sp, itop, dv, width, w_, ks, kr, vs, vr, ph)
+                sh = 0
             wp = width / (1 << sh)
             v = np.float32(i) * np.float32(dv) * np.float32(pol)
             z1 = zn[pn]

@@ -42,11 +42,14 @@ def shortest(width: float, min_width: float = MIN_WIDTH_S) -> int:
     return s
 
 
-def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0) -> np.ndarray:
+def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0,
+          oracle: bool = False) -> np.ndarray:
     """The predictor as the compiled loop takes it, per polarity [SET, RESET] a row: 1 (on), cg,
     the cautious offset (octaves), the trust region of a seed (TRUST_PRIOR grid steps), the lowest
     amplitude index it may be used at (v_lo rounded up), far (tolerances), the width exponent
-    (0: the width is not shortened), the most halvings of the width (sh_max), then c0 + c1 v + c2 v^2
+    (0: the width is not shortened), the most halvings of the width (sh_max), 1 if oracle (a bound
+    for benches, not an algorithm: every amplitude chosen from the device's true response instead,
+    memhost.sim.twins.kernel._oracle_index), then c0 + c1 v + c2 v^2
     for every amplitude index (v = index x 5 mV), made non-decreasing (a running maximum: above
     the quadratic's top the predictor stays there). The firmware builds the same rows in Q8."""
     out = np.zeros((2, BASE + n_index))
@@ -56,7 +59,8 @@ def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0) -> np.ndarray:
         c0, c1, c2, cg = pf.coef
         out[r, :BASE] = (1.0, cg, model.caution, TRUST_PRIOR,
                          max(1, math.ceil(round(pf.v_lo * 1e6) / (DV * 1e6))), model.far,
-                         model.width_exp, sh_max if model.width_exp > 0 else 0)
+                         model.width_exp, sh_max if model.width_exp > 0 else 0,
+                         1.0 if oracle else 0.0)
         out[r, BASE:] = np.maximum.accumulate(c0 + c1 * v + c2 * v * v)
     return out
 
