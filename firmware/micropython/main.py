@@ -46,6 +46,6 @@ except Exception as e:
     # a traceback there would be lost as garbage, so the emulated board writes it to stderr,
     # which the host quotes when the board stops answering. A board keeps it on USB (mpremote).
     if sys.platform not in ("rp2", "pyboard"):
-        sys.print_exception(e, sys.stderr)
+        sys.print_exception(e, sys.stderr)  # type: ignore[arg-type]  # stubs: IOBase_mp; unix: a stream
         sys.exit(1)
     raise

@@ -349,7 +349,7 @@ def board_accounting(replies: list[tuple[int, float, float]]) -> dict[str, float
             "firmware_us": float(sum(o * (p + 1) for p, _, o in replies))}
 
 
-def like_for_like(b: dict[str, float], k: float, rtt_s: float) -> dict[str, float]:
+def like_for_like(b: dict[str, float], k: float, rtt_s: float) -> dict[str, Any]:
     """On-board against a host-driven loop doing the same work (the same pulses, reads and settle
     waits, from the board's accounting) where the board's firmware time is replaced by command round
     trips: one READ before the first pulse, then a PULSE and a READ per pulse (2 pulses + 1 per
