@@ -287,7 +287,8 @@ def write_stored(out: dict[str, Any], path: Path = STORED_PATH) -> Path:
         lines += [f"frame_in_us = {s['frame_in_us']['emulated']:.3f}",
                   f"frame_out_us = {s['frame_out_us']['emulated']:.3f}"]
         if "board" in s:            # the PROGRAM replies' totals (board_accounting)
-            lines += [f"board_{k} = {s['board'][k]}" for k in _BOARD_KEYS]
+            lines += [f"board_{k} = {s['board'][k]:.1f}" if isinstance(s["board"][k], float)
+                      else f"board_{k} = {s['board'][k]}" for k in _BOARD_KEYS]
     m = out["memory"]
     lines += ["", "[memory]", f"after_import_bytes = {m['after_import_bytes']}",
               f"with_server_bytes = {m['with_server_bytes']}", f"levels_per_algorithm = {m['levels_per_algorithm']}"]
