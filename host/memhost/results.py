@@ -76,8 +76,10 @@ GENERIC = [
      "Not calibrated to data (no GaOx measurements yet); for comparison."),
     ("loop", "Write-verify loop timing (`memhost bench loop`)",
      "Per-iteration times of the on-board loop against a host-driven one over the pty, the "
-     "firmware's overhead over the HAL alone, and the derived USB full-speed ratio for a Pico "
-     "(docs/performance.md says how each is measured or derived)."),
+     "firmware's loops over the time they spent in HAL calls (pulse, read and the settle waits; "
+     "`_pulse_read`: over pulse and read alone; median of 5 runs), and the derived USB full-speed "
+     "ratios for a Pico, with the like-for-like one (docs/performance.md says how each is measured "
+     "or derived)."),
     ("sim", "Vectorized device model (`memhost bench sim`)",
      "Device updates per second of the numpy device model (goal >= 10 M/s)."),
     ("transfer-21.8M", "Closed-loop transfer of 21.8 M devices (`memhost bench transfer`)",
