@@ -515,6 +515,7 @@ class Controller:
         self._fb = array.array("f", [0.0])
         self.st = array.array("i", [0] * _NS)
         self._tw = array.array("i", [0])    # _track's second result (the pulse's whole change)
+        self._hread = hal.read              # the HAL's read, bound once (_readn calls it per read)
         self._widths = [0.0] * 8            # learned: the width halved 0..7 times (a list: its
                                             # floats are read without allocating)
         # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
@@ -799,16 +800,17 @@ class Controller:
     @micropython.native
     def _readn(self, n, sb, read_v):
         """Mean of n single reads in counts; updates the read-noise estimate (n >= 2)."""
-        hal = self.hal
+        read = self._hread              # (bound once, in __init__: no heap here, and no walk of
+        fix = _fix                      # the HAL's classes per read)
         fb = self._fb
-        fb[0] = hal.read(1, read_v)
-        x0 = _fix(fb, sb)
+        fb[0] = read(1, read_v)
+        x0 = fix(fb, sb)
         s = 0
         s2 = 0
         k = 1
         while k < n:
-            fb[0] = hal.read(1, read_v)
-            d = _fix(fb, sb) - x0
+            fb[0] = read(1, read_v)
+            d = fix(fb, sb) - x0
             s += d
             s2 += d * d
             k += 1
@@ -1027,6 +1029,7 @@ class Controller:
         learn = _learn
         fix = _fix
         track = _track
+        readn = self._readn
         tw = self._tw
         lmode = self._lmode                 # learned: the predictor seeds fresh/stale polarities
         lm = self.lm
@@ -1058,7 +1061,7 @@ class Controller:
         f10 = fk
         n_app = n_fixed if n_fixed > 0 else self._n_for(tol_i, 2, max_reads)
         ta = hal.ticks_us()
-        g = self._readn(n_app, sb, read_v)
+        g = readn(n_app, sb, read_v)
         tu = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
         tg = tu                             # ticks of the reading g (kept while probing)
         t0p = tu                            # the ring's times are µs since this (small ints:
@@ -1127,7 +1130,7 @@ class Controller:
                         tau = st[_TAUL]
                 else:
                     ta = hal.ticks_us()
-                    gf = self._readn(n_fin, sb, read_v)
+                    gf = readn(n_fin, sb, read_v)
                     reads += n_fin
                     tm = time.ticks_add(ta, time.ticks_diff(hal.ticks_us(), ta) >> 1)
                 if f10:
@@ -1173,7 +1176,7 @@ class Controller:
                     status = P.ST_ABORTED
                     break
                 ta = hticks()
-                g = self._readn(n_app, sb, read_v) if n_app > 1 else self._readn(2, sb, read_v)
+                g = readn(n_app, sb, read_v) if n_app > 1 else readn(2, sb, read_v)
                 reads += n_app if n_app > 1 else 2
                 tm = tadd(ta, diff(hticks(), ta) >> 1)
                 u = (u * _decay10(diff(tm, tu), tau)) >> 10
@@ -1238,7 +1241,7 @@ class Controller:
                 fb[0] = hread(1, read_v)
                 gn = fix(fb, sb)
             else:
-                gn = self._readn(n_app, sb, read_v)
+                gn = readn(n_app, sb, read_v)
             if tr is not None:
                 tr.rec(g, gn)
             reads += n_app
