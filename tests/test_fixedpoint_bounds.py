@@ -78,7 +78,13 @@ _cfg = st.lists(st.one_of(
     st.tuples(st.sampled_from([30, 35]), st.sampled_from([0.0, 0.5, 5.0])),
     st.tuples(st.just(36), st.sampled_from([0.0, 8.0])),
     st.tuples(st.just(37), st.sampled_from([0.0, 4096.0])),
-    st.tuples(st.just(38), st.sampled_from([0.0, 0.002, 1.0, 4.0]))), max_size=10)
+    st.tuples(st.just(38), st.sampled_from([0.0, 0.002, 1.0, 4.0])),
+    # ... its threshold form: exponents, thresholds, the range (hostile: empty, tiny, inverted)
+    st.tuples(st.sampled_from([39, 42]), st.sampled_from([0.0, 0.01, 3.0, 16.0])),
+    st.tuples(st.sampled_from([40, 43]), st.sampled_from([0.0, 1.0, 5.0])),
+    st.tuples(st.sampled_from([41, 44]), st.sampled_from([0.0, 2.0, 8.0])),
+    st.tuples(st.sampled_from([45, 46]), st.sampled_from([0.0, 1e-30, 1e-6, 1e-3, 1.0]))),
+    max_size=12)
 _case = st.fixed_dictionaries({
     "st": _state, "cfg": _cfg, "reads": _reads, "target": _pos, "tol": _pos,
     "alg": st.sampled_from([1, 2]),

@@ -38,6 +38,25 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return path, cfg
 
 
+@pytest.fixture(scope="module")
+def threshold_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    """Per preset, a threshold-form model fitted on that type's own settled exploration traces
+    (other devices than the tests program), and its CONFIG values as the driver's LM_CONFIG file."""
+    from memhost.bench.learned import TYPE_SETTLE_S, explore_traces
+    from memhost.learn import fit
+    from memhost.protocol import CONFIG_KEYS
+    tmp = tmp_path_factory.mktemp("lmt")
+    out = {}
+    for preset in ("tio2x-seed", "gaox"):
+        model = fit([explore_traces(preset, 64, 60, seed=77, settle_s=TYPE_SETTLE_S)],
+                    [preset], form="threshold")
+        path = model.save(tmp / f"{preset}.toml")
+        cfg = tmp / f"{preset}.json"
+        cfg.write_text(json.dumps({str(CONFIG_KEYS[k]): v for k, v in model.config().items()}))
+        out[preset] = (path, cfg)
+    return out
+
+
 def _synthetic(n: int, coef: tuple[float, float, float, float], seed: int) -> np.ndarray:
     from memhost import traces
     rng = np.random.default_rng(seed)
@@ -112,7 +131,7 @@ def test_model_file_round_trip_and_bad_files(tmp_path: Path) -> None:
     assert m2.set.coef == m.set.coef and m2.reset.v_lo == m.reset.v_lo
     assert (m2.caution, m2.far, m2.width_exp) == (m.caution, m.far, m.width_exp)
     cfg = m2.config()
-    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 13
+    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 21
     for text, why in (("format = 'x'\n", "not a memhost-learned-1"),
                       ("not toml [", "not a readable model"),
                       (m.to_toml().replace("coef = [", "coef = [1.0, "), "4 finite numbers")):
@@ -147,6 +166,10 @@ def test_learn_command_fits_run_folders(tmp_path: Path) -> None:
     assert info["records"] == 2 * 16 * 30 and info["devices"] == 32
     m = load_model(out)
     assert m.meta["runs"] == runs and m.set.records > 100
+    r = _memhost("learn", runs[0], "--out", str(tmp_path / "t.toml"), "--form", "threshold")
+    assert r.returncode == 0, r.stderr
+    t = load_model(tmp_path / "t.toml")
+    assert t.steered and t.far == 0 and 0 < t.set.vt < 3 and "log2(v -" in r.stdout
     # bad input: one line, exit 2, nothing written
     for args in ([str(tmp_path / "nope"), "--out", str(tmp_path / "x.toml")],
                  [runs[0], "--out", str(tmp_path / "y.toml"), "--holdout", "0.95"]):
@@ -388,3 +411,61 @@ def test_oracle_model_bound_needs_about_the_c2c_floor(model_files: tuple[Path, P
     assert o["oracle_pulses"] * 0.9 < o["pulses_mean"] < 1.5 * o["oracle_pulses"] + 0.5, o
     assert o["converged_fraction"] >= 0.99
     assert o["error_median_abs_lsb"] < m["error_median_abs_lsb"] + 0.1
+
+
+def test_threshold_form_recovers_the_twins_physics_from_traces(
+        threshold_files: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    """The threshold form fitted on tio2x-seed's traces finds its thresholds (1.0 / 1.2 V), the
+    exponents of (v - vth) (3 / 2.5) and of the room left (1 / 1.5) and the width's (1); the model
+    file keeps it; a bad value in the file is refused with what to do."""
+    from memhost.learn import ModelError, load_model
+    m = load_model(threshold_files["tio2x-seed"][0])
+    assert m.steered and m.far == 0 and m.meta["form"] == "threshold"
+    for pf, vt, ca, pw in ((m.set, 1.0, 3.0, 1.0), (m.reset, 1.2, 2.5, 1.5)):
+        assert abs(pf.vt - vt) < 0.12 and abs(pf.ca - ca) < 0.6 and abs(pf.pw - pw) < 0.6, pf
+    assert abs(m.width_exp - 1.0) < 0.1
+    assert len(m.config()) == 21 and m.config()["lm_set_vt"] == m.set.vt
+    bad = tmp_path / "bad.toml"
+    bad.write_text(m.to_toml().replace(f"vt = {m.set.vt!r}", "vt = 9.0", 1))
+    with pytest.raises(ModelError, match="vt 9.0 must be a number 0..5"):
+        load_model(bad)
+
+
+@pytest.mark.parametrize("preset", ["tio2x-seed", "gaox"])
+def test_threshold_form_fresh_devices_twin_matches_firmware(
+        preset: str, threshold_files: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    """The steered controller (every pulse of a fresh polarity chosen by the threshold form and
+    the device's offset): board and twin alike on fresh devices, and it needs fewer pulses than
+    the quadratic form's seeding (the model_files fixture) on the same protocol."""
+    from memhost.learn import load_model
+    fw = _fresh_firmware(preset, 80, threshold_files[preset][1], tmp_path)
+    tw = _fresh_twin(preset, 400, load_model(threshold_files[preset][0]))
+    assert (fw[:, 2] == 0).mean() >= 0.97 and (tw[:, 2] == 0).mean() >= 0.97
+    assert abs(tw[:, 0].mean() / fw[:, 0].mean() - 1) < 0.2, (fw[:, 0].mean(), tw[:, 0].mean())
+    assert stats.ks_2samp(fw[:, 0], tw[:, 0]).statistic < 0.2
+    assert abs(np.median(np.abs(tw[:, 1])) - np.median(np.abs(fw[:, 1]))) < 0.15
+
+
+def test_threshold_form_warm_sweep_twin_matches_firmware(
+        threshold_files: dict[str, tuple[Path, Path]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """256 levels after a full SET with the steered controller: the same pulses and errors."""
+    from memhost.bench.learned import sweep
+    from memhost.learn import load_model
+    monkeypatch.setenv("LM_CONFIG", str(threshold_files["tio2x-seed"][1]))
+    fw_p, fw_e = firmware_sweep("tio2x-seed", 2, tmp_path, False, auto=True)
+    tw_p, tw_e, _ = sweep("tio2x-seed", "learned", load_model(threshold_files["tio2x-seed"][0]),
+                          seed=3, wait=False)
+    assert abs(tw_p.mean() / fw_p.mean() - 1) < 0.2, (fw_p.mean(), tw_p.mean())
+    assert stats.ks_2samp(fw_p, tw_p).statistic < 0.1
+    assert abs(tw_e.std() / fw_e.std() - 1) < 0.2, (fw_e.std(), tw_e.std())
+    assert stats.ks_2samp(fw_e, tw_e).statistic < 0.1
+
+
+def test_threshold_form_hot_loop_allocates_nothing(
+        threshold_files: dict[str, tuple[Path, Path]]) -> None:
+    out = run_micropython(DRIVER, "alloc", "2", "0", "1",
+                          env={"LM_CONFIG": str(threshold_files["tio2x-seed"][1])})
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["large"][0] == r["small"][0]

@@ -16,6 +16,18 @@ width in the traces, which c0..cg refer to) and its exponent (the mean of the po
 `width_exp`) lets the controller shorten a pulse instead of lowering its amplitude for a small
 change; traces of one width leave width_exp 0 (the controller keeps the width).
 
+Threshold form (--form threshold, for a model of one device type from its own traces):
+
+    log2 |dG| = c0 + ca log2(v - vt) + pw log2 W(G)  (+ cw log2(width / w_ref)),
+
+W(G) the room left in the switching direction, 1 - x (SET) or x (RESET), x = (G - g_lo) / (g_hi -
+g_lo) clipped to 0.02..0.98, g_lo and g_hi the 1st and 99th percentiles of the traces' readings:
+the response rises as a power of the amplitude above a threshold and shrinks as the device nears
+the end of its range. vt by a grid search, the rest by least squares within devices (each device's
+mean taken out: a device's own scale and G offset do not bias the exponents), over the responses of
+at least THRESH_M tolerances (smaller ones are mostly read noise and relaxation). The controller
+steers every pulse by it (docs/algorithms.md, "learned").
+
 Fit: least squares on the trace records whose response was clear (|dG| >= the PROGRAM's
 tolerance, as the controller counts a clear response: smaller ones are mostly read noise), or
 (--censored) maximum likelihood over every record, the smaller responses censored (log2|dG| <
@@ -51,6 +63,10 @@ CAUTION_K = 0.5             # caution_of: device-offset sds added to the held-ou
 MIN_RECORDS = 16            # clear records per polarity below which no fit is made
 TOBIT_ITER = 500            # expectation-maximisation steps at most (the fit stops when settled)
 WIDTH_EXP_MAX = 4.0         # width exponents are clipped to 0..this
+THRESH_M = 4.0              # threshold form: responses of at least this many tolerances are fitted
+THRESH_DV = 0.01            # V, its threshold grid
+X_CLIP = 0.02               # threshold form: the position in the range is clipped to X_CLIP..1-X_CLIP
+FORMS = ("quadratic", "threshold")
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
 
@@ -70,11 +86,27 @@ class PolarityFit:
                                         # is extrapolated into the sub-threshold region)
     cw: float = 0.0                     # width exponent (0: traces of one width)
     w_ref: float = 0.0                  # s: the width coef refers to (0: any)
+    ca: float = 0.0                     # threshold form (0: quadratic): exponent of (v - vt)
+    vt: float = 0.0                     # V, its threshold
+    pw: float = 0.0                     # exponent of the room left W(G)
+    g_lo: float = 0.0                   # S, W's range (g_hi > g_lo when pw is used)
+    g_hi: float = 0.0
 
-    def predict(self, v: Any, g: Any, width: Any = None) -> np.ndarray:
+    def window(self, g: Any, reset: bool) -> np.ndarray:
+        """log2 W(G) of the threshold form (0 without a range)."""
+        g = np.asarray(g, dtype=float)
+        if self.g_hi <= self.g_lo:
+            return np.zeros_like(g)
+        x = np.clip((g - self.g_lo) / (self.g_hi - self.g_lo), X_CLIP, 1 - X_CLIP)
+        return np.log2(x if reset else 1 - x)
+
+    def predict(self, v: Any, g: Any, width: Any = None, reset: bool = False) -> np.ndarray:
         c0, c1, c2, cg = self.coef
         v = np.asarray(v, dtype=float)
         y = c0 + c1 * v + c2 * v * v + cg * np.log2(np.asarray(g, dtype=float))
+        if self.ca:
+            y = y + self.ca * np.log2(np.maximum(v - self.vt, 1e-3)) + \
+                self.pw * self.window(g, reset)
         if width is not None and self.cw and self.w_ref > 0:
             y = y + self.cw * np.log2(np.asarray(width, dtype=float) / self.w_ref)
         return y
@@ -96,6 +128,11 @@ class Model:
     def polarity(self, p: int) -> PolarityFit:
         return self.set if p == 0 else self.reset
 
+    @property
+    def steered(self) -> bool:
+        """The threshold form: the controller steers every pulse by it."""
+        return bool(self.set.ca or self.reset.ca)
+
     def config(self) -> dict[str, float]:
         """The CONFIG values (memhost.protocol CONFIG_KEYS lm_*) that load the model on a board."""
         out: dict[str, float] = {}
@@ -103,6 +140,11 @@ class Model:
             for k, c in zip(("c0", "c1", "c2", "cg"), pf.coef):
                 out[f"lm_{name}_{k}"] = float(c)
             out[f"lm_{name}_vlo"] = float(pf.v_lo)
+            out[f"lm_{name}_ca"] = float(pf.ca)
+            out[f"lm_{name}_vt"] = float(pf.vt)
+            out[f"lm_{name}_pw"] = float(pf.pw)
+        out["lm_glo"] = float(self.set.g_lo)
+        out["lm_ghi"] = float(self.set.g_hi)
         out["lm_caution"] = float(self.caution)
         out["lm_far"] = float(self.far)
         out["lm_wexp"] = float(self.width_exp)
@@ -124,6 +166,12 @@ class Model:
             lines.append(f"v_lo = {float(pf.v_lo)!r}")
             lines.append(f"cw = {float(pf.cw)!r}")
             lines.append(f"w_ref = {float(pf.w_ref)!r}")
+            if pf.ca:
+                lines.append(f"ca = {float(pf.ca)!r}")
+                lines.append(f"vt = {float(pf.vt)!r}")
+                lines.append(f"pw = {float(pf.pw)!r}")
+                lines.append(f"g_lo = {float(pf.g_lo)!r}")
+                lines.append(f"g_hi = {float(pf.g_hi)!r}")
             lines.append("")
         lines.append("[meta]")
         for k, v in self.meta.items():
@@ -176,10 +224,18 @@ def load_model(path: str | Path) -> Model:
         if not isinstance(coef, list) or len(coef) != 4 or \
                 not all(isinstance(c, (int, float)) and math.isfinite(c) for c in coef):
             raise ModelError(f"{p}: [{name}] coef must be 4 finite numbers: re-run `memhost learn`")
+        extra = []
+        for k, lo, hi in (("ca", 0.0, 16.0), ("vt", 0.0, 5.0), ("pw", 0.0, 8.0), ("g_lo", 0.0, 1.0),
+                          ("g_hi", 0.0, 1.0)):
+            x = sec.get(k, 0.0)
+            if not isinstance(x, (int, float)) or not lo <= x <= hi:
+                raise ModelError(f"{p}: [{name}] {k} {x!r} must be a number {lo:g}..{hi:g}: "
+                                 "re-run `memhost learn`")
+            extra.append(float(x))
         fits.append(PolarityFit((float(coef[0]), float(coef[1]), float(coef[2]), float(coef[3])),
                                 int(sec.get("records", 0)), float(sec.get("resid_sd", 0.0)),
                                 float(sec.get("v_lo", 0.0)), float(sec.get("cw", 0.0)),
-                                float(sec.get("w_ref", 0.0))))
+                                float(sec.get("w_ref", 0.0)), *extra))
     caution = data.get("caution", CAUTION_DEFAULT)
     if not isinstance(caution, (int, float)) or not 0 <= caution <= 8:
         raise ModelError(f"{p}: caution {caution!r} must be a number 0..8 (octaves)")
@@ -314,10 +370,10 @@ def evaluate(model: Model, rec: np.ndarray, keys: np.ndarray | None = None) -> d
             continue
         pf = model.polarity(p)
         y = np.log2(_along(r))
-        res = y - pf.predict(r["amp_v"], r["g_before"], r["width_s"])
-        wt = pf.predict(r["amp_v"], r["g_before"], r["width_s"]) - pf.predict(r["amp_v"],
-                                                                                r["g_before"])
-        v_hat = invert(pf, y - wt, r["g_before"].astype(float))
+        res = y - pf.predict(r["amp_v"], r["g_before"], r["width_s"], p == 1)
+        wt = pf.predict(r["amp_v"], r["g_before"], r["width_s"], p == 1) - pf.predict(
+            r["amp_v"], r["g_before"], None, p == 1)
+        v_hat = invert(pf, y - wt, r["g_before"].astype(float), reset=p == 1)
         out[name] = {"records": int(len(r)), "resid_mean_oct": float(np.mean(res)),
                      "resid_sd_oct": float(np.std(res)),
                      "amp_err_median_mv": float(np.median(np.abs(v_hat - r["amp_v"])) * 1e3)}
@@ -328,10 +384,13 @@ def evaluate(model: Model, rec: np.ndarray, keys: np.ndarray | None = None) -> d
     return out
 
 
-def invert(pf: PolarityFit, y: Any, g: Any, v_max: float = 5.0) -> np.ndarray:
+def invert(pf: PolarityFit, y: Any, g: Any, v_max: float = 5.0, reset: bool = False) -> np.ndarray:
     """Amplitude (V) where the model predicts log2|dG| = y at conductance g: on the rising part of
-    the quadratic (clipped to [0, v_max])."""
+    the quadratic (clipped to [0, v_max]); the threshold form: vt + 2^((y - the rest) / ca)."""
     c0, c1, c2, cg = pf.coef
+    if pf.ca:
+        rest = c0 + cg * np.log2(np.asarray(g, dtype=float)) + pf.pw * pf.window(g, reset)
+        return np.clip(pf.vt + np.exp2((np.asarray(y, dtype=float) - rest) / pf.ca), 0.0, v_max)
     rhs = np.asarray(y, dtype=float) - c0 - cg * np.log2(np.asarray(g, dtype=float))
     if abs(c2) < 1e-12:
         v = rhs / c1 if c1 != 0 else np.full_like(rhs, v_max)
@@ -361,8 +420,54 @@ def caution_of(holdout: dict[str, Any]) -> float | None:
     return float(min(max(sum(out) / len(out), 0.0), 8.0))
 
 
+def fit_threshold(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref: float,
+                  m: float = THRESH_M) -> PolarityFit:
+    """The threshold form of one polarity's records (module docstring): vt on a THRESH_DV grid
+    below the lowest fitted amplitude, ca, pw, cw by least squares within devices, c0 from the
+    mean. Fitted: the responses of at least m tolerances."""
+    d = _along(rec)
+    ok = np.isfinite(d) & (rec["amp_v"] > 0) & (rec["g_before"] > 0) & (rec["tol_s"] > 0)
+    ok &= d >= m * rec["tol_s"]
+    r, d = rec[ok], d[ok]
+    if len(r) < MIN_RECORDS:
+        raise UsageError(f"only {len(r)} responses of at least {m:g} tolerances of one polarity "
+                         f"(need {MIN_RECORDS}): record more pulses (levels --trace) and train again")
+    y = np.log2(d)
+    v = r["amp_v"].astype(float)
+    x = np.clip((r["g_before"].astype(float) - g_lo) / (g_hi - g_lo), X_CLIP, 1 - X_CLIP)
+    lw = np.log2(x if reset else 1 - x)
+    cols = [lw]
+    if w_ref > 0:
+        cols.append(np.log2(r["width_s"].astype(float) / w_ref))
+    _, inv = np.unique(device_keys(r), return_inverse=True)
+    cnt = np.bincount(inv)
+
+    def within(a: np.ndarray) -> np.ndarray:
+        return a - (np.bincount(inv, a) / cnt)[inv]
+
+    yd = within(y)
+    best: tuple[float, float, np.ndarray] | None = None
+    for vt in np.arange(THRESH_DV, float(v.min()) - 1e-9, THRESH_DV):
+        xx = np.column_stack([np.log2(v - vt), *cols])
+        xd = np.column_stack([within(xx[:, k]) for k in range(xx.shape[1])])
+        c, *_ = np.linalg.lstsq(xd, yd, rcond=None)
+        sd = float(np.std(yd - xd @ c))
+        if best is None or sd < best[0]:
+            best = (sd, float(vt), np.r_[float(np.mean(y - xx @ c)), c])
+    if best is None:
+        raise UsageError("no response above the lowest amplitude: record pulses over a wider "
+                         "amplitude range and train again")
+    _, vt, c = best
+    ca = float(c[1])
+    pw = float(c[2])
+    cw = float(min(max(c[3], 0.0), WIDTH_EXP_MAX)) if w_ref > 0 else 0.0
+    res = y - (c[0] + ca * np.log2(v - vt) + pw * lw + (cw * cols[1] if w_ref > 0 else 0.0))
+    return PolarityFit((float(c[0]), 0.0, 0.0, 0.0), int(len(r)), float(np.std(res)),
+                       vt + THRESH_DV, cw, w_ref, ca, vt, pw, g_lo, g_hi)
+
+
 def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,
-        seed: int = 0, censored: bool = False) -> Model:
+        seed: int = 0, censored: bool = False, form: str = "quadratic") -> Model:
     """The model from trace record arrays (one per run), `holdout` of the devices kept out of the
     fit and evaluated (0: none). censored: the censored fit (fit_polarity), its caution from the
     held-out devices (caution_of); else least squares over the clear responses, CAUTION_DEFAULT."""
@@ -378,13 +483,28 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
     is_held = np.isin(keys, held)
     train = rec[~is_held]
     w_ref = widths_vary(train)
-    fits = [fit_polarity(train[train["polarity"] == p], censored, w_ref=w_ref) for p in (0, 1)]
+    if form == "threshold":
+        g = train["g_before"].astype(float)
+        g = g[np.isfinite(g)]
+        g_lo, g_hi = float(np.percentile(g, 1)), float(np.percentile(g, 99))
+        if not g_hi > g_lo:
+            raise UsageError("the traces' readings do not span a range: record pulses that move "
+                             "the devices and train again")
+        fits = [fit_threshold(train[train["polarity"] == p], p == 1, g_lo, g_hi, w_ref)
+                for p in (0, 1)]
+    elif form == "quadratic":
+        fits = [fit_polarity(train[train["polarity"] == p], censored, w_ref=w_ref) for p in (0, 1)]
+    else:
+        raise UsageError(f"form {form!r}: choose one of {', '.join(FORMS)}")
     model = Model(fits[0], fits[1], width_exp=round(0.5 * (fits[0].cw + fits[1].cw), 3))
+    if form == "threshold":
+        model.far = 0               # (steered: every change starts from the predictor)
+        model.caution = 0.0
     meta: dict[str, Any] = {"runs": list(names) or [f"part {k}" for k in range(len(parts))],
                             "records": int(len(rec)), "devices": int(len(uniq)),
                             "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,
                             "holdout_seed": seed, "features": list(FEATURES),
-                            "fit": "censored" if censored else "least squares",
+                            "fit": "censored" if censored else "least squares", "form": form,
                             "width_ref_s": w_ref}
     if n_hold:
         meta["holdout"] = evaluate(model, rec[is_held], keys[is_held])

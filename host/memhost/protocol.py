@@ -60,6 +60,9 @@ CONFIG_KEYS = {
     "lm_set_c0": 26, "lm_set_c1": 27, "lm_set_c2": 28, "lm_set_cg": 29, "lm_set_vlo": 30,
     "lm_reset_c0": 31, "lm_reset_c1": 32, "lm_reset_c2": 33, "lm_reset_cg": 34, "lm_reset_vlo": 35,
     "lm_caution": 36, "lm_far": 37, "lm_wexp": 38,
+    # learned, threshold form (docs/algorithms.md): ca 0 = the quadratic alone
+    "lm_set_ca": 39, "lm_set_vt": 40, "lm_set_pw": 41, "lm_reset_ca": 42, "lm_reset_vt": 43,
+    "lm_reset_pw": 44, "lm_glo": 45, "lm_ghi": 46,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

@@ -559,6 +559,7 @@ class Controller:
         st[_TAUL] = 0
         for k in range(_LAST, _NS):
             st[k] = 0
+        self.lm.clear()
 
     def learned_ready(self):
         """True if CONFIG holds a learned model (algorithm 2 can run)."""
@@ -1037,6 +1038,11 @@ class Controller:
         lm_ilo = lm.ilo
         # learned: a small change shortens the pulse (halvings of the width, at most sh_max)
         sh_max = lm.halvings(width, self.cfg.min_width) if lmode else 0
+        # learned, threshold form: the predictor steers the polarities it models (memfw/learned.py)
+        steer = lmode and (lm.steered[0] or lm.steered[1])
+        if steer:
+            lm.prepare(e256)
+        steer_need = _lm.STEER_NEED * tol_i
         widths = self._widths               # width / 2^s (floats made here, not per pulse)
         for k in range(sh_max + 1):
             widths[k] = width / (1 << k)
@@ -1225,7 +1231,11 @@ class Controller:
             # choose the amplitude index, 1 .. top; learned: not below the predictor's lowest
             i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
             sh = 0
-            if sh_max and st[b + _NOBS] > 0 and i < st[b + _IA] - _TRUST:
+            nobs = st[b + _NOBS]
+            if steer and lm.steered[r] and nobs > 0 and (nobs < _lm.STEER_NOBS or
+                                                          need >= steer_need):
+                i = lm.steer(r, g, _log2q8(need) + e256, top)
+            elif sh_max and nobs > 0 and i < st[b + _IA] - _TRUST:
                 # (only where the model would reach further down than its trust region)
                 iw = lm.shorten(st, b, _log2q8(need) + e256, sh_max, lm_ilo[r], _IA, _A, _B)
                 if iw:
@@ -1261,8 +1271,11 @@ class Controller:
                 dgl = tw[0] * pol
             else:
                 dgl = (gn - g) * pol
-            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g,
-                          sh * lm.wexp if sh else 0)       # (and the staleness)
+            ysh = sh * lm.wexp if sh else 0
+            clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g, ysh)     # (and the staleness)
+            if steer and lm.steered[r]:
+                lm.observe(r, i, dgl, _log2q8(dgl if dgl > floor else floor) + e256 + ysh, g, tol_i,
+                           _MISS_STEP)
             g = gn
             if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
                 # large moves while the relaxation is unknown: measure their decay now, go on from

@@ -11,6 +11,7 @@
 # compares. Every product stays below 2^30 (a small int on 32-bit boards): cg is at most 2560 (Q8 of
 # 10) and a log2 of a reading at most ~6e4 in Q8 (E * 256 included).
 import array
+import math
 import sys
 import micropython
 from micropython import const
@@ -20,6 +21,15 @@ _DV_UV = const(5000)        # amplitude grid step, µV (memfw/control.py _DV_UV)
 _HALF_W = const(4)          # the seed's slope: the table's secant over +-4 grid steps
 _SH_MAX = const(4)          # a pulse is shortened to 1/16 of the PROGRAM's width at most (< 8:
                             # shorten packs it in 3 bits)
+# threshold form (lm_*_ca > 0), steering: below _STEER_NOBS observations of a polarity, or for a change
+# of at least _STEER_NEED tolerances, the predictor chooses each pulse (else the adaptive model); a
+# response of _LEARN_MIN tolerances moves the device's offset by 2^-_LEARN_SHIFT of its residual
+_STEER_NOBS = const(4)
+_STEER_NEED = const(32)
+_LEARN_MIN = const(2)
+_LEARN_SHIFT = const(1)
+STEER_NOBS = _STEER_NOBS        # (for memfw/control.py's loop)
+STEER_NEED = _STEER_NEED
 _CLAMP = const(0x100000)    # table values and offsets are clamped to +-2^20 (Q8 log2: 4096
                             # octaves), so a seeded level stays within +-2^22 (the _A word's range)
 
@@ -30,6 +40,11 @@ _SX = 32 if sys.maxsize > 0x7FFFFFFF else 0
 # CONFIG keys of the model (memfw/protocol.py K_LM_*), per polarity (c0, c1, c2, cg, v_lo)
 KEYS = ((P.K_LM_SET_C0, P.K_LM_SET_C1, P.K_LM_SET_C2, P.K_LM_SET_CG, P.K_LM_SET_VLO),
         (P.K_LM_RESET_C0, P.K_LM_RESET_C1, P.K_LM_RESET_C2, P.K_LM_RESET_CG, P.K_LM_RESET_VLO))
+# ... and of its threshold form, per polarity (ca, vt, pw), then the range (g_lo, g_hi)
+TKEYS = ((P.K_LM_SET_CA, P.K_LM_SET_VT, P.K_LM_SET_PW),
+         (P.K_LM_RESET_CA, P.K_LM_RESET_VT, P.K_LM_RESET_PW))
+_X_LO = const(5)            # the reading's place in g_lo..g_hi is clipped to 5/256 .. 251/256
+                            # (memhost.learn X_CLIP 0.02, on the board's 1/256 grid)
 
 
 def bounds(key):
@@ -49,6 +64,14 @@ def bounds(key):
         return 0.0, 4096.0
     if key == P.K_LM_WEXP:
         return 0.0, 4.0
+    if key == P.K_LM_SET_CA or key == P.K_LM_RESET_CA:
+        return 0.0, 16.0
+    if key == P.K_LM_SET_VT or key == P.K_LM_RESET_VT:
+        return 0.0, 5.0
+    if key == P.K_LM_SET_PW or key == P.K_LM_RESET_PW:
+        return 0.0, 8.0
+    if key == P.K_LM_GLO or key == P.K_LM_GHI:
+        return 0.0, 1.0
     return None
 
 
@@ -60,6 +83,11 @@ def defaults(values):
     values[P.K_LM_CAUTION] = 0.0
     values[P.K_LM_FAR] = 0.0
     values[P.K_LM_WEXP] = 0.0
+    for ks in TKEYS:
+        for k in ks:
+            values[k] = 0.0
+    values[P.K_LM_GLO] = 0.0
+    values[P.K_LM_GHI] = 0.0
 
 
 class Learned:
@@ -74,6 +102,15 @@ class Learned:
         self.caution = 0                        # Q8 octaves
         self.far = 0                            # tolerances
         self.wexp = 0                           # Q8 width exponent (0: the width is kept)
+        # threshold form: steered polarities, pw Q8, the range (S, and in counts per PROGRAM:
+        # g_lo, the clipped low and high readings, log2q8 of the span), the device's offsets
+        self.steered = array.array("i", [0, 0])
+        self.pw = array.array("i", [0, 0])
+        self.g_lo = 0.0
+        self.g_hi = 0.0
+        self.rc = array.array("i", [0, 0, 0, 0, 0])
+        self.off = array.array("i", [0, 0])     # Q8 octaves
+        self.has = array.array("i", [0, 0])     # an offset is known
         self.key = None
         self.on = False
 
@@ -82,20 +119,28 @@ class Learned:
         True if a model is loaded (some coefficient non-zero)."""
         key = tuple(values[k] for ks in KEYS for k in ks) + (values[P.K_LM_CAUTION],
                                                            values[P.K_LM_FAR],
-                                                           values[P.K_LM_WEXP])
+                                                           values[P.K_LM_WEXP]) + \
+            tuple(values[k] for ks in TKEYS for k in ks) + (values[P.K_LM_GLO],
+                                                          values[P.K_LM_GHI])
         if key == self.key:
             return self.on
         self.key = key
         self.on = False
         for r in (0, 1):
             c0, c1, c2, cg, vlo = (values[k] for k in KEYS[r])
+            ca, vt, pw = (values[k] for k in TKEYS[r])
             if c0 != 0.0 or c1 != 0.0 or c2 != 0.0:
                 self.on = True
+            self.steered[r] = 1 if ca > 0.0 else 0
+            self.pw[r] = int(pw * 256.0 + 0.5)
             y = self.y[r]
             top = -_CLAMP
             for i in range(self.n):
                 v = i * _DV_UV * 1e-6
-                q = int((c0 + c1 * v + c2 * v * v) * 256.0)
+                f = c0 + c1 * v + c2 * v * v
+                if ca > 0.0:            # (at least 1 mV above vt, as memhost.sim.twins.learned)
+                    f += ca * math.log(v - vt if v - vt > 1e-3 else 1e-3) / math.log(2.0)
+                q = int(f * 256.0)
                 if q > _CLAMP:
                     q = _CLAMP
                 elif q < -_CLAMP:
@@ -109,7 +154,94 @@ class Learned:
         self.caution = int(values[P.K_LM_CAUTION] * 256.0 + 0.5)
         self.far = int(values[P.K_LM_FAR] + 0.5)
         self.wexp = int(values[P.K_LM_WEXP] * 256.0 + 0.5)
+        self.g_lo = values[P.K_LM_GLO]
+        self.g_hi = values[P.K_LM_GHI]
+        if self.g_hi <= self.g_lo:
+            self.pw[0] = 0
+            self.pw[1] = 0
         return self.on
+
+    def clear(self):
+        """Forgets the device's offsets (another device: Controller.reset_model)."""
+        self.has[0] = 0
+        self.has[1] = 0
+        self.off[0] = 0
+        self.off[1] = 0
+
+    def prepare(self, e256):
+        """The range in counts of the quantum 2^(e256 / 256) S, before a steered loop (floats):
+        rc = (g_lo, lowest and highest clipped reading, log2q8 of the span); pw off if the span is
+        under 64 counts (too coarse for the room term)."""
+        q = 2.0 ** (e256 / 256.0)
+        lo = int(self.g_lo / q + 0.5)
+        hi = int(self.g_hi / q + 0.5)
+        if hi - lo < 64 or hi > 0x3FFFFFFF:
+            self.pw[0] = 0
+            self.pw[1] = 0
+            lo = 0
+            hi = 256
+        span = hi - lo
+        rc = self.rc
+        rc[0] = lo
+        rc[1] = lo + (span * _X_LO >> 8)
+        rc[2] = lo + (span * (256 - _X_LO) >> 8)
+        rc[3] = hi
+        rc[4] = self.log2q8(span)
+
+    @micropython.native
+    def room(self, r, g):
+        """log2 W(G) in Q8 at the reading g (counts): the room left, clipped (prepare)."""
+        rc = self.rc
+        if g < rc[1]:
+            g = rc[1]
+        elif g > rc[2]:
+            g = rc[2]
+        return self.log2q8(rc[3] - g if r == 0 else g - rc[0]) - rc[4]
+
+    @micropython.native
+    def steer(self, r, g, need_l2, top):
+        """Threshold form: the lowest index >= v_lo whose table value plus the device's offset (the
+        caution before one) plus pw log2 W(G) reaches the change still needed (log2 need_l2, Q8,
+        absolute S) at the reading g (counts)."""
+        o = self.off[r] if self.has[r] else self.caution
+        want = need_l2 - o - ((self.pw[r] * self.room(r, g)) >> 8)
+        y = self.y[r]
+        lo = self.ilo[r]
+        hi = top
+        if lo > hi:
+            lo = hi
+        if y[hi] < want:
+            lo = hi
+        while lo < hi:                  # lowest index whose table value reaches want
+            mid = (lo + hi) >> 1
+            if y[mid] >= want:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    @micropython.native
+    def observe(self, r, i, dg, yobs, g, tol_i, miss):
+        """Threshold form: the device's offset after a pulse at index i from the reading g
+        (counts) that moved it dg counts along its polarity (log2 yobs, Q8 absolute): a response
+        of _LEARN_MIN tolerances moves it 2^-_LEARN_SHIFT of the way to its residual (the first
+        sets it), a response below the tolerance takes it below the residual by miss (Q8)."""
+        if i < self.ilo[r] or i >= self.n:
+            return
+        res = yobs - self.y[r][i] - ((self.pw[r] * self.room(r, g)) >> 8)
+        o = self.off[r] if self.has[r] else self.caution
+        if dg >= _LEARN_MIN * tol_i:
+            o = res if not self.has[r] else o + ((res - o) >> _LEARN_SHIFT)
+        elif dg < tol_i:
+            o = (res if res < o else o) - miss
+        else:
+            return
+        if o > _CLAMP:
+            o = _CLAMP
+        elif o < -_CLAMP:
+            o = -_CLAMP
+        self.off[r] = o
+        self.has[r] = 1
 
     def halvings(self, width, min_width):
         """The most halvings (at most _SH_MAX) that keep width (s) at or above min_width; 0 without

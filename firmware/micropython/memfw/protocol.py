@@ -138,6 +138,16 @@ K_LM_RESET_VLO = const(35)
 K_LM_CAUTION = const(36)    # octaves a polarity's first seed assumes more response (no offset yet)
 K_LM_FAR = const(37)        # tolerances: the predictor seeds only changes at least this large
 K_LM_WEXP = const(38)       # |dG| ~ width^wexp: a small change shortens the pulse (0 = keeps it)
+# learned, threshold form (docs/algorithms.md): per polarity + ca log2(v - vt) + pw log2 W(G), W the
+# room left in the reading's range g_lo..g_hi (S); ca 0 = the quadratic alone
+K_LM_SET_CA = const(39)
+K_LM_SET_VT = const(40)
+K_LM_SET_PW = const(41)
+K_LM_RESET_CA = const(42)
+K_LM_RESET_VT = const(43)
+K_LM_RESET_PW = const(44)
+K_LM_GLO = const(45)
+K_LM_GHI = const(46)
 
 
 def trace_body(first, nxt, ring, records):

@@ -20,7 +20,10 @@ learned: the model, the auto settle; learned-censored: the model fitted with the
 below the tolerance censored (`memhost learn --censored`, caution from its held-out devices).
 learned-type (tio2x-seed, gaox): a model fitted on that type's
 own exploration traces only (other devices; caution TYPE_CAUTION), what replaces a type's
-hand-written prior. oracle-model (fresh): a bound, not an algorithm: the learned loop with every
+hand-written prior. learned-threshold (every type): the threshold form (`memhost learn --form
+threshold`) fitted on that type's own traces (other devices), recorded with a settle wait of
+TYPE_SETTLE_S before each pulse: the controller steers its pulses by it. oracle-model (fresh): a
+bound, not an algorithm: the learned loop with every
 amplitude chosen from the device's true response (its physics, state and parameters): what a
 perfect predictor would give this loop.
 """
@@ -44,14 +47,19 @@ TYPE_CAUTION = 0.5          # octaves: a model of the device's own type is off b
                             # evaluation devices of this bench: no separate validation)
 EVAL_PRESETS = ("tio2x-seed", "gaox")
 WARM_LEVELS, WARM_DEVICES = 256, 16
+TYPE_SETTLE_S = 0.3         # s: the type's own exploration waits this long before each pulse (the
+                            # relaxation of the earlier pulses gone: each response is the pulse's own)
 
 
-def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True) -> np.ndarray:
+def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True,
+                   settle_s: float = 0.0) -> np.ndarray:
     """Pulse records (memhost.traces.TRACE_DTYPE) of n twin devices, each walked `steps` pulses:
     towards a random target (2..98 % of the preset's range; a new one once within 4 tolerances) at
     amplitudes drawn uniformly from 0.6..v_max V, read bias the preset's [firmware] one, a read of
     4 after each pulse; every other pulse on average at the preset's width, the rest at 1/2, 1/4 or
-    1/8 of it (the width term of the fit). Tolerance in the records: half a level of 512."""
+    1/8 of it (the width term of the fit). Tolerance in the records: half a level of 512.
+    settle_s > 0: before each pulse a wait of settle_s and a fresh read of 4 (the record's g_before:
+    the relaxation of the earlier pulses has died down, so each response is the pulse's own)."""
     from .. import traces
     from ..sim.model.device import DeviceArray
     dev = DeviceArray(preset, n, seed=seed, d2d=d2d)
@@ -67,6 +75,9 @@ def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True)
     k = np.zeros(n, dtype=np.int64)
     t_last = np.full(n, np.nan)
     for s in range(steps):
+        if settle_s > 0:
+            dev.wait(settle_s)
+            g = dev.read(rv, 4)
         pol = np.where(g < tgt, 1.0, -1.0)
         amp = rng.uniform(0.6, p["v_max"], n)
         wk = width / 2.0 ** np.where(rng.random(n) < 0.5, 0, rng.integers(1, 4, n))
@@ -316,6 +327,18 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         row["fresh"]["learned-censored"] = fresh(pr, "learned", cmodel, devices, seed)
         row["fresh"]["oracle-model"] = fresh(pr, "oracle-model", model, devices, seed)
         row["warm"]["learned-censored"] = warm(pr, "learned", cmodel, seed)
+        # the threshold form fitted on this type's own settled traces only (other devices: seeds
+        # 10_000+): what a lab that traced a few devices of the type would load
+        thr = fit([explore_traces(pr, train_devices, steps, seed + 10_000,
+                                  settle_s=TYPE_SETTLE_S)], [name], holdout=0.2, seed=seed,
+                  form="threshold")
+        row["threshold_model"] = {
+            p: {"vt": f.vt, "ca": f.ca, "pw": f.pw, "c0": f.coef[0]}
+            for p, f in (("set", thr.set), ("reset", thr.reset))}
+        row["threshold_model"]["width_exp"] = thr.width_exp
+        row["threshold_model"]["holdout"] = thr.meta["holdout"]
+        row["fresh"]["learned-threshold"] = fresh(pr, "learned", thr, devices, seed)
+        row["warm"]["learned-threshold"] = warm(pr, "learned", thr, seed)
         if has_prior:
             # the predictor fitted on this type's own traces only (other devices: seeds 10_000+),
             # as a user would replace the type's hand-written prior
@@ -329,6 +352,10 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         base = "adaptive+prior" if has_prior else "adaptive"
         row["fresh_pulses_learned_over_" + base.replace("+", "_")] = (
             row["fresh"]["learned"]["pulses_mean"] / row["fresh"][base]["pulses_mean"])
+        row["fresh_pulses_threshold_over_" + base.replace("+", "_")] = (
+            row["fresh"]["learned-threshold"]["pulses_mean"] / row["fresh"][base]["pulses_mean"])
+        row["warm_pulses_threshold_over_" + base.replace("+", "_")] = (
+            row["warm"]["learned-threshold"]["pulses_mean"] / row["warm"][base]["pulses_mean"])
         row["warm_pulses_learned_over_" + base.replace("+", "_")] = (
             row["warm"]["learned"]["pulses_mean"] / row["warm"][base]["pulses_mean"])
         rows.append(row)

@@ -24,10 +24,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("the runs hold no pulse records: record some with `memhost levels "
                          "--trace` and give those run folders")
     model = fit(parts, [str(r) for r in args.runs], holdout=args.holdout, seed=args.seed,
-                censored=args.censored)
+                censored=args.censored, form=args.form)
     if args.caution is not None:
         model.caution = args.caution
-    model.far = args.far
+    if args.far is not None:
+        model.far = args.far
     path = model.save(args.out)
     out: dict[str, Any] = {"model": str(path), **model.meta,
                            "set": model.set.coef, "reset": model.reset.coef}
@@ -38,6 +39,11 @@ def _run(args: argparse.Namespace) -> int:
           f"{len(parts)} run(s); fitted on {model.meta['train_devices']} devices")
     for name, pf in (("SET", model.set), ("RESET", model.reset)):
         c0, c1, c2, cg = pf.coef
+        if pf.ca:
+            print(f"  {name:5s} log2|dG| = {c0:.3f} + {pf.ca:.3f} log2(v - {pf.vt:.3f}) + "
+                  f"{pf.pw:.3f} log2 W(G)  ({pf.records} responses, residual sd "
+                  f"{pf.resid_sd:.2f} octaves)")
+            continue
         print(f"  {name:5s} log2|dG| = {c0:.3f} + {c1:.3f} v + {c2:.3f} v^2 + {cg:.3f} log2 G  "
               f"({pf.records} clear responses, residual sd {pf.resid_sd:.2f} octaves, "
               f"not below {pf.v_lo:.3f} V)")
@@ -65,6 +71,11 @@ def register(sub: Any) -> None:
     add_number(p, "--holdout", kind=float, default=0.2, lo=0.0, hi=0.9, unit="fraction",
                help="fraction of the devices kept out of the fit and evaluated")
     add_number(p, "--seed", default=0, lo=0, hi=SEED_MAX, help="seed of the held-out draw")
+    p.add_argument("--form", choices=("quadratic", "threshold"), default="quadratic",
+                   help="quadratic: c0 + c1 v + c2 v^2 + cg log2 G (seeds each polarity); "
+                        "threshold: c0 + ca log2(v - vt) + pw log2 W(G), for one device type from "
+                        "its own traces (best recorded with a settle wait before each pulse): "
+                        "steers every pulse")
     p.add_argument("--censored", action="store_true",
                    help="fit every response, those below the tolerance as censored (maximum "
                         "likelihood), instead of least squares over the clear ones")
@@ -72,7 +83,8 @@ def register(sub: Any) -> None:
                unit="octaves", help="a device's first seeded pulse assumes this much more response "
                                     "than predicted (smaller first amplitude)",
                default_text=f"{CAUTION_DEFAULT:g}; --censored: from the held-out devices")
-    add_number(p, "--far", default=FAR_DEFAULT, lo=0, hi=4096, unit="tolerances",
-               help="the predictor seeds only changes at least this large; smaller ones search")
+    add_number(p, "--far", default=None, lo=0, hi=4096, unit="tolerances",
+               help="the predictor seeds only changes at least this large; smaller ones search",
+               default_text=f"{FAR_DEFAULT}; --form threshold: 0")
     add_json_arg(p)
     p.set_defaults(func=_run)

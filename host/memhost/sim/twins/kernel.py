@@ -190,7 +190,7 @@ def _aim(g0, t, tl, rho):
     return t + (lim if c > lim else (-lim if c < -lim else c))
 
 
-LM_BASE = 9      # learned table columns before the predictor's values (memhost.sim.twins.learned)
+LM_BASE = 17      # learned table columns before the predictor's values (memhost.sim.twins.learned)
 
 
 @njit(cache=True, inline="always")
@@ -229,6 +229,36 @@ def _oracle_index(up, need, sp, itop, dv, width, w_, ks, kr, vs, vr, ph):
     while lo < hi:
         mid = (lo + hi) >> 1
         if abs(_rate(sgn * mid * dv, width, w_, ks, kr, vs, vr, ph)) * sp >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _learned_room(lm, r, g):
+    """log2 of the room left W(G) of the learned threshold form (memhost.learn): 1 - x (SET) or x
+    (RESET), x the reading's place in the model's range, clipped as the board clips it."""
+    x = (g - lm[r, 11]) / (lm[r, 12] - lm[r, 11])
+    x = 0.02 if x < 0.02 else (0.98 if x > 0.98 else x)
+    return math.log2(1.0 - x if r == 0 else x)
+
+
+@njit(cache=True, inline="always")
+def _learned_steer(lm, r, g, need, itop, off):
+    """The steered choice of the learned threshold form (firmware Learned.steer): the lowest
+    index >= v_lo where the table plus the device's offset off plus pw log2 W(G) reaches the
+    need (S) at the reading g (S)."""
+    y = math.log2(need if need > 1e-30 else 1e-30) - off - lm[r, 10] * _learned_room(lm, r, g)
+    lo = int(lm[r, 4])
+    hi = itop
+    if lo > hi:
+        lo = hi
+    if lm[r, LM_BASE + hi] < y:
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if lm[r, LM_BASE + mid] >= y:
             hi = mid
         else:
             lo = mid + 1
@@ -580,7 +610,13 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             elif i > itop:
                 i = itop
             sh = 0                          # the pulse is 2^-sh of the width (learned)
-            if lm[0, 0] > 0.0 and lm[r_, 6] > 0.0 and not searching and i < ia - trust:
+            steer = lm[0, 0] > 0.0 and lm[r_, 9] > 0.0 and not searching and \
+                (nobs < lm[r_, 13] or need >= lm[r_, 14] * tl)
+            if steer:
+                # learned, threshold form: the predictor with the device's offset chooses
+                off = sdl[r_, d]
+                i = _learned_steer(lm, r_, g, need, itop, lm[r_, 2] if off != off else off)
+            elif lm[0, 0] > 0.0 and lm[r_, 6] > 0.0 and not searching and i < ia - trust:
                 # (only where the model would reach further down than its trust region)
                 i_w, sh = _learned_width(lm, r_, need, a, ia, b)
                 if sh > 0:
@@ -640,7 +676,18 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 b = b + (bobs - b) / 8.0
                 b = b_min if b < b_min else (b_max if b > b_max else b)
                 sb[r_, d] = b
-            if lm[0, 0] > 0.0 and clear:
+            if lm[0, 0] > 0.0 and lm[r_, 9] > 0.0:
+                # threshold form: the device's offset from every pulse (firmware Learned.observe)
+                if i >= lm[r_, 4]:
+                    res_ = yobs - lm[r_, LM_BASE + i] - lm[r_, 10] * _learned_room(lm, r_, g_prev)
+                    off = sdl[r_, d]
+                    if dg >= lm[r_, 15] * tl:
+                        sdl[r_, d] = res_ if off != off else off + lm[r_, 16] * (res_ - off)
+                    elif not clear:
+                        if off != off:
+                            off = lm[r_, 2]
+                        sdl[r_, d] = (res_ if res_ < off else off) - miss_step
+            elif lm[0, 0] > 0.0 and clear:
                 sdl[r_, d] = _learned_offset(lm, r_, i, g_prev, yobs)
             innov = yobs - yhat
             innov *= 0.5 if nobs < 4 else 0.25

@@ -30,7 +30,13 @@ from .kernel import LM_BASE as BASE     # table columns before the predictor's v
 from ... import fwconst
 from ...paths import FIRMWARE_DIR
 
-SH_MAX = fwconst.module_constants(FIRMWARE_DIR / "memfw" / "learned.py")["_SH_MAX"]
+_LFW = fwconst.module_constants(FIRMWARE_DIR / "memfw" / "learned.py")
+SH_MAX = _LFW["_SH_MAX"]
+# threshold form, steering: below this many observations of a polarity, or for a change of at least
+# STEER_NEED tolerances, the predictor chooses; a response of LEARN_MIN tolerances updates the offset
+# by LEARN_GAIN of its residual (memfw/learned.py's constants)
+STEER_NOBS, STEER_NEED = _LFW["_STEER_NOBS"], _LFW["_STEER_NEED"]
+LEARN_MIN, LEARN_GAIN = _LFW["_LEARN_MIN"], 1.0 / (1 << _LFW["_LEARN_SHIFT"])
 MIN_WIDTH_S = fwconst.config()["ABS_MIN_WIDTH_S"]
 
 
@@ -49,7 +55,9 @@ def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0,
     amplitude index it may be used at (v_lo rounded up), far (tolerances), the width exponent
     (0: the width is not shortened), the most halvings of the width (sh_max), 1 if oracle (a bound
     for benches, not an algorithm: every amplitude chosen from the device's true response instead,
-    memhost.sim.twins.kernel._oracle_index), then c0 + c1 v + c2 v^2
+    memhost.sim.twins.kernel._oracle_index), 1 if the model is in threshold form (steered), its pw,
+    g_lo, g_hi, then STEER_NOBS, STEER_NEED, LEARN_MIN, LEARN_GAIN, then c0 + c1 v + c2 v^2
+    (+ ca log2(v - vt), at least 1 mV above vt)
     for every amplitude index (v = index x 5 mV), made non-decreasing (a running maximum: above
     the quadratic's top the predictor stays there). The firmware builds the same rows in Q8."""
     out = np.zeros((2, BASE + n_index))
@@ -60,8 +68,12 @@ def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0,
         out[r, :BASE] = (1.0, cg, model.caution, TRUST_PRIOR,
                          max(1, math.ceil(round(pf.v_lo * 1e6) / (DV * 1e6))), model.far,
                          model.width_exp, sh_max if model.width_exp > 0 else 0,
-                         1.0 if oracle else 0.0)
-        out[r, BASE:] = np.maximum.accumulate(c0 + c1 * v + c2 * v * v)
+                         1.0 if oracle else 0.0, 1.0 if pf.ca else 0.0, pf.pw, pf.g_lo, pf.g_hi,
+                         STEER_NOBS, STEER_NEED, LEARN_MIN, LEARN_GAIN)
+        y = c0 + c1 * v + c2 * v * v
+        if pf.ca:
+            y = y + pf.ca * np.log2(np.maximum(v - pf.vt, 1e-3))
+        out[r, BASE:] = np.maximum.accumulate(y)
     return out
 
 
