@@ -295,7 +295,8 @@ def _figures(pulses: np.ndarray, err: np.ndarray, status: np.ndarray) -> dict[st
 
 def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps: int = 60,
           eval_types: int = 8, eval_seed: int = 1234, devices: int = 2000, seed: int = 1,
-          model_out: str | None = None, presets_out: str | None = None) -> dict[str, Any]:
+          model_out: str | None = None, presets_out: str | None = None,
+          threshold_out: str | None = None) -> dict[str, Any]:
     from ..learn import fit, read_runs
     from ..sim.model.family import draw_family
     from ..sim.presets import load_preset
@@ -337,6 +338,8 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
             for p, f in (("set", thr.set), ("reset", thr.reset))}
         row["threshold_model"]["width_exp"] = thr.width_exp
         row["threshold_model"]["holdout"] = thr.meta["holdout"]
+        if threshold_out:
+            thr.save(Path(threshold_out) / f"{name}.toml")
         row["fresh"]["learned-threshold"] = fresh(pr, "learned", thr, devices, seed)
         row["warm"]["learned-threshold"] = warm(pr, "learned", thr, seed)
         if has_prior:
@@ -377,7 +380,8 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
 
 def run(args: argparse.Namespace) -> int:
     out = bench(args.train_types, args.family_seed, args.train_devices, args.steps, args.eval_types,
-                args.eval_seed, args.devices, args.seed, args.model_out, args.presets_out)
+                args.eval_seed, args.devices, args.seed, args.model_out, args.presets_out,
+                args.threshold_out)
     if args.json:
         print_json(out)
         return 0
@@ -418,6 +422,8 @@ def register(subparsers: Any) -> None:
                help="fresh devices per evaluated type")
     add_number(p, "--seed", default=1, lo=0, hi=SEED_MAX, help="seed of the devices")
     p.add_argument("--model-out", metavar="FILE", help="also write the trained model file here")
+    p.add_argument("--threshold-out", metavar="DIR",
+                   help="also write each evaluated type's threshold-form model here (<type>.toml)")
     p.add_argument("--presets-out", metavar="DIR",
                    help="also write the evaluated unseen family types as presets (.toml) here")
     add_json_arg(p)
