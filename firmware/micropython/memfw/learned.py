@@ -83,8 +83,8 @@ def defaults(values):
     values[P.K_LM_CAUTION] = 0.0
     values[P.K_LM_FAR] = 0.0
     values[P.K_LM_WEXP] = 0.0
-    for ks in TKEYS:
-        for k in ks:
+    for ts in TKEYS:
+        for k in ts:
             values[k] = 0.0
     values[P.K_LM_GLO] = 0.0
     values[P.K_LM_GHI] = 0.0
