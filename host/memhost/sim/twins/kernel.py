@@ -250,19 +250,7 @@ def _learned_steer(lm, r, g, need, itop, off):
     index >= v_lo where the table plus the device's offset off plus pw log2 W(G) reaches the
     need (S) at the reading g (S)."""
     y = math.log2(need if need > 1e-30 else 1e-30) - off - lm[r, 10] * _learned_room(lm, r, g)
-    lo = int(lm[r, 4])
-    hi = itop
-    if lo > hi:
-        lo = hi
-    if lm[r, LM_BASE + hi] < y:
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if lm[r, LM_BASE + mid] >= y:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    return _table_lowest(lm, r, y, itop)
 
 
 #: columns of a kernel's trace rows (memhost.sim.twins.tracing adds the rest of a record)
@@ -290,6 +278,25 @@ def trace_row(tb, tcount, tlast, d, k, pol, amp, gb, ga, t_start, wp):
 
 
 @njit(cache=True, inline="always")
+def _table_lowest(lm, r, y, itop):
+    """The lowest amplitude index from the predictor's lowest (lm[r, 4]) to itop whose table value
+    (non-decreasing) reaches y; itop if none does."""
+    lo = int(lm[r, 4])
+    hi = itop
+    if lo > hi:
+        lo = hi
+    if lm[r, LM_BASE + hi] < y:
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if lm[r, LM_BASE + mid] >= y:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True, inline="always")
 def _learned_seed(lm, r, g, need, itop, b_min, b_max, off):
     """The learned predictor's model for polarity r at the reading g (S) and the change still
     needed (S): (anchor index, log2 |dG| there, slope per grid step). The anchor is the lowest index
@@ -300,18 +307,7 @@ def _learned_seed(lm, r, g, need, itop, b_min, b_max, off):
     o = lm[r, 2] if off != off else off
     lg = cg * math.log2(g if g > 1e-30 else 1e-30) + o
     y = math.log2(need if need > 1e-30 else 1e-30) - lg
-    lo = int(lm[r, 4])
-    hi = itop
-    if lo > hi:
-        lo = hi
-    if lm[r, base + hi] < y:
-        lo = hi
-    while lo < hi:                          # lowest index whose table value reaches y
-        mid = (lo + hi) >> 1
-        if lm[r, base + mid] >= y:
-            hi = mid
-        else:
-            lo = mid + 1
+    lo = _table_lowest(lm, r, y, itop)
     i0 = lo - 4 if lo - 4 > int(lm[r, 4]) else int(lm[r, 4])
     i1 = lo + 4 if lo + 4 < itop else itop
     b = (lm[r, base + i1] - lm[r, base + i0]) / (i1 - i0) if i1 > i0 else b_max
