@@ -469,3 +469,15 @@ def test_threshold_form_hot_loop_allocates_nothing(
     assert out.returncode == 0, out.stderr[-2000:]
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["large"][0] == r["small"][0]
+
+
+def test_learned_ignores_the_device_type_relaxation_as_its_twin_does(
+        model_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """CONFIG 21, 22 (the device type's relaxation) do not enter algorithm 2 on the board: the same
+    fresh devices give the same pulses and errors with and without them (the twin takes none)."""
+    cfg = json.loads(model_files[1].read_text())
+    with_relax = tmp_path / "relax.json"
+    with_relax.write_text(json.dumps({**cfg, "21": 0.15, "22": 5e-3}))
+    a = _fresh_firmware("tio2x-seed", 20, model_files[1], tmp_path)
+    b = _fresh_firmware("tio2x-seed", 20, with_relax, tmp_path)
+    assert np.array_equal(a, b)

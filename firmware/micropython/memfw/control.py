@@ -1049,11 +1049,11 @@ class Controller:
         floor = tol_i // 4
         if floor < 1:
             floor = 1
-        # relaxation (docs/algorithms.md): the device type's (CONFIG 21, 22), else with the auto
-        # settle (settle 0) what the probe learned; fk, tau: the volatile fraction (Q10) and decay
-        # time (µs) known, 0 = unknown
-        fk = self.cfg.relax_f10
-        tau = self.cfg.relax_tau_us
+        # relaxation (docs/algorithms.md): the device type's (CONFIG 21, 22; not for learned, which
+        # takes no device-type field, as its twin), else with the auto settle (settle 0) what the
+        # probe learned; fk, tau: the volatile fraction (Q10) and decay time (µs) known, 0 = unknown
+        fk = 0 if lmode else self.cfg.relax_f10
+        tau = 0 if lmode else self.cfg.relax_tau_us
         auto = settle <= 0
         if fk == 0 and auto and st[_TAUL] > 0:
             fk = st[_FL]
