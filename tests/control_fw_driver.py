@@ -15,6 +15,7 @@
 #   micropython control_fw_driver.py track
 #   micropython control_fw_driver.py seed    (the learned predictor's seed against plain Python)
 #   micropython control_fw_driver.py log2floor
+#   micropython control_fw_driver.py waitindex
 #   micropython control_fw_driver.py gate
 import sys
 import json
@@ -358,6 +359,39 @@ def log2floor():
     print(json.dumps({"cases": len(xs), "mismatches": bad[:5]}))
 
 
+def waitindex():
+    """_wait_index (viper) against the auto settle's arithmetic on Python ints with _log2q8: v from
+    0 to past its clamp, tolerances of 1 .. 2^20 counts, tau from 1 µs to 2^26 µs (a learned decay
+    time's word), both sides of the products' 2^31 guard."""
+    from memfw.control import _wait_index, _log2q8
+
+    def ref(v, tol_i, tau):
+        if v <= 0 or tau <= 0:
+            return -1
+        v = min(v, 524287)
+        ln = _log2q8(8 * v) - _log2q8(tol_i)
+        if ln <= 0:
+            return -1
+        w = ((tau >> 6) * ((ln * 177) >> 8)) >> 2
+        if w <= 500:
+            return 0
+        return min((_log2q8(w) - _log2q8(500) + 63) >> 6, 47)
+    vs = [-3, 0, 1, 2, 3, 7, 100, 4095, 65536, 524287, 524288, 1 << 28]
+    tols = [1, 2, 3, 31, 64, 1000, 1 << 20]
+    taus = [-1, 0, 1, 63, 64, 500, 5000, 65536, 1 << 24, (1 << 25) + 17, 33554431, 1 << 26,
+            (1 << 26) + 12345]
+    n = 0
+    bad = []
+    for v in vs:
+        for t in tols:
+            for tau in taus:
+                n += 1
+                got = _wait_index(v, t, tau, _log2q8(500))
+                if got != ref(v, t, tau) and len(bad) < 5:
+                    bad.append([v, t, tau, got, ref(v, t, tau)])
+    print(json.dumps({"cases": n, "mismatches": bad}))
+
+
 def alloc(alg, relax=0, auto=0, trace=0):
     # conductance table 1e-3 S + j * 1e-6 S; target between two entries and a tolerance below half
     # the spacing: the loop never converges and runs max_pulses iterations.
@@ -437,5 +471,7 @@ elif mode == "seed":
     seed()
 elif mode == "log2floor":
     log2floor()
+elif mode == "waitindex":
+    waitindex()
 else:
     gate()

@@ -109,3 +109,12 @@ def test_the_quantum_exponent_equals_the_float_loop_it_replaced() -> None:
     r = _run("log2floor")
     assert r["cases"] > 4000
     assert r["mismatches"] == [], r
+
+
+def test_the_auto_settles_wait_index_in_viper_equals_the_python_ints() -> None:
+    """memfw.control._wait_index (viper) against the auto settle's arithmetic in plain Python ints,
+    under the unix port: volatile parts past their clamp, tolerances 1 .. 2^20 counts, decay times
+    up to 2^26 us (both sides of the guard that keeps its products below 2^31 on a board)."""
+    r = _run("waitindex")
+    assert r["cases"] == 12 * 7 * 13
+    assert r["mismatches"] == [], r

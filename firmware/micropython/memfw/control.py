@@ -201,6 +201,56 @@ def _track(w, dtu: int, dta: int, dg: int, u: int, tau: int, f10: int) -> int:
 
 
 @micropython.viper
+def _wait_index(v: int, tol_i: int, tau: int, l2w0: int) -> int:
+    """The auto settle's wait (Controller._settle_auto): the index in the wait table of tau
+    ln(8 v / tol) µs rounded up, for a volatile part of v counts decaying with tau µs; -1: no wait
+    (v or tau <= 0, or v already below tol / 8). l2w0 = log2q8 of the shortest wait. In Q8:
+    ln = log2(8 v / tol), w = tau ln2 ln (177 = ln2 Q8), k = 4 log2(w / W0) rounded up, at most the
+    table's last. Machine ints: v <= 2^19, tau >> 6 < 2^26; a product that could pass 2^31 only
+    arises where w is beyond the table's last wait (tau >> 6 >= 2^19 and ln2 ln >= 12)."""
+    if v <= 0 or tau <= 0:
+        return -1
+    if v > _BIG:
+        v = _BIG
+    ln = 0
+    x = _SETTLE_RES * v
+    step = 0
+    while True:                 # log2q8 (as _log2q8, inlined) of 8 v, tol_i, then w
+        y = 0
+        if x >= 1:
+            q = 0
+            t = x
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (x >> (q - 8)) & 0xFF
+            else:
+                f = (x << (8 - q)) & 0xFF
+            y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        if step == 0:
+            ln = y
+            x = tol_i
+        elif step == 1:
+            ln = ln - y
+            if ln <= 0:
+                return -1
+            a = tau >> 6
+            c = (ln * 177) >> 8
+            if a >= 0x80000 and c >= 12:
+                return _NWAIT - 1
+            x = (a * c) >> 2
+            if x <= _W0_US:
+                return 0
+        else:
+            k = (y - l2w0 + 63) >> 6
+            if k >= _NWAIT:
+                return _NWAIT - 1
+            return k
+        step += 1
+
+
+@micropython.viper
 def _choose(st, b: int, need: int, e256: int, i_search: int, di: int, sx: int, ilo: int,
             top: int) -> int:
     """Amplitude index for this pulse (polarity block b of st): the search ramp until the first
@@ -881,20 +931,10 @@ class Controller:
         """Waits until a volatile part of v counts decaying with tau µs is below tol / 8: tau
         ln(8 v / tol), rounded up to the wait table (no wait when v is that small already).
         True if an ABORT arrived meanwhile."""
-        if v <= 0 or tau <= 0:
+        k = _wait_index(v, tol_i, tau, self._l2w0)
+        if k < 0:
             return False
-        if v > _BIG:
-            v = _BIG
-        ln = _log2q8(_SETTLE_RES * v) - _log2q8(tol_i)     # log2(8 v / tol), Q8
-        if ln <= 0:
-            return False
-        w = ((tau >> 6) * ((ln * 177) >> 8)) >> 2          # tau * ln2 * log2(..): µs (177 = ln2 Q8)
-        k = 0
-        if w > _W0_US:
-            k = (_log2q8(w) - self._l2w0 + 63) >> 6         # 4 log2(w / W0), rounded up
-            if k >= _NWAIT:
-                k = _NWAIT - 1
-        return self._wait_k(k)
+        return self._wait_n_rem(self._wait_n[k], self._wait_rem[k])
 
     @micropython.native
     def _wait_k(self, k):
