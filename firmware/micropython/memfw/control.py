@@ -570,7 +570,7 @@ class Controller:
                                             # floats are read without allocating)
         # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
         # each wait as whole HAL chunks (ABORT polled after each) and a remainder, floats made once,
-        # so that waiting computes nothing (Controller.wait subtracts floats: it allocates)
+        # so that waiting computes nothing (Controller.wait does the same per wait length)
         waits = [_W0_US * 1e-6 * 2 ** (k / 4) for k in range(_NWAIT)]
         ch = self._wait_chunk
         self._wait_n = array.array("i", [int(w / ch) for w in waits])
