@@ -15,6 +15,7 @@ class Gate:
         self.hal = hal
         self.cfg = cfg              # memfw.control.Config: max_v, neg_max_v, min/max_width, max_read_v
         self.pulses = 0             # pulses this gate let through
+        self._hal_pulse = hal.pulse     # bound once: no method lookup per pulse
 
     def pulse_error(self, amplitude, width):
         """None if the pulse is allowed now, else the reason (nothing is applied)."""
@@ -40,7 +41,7 @@ class Gate:
         c = self.cfg
         if amplitude <= c.max_v and amplitude >= c.neg_max_v and width >= c.min_width \
                 and width <= c.max_width:
-            self.hal.pulse(amplitude, width)
+            self._hal_pulse(amplitude, width)
             self.pulses += 1
             return True
         return False
