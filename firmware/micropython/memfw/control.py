@@ -1296,7 +1296,8 @@ class Controller:
                 tr.rec(g, gn)
             reads += n_app
             if f10 or probe:
-                tm = tadd(ta, diff(hticks(), ta) >> 1)
+                hr = diff(hticks(), ta) >> 1  # the reads' middle, µs after ta
+                tm = tadd(ta, hr)
                 tg = tm
                 if probe:
                     k = hn % _NH
@@ -1306,7 +1307,7 @@ class Controller:
             if f10:
                 # the pulse's whole change j: the reading's change less the decay of the earlier
                 # volatile part, scaled up by what of the new volatile part decayed by mid-read
-                u = track(tw, diff(tm, tu), diff(tm, ta), gn - g, u, tau, f10)
+                u = track(tw, diff(tm, tu), hr, gn - g, u, tau, f10)     # (diff(tm, ta) is hr)
                 tu = tm
                 dgl = tw[0] * pol
             else:
