@@ -1010,10 +1010,11 @@ class Controller:
             if hn > 0 and 2 * ad < tol_i:
                 last = hd[(hn - 1) % _NH]
                 over = g_imm - t_i if last > 0 else t_i - g_imm
-                # (not when that pulse overshot the target by as much: it may have run into the
-                # end of the state window, where the reading hides the volatile part)
+                # (only when that pulse stopped short of the target or within its tolerance: past
+                # it, it may have run into the end of the state window, where the reading hides the
+                # volatile part; a target near that end leaves only a few tolerances to overshoot)
                 if (last >= _FAST_MOVE * tol_i or last <= -_FAST_MOVE * tol_i) and \
-                        over < _FAST_MOVE * tol_i:
+                        over <= tol_i:
                     st[_TAUL] = _TAU_FAST       # a large pulse, no decay worth a wait
                     st[_FL] = 0
             return

@@ -157,7 +157,9 @@ def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c, tg):
     if ad < c[C_LEARN_DECAY] * tl:
         if hn > 0 and 2.0 * ad < tl and abs(hd[(hn - 1) % nh]) >= c[C_FAST_MOVE] * tl:
             last = hd[(hn - 1) % nh]
-            if (g_imm - tg) * (1.0 if last > 0.0 else -1.0) < c[C_FAST_MOVE] * tl:
+            # (only a pulse that stopped short of the target or within its tolerance: past it, it
+            # may have hit the end of the state window, which hides the volatile part)
+            if (g_imm - tg) * (1.0 if last > 0.0 else -1.0) <= tl:
                 return c[C_TAU_FAST], 0.0
         return 0.0, 0.0
     i = 0
