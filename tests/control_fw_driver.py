@@ -5,7 +5,8 @@
 #    {"tr": hex of TRACE_RECORDs})
 #   (PRIOR 1: CONFIG keys 15..22 from the preset's prior_* fields, as the emulated board does;
 #    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
-#    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"})
+#    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"};
+#    AUTO 2: the same, the error read after a further 5 tau, as memhost bench controller does)
 #   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX [ALG]
 #   micropython control_fw_driver.py alloc ALG [RELAX [AUTO [TRACE]]]   (AUTO 1: CONFIG settle 0;
 #   TRACE n: CONFIG trace n, pulse traces on)
@@ -160,8 +161,8 @@ def sweep(path, alg, levels, cycles, seed, prior=0, auto=0, trace=0):
         for k in range(levels):
             t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
             st, g, n, r, el, ov = ctl.program(t, 0.5 * lsb, alg, 0, 0, 0, 0, 0, 0)
-            if not auto:        # (auto: the controller's own wait must have settled it)
-                hal.wait(settle)
+            if auto != 1:       # (auto 1: the controller's own wait must have settled it;
+                hal.wait(settle)    # auto 2: the host waits 5 tau, as memhost bench controller)
             print("[%d, %r, %d, %d]" % (n, (hal.dev.conductance() - t) / lsb, st, r))
             if trace:
                 first, recs = ctl.trace.page(t_next, 1024)

@@ -481,3 +481,59 @@ def test_learned_ignores_the_device_type_relaxation_as_its_twin_does(
     a = _fresh_firmware("tio2x-seed", 20, model_files[1], tmp_path)
     b = _fresh_firmware("tio2x-seed", 20, with_relax, tmp_path)
     assert np.array_equal(a, b)
+
+
+def test_learned_on_gaox_waits_out_the_relaxation_after_a_reset_into_the_window_floor(
+        tmp_path: Path) -> None:
+    """The bench controller's protocol (auto settle, 128 levels upwards x 2 cycles after a full
+    SET, the error read 5 tau after each PROGRAM) with the committed family model on gaox. Its
+    first RESET can land in the floor of the state window a few tolerances past the target (level
+    0 is 2 % above it), where the reading hides the volatile part: the probe then sees no decay,
+    and must not conclude 'relaxation negligible' (it did on two of these seeds, then never waited:
+    15-30 % of the targets settled outside +-0.5 LSB, the next cycle's RESET up to 26 LSB off).
+    Board and twin learn the preset's relaxation and keep the settled error within tolerance."""
+    from memhost.learn import load_model
+    from memhost.protocol import CONFIG_KEYS
+    from memhost.sim.model.device import DeviceArray
+    from memhost.sim.presets import load_preset
+    from memhost.sim.twins.control import program
+    model_path = REPO / "docs" / "results" / "learned-model.toml"
+    model = load_model(model_path)
+    cfg = tmp_path / "lm.json"
+    cfg.write_text(json.dumps({str(CONFIG_KEYS[k]): v for k, v in model.config().items()}))
+    pr = load_preset("gaox")
+    prm = pr.params
+    path = pr.write_json(tmp_path / "gaox.json")
+    levels, cycles = 128, 2
+    for seed in (2, 11, 12):        # 2 and 11 ran into the floor
+        out = run_micropython(DRIVER, "sweep", str(path), "2", str(levels), str(cycles), str(seed),
+                              "0", "2", env={"LM_CONFIG": str(cfg)})
+        assert out.returncode == 0, out.stderr[-2000:]
+        lines = [json.loads(x) for x in out.stdout.strip().splitlines()]
+        assert lines[-1] == {"end": 1}, out.stdout[-500:]
+        e = np.array([x[1] for x in lines if isinstance(x, list)])
+        tau, f = lines[-2]["tau_us"] * 1e-6, lines[-2]["f10"] / 1024
+        assert abs(tau / prm["relax_tau_s"] - 1) < 0.25 and abs(f / prm["relax_frac"] - 1) < 0.25, \
+            (seed, tau, f)
+        assert np.mean(np.abs(e) <= 0.5) >= 0.97 and np.abs(e).max() < 1.0, (seed, e.round(2))
+    d = DeviceArray(pr, 8, seed=1)       # devices 4..7 ran into the floor
+    settle = 5 * prm["relax_tau_s"]
+    ends = []
+    for sign in (-1.0, 1.0):
+        for _ in range(30):
+            d.pulse(sign * prm["v_max"], prm["width_s"])
+        d.wait(settle)
+        ends.append(d.read(prm["read_v"], n_avg=64))
+    lo, hi = ends
+    lsb = (hi - lo) / (levels - 1)
+    errors = []
+    for _ in range(cycles):
+        for k in range(levels):
+            t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
+            program(d, t, "learned", tolerance=0.5 * lsb, model=model)
+            d.wait(settle)
+            errors.append((d.conductance() - t) / lsb)
+    tw = np.array(errors)
+    within = np.mean(np.abs(tw) <= 0.5, axis=0)
+    assert within.min() >= 0.9 and within.mean() >= 0.97 and np.abs(tw).max() < 2, \
+        (within, np.abs(tw).max())
