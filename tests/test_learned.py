@@ -492,11 +492,10 @@ def test_learned_on_gaox_waits_out_the_relaxation_after_a_reset_into_the_window_
     and must not conclude 'relaxation negligible' (it did on two of these seeds, then never waited:
     15-30 % of the targets settled outside +-0.5 LSB, the next cycle's RESET up to 26 LSB off).
     Board and twin learn the preset's relaxation and keep the settled error within tolerance."""
+    from memhost.bench.learned import sweep
     from memhost.learn import load_model
     from memhost.protocol import CONFIG_KEYS
-    from memhost.sim.model.device import DeviceArray
     from memhost.sim.presets import load_preset
-    from memhost.sim.twins.control import program
     model_path = REPO / "docs" / "results" / "learned-model.toml"
     model = load_model(model_path)
     cfg = tmp_path / "lm.json"
@@ -516,24 +515,9 @@ def test_learned_on_gaox_waits_out_the_relaxation_after_a_reset_into_the_window_
         assert abs(tau / prm["relax_tau_s"] - 1) < 0.25 and abs(f / prm["relax_frac"] - 1) < 0.25, \
             (seed, tau, f)
         assert np.mean(np.abs(e) <= 0.5) >= 0.97 and np.abs(e).max() < 1.0, (seed, e.round(2))
-    d = DeviceArray(pr, 8, seed=1)       # devices 4..7 ran into the floor
-    settle = 5 * prm["relax_tau_s"]
-    ends = []
-    for sign in (-1.0, 1.0):
-        for _ in range(30):
-            d.pulse(sign * prm["v_max"], prm["width_s"])
-        d.wait(settle)
-        ends.append(d.read(prm["read_v"], n_avg=64))
-    lo, hi = ends
-    lsb = (hi - lo) / (levels - 1)
-    errors = []
-    for _ in range(cycles):
-        for k in range(levels):
-            t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
-            program(d, t, "learned", tolerance=0.5 * lsb, model=model)
-            d.wait(settle)
-            errors.append((d.conductance() - t) / lsb)
-    tw = np.array(errors)
+    # the twin, the same protocol: devices 4..7 of these ran into the floor
+    _, tw, _ = sweep(pr, "learned", model, seed=1, levels=levels, n=8, cycles=cycles)
+    tw = tw.reshape(levels * cycles, 8)
     within = np.mean(np.abs(tw) <= 0.5, axis=0)
     assert within.min() >= 0.9 and within.mean() >= 0.97 and np.abs(tw).max() < 2, \
         (within, np.abs(tw).max())

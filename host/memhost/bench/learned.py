@@ -246,10 +246,12 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
 
 
 def sweep(preset: Any, algorithm: str, model: Any, seed: int, levels: int = WARM_LEVELS,
-          n: int = WARM_DEVICES, wait: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          n: int = WARM_DEVICES, wait: bool = True,
+          cycles: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n twin devices, `levels` levels upwards over the range measured after saturating pulses,
-    tolerance half a level; (pulses, error in levels from the true conductance, status) per
-    PROGRAM and device, the error after 5 relaxation times (wait) or right after the PROGRAM.
+    `cycles` times, tolerance half a level; (pulses, error in levels from the true conductance,
+    status) per PROGRAM and device (PROGRAM-major), the error after 5 relaxation times (wait) or
+    right after the PROGRAM.
     adaptive and learned: the auto settle; adaptive+prior: the preset's prior, settle 5 tau."""
     from ..sim.model.device import DeviceArray
     from ..sim.presets import load_preset
@@ -269,7 +271,7 @@ def sweep(preset: Any, algorithm: str, model: Any, seed: int, levels: int = WARM
     extra: dict[str, Any] = {"learned": {"model": model}, "adaptive": {"prior": False, "settle_s": 0.0},
                              "adaptive+prior": {}}[algorithm]
     pulses, errors, status = [], [], []
-    for k in range(levels):
+    for k in [k for _ in range(cycles) for k in range(levels)]:
         t = lo + (hi - lo) * (0.02 + 0.96 * k / (levels - 1))
         o = program(d, t, algorithm.split("+")[0], tolerance=0.5 * lsb, **extra)
         if wait:
