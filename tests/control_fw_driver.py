@@ -7,7 +7,7 @@
 #    PRIOR 2: keys 15..20 only, no relaxation tracking; AUTO 1: CONFIG settle 0, the controller
 #    decides its wait; the last line then gives what it learned: {"tau_us", "f10", "end"};
 #    AUTO 2: the same, the error read after a further 5 tau, as memhost bench controller does)
-#   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX [ALG]
+#   micropython control_fw_driver.py fresh PRESET.json N SEED RELAX [ALG [AUTO]]  (AUTO 1: settle 0)
 #   micropython control_fw_driver.py alloc ALG [RELAX [AUTO [TRACE]]]   (AUTO 1: CONFIG settle 0;
 #   TRACE n: CONFIG trace n, pulse traces on)
 #   (ALG 2, learned: the model's CONFIG values, {"key": value} with integer keys, from the JSON file
@@ -175,7 +175,7 @@ def sweep(path, alg, levels, cycles, seed, prior=0, auto=0, trace=0):
     print(json.dumps({"end": 1}))
 
 
-def fresh(path, n, seed, relax, alg=1):
+def fresh(path, n, seed, relax, alg=1, auto=0):
     """n fresh devices (seeds seed..), each programmed once from its initial state to a target in
     the middle of its range, tolerance half a level of 512; the amplitude prior on, relaxation
     tracking (keys 21, 22) on if relax. Prints [pulses, settled error in levels] per device."""
@@ -196,6 +196,8 @@ def fresh(path, n, seed, relax, alg=1):
                      (P.K_PRIOR_RELAX_TAU, "prior_relax_tau_s")]
         for key, name in keys:
             assert cfg.set(key, p.get(name, 0.0)) is None
+        if auto:
+            cfg.set(P.K_SETTLE, 0.0)
         ctl = Controller(hal, cfg, lambda: False)
         t = lo + (hi - lo) * ((k * 0.618034) % 1.0)
         st, g, npulse, r, el, ov = ctl.program(t, tol, alg, 0, 0, 0, 0, 0, 0)
@@ -463,7 +465,7 @@ elif mode == "alloc":
           int(sys.argv[4]) if len(sys.argv) > 4 else 0, int(sys.argv[5]) if len(sys.argv) > 5 else 0)
 elif mode == "fresh":
     fresh(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
-          int(sys.argv[6]) if len(sys.argv) > 6 else 1)
+          int(sys.argv[6]) if len(sys.argv) > 6 else 1, int(sys.argv[7]) if len(sys.argv) > 7 else 0)
 elif mode == "decay":
     decay()
 elif mode == "track":

@@ -52,6 +52,7 @@ _PROBE_N = const(16)        # most probe samples (waits of 500 µs, 1, 2, 4 ms, 
 _LEARN_DECAY = const(2)     # a probe learns from a reading that decayed by >= 2 tolerances;
 _FAST_MOVE = const(64)      # a last pulse of >= 64 tolerances followed by < tol / 2 of decay:
 _TAU_FAST = const(500)      # relaxation negligible, decay time noted as 500 µs
+_F_CLIPPED = const(32)      # a fraction below 1/32 (Q10) after a pulse past the target: clipped
 _LEARN_PULSE = const(32)    # the last pulses moved >= 32 tolerances one way: probe at once (tau unknown)
 _NH = const(8)              # the probe relates the decay to the last 8 pulses' changes (ring)
 _SETTLE_RES = const(8)      # auto settle waits until the volatile part is below tol / 8
@@ -1006,17 +1007,19 @@ class Controller:
         ad = d if d > 0 else -d
         if ad > _BIG:
             ad = _BIG
+        # past: the last pulse passed the target by more than its tolerance. It may have run into
+        # the end of the state window, where the clipped reading hides the volatile part (even a
+        # few tolerances past, when the target lies near that end): all of it, or all but a
+        # sliver. From such a pulse neither 'negligible' nor a fraction below 1/32 is learned.
+        past = False
+        if hn > 0:
+            last = hd[(hn - 1) % _NH]
+            past = (g_imm - t_i if last > 0 else t_i - g_imm) > tol_i
         if ad < _LEARN_DECAY * tol_i:
-            if hn > 0 and 2 * ad < tol_i:
-                last = hd[(hn - 1) % _NH]
-                over = g_imm - t_i if last > 0 else t_i - g_imm
-                # (only when that pulse stopped short of the target or within its tolerance: past
-                # it, it may have run into the end of the state window, where the reading hides the
-                # volatile part; a target near that end leaves only a few tolerances to overshoot)
-                if (last >= _FAST_MOVE * tol_i or last <= -_FAST_MOVE * tol_i) and \
-                        over <= tol_i:
-                    st[_TAUL] = _TAU_FAST       # a large pulse, no decay worth a wait
-                    st[_FL] = 0
+            if hn > 0 and 2 * ad < tol_i and not past and (last >= _FAST_MOVE * tol_i or
+                                                           last <= -_FAST_MOVE * tol_i):
+                st[_TAUL] = _TAU_FAST       # a large pulse, no decay worth a wait
+                st[_FL] = 0
             return
         i = 0
         while i < m - 1 and 2 * abs(py[i] - py[m - 1]) > ad:
@@ -1047,8 +1050,10 @@ class Controller:
             k += 1
         if vs <= 0:
             return
-        st[_TAUL] = tau
         f = (ad << 10) // vs if vs > ad // 2 else 512
+        if past and f < _F_CLIPPED:
+            return
+        st[_TAUL] = tau
         st[_FL] = f if f < 512 else 512
 
     @micropython.native
@@ -1100,8 +1105,8 @@ class Controller:
             fk = st[_FL]
             tau = st[_TAUL]
         # probe (tau unknown): 1 = measure after large moves and at the final verify, 2 = at the
-        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known, or the final verify
-        # probed already: at most two probes per PROGRAM)
+        # final verify only (a probe ran in this PROGRAM; every final verify probes while nothing
+        # is learned: unprobed, it would not wait at all), 0 = no (tau known)
         probe = 1 if auto and tau == 0 else 0
         # tracking: u = the volatile part of the reading g (counts), at time tu (mid-batch ticks);
         # decisions use the settled estimate g - u
@@ -1170,8 +1175,7 @@ class Controller:
                 if probed:
                     gf = self._py[m - 1]
                     tm = time.ticks_add(tg, self._ps[m - 1])
-                    probe = 0           # (at most one final probe per PROGRAM; the next one
-                                        # probes again while tau is unknown)
+                    probe = 0 if st[_TAUL] > 0 else 2   # (again while nothing is learned)
                     if fk == 0 and st[_TAUL] > 0:
                         fk = st[_FL]
                         tau = st[_TAUL]

@@ -50,10 +50,11 @@ STALE_TOL = _FW["_STALE_TOL"]   # tolerances the other polarity moved the device
 NH = _FW["_NH"]                 # the probe relates the decay to the last NH pulses' changes (ring)
 NEAR = float(_FW["_NEAR"])      # tolerances: within this, stalled pulses that add up to one count
 SETTLE_RES = float(_FW["_SETTLE_RES"])  # the auto settle waits until the volatile part is below tol / SETTLE_RES
+F_CLIPPED = _FW["_F_CLIPPED"] / 1024.0   # a fraction below this from a pulse past the target: clipped
 RELAX = (W0, NWAIT, PROBE_MIN, PROBE_MAX, PROBE_N, LEARN_DECAY, FAST_MOVE, TAU_FAST, LEARN_PULSE,
-         STALE_TOL, NH, SETTLE_RES, NEAR)
+         STALE_TOL, NH, SETTLE_RES, NEAR, F_CLIPPED)
 (C_W0, C_NWAIT, C_PROBE_MIN, C_PROBE_MAX, C_PROBE_N, C_LEARN_DECAY, C_FAST_MOVE, C_TAU_FAST,
- C_LEARN_PULSE, C_STALE_TOL, C_NH, C_SETTLE_RES, C_NEAR) = range(16, 16 + len(RELAX))
+ C_LEARN_PULSE, C_STALE_TOL, C_NH, C_SETTLE_RES, C_NEAR, C_F_CLIPPED) = range(16, 16 + len(RELAX))
 
 # The device physics: hil/physics.py's functions, numba-compiled (the same code the emulated board
 # runs); ph is its parameter vector (a tuple in physics.PHYS order), indexed by its constants.
@@ -154,13 +155,13 @@ def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c, tg):
     dd = g_imm - y_end
     ad = abs(dd)
     nh = int(c[C_NH])
+    # past: the last pulse passed the target by more than its tolerance (it may have hit the end
+    # of the state window, whose clipped reading hides the volatile part or all but a sliver):
+    # neither 'negligible' nor a fraction below F_CLIPPED from it
+    past = hn > 0 and (g_imm - tg) * (1.0 if hd[(hn - 1) % nh] > 0.0 else -1.0) > tl
     if ad < c[C_LEARN_DECAY] * tl:
-        if hn > 0 and 2.0 * ad < tl and abs(hd[(hn - 1) % nh]) >= c[C_FAST_MOVE] * tl:
-            last = hd[(hn - 1) % nh]
-            # (only a pulse that stopped short of the target or within its tolerance: past it, it
-            # may have hit the end of the state window, which hides the volatile part)
-            if (g_imm - tg) * (1.0 if last > 0.0 else -1.0) <= tl:
-                return c[C_TAU_FAST], 0.0
+        if hn > 0 and 2.0 * ad < tl and not past and abs(hd[(hn - 1) % nh]) >= c[C_FAST_MOVE] * tl:
+            return c[C_TAU_FAST], 0.0
         return 0.0, 0.0
     i = 0
     while i < m - 1 and 2.0 * abs(py[i] - y_end) > ad:
@@ -181,7 +182,10 @@ def _learn_relax(g_imm, t_imm, m, ps, py, hn, ht, hd, tl, c, tg):
         vs += ch * math.exp(-(t_imm - ht[jk]) / tau)
     if vs <= 0.0:
         return 0.0, 0.0
-    return tau, (min(ad / vs, 0.5) if vs > 0.5 * ad else 0.5)
+    f = min(ad / vs, 0.5) if vs > 0.5 * ad else 0.5
+    if past and f < c[C_F_CLIPPED]:
+        return 0.0, 0.0
+    return tau, f
 
 
 @njit(cache=True, inline="always")
@@ -432,8 +436,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
             fk = sfl[d]
             tauk = staul[d]
         # probe (tau unknown): 1 = measure after large moves and at the final verify, 2 = at the
-        # final verify only (a probe ran in this PROGRAM), 0 = no (tau known, or the final verify
-        # probed already: at most two probes per PROGRAM)
+        # final verify only (a probe ran in this PROGRAM; every final verify probes while nothing
+        # is learned: unprobed, it would not wait at all), 0 = no (tau known)
         probe = 1 if auto and tauk == 0.0 else 0
         U = 0.0                             # volatile part of the reading g (tracked if trk)
         tU = t_ - nr * ph[READ_TIME]        # the time g refers to (its batch's start here)
@@ -483,7 +487,7 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 if probed:
                     gf = py[m - 1]
                     tm = tgr + ps[m - 1]
-                    probe = 0           # (at most one final probe per PROGRAM)
+                    probe = 0 if staul[d] > 0.0 else 2     # (again while nothing is learned)
                     if fk == 0.0 and staul[d] > 0.0:
                         fk = sfl[d]
                         tauk = staul[d]
