@@ -21,12 +21,18 @@ Threshold form (--form threshold, for a model of one device type from its own tr
     log2 |dG| = c0 + ca log2(v - vt) + pw log2 W(G)  (+ cw log2(width / w_ref)),
 
 W(G) the room left in the switching direction, 1 - x (SET) or x (RESET), x = (G - g_lo) / (g_hi -
-g_lo) clipped to 0.02..0.98, g_lo and g_hi the 1st and 99th percentiles of the traces' readings:
-the response rises as a power of the amplitude above a threshold and shrinks as the device nears
-the end of its range. vt by a grid search, the rest by least squares within devices (each device's
-mean taken out: a device's own scale and G offset do not bias the exponents), over the responses of
-at least THRESH_M tolerances (smaller ones are mostly read noise and relaxation). The controller
-steers every pulse by it (docs/algorithms.md, "learned").
+g_lo) clipped to 0.02..0.98: the response rises as a power of the amplitude above a threshold and
+shrinks as the device nears the end of its range. vt by a grid search, the rest by least squares
+within devices (each device's mean taken out: a device's own scale and G offset do not bias the
+exponents), over the responses of at least THRESH_M tolerances (smaller ones are mostly read noise
+and relaxation). g_lo and g_hi: the 1st and 99th percentiles of the traces' readings, or (--fit-ends)
+fitted: traces seldom reach the range's ends (the response shrinks there), so those percentiles can
+fall short of them and the room near an end is then underestimated (a gaox type's SET fits an
+exponent near 1 instead of 2). Each end (g_hi for SET, g_lo for RESET) is then fitted with its
+polarity: RANGE_STEPS candidates from that percentile out to the RANGE_PCT_OUT one (no further: no
+reading lies beyond it), the one whose fit leaves the smallest residual within devices (not the
+default: docs/algorithms.md says what it costs). The controller steers every pulse by it
+(docs/algorithms.md, "learned").
 
 Fit: least squares on the trace records whose response was clear (|dG| >= the PROGRAM's
 tolerance, as the controller counts a clear response: smaller ones are mostly read noise), or
@@ -66,6 +72,10 @@ WIDTH_EXP_MAX = 4.0         # width exponents are clipped to 0..this
 THRESH_M = 4.0              # threshold form: responses of at least this many tolerances are fitted
 THRESH_DV = 0.01            # V, its threshold grid
 X_CLIP = 0.02               # threshold form: the position in the range is clipped to X_CLIP..1-X_CLIP
+RANGE_PCT_OUT = 0.1         # threshold form: percentile of the readings (and 100 - it) a range end
+                            # may reach at most (0.1, not the extreme: one outlying reading does not
+                            # set it); the 1st / 99th are the nearest
+RANGE_STEPS = 11            # its candidates from the nearest to the farthest (evenly spaced)
 FORMS = ("quadratic", "threshold")
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
@@ -425,6 +435,28 @@ def fit_threshold(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref:
     """The threshold form of one polarity's records (module docstring): vt on a THRESH_DV grid
     below the lowest fitted amplitude, ca, pw, cw by least squares within devices, c0 from the
     mean. Fitted: the responses of at least m tolerances."""
+    return _threshold(rec, reset, g_lo, g_hi, w_ref, m)[0]
+
+
+def range_end(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref: float,
+              g_out: float) -> float:
+    """The end of the range one polarity's fit sees its room against (module docstring): g_hi
+    (SET) or g_lo (RESET) moved out towards g_out in RANGE_STEPS even steps, the one whose
+    threshold fit leaves the smallest residual within devices (the nearer one of near ties)."""
+    near = g_lo if reset else g_hi
+    best: tuple[float, float] | None = None
+    for end in np.linspace(near, g_out, RANGE_STEPS):
+        lo, hi = (float(end), g_hi) if reset else (g_lo, float(end))
+        sd = _threshold(rec, reset, lo, hi, w_ref, THRESH_M)[1]
+        if best is None or sd < best[0] - 1e-4:
+            best = (sd, float(end))
+    assert best is not None
+    return best[1]
+
+
+def _threshold(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref: float,
+               m: float) -> tuple[PolarityFit, float]:
+    """fit_threshold, and the residual sd within devices of its fit (octaves)."""
     d = _along(rec)
     ok = np.isfinite(d) & (rec["amp_v"] > 0) & (rec["g_before"] > 0) & (rec["tol_s"] > 0)
     ok &= d >= m * rec["tol_s"]
@@ -463,16 +495,20 @@ def fit_threshold(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref:
     cw = float(min(max(c[3], 0.0), WIDTH_EXP_MAX)) if w_ref > 0 else 0.0
     res = y - (c[0] + ca * np.log2(v - vt) + pw * lw + (cw * cols[1] if w_ref > 0 else 0.0))
     return PolarityFit((float(c[0]), 0.0, 0.0, 0.0), int(len(r)), float(np.std(res)),
-                       vt + THRESH_DV, cw, w_ref, ca, vt, pw, g_lo, g_hi)
+                       vt + THRESH_DV, cw, w_ref, ca, vt, pw, g_lo, g_hi), best[0]
 
 
 def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,
-        seed: int = 0, censored: bool = False, form: str = "quadratic") -> Model:
+        seed: int = 0, censored: bool = False, form: str = "quadratic",
+        fit_ends: bool = False) -> Model:
     """The model from trace record arrays (one per run), `holdout` of the devices kept out of the
     fit and evaluated (0: none). censored: the censored fit (fit_polarity), its caution from the
-    held-out devices (caution_of); else least squares over the clear responses, CAUTION_DEFAULT."""
+    held-out devices (caution_of); else least squares over the clear responses, CAUTION_DEFAULT.
+    fit_ends (threshold form only): the range's ends fitted (range_end, module docstring)."""
     if not parts:
         raise UsageError("no trace records: give run folders that hold traces.bin (levels --trace)")
+    if fit_ends and form != "threshold":
+        raise UsageError("--fit-ends fits the threshold form's range: add --form threshold")
     rec = np.concatenate([np.asarray(p) for p in parts])
     run = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
     keys = device_keys(rec, run)
@@ -490,6 +526,11 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
         if not g_hi > g_lo:
             raise UsageError("the traces' readings do not span a range: record pulses that move "
                              "the devices and train again")
+        if fit_ends:
+            g_out = np.percentile(g, (100.0 - RANGE_PCT_OUT, RANGE_PCT_OUT))   # (SET's, RESET's)
+            ends = [range_end(train[train["polarity"] == p], p == 1, g_lo, g_hi, w_ref,
+                              max(float(g_out[p]), 0.0)) for p in (0, 1)]
+            g_lo, g_hi = ends[1], ends[0]
         fits = [fit_threshold(train[train["polarity"] == p], p == 1, g_lo, g_hi, w_ref)
                 for p in (0, 1)]
     elif form == "quadratic":
@@ -505,6 +546,7 @@ def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float =
                             "train_devices": int(len(uniq) - n_hold), "holdout_devices": n_hold,
                             "holdout_seed": seed, "features": list(FEATURES),
                             "fit": "censored" if censored else "least squares", "form": form,
+                            "fit_ends": fit_ends,
                             "width_ref_s": w_ref}
     if n_hold:
         meta["holdout"] = evaluate(model, rec[is_held], keys[is_held])

@@ -22,7 +22,8 @@ learned-type (tio2x-seed, gaox): a model fitted on that type's
 own exploration traces only (other devices; caution TYPE_CAUTION), what replaces a type's
 hand-written prior. learned-threshold (every type): the threshold form (`memhost learn --form
 threshold`) fitted on that type's own traces (other devices), recorded with a settle wait of
-TYPE_SETTLE_S before each pulse: the controller steers its pulses by it. oracle-model (fresh): a
+TYPE_SETTLE_S before each pulse: the controller steers its pulses by it; learned-threshold-ends: the
+same with the range's ends fitted (`memhost learn --fit-ends`). oracle-model (fresh): a
 bound, not an algorithm: the learned loop with every
 amplitude chosen from the device's true response (its physics, state and parameters): what a
 perfect predictor would give this loop.
@@ -332,9 +333,8 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
         row["warm"]["learned-censored"] = warm(pr, "learned", cmodel, seed)
         # the threshold form fitted on this type's own settled traces only (other devices: seeds
         # 10_000+): what a lab that traced a few devices of the type would load
-        thr = fit([explore_traces(pr, train_devices, steps, seed + 10_000,
-                                  settle_s=TYPE_SETTLE_S)], [name], holdout=0.2, seed=seed,
-                  form="threshold")
+        own = explore_traces(pr, train_devices, steps, seed + 10_000, settle_s=TYPE_SETTLE_S)
+        thr = fit([own], [name], holdout=0.2, seed=seed, form="threshold")
         row["threshold_model"] = {
             p: {"vt": f.vt, "ca": f.ca, "pw": f.pw, "c0": f.coef[0]}
             for p, f in (("set", thr.set), ("reset", thr.reset))}
@@ -344,6 +344,13 @@ def bench(types: int = 24, family_seed: int = 11, train_devices: int = 64, steps
             thr.save(Path(threshold_out) / f"{name}.toml")
         row["fresh"]["learned-threshold"] = fresh(pr, "learned", thr, devices, seed)
         row["warm"]["learned-threshold"] = warm(pr, "learned", thr, seed)
+        # the same with the range's ends fitted (memhost learn --fit-ends; not the default)
+        ends = fit([own], [name], holdout=0.2, seed=seed, form="threshold", fit_ends=True)
+        row["threshold_ends_model"] = {
+            p: {"vt": f.vt, "ca": f.ca, "pw": f.pw, "g_lo": f.g_lo, "g_hi": f.g_hi}
+            for p, f in (("set", ends.set), ("reset", ends.reset))}
+        row["fresh"]["learned-threshold-ends"] = fresh(pr, "learned", ends, devices, seed)
+        row["warm"]["learned-threshold-ends"] = warm(pr, "learned", ends, seed)
         if has_prior:
             # the predictor fitted on this type's own traces only (other devices: seeds 10_000+),
             # as a user would replace the type's hand-written prior

@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("the runs hold no pulse records: record some with `memhost levels "
                          "--trace` and give those run folders")
     model = fit(parts, [str(r) for r in args.runs], holdout=args.holdout, seed=args.seed,
-                censored=args.censored, form=args.form)
+                censored=args.censored, form=args.form, fit_ends=args.fit_ends)
     if args.caution is not None:
         model.caution = args.caution
     if args.far is not None:
@@ -76,6 +76,9 @@ def register(sub: Any) -> None:
                         "threshold: c0 + ca log2(v - vt) + pw log2 W(G), for one device type from "
                         "its own traces (best recorded with a settle wait before each pulse): "
                         "steers every pulse")
+    p.add_argument("--fit-ends", action="store_true",
+                   help="--form threshold: fit the range's ends (out to the 0.1st / 99.9th "
+                        "percentile of the readings) instead of the 1st / 99th percentile")
     p.add_argument("--censored", action="store_true",
                    help="fit every response, those below the tolerance as censored (maximum "
                         "likelihood), instead of least squares over the clear ones")
