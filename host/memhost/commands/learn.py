@@ -77,8 +77,9 @@ def register(sub: Any) -> None:
                         "its own traces (best recorded with a settle wait before each pulse): "
                         "steers every pulse")
     p.add_argument("--fit-ends", action="store_true",
-                   help="--form threshold: fit the range's ends (out to the 0.1st / 99.9th "
-                        "percentile of the readings) instead of the 1st / 99th percentile")
+                   help="--form threshold: fit the range's ends (at most out to the 0.1 and "
+                        "99.9 percentiles of the readings) instead of taking the 1 and 99 "
+                        "percentiles")
     p.add_argument("--censored", action="store_true",
                    help="fit every response, those below the tolerance as censored (maximum "
                         "likelihood), instead of least squares over the clear ones")
