@@ -280,6 +280,10 @@ class Link:
         with self._credit:
             self._pending.pop(seq, None)
             self._credit.notify_all()
+        if self.reset_info is not None:
+            # the reset is known: a reply not yet taken may have come from the new board, run
+            # under its defaults; the caller runs the command again (as for those in flight)
+            raise BoardReset(self._reset_message())
         assert pend.reply is not None
         if pend.reply_version != PROTOCOL_VERSION or (
                 isinstance(pend.reply, P.Error) and pend.reply.code == P.E_VERSION):
@@ -326,13 +330,10 @@ class Link:
                 self._pending.pop(seq, None)
                 self._credit.notify_all()
             reply = pend.reply
-            if isinstance(reply, P.Info):
+            if isinstance(reply, (P.Info, P.Error)):
+                # answered (a new session id was taken by the reader as the INFO arrived; an ERROR
+                # such as QUEUE_FULL: the board did not reset)
                 self._need_probe = False
-                if self.session_id is not None and reply.session_id != self.session_id:
-                    self.stats.resets += 1
-                    self.reset_info = reply
-            elif isinstance(reply, P.Error):
-                self._need_probe = False     # the board answered (e.g. QUEUE_FULL): it did not reset
         finally:
             self._probe_lock.release()
 
@@ -429,6 +430,13 @@ class Link:
             if pend is not None and not pend.started_at:
                 pend.started_at = now - frame.message.elapsed_ms / 1000
             return
+        if (isinstance(frame.message, P.Info) and self.session_id is not None
+                and frame.message.session_id != self.session_id and self.reset_info is None):
+            # any INFO naming another session means the board reset, also the late reply to a probe
+            # that gave up: its HELLO greeted the new board, which then runs what is re-sent, and
+            # nothing else would tell (the stream is ordered: it arrives before any such RESULT)
+            self.stats.resets += 1
+            self.reset_info = frame.message
         if pend is None or pend.event.is_set():
             if frame.seq == P.SEQ_UNSOLICITED and isinstance(frame.message, P.Error):
                 self.stats.board_errors += 1

@@ -215,12 +215,22 @@ def verify(run_path: Path, n: int, fl: Any, final: Any) -> dict[str, Any]:
     errors = [r for r in rows if r["status"] not in ("converged", "max_pulses")]
     gen_of_session = {s: g for g, s in fl.sessions.items()}
     mismatched = 0
+    examples: list[dict[str, Any]] = []
+    bad_steps: list[int] = []
     logged = set()
     for r in rows:
         key = (gen_of_session.get(int(r["session"]), -1), int(r["seq"]))
         logged.add(key)
         if fl.tap.get(key) != r["pulses"]:
             mismatched += 1
+            bad_steps.append(int(r["step"]))
+            if len(examples) < 6:       # what a failure needs to be understood
+                examples.append({"step": int(r["step"]), "seq": int(r["seq"]), "session": int(r["session"]),
+                                 "generation": key[0], "row_pulses": r["pulses"],
+                                 "board_pulses": fl.tap.get(key),
+                                 "board_pulses_any_generation": {g: v for (g, s_), v in fl.tap.items()
+                                                                 if s_ == int(r["seq"])},
+                                 "rerun": r["rerun"]})
     infos = {g: None for g in fl.sessions}
     for snap in fl.snapshots:
         infos[gen_of_session.get(snap.session_id, -1)] = snap
@@ -241,7 +251,9 @@ def verify(run_path: Path, n: int, fl: Any, final: Any) -> dict[str, Any]:
                          "results_not_logged": unlogged, "agree": ok})
     return {"targets": n, "rows": len(rows), "lost": lost, "duplicated": duplicated,
             "error_rows": len(errors), "rerun_after_reset": sum(int(r["rerun"] or 0) for r in rows),
-            "rows_not_matching_board": mismatched, "counters_agree": agree and mismatched == 0,
+            "rows_not_matching_board": mismatched, "mismatch_examples": examples,
+            "mismatched_step_range": [min(bad_steps), max(bad_steps)] if bad_steps else None,
+            "counters_agree": agree and mismatched == 0,
             "sessions": sessions}
 
 

@@ -190,11 +190,15 @@ class FaultyLink:
         with self._lock:
             self._new_host_pty()
 
-    def reset_board(self, snapshot: bool = True, timeout: float = 3.0) -> P.Info | None:
+    def reset_board(self, snapshot: bool = True, timeout: float = 3.0,
+                    slow_boot_s: float = 0.0) -> P.Info | None:
         """Kill the board process and boot a new one behind the same port.
 
         snapshot: first hold the host's traffic, let the board finish its queue, and read its INFO
-        (the old session's counters) with the proxy's own HELLO(0)."""
+        (the old session's counters) with the proxy's own HELLO(0).
+        slow_boot_s: the new board is slow to start serving (a loaded machine, a long import): what
+        the host sends in its first slow_boot_s is kept and delivered at once afterwards, as a
+        board's USB stack buffers it while main.py imports."""
         info = None
         if snapshot:
             with self._lock:
@@ -216,9 +220,18 @@ class FaultyLink:
         # the new board is started by the pump thread: the emulator's child dies with the THREAD
         # that started it (PR_SET_PDEATHSIG), so it must be a thread that lives as long as the proxy
         self._booted.clear()
+        if slow_boot_s > 0:
+            with self._lock:
+                self._hold_host = True
         self._want_board = True
         if not self._booted.wait(10):
             raise RuntimeError("the emulated board did not restart")
+        if slow_boot_s > 0:
+            time.sleep(slow_boot_s)
+            with self._lock:
+                held, self._held = bytes(self._held), bytearray()
+                self._hold_host = False
+                self._forward(held, to_board=True)
         return info     # type: ignore[return-value]  # the snapshot is INFO: HELLO answers with it
 
     # ---- the pump --------------------------------------------------------------------------
