@@ -163,8 +163,8 @@ class Link:
             return seq
 
     def _forget(self, seq: int) -> None:
-        """Stop waiting for `seq` (its reply, if any, counts as a late duplicate): an interrupted
-        command must not keep its credit."""
+        """Stop waiting for `seq` (its reply, if any, counts as a late duplicate) and free its
+        credit: a command answered, given up or interrupted must not keep it."""
         with self._credit:
             self._pending.pop(seq, None)
             self._credit.notify_all()
@@ -241,9 +241,7 @@ class Link:
                 # its last bytes may still be on their way through the pty: a moment's grace
                 gone_at = gone_at or time.monotonic()
                 if time.monotonic() - gone_at > _GONE_GRACE_S:
-                    with self._credit:
-                        self._pending.pop(seq, None)
-                        self._credit.notify_all()
+                    self._forget(seq)
                     raise LinkTimeout(f"no reply to command {seq}: the board's process exited")
             if self.reset_info is not None:
                 raise BoardReset(self._reset_message())
@@ -258,9 +256,7 @@ class Link:
                 elif self._busy_seq != seq:     # queued behind a running command
                     deadline = max(deadline, now + timeout)
             if now >= deadline:
-                with self._credit:
-                    self._pending.pop(seq, None)
-                    self._credit.notify_all()
+                self._forget(seq)
                 raise LinkTimeout(
                     f"no reply to command {seq} within {timeout:.1f} s after {self.stats.retries} "
                     "re-sends: check the port and that the board runs the memhost firmware")
@@ -277,9 +273,7 @@ class Link:
                     if self.reset_info is not None:
                         raise BoardReset(self._reset_message())
                 self._resend_unanswered()
-        with self._credit:
-            self._pending.pop(seq, None)
-            self._credit.notify_all()
+        self._forget(seq)
         if self.reset_info is not None:
             # the reset is known: a reply not yet taken may have come from the new board, run
             # under its defaults; the caller runs the command again (as for those in flight)
@@ -326,9 +320,7 @@ class Link:
                     continue
                 self.stats.retries += 1
                 self._write(pend.frame)
-            with self._credit:
-                self._pending.pop(seq, None)
-                self._credit.notify_all()
+            self._forget(seq)
             reply = pend.reply
             if isinstance(reply, (P.Info, P.Error)):
                 # answered (a new session id was taken by the reader as the INFO arrived; an ERROR
