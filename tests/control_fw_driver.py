@@ -28,17 +28,8 @@ from memfw.control import Config, Controller
 from memfw import protocol as P
 
 
-class _Limits:
-    name = "test"
-    board = "test"
-    ABS_MAX_V = config.ABS_MAX_V
-    ABS_MIN_WIDTH_S = config.ABS_MIN_WIDTH_S
-    ABS_MAX_WIDTH_S = config.ABS_MAX_WIDTH_S
-    ABS_MAX_READ_V = config.ABS_MAX_READ_V
-    ABS_MAX_PULSES = config.ABS_MAX_PULSES
-
-    def wall_us(self):              # elapsed-time figures: the fake's own clock
-        return self.ticks_us()
+sys.path.append(__file__.rpartition("/")[0] + "/mpy")
+from limits_hal import LimitsHal as _Limits     # noqa: E402  (the FAKE HAL's maxima and clock)
 
 
 _TICKS0 = 3000000000
