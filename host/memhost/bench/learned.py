@@ -53,14 +53,17 @@ TYPE_SETTLE_S = 0.3         # s: the type's own exploration waits this long befo
 
 
 def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True,
-                   settle_s: float = 0.0) -> np.ndarray:
+                   settle_s: float = 0.0, alternate: bool = False) -> np.ndarray:
     """Pulse records (memhost.traces.TRACE_DTYPE) of n twin devices, each walked `steps` pulses:
     towards a random target (2..98 % of the preset's range; a new one once within 4 tolerances) at
     amplitudes drawn uniformly from 0.6..v_max V, read bias the preset's [firmware] one, a read of
     4 after each pulse; every other pulse on average at the preset's width, the rest at 1/2, 1/4 or
     1/8 of it (the width term of the fit). Tolerance in the records: half a level of 512.
     settle_s > 0: before each pulse a wait of settle_s and a fresh read of 4 (the record's g_before:
-    the relaxation of the earlier pulses has died down, so each response is the pulse's own)."""
+    the relaxation of the earlier pulses has died down, so each response is the pulse's own).
+    alternate: each new target is drawn from the half of the range the device is not in (the first
+    one too), so that every device's walk holds both polarities (a walk of one device towards
+    one far target may spend all its pulses on one polarity)."""
     from .. import traces
     from ..sim.model.device import DeviceArray
     dev = DeviceArray(preset, n, seed=seed, d2d=d2d)
@@ -71,7 +74,14 @@ def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True,
     tol = 0.5 * span / 511
     rv, width = p["read_v"], p["width_s"]
     g = dev.read(rv, 4)
-    tgt = rng.uniform(lo + 0.02 * span, hi - 0.02 * span, n)
+
+    def draw(k: int, g_now: np.ndarray) -> np.ndarray:
+        if not alternate:
+            return rng.uniform(lo + 0.02 * span, hi - 0.02 * span, k)
+        u = rng.uniform(0.0, 1.0, k)    # the other half: below mid-range if above it, and so on
+        return lo + span * np.where(g_now > lo + 0.5 * span, 0.02 + 0.48 * u, 0.5 + 0.48 * u)
+
+    tgt = draw(n, g)
     out = traces.empty(n * steps)
     k = np.zeros(n, dtype=np.int64)
     t_last = np.full(n, np.nan)
@@ -93,7 +103,7 @@ def explore_traces(preset: Any, n: int, steps: int, seed: int, d2d: bool = True,
         g = gn
         done = np.abs(g - tgt) < 4 * tol
         if done.any():
-            tgt[done] = rng.uniform(lo + 0.02 * span, hi - 0.02 * span, int(done.sum()))
+            tgt[done] = draw(int(done.sum()), g[done])
     return out
 
 
