@@ -152,6 +152,89 @@ hal.tx(b'\\x01\\x02\\x00')
     assert rest.endswith(b"\x01\x02\x00")
 
 
+def _run_with_open_stdin(script: str) -> dict:
+    """The script under the unix port with its stdin an open pipe the host never writes to (a
+    board whose host sends nothing: no input waiting, and not closed)."""
+    exe = micropython_exe()
+    env = dict(os.environ, MICROPYPATH=f"{FAKES}:{FIRMWARE}")
+    proc = subprocess.Popen([exe, "-c", script], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline()
+        err = b"" if line else proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert line, err.decode(errors="replace")
+    return json.loads(line)
+
+
+@pytest.mark.parametrize("prelude", [RP2_PRELUDE, PYB_PRELUDE], ids=["rp2", "pyboard"])
+def test_fake_board_wait_polls_inside_the_wait_and_ends_on_time(prelude):
+    """A board's wait (what PROGRAM's settle and WAIT use) calls the input poll at its start and
+    every period inside its own length, so the polls add nothing to it; hal_us counts the whole
+    span; a poll that reports ABORT ends the wait at once."""
+    out = _run_with_open_stdin(prelude + """
+import sys, time
+polls = []
+def poll():
+    polls.append(time.ticks_us())
+    return False
+h0 = hal.hal_us
+t0 = time.ticks_us()
+hit = hal.wait_polled(25000, poll, 5000)
+span = time.ticks_diff(time.ticks_us(), t0)
+first = [time.ticks_diff(t, t0) for t in polls]
+polls2 = []
+def stop_third():
+    polls2.append(1)
+    return len(polls2) == 3
+t1 = time.ticks_us()
+hit2 = hal.wait_polled(1000000, stop_third, 5000)
+span2 = time.ticks_diff(time.ticks_us(), t1)
+polls3 = []
+hal.wait_polled(150, lambda: polls3.append(1), 5000)  # shorter than a poll's margin: only sleeps
+print(json.dumps({'hit': hit, 'span': span, 'hal_us': hal.hal_us - h0, 'at': first, 'hit2': hit2,
+                  'span2': span2, 'n2': len(polls2), 'n3': len(polls3)}))
+sys.stdout.flush()
+""")
+    assert out["hit"] is False
+    assert 25000 <= out["span"] < 25000 + 20000         # on time (the upper bound: a loaded host)
+    assert out["span"] <= out["hal_us"] - 0             # the whole first wait is HAL time
+    at = out["at"]
+    assert len(at) == 5 and at[0] < 2000                # at the start, then every 5 ms within
+    assert all(b - a >= 5000 for a, b in zip(at, at[1:])) and at[-1] < 25000
+    assert out["hit2"] is True and out["n2"] == 3 and out["span2"] < 500000   # ABORT: at once
+    assert out["n3"] == 0
+
+
+def test_input_poll_of_a_running_command_allocates_nothing():
+    """The server's input poll (every few ms of a PROGRAM, in its loops and waits) with nothing
+    sent: no heap (select.poll's poll() made a new list per call), heartbeat path included."""
+    out = _run_with_open_stdin(RP2_PRELUDE + """
+import gc, sys, time
+from memfw.dispatch import Server
+srv = Server(hal, 1)
+res = {}
+for name, seq in (('idle', 0), ('running', 7)):
+    srv.current_seq = seq                   # a command running: the heartbeat's clock is checked
+    srv._beat_ms = time.ticks_add(time.ticks_ms(), 60000)   # (and no heartbeat falls due)
+    poll = srv.ctrl._poll
+    poll(); srv._check_abort()              # (first calls)
+    gc.collect()
+    a = gc.mem_alloc()
+    k = 0
+    while k < 200:
+        poll()
+        k += 1
+    res[name] = gc.mem_alloc() - a
+res['aborted'] = srv.abort
+print(json.dumps(res))
+sys.stdout.flush()
+""")
+    assert out == {"idle": 0, "running": 0, "aborted": False}
+
+
 # ---- rp2: MCP4922 over SPI, PIO gate, RP2040 ADC --------------------------------------------
 
 def test_fake_rp2_dac_a_codes_for_amplitudes():

@@ -210,6 +210,74 @@ def test_learned_program_runs_on_the_rp2_port(board: Board, pico: PicoEmulator) 
     assert len(pico.events(("gate",), since=mark)) == r.pulses > 0
 
 
+# ABORT on the rp2 port, in emulated time: the running command polls its input every _POLL_US
+# (memfw/control.py), in its loops and inside its waits. After the ABORT's bytes reach the chip's USB
+# controller, no pulse, DAC word or read may start later than one poll period plus one iteration
+# (ISPP: a 10 us pulse + one 16-conversion read, ~0.3 ms), and the reply (the ACK, then the aborted
+# RESULT or WAIT's error) follows. The reply bound leaves room for one garbage collection (~20 ms
+# on this heap), which the frames built on the way may trigger.
+_ABORT_ACT_US = 6_500
+_ABORT_REPLY_US = 30_000
+
+
+def _abort_latency(board: Board, pico: PicoEmulator, command, delay_s: float):
+    """Runs command() in a thread, sends ABORT after delay_s (wall), and returns (its result or
+    error, µs from the ABORT's arrival to the last actuation after it (0: none), µs to the last
+    reply byte), in emulated time."""
+    import threading
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = command()
+        except MemhostError as exc:
+            out["value"] = exc
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(delay_s)
+    mark = pico.mark()
+    board.abort()
+    th.join(120)
+    assert not th.is_alive()
+    time.sleep(0.2)                             # the emulator's log catches up
+    ev = pico.events(("gate", "dac", "read_en", "cdc_rx", "cdc_tx"), since=mark)
+    arrival = next(e["c"] for e in ev if e["e"] == "cdc_rx")    # the host sent only the ABORT
+    act = [e["c"] for e in ev if e["e"] in ("gate", "dac", "read_en") and e["c"] > arrival]
+    tx = [e["c"] for e in ev if e["e"] == "cdc_tx" and e["c"] > arrival]
+    us = 1e6 / HZ
+    return out["value"], (max(act) - arrival) * us if act else 0.0, (max(tx) - arrival) * us
+
+
+def test_abort_stops_program_loops_and_waits_within_a_poll_period_in_emulated_time(
+        board: Board, pico: PicoEmulator) -> None:
+    g0 = board.read(16).g
+    # the ISPP loop on the registers (tolerance out of reach: it runs until aborted)
+    limit = board.config_get("max_pulses")
+    board.config_set("max_pulses", 5000)
+    try:
+        r, act, reply = _abort_latency(board, pico, lambda: board.program(
+            g0 * 1.05, 1e-12, "ispp", n_reads=1, max_pulses=5000), 1.5)
+    finally:
+        board.config_set("max_pulses", limit)
+    assert r.status == "aborted" and 0 < r.pulses < 5000, r
+    assert act <= _ABORT_ACT_US and reply <= _ABORT_REPLY_US, (act, reply)
+    # adaptive in its settle waits (0.5 s before each final verify)
+    settle = board.config_get("settle")
+    board.config_set("settle", 0.5)
+    try:
+        r, act, reply = _abort_latency(board, pico, lambda: board.program(
+            g0 * 1.3, g0 * 0.01, "adaptive"), 2.0)
+    finally:
+        board.config_set("settle", settle)
+    assert r.status == "aborted", r
+    assert act <= _ABORT_ACT_US and reply <= _ABORT_REPLY_US, (act, reply)
+    # WAIT
+    r, act, reply = _abort_latency(board, pico, lambda: board.wait(5.0), 1.5)
+    assert getattr(r, "name", None) == "ABORTED", r
+    assert act == 0.0 and reply <= _ABORT_REPLY_US, reply
+    assert board.ping(b"alive") == b"alive"
+
+
 def test_200_targets_stream_with_the_window_full_each_result_once_and_in_order(board: Board) -> None:
     g0 = board.read(16).g
     targets = [g0 * (1.0 + 0.03 * ((k * 37) % 100) / 100) for k in range(200)]   # small steps

@@ -56,6 +56,9 @@ class SpyHal(LimitsHal):
     def ticks_us(self):
         return int(self.dev.t * 1e6)
 
+    def rx_ready(self, timeout_ms=0):
+        return False
+
     def rx_into(self, buf, timeout_ms=0):
         return 0
 

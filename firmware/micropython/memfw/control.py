@@ -552,6 +552,11 @@ class Controller:
         self.safe_pulse = self.gate.pulse   # the only way the loops pulse
         self.pulse_error = self.gate.pulse_error
         self._wait_chunk = getattr(hal, "WAIT_CHUNK_S", 0.005)
+        # boards: a wait polls for input inside its own length (BoardHal.wait_polled), in whole µs
+        self._wait_polled = getattr(hal, "wait_polled", None)
+        self._wait_us = 0                   # Controller.wait's length in µs (for _wait_s)
+        self._t_poll = time.ticks_us()      # the last input poll (loops and waits share it)
+        self._poll_cb = self._poll          # bound once: a bound method made per wait is heap
         self._wait_s = -1.0                 # Controller.wait: the last length, its chunks, the rest
         self._wait_sn = 0
         self._wait_sr = 0.0
@@ -576,6 +581,7 @@ class Controller:
         ch = self._wait_chunk
         self._wait_n = array.array("i", [int(w / ch) for w in waits])
         self._wait_rem = [w - int(w / ch) * ch for w in waits]
+        self._wait_tab_us = array.array("i", [int(w * 1e6 + 0.5) for w in waits])
         self._l2w0 = _log2q8(_W0_US)
         self._ps = array.array("i", [0] * _PROBE_N)
         self._py = array.array("i", [0] * _PROBE_N)
@@ -637,7 +643,16 @@ class Controller:
             self._wait_s = seconds
             self._wait_sn = n
             self._wait_sr = left
+            self._wait_us = int(seconds * 1_000_000 + 0.5)
+        if self._wait_polled is not None:
+            return self._wait_polled(self._wait_us, self._poll_cb, _POLL_US)
         return self._wait_n_rem(self._wait_sn, self._wait_sr)
+
+    def _poll(self):
+        """The input poll (ABORT, heartbeat), its time noted: the loops poll again only _POLL_US
+        after the last one, in a wait or not. True once ABORT arrived."""
+        self._t_poll = time.ticks_us()
+        return self.check_abort()
 
     @micropython.native
     def _wait_n_rem(self, n, rem):
@@ -648,11 +663,11 @@ class Controller:
         while n > 0:
             hal.wait(ch)
             n -= 1
-            if self.check_abort():
+            if self._poll():
                 return True
         if rem > 0:
             hal.wait(rem)
-        return self.check_abort()
+        return self._poll()
 
     # ---- PROGRAM ---------------------------------------------------------------------------
     def program(self, target, tol, algorithm, n_reads, max_pulses, p0, p1, p2, p3):
@@ -676,6 +691,7 @@ class Controller:
             v_max = v[P.K_MAX_V]
         hal = self.hal
         self._trace_begin(int(v[P.K_TRACE]))
+        self._t_poll = time.ticks_us()      # (the server read its input just before)
         t0 = hal.wall_us()
         hal_us0 = hal.hal_us
         if algorithm == P.ALG_ADAPTIVE or algorithm == P.ALG_LEARNED:
@@ -745,7 +761,7 @@ class Controller:
             if pe(rs[0], width) is None and pe(rs[-1], width) is None and \
                     pe(rr[0], width) is None and pe(rr[-1], width) is None:
                 r = fast(lo, hi, n_reads, max_pulses, rs, rr, width, read_v, _POLL_US,
-                         self.check_abort)
+                         self._poll_cb)
                 if r is not None:
                     self.gate.pulses += r[2]
                     return r
@@ -761,19 +777,15 @@ class Controller:
         status = P.ST_MAX_PULSES
         ticks = time.ticks_us
         diff = time.ticks_diff
-        t_poll = ticks()
         while True:
             if g >= lo and g <= hi:
                 status = P.ST_CONVERGED
                 break
             if pulses >= max_pulses:
                 break
-            now = ticks()
-            if diff(now, t_poll) >= _POLL_US:
-                t_poll = now
-                if self.check_abort():
-                    status = P.ST_ABORTED
-                    break
+            if diff(ticks(), self._t_poll) >= _POLL_US and self._poll():
+                status = P.ST_ABORTED
+                break
             pol = 1 if g < lo else -1
             if pol != polarity:
                 polarity = pol
@@ -935,12 +947,14 @@ class Controller:
         k = _wait_index(v, tol_i, tau, self._l2w0)
         if k < 0:
             return False
-        return self._wait_n_rem(self._wait_n[k], self._wait_rem[k])
+        return self._wait_k(k)
 
     @micropython.native
     def _wait_k(self, k):
         """Waits the k-th wait of the table, polling for an ABORT after every chunk (no heap);
         True if one arrived."""
+        if self._wait_polled is not None:
+            return self._wait_polled(self._wait_tab_us[k], self._poll_cb, _POLL_US)
         return self._wait_n_rem(self._wait_n[k], self._wait_rem[k])
 
     @micropython.native
@@ -1137,7 +1151,6 @@ class Controller:
         status = P.ST_MAX_PULSES
         ticks = time.ticks_us
         diff = time.ticks_diff
-        t_poll = ticks()
         while True:
             err = g - u - aim
             if -tol_i <= err and err <= tol_i:
@@ -1213,12 +1226,9 @@ class Controller:
                 err = g - u - aim
             if pulses >= max_pulses:
                 break
-            now = ticks()
-            if diff(now, t_poll) >= _POLL_US:
-                t_poll = now
-                if self.check_abort():
-                    status = P.ST_ABORTED
-                    break
+            if diff(ticks(), self._t_poll) >= _POLL_US and self._poll():
+                status = P.ST_ABORTED
+                break
             if f10 and not waited and \
                     ((err < 0 and g - aim > tol_i) or (err > 0 and g - aim < -tol_i)):
                 # the volatile estimate alone flips the decision (e.g. after a jump into the window's

@@ -67,9 +67,11 @@ class Server:
             n = self.hal.rx_into(self.rx, 0)
 
     def _check_abort(self):
-        """Called by the running command every few ms: reads input (ABORT is handled on arrival)
-        and sends the BUSY heartbeat when it is due. True once ABORT arrived."""
-        self.pump(0)
+        """Called by the running command every few ms: sends the BUSY heartbeat when it is due and
+        reads input (ABORT is handled on arrival). True once ABORT arrived. Nothing waiting costs
+        one ipoll (rx_ready), no heap. The heartbeat goes first: its frame is heap, and a garbage
+        collection it sets off (~20 ms on an RP2040's heap) must not hide an ABORT that arrived
+        meanwhile from this poll (the command would run on until the next one)."""
         if self.current_seq:
             now = time.ticks_ms()
             if time.ticks_diff(now, self._beat_ms) >= _BUSY_MS:
@@ -77,6 +79,8 @@ class Server:
                 self.hal.tx(link.encode_frame(struct.pack(
                     P.HEADER, P.PROTOCOL_VERSION, P.BUSY, self.current_seq) + struct.pack(
                     P.BUSY_LAYOUT, time.ticks_diff(now, self._started_ms))))
+        if self.hal.rx_ready():
+            self.pump(0)
         return self.abort
 
     def _on_bad_frame(self, code):

@@ -8,7 +8,7 @@ import time
 from micropython import const
 from memfw.hal import config
 from memfw.hal.fechips import DAC_SEL_B
-from memfw.hal.stdio import StdioPort
+from memfw.hal.stdio import StdioPort, wait_polled
 from memfw.hal.window import ReadRange, centre, on_rail, rail_error
 
 
@@ -129,6 +129,10 @@ class BoardHal(StdioPort):
         if us > 0:
             time.sleep_us(us)
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+
+    def wait_polled(self, us, poll, every_us):
+        """Waits us µs with the input polled inside the wait (memfw/hal/stdio.wait_polled)."""
+        return wait_polled(self, us, poll, every_us, time.sleep_us)
 
     # the board clock, and the elapsed time of RESULT/READING figures (on a board, the same clock):
     # the builtin itself, no Python frame per call (the adaptive loop reads it around each read; a

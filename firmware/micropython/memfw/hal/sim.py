@@ -23,7 +23,7 @@ import struct
 import time
 from memfw import protocol as P
 from memfw.hal import config
-from memfw.hal.stdio import StdioPort
+from memfw.hal.stdio import StdioPort, wait_polled
 from memfw.hal.window import ReadRange, on_rail, rail_error
 
 from memristor import Memristor     # hil/memristor.py (on MICROPYPATH)
@@ -68,6 +68,7 @@ class Hal(StdioPort):
         self.realtime = os.getenv("MEMHOST_SIM_REALTIME") == "1"
         if self.realtime:
             self.WAIT_CHUNK_S = 0.005
+            self.wait_polled = self._wait_polled_rt     # the boards' waits: input polled inside
         log = os.getenv("MEMHOST_SIM_LOG")
         self._log = open(log, "ab") if log else None
         self._limits = None
@@ -149,6 +150,15 @@ class Hal(StdioPort):
             self.hal_us += time.ticks_diff(time.ticks_us(), real0)
             return
         self._advance(t, real0)
+
+    def _wait_polled_rt(self, us, poll, every_us):
+        """Real-time mode: waits as a board does (memfw/hal/stdio.wait_polled), the device's clock
+        moved with each sleep."""
+        return wait_polled(self, us, poll, every_us, self._sleep_rt)
+
+    def _sleep_rt(self, us):
+        self.dev.wait(us * 1e-6)
+        time.sleep_us(us)
 
     def ticks_us(self):
         if self.realtime:           # waits took real time: the board clock is real time

@@ -1,6 +1,35 @@
 # The host link's bytes for every HAL: USB CDC (or the emulator's pty) as stdin/stdout.
 import select
 import sys
+import time
+from micropython import const
+
+_POLL_MIN_LEFT_US = const(200)      # wait_polled polls only with this much of the wait left: a
+                                    # poll takes ~20-200 us on an RP2040 (more with input waiting)
+
+
+def wait_polled(hal, us, poll, every_us, sleep_us):
+    """Waits us µs of the board clock (time.ticks_us), calling poll() at the start and every
+    every_us within the wait: the CPU is idle in a wait, so the input polls (ABORT, heartbeat) fit
+    inside it and the wait still ends on time; the whole span counts as HAL time (hal.hal_us).
+    Returns True, at once, when poll() does (ABORT). A poll runs only with _POLL_MIN_LEFT_US of
+    the wait left (a shorter wait only sleeps). sleep_us(n) sleeps n µs (the HAL's way)."""
+    ticks = time.ticks_us
+    diff = time.ticks_diff
+    t0 = ticks()
+    hit = False
+    left = us
+    while left > 0:
+        if left >= _POLL_MIN_LEFT_US and poll():
+            hit = True
+            break
+        left = us - diff(ticks(), t0)
+        if left <= 0:
+            break
+        sleep_us(left if left < every_us else every_us)
+        left = us - diff(ticks(), t0)
+    hal.hal_us += diff(ticks(), t0)
+    return hit
 
 
 class StdioPort:
@@ -13,12 +42,20 @@ class StdioPort:
         self._out = sys.stdout.buffer
         self._rx_byte = bytearray(1)
 
+    def rx_ready(self, timeout_ms=0):
+        """True if the host's bytes are waiting (or its side closed); waits at most timeout_ms.
+        ipoll, not poll: poll() returns a new list per call, and the running commands ask this
+        every few ms (a PROGRAM's input poll allocates nothing)."""
+        for _ in self._poll.ipoll(timeout_ms):
+            return True
+        return False
+
     def rx_into(self, buf, timeout_ms=0):
         """Copies what the host has sent, up to len(buf); waits at most timeout_ms for the first
         byte. Reads one byte per poll (sys.stdin.buffer.read(n) would block until n bytes arrive),
         so a partial frame never stalls the loop."""
-        poll = self._poll
-        if not poll.poll(timeout_ms):
+        ready = self.rx_ready
+        if not ready(timeout_ms):
             return 0
         one = self._rx_byte
         readinto = self._in.readinto
@@ -32,7 +69,7 @@ class StdioPort:
                 break
             buf[n] = one[0]
             n += 1
-            if not poll.poll(0):
+            if not ready(0):
                 break
         return n
 
