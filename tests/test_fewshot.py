@@ -32,7 +32,8 @@ def test_few_devices_with_the_prior_come_closer_to_the_64_device_fit(prior: obje
     """On four types the prior never saw (seed 777), 6 draws of 2 and of 4 traced devices each:
     the prior fit succeeds on more draws than the plain one (which needs 16 responses per
     polarity), and where both fit its predictions are closer to those of the plain fit on 64
-    other devices of the type; with those 64 devices it is the plain fit."""
+    other devices of the type; with those 64 devices it is the plain fit (within 0.1 octave: its
+    range is that of every reading, the plain fit's that of the readings before the pulses)."""
     from memhost.bench.fewshot import gap
     from memhost.bench.learned import explore_traces
     from memhost.errors import UsageError
@@ -45,7 +46,7 @@ def test_few_devices_with_the_prior_come_closer_to_the_64_device_fit(prior: obje
         ref_rec = explore_traces(m.preset, 64, 60, 500, m.d2d, settle_s=0.3, alternate=True)
         ref = fit([ref_rec], holdout=0.0, form="threshold")
         many = fit_fewshot([ref_rec], prior)
-        assert gap(many, ref, ref_rec) < 0.02, m.name
+        assert gap(many, ref, ref_rec) < 0.1, m.name    # (64-device fits of other draws: 0.1-0.2)
         for a, b in ((many.set, ref.set), (many.reset, ref.reset)):
             assert abs(a.vt - b.vt) <= 0.03 and abs(a.ca - b.ca) <= 0.1, m.name
         for n in (2, 4):
@@ -169,17 +170,42 @@ def test_prior_fit_refuses_a_polarity_without_responses(prior: object) -> None:
 
 def test_bench_fewshot_prints_the_learning_curve() -> None:
     r = _memhost("bench", "fewshot", "--train-types", "4", "--train-devices", "64", "--eval-types",
-                 "1", "--devices", "50", "--draws", "2", "--sizes", "2,8", "--json")
+                 "1", "--devices", "50", "--draws", "2", "--sizes", "2,8x30", "--char-draws", "1",
+                 "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert [row["device"] for row in out["rows"]] == ["tio2x-seed", "gaox", "unseen-000"]
     for row in out["rows"]:
         assert row["baseline"] == ("adaptive" if row["device"].startswith("unseen")
                                    else "adaptive+prior")
-        assert [c["devices"] for c in row["curve"]] == [2, 8]
+        assert [c["label"] for c in row["curve"]] == ["2", "8x30", "characterize"]
+        assert [c["pulses_per_device"] for c in row["curve"][:2]] == [60, 30]
         for c in row["curve"]:
             for kind in ("plain", "prior"):
                 s = c[kind]
-                assert s["draws"] == 2 and 0 <= s["fitted"] <= 2 and s["pulses_mean"] > 0
-    r = _memhost("bench", "fewshot", "--sizes", "0,2")
-    assert r.returncode == 2 and "--sizes" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+                n = 1 if c["label"] == "characterize" else 2
+                assert s["draws"] == n and 0 <= s["fitted"] <= n and s["pulses_mean"] > 0
+    for bad in ("0,2", "2xq", ","):
+        r = _memhost("bench", "fewshot", "--sizes", bad)
+        assert r.returncode == 2 and "--sizes" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_characterize_run_leaves_traces_the_prior_fit_takes(prior: object, tmp_path: Path) -> None:
+    """`memhost characterize` on the emulated board writes its pulses to traces.bin (the sweep's
+    and the relaxation trains' first readings, settled before each pulse): one run of a type the
+    prior never saw gives a threshold-form model whose thresholds lie near gaox's own fit."""
+    from memhost.bench.fewshot import characterize_records
+    from memhost.bench.learned import explore_traces
+    from memhost.fewshot import fit_fewshot
+    from memhost.learn import _along, fit
+    rec = characterize_records("gaox", 11, tmp_path)
+    assert 40 <= len(rec) <= 200 and set(np.unique(rec["polarity"])) == {0, 1}
+    runs = list(tmp_path.glob("*characterize*"))
+    assert len(runs) == 1 and (runs[0] / "traces.bin").stat().st_size > 0
+    assert np.all(rec["tol_s"] > 0) and np.all(rec["width_s"] > 0)
+    assert (_along(rec) >= 4 * rec["tol_s"]).sum() >= 20     # responses the fit can use
+    m = fit_fewshot([rec], prior, ["characterize"])
+    ref = fit([explore_traces("gaox", 64, 60, 500, settle_s=0.3, alternate=True)], holdout=0.0,
+              form="threshold")
+    assert abs(m.set.vt - ref.set.vt) < 0.3 and abs(m.reset.vt - ref.reset.vt) < 0.3

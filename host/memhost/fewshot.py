@@ -50,8 +50,13 @@ PRIOR_PARAMS = ("vt", "ca", "pw", "cw")
 # V for vt, exponents for the rest
 PRIOR_SD_FLOOR = {"vt": 0.02, "ca": 0.1, "pw": 0.05, "cw": 0.05}
 PRIOR_MIN_TYPES = 3         # types a family prior needs (a spread of fewer says little)
-PRIOR_MIN_RECORDS = 4       # responses of at least THRESH_M tolerances per polarity, with a prior
+PRIOR_MIN_RECORDS = 2       # responses of at least THRESH_M tolerances per polarity, with a prior
+                            # (2 against 4: more single-device draws fitted and fewer pulses on six
+                            # validation family types, seed 777, never evaluated)
 PRIOR_NU = 8.0              # pseudo-records the family's residual sd counts as in the type's own
+PRIOR_VT_M = 2.0            # tolerances: vt stays below every amplitude that moved a device this much
+                            # (a device that moved at v has its threshold below v; the plain fit
+                            # only stays below the responses it fits, of THRESH_M tolerances)
 
 
 @dataclass
@@ -213,7 +218,13 @@ def fit_threshold_prior(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, 
 
     yd = within(y)
     dof = max(len(r) - len(cnt), 0)         # records less the device means taken out
-    grid = np.arange(THRESH_DV, float(v.min()) - 1e-9, THRESH_DV)
+    v_top = float(v.min())
+    if PRIOR_VT_M > 0:
+        d_all = _along(rec)
+        moved = np.isfinite(d_all) & (rec["amp_v"] > 0) & (d_all >= PRIOR_VT_M * rec["tol_s"])
+        if moved.any():
+            v_top = min(v_top, float(rec["amp_v"][moved].min()))
+    grid = np.arange(THRESH_DV, v_top - 1e-9, THRESH_DV)
     if len(grid) == 0:
         raise UsageError(f"no {name.upper()} response above {THRESH_DV:g} V: record pulses over a "
                          "wider amplitude range and train again")
@@ -273,7 +284,7 @@ def fit_fewshot(parts: Sequence[np.ndarray], prior: ThresholdPrior, names: Seque
     w_ref = widths_vary(train) if len(train) else 0.0
     if w_ref > 0 and not any(prior.mean[n]["cw"] > 0 for n in POLARITIES):
         w_ref = 0.0                          # (the family had no width term: none here either)
-    g = train["g_before"].astype(float)
+    g = np.r_[train["g_before"], train["g_after"]].astype(float)    # every reading
     g = g[np.isfinite(g)]
     if len(g) == 0 or not float(np.percentile(g, 99)) > float(np.percentile(g, 1)):
         raise UsageError("the traces' readings do not span a range: record pulses that move the "

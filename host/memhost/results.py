@@ -58,6 +58,9 @@ BENCHES: list[tuple[str, list[str]]] = [
                  "{root}/docs/results/learned-model.toml", "--presets-out",
                  "{root}/docs/results/learned-presets", "--threshold-out",
                  "{root}/docs/results/learned-threshold"]),
+    # a new device type from few traced devices (threshold form, family prior; kept beside the JSON)
+    ("fewshot", ["bench", "fewshot", "--json", "--prior-out",
+                 "{root}/docs/results/fewshot-prior.toml"]),
 ] + [(f"controller-learned-{name}",
       ["bench", "controller", "--port", "emu", "--preset", preset, "--seeds", "3", "--levels", "128",
        "--cycles", "2", "--algorithm", "adaptive", "--algorithm", "adaptive-noprior",
@@ -292,6 +295,61 @@ def learned_roles_table(env: dict[str, Any]) -> str:
                          f"{ro['reverse']:.2f} | {ro['reread']:.2f} | "
                          f"{ro['aim_mean_oct']:+.2f} ± {ro['aim_sd_oct']:.2f} | "
                          f"{_model_floor(alg, f)} | {f['oracle_pulses']:.2f} |")
+    return "\n".join(lines)
+
+
+GOAL_RATIO = 0.75           # issue 17: learned pulses / baseline pulses on fresh devices
+P95_SLACK = 1.1             # "at the same error": p95 |error| within 10 % of the baseline's
+
+
+def fewshot_table(env: dict[str, Any]) -> str:
+    """bench fewshot: per type and number of traced devices, the plain and the prior fit."""
+    res = env["result"]
+    lines = ["| device | baseline: pulses/target, error σ (LSB) | traced | plain fit: fitted | "
+             "pulses/target | ÷ baseline (worst draw) | error σ (max) | p95 \\|error\\| | gap (oct) | "
+             "prior fit: fitted | pulses/target | ÷ baseline (worst draw) | error σ (max) | "
+             "p95 \\|error\\| | gap (oct) |", "|" + "---|" * 15]
+    for row in res["rows"]:
+        b = row["fresh"][row["baseline"]]
+        base = f"{row['baseline']} {b['pulses_mean']:.2f}, {b['error_sigma_lsb']:.3f}"
+        for c in row["curve"]:
+            cells = []
+            for k in ("plain", "prior"):
+                f = c[k]
+                gap = "" if f["gap_oct"] != f["gap_oct"] else f"{f['gap_oct']:.2f}"
+                ratio = f"{f['ratio']:.2f} ({f['ratio_worst']:.2f})"
+                if f["ratio"] <= GOAL_RATIO:
+                    ratio = f"**{ratio}**"
+                cells += [f"{f['fitted']}/{f['draws']}", f"{f['pulses_mean']:.2f}", ratio,
+                          f"{f['error_sigma_lsb']:.3f} ({f['error_sigma_lsb_max']:.3f})",
+                          f"{f.get('error_p95_abs_lsb', float('nan')):.2f}", gap]
+            traced = "characterize" if c["label"] == "characterize" else \
+                f"{c['devices']} x {c['pulses_per_device']}"
+            lines.append("| " + " | ".join([row["device"], base, traced] + cells) + " |")
+            base = ""
+    return "\n".join(lines)
+
+
+def fewshot_needed(env: dict[str, Any]) -> str:
+    """Per type: the fewest traced devices (at the bench's pulses per device) whose mean over the
+    draws meets the goal, for the plain and the prior fit."""
+    res = env["result"]
+    steps = res["eval"]["steps"]
+    lines = [f"| device | baseline | devices needed for <= {GOAL_RATIO} x baseline, plain fit | "
+             "with the family prior | one characterize run, prior fit: ÷ baseline |",
+             "|---|---|---|---|---|"]
+    for row in res["rows"]:
+        need = []
+        p95 = row["fresh"][row["baseline"]]["error_p95_abs_lsb"]
+        for k in ("plain", "prior"):
+            ok = [c["devices"] for c in row["curve"] if c["label"] != "characterize"
+                  and c["pulses_per_device"] == steps and c[k]["ratio"] <= GOAL_RATIO
+                  and c[k]["error_p95_abs_lsb"] <= P95_SLACK * p95]
+            need.append(str(min(ok)) if ok else f"not within {max(c['devices'] for c in row['curve'])}")
+        ch = [c for c in row["curve"] if c["label"] == "characterize"]
+        chs = f"{ch[0]['prior']['ratio']:.2f} x ({ch[0]['prior']['error_p95_abs_lsb']:.2f} LSB " \
+              f"p95 against {p95:.2f})" if ch else "not run"
+        lines.append(f"| {row['device']} | {row['baseline']} | {need[0]} | {need[1]} | {chs} |")
     return "\n".join(lines)
 
 
@@ -630,6 +688,44 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "auto settle) and without it. \"first 16 targets\": the controller fresh (nothing "
                 "learned, the first a long way after a full SET); the rest warm.", "",
                 controller_algs_table(envs[name]), "", _provenance(envs[name]), ""]
+    if "fewshot" in envs:
+        from .fewshot import PRIOR_MIN_RECORDS
+        from .learn import MIN_RECORDS, THRESH_M
+        r = envs["fewshot"]["result"]
+        t, e = r["train"], r["eval"]
+        out += ["## A new device type from few traced devices (`memhost bench fewshot`)", "",
+                "How many traced devices of a type nobody traced before the threshold form "
+                "(`memhost learn --form threshold`) needs before the learned controller beats "
+                "adaptive with the type's hand-written prior (tio2x-seed, gaox) or adaptive without "
+                "one (the family types), fitted plain and shrunk towards a family prior (`memhost "
+                "learn --form threshold --prior`, docs/algorithms.md). Family prior: the threshold "
+                f"form fitted on each of {t['family_types']} family types (seed "
+                f"{t['family_seed']}), {t['devices_per_type']} devices x {t['steps']} pulses each, "
+                "the mean and spread of vt, ca, pw, cw across them (kept as "
+                "docs/results/fewshot-prior.toml); no evaluated type is among them. Traced devices: "
+                f"bench learned's exploration ({t['settle_s']} s settle wait before each pulse, "
+                "random amplitudes and widths, targets alternating between the halves of the "
+                f"range), {e['draws']} draws per size (other devices each), N x P = N devices of P "
+                f"pulses; characterize: {e['characterize_draws']} run(s) of `memhost characterize` on "
+                "the emulated board (the real firmware; its traces.bin: the response sweep and the "
+                "relaxation pulses, about 65-100 pulses of one device), each one draw. Every model "
+                f"runs the learned controller in the twin on {e['devices']} fresh devices of the type "
+                f"(seed {e['seed']}, one target each, settled error; the same devices for every "
+                "model). A draw whose fit fails (too few responses of one polarity: the plain fit "
+                f"needs {MIN_RECORDS} of at least {THRESH_M:g} tolerances, the prior fit "
+                f"{PRIOR_MIN_RECORDS}) counts with adaptive without prior's figures, what the lab "
+                "runs then (fitted: draws that gave a model). ÷ baseline: the mean over the draws "
+                "of pulses/target over the baseline's, the worst draw in brackets, bold where the "
+                f"mean meets the goal (<= {GOAL_RATIO}). Error σ: mean over the draws (the largest "
+                "in brackets); on some types (unseen-002, unseen-006) σ is set by the few devices "
+                "whose target lies outside their range under every algorithm, p95 \\|error\\| "
+                "(mean over the draws) shows the bulk. Devices needed: the fewest traced devices "
+                f"(at {e['steps']} pulses each) whose mean ratio meets the goal with a p95 "
+                f"\\|error\\| within {P95_SLACK:g} x the baseline's (the same error). Gap: rms of the model's predicted "
+                "log2 \\|dG\\| against the plain fit on 64 other devices of the type, over that "
+                "fit's responses (octaves).", "",
+                fewshot_needed(envs["fewshot"]), "",
+                fewshot_table(envs["fewshot"]), "", _provenance(envs["fewshot"]), ""]
     for name, title, what in GENERIC:
         if name in envs:
             out += [f"## {title}", "", what, "", generic_table(envs[name]), "",

@@ -10,6 +10,12 @@ Host-driven (PULSE, READ, WAIT, PROGRAM), on any board:
    g(t) = g_inf + A exp(-t / tau) gives tau and the volatile fraction f = A / (g_inf + A - g_before);
    mean and spread over the repeats.
 
+Every pulse of steps 2 and 3 is also a pulse record (memhost.traces) in the run folder's traces.bin:
+its amplitude, width, the reading before it (after the settle wait of 0.5 s) and the first reading
+after it, with the tolerance max(dG sigma, range / 1022) (half a level of 512, bench learned's
+convention, or one |dG|'s read-noise sigma if larger): `memhost learn --form threshold --prior`
+can fit a new type from them (docs/algorithms.md, "learned").
+
 The result is the [firmware] prior section (prior_set_v/dg/slope, prior_reset_v/dg/slope at the
 amplitude whose pulse moves about `prior_frac` of the range, and prior_relax_frac/tau_s) that
 `memhost levels/program --prior FILE` load (CONFIG keys 15..22), with the uncertainties as comments,
@@ -125,6 +131,7 @@ def run_characterize(board: Any, cfg: CharacterizeConfig, out: str | Path = "run
     sweep: dict[int, list[tuple[float, float]]] = {1: [], -1: []}
     relax: dict[int, list[dict[str, float]]] = {1: [], -1: []}
     run_rows: list[int] = []
+    pulses: list[tuple[int, float, float, float]] = []     # (sign, amplitude, g before, g after)
     with closing_run(run, t0):
         # ---- response against amplitude, per polarity --------------------------------------
         for sign in (1, -1):
@@ -135,6 +142,7 @@ def run_characterize(board: Any, cfg: CharacterizeConfig, out: str | Path = "run
                 g = board.read(cfg.n_reads).g
                 dg = (g - g_before) * sign
                 sweep[sign].append((v, dg))
+                pulses.append((sign, v, g_before, g))
                 run.append({"step": len(run_rows), "kind": "sweep", "polarity": POL[sign], "repeat": 0, "amplitude_v": v,
                             "t_s": 0.0, "g": g, "g_before": g_before})
                 run_rows.append(1)
@@ -162,6 +170,8 @@ def run_characterize(board: Any, cfg: CharacterizeConfig, out: str | Path = "run
                                 "g_before": g_before})
                     run_rows.append(1)
                     t += 1e-6 * r.elapsed_us
+                    if len(ts) == 1:
+                        pulses.append((sign, v_relax, g_before, r.g))
                     if t >= cfg.train_s:
                         break
                     w = W0_S * 2 ** (k / 2)
@@ -172,10 +182,25 @@ def run_characterize(board: Any, cfg: CharacterizeConfig, out: str | Path = "run
                 if fit is not None:
                     relax[sign].append(fit)
     result = _summarize(sweep, relax, span, noise.g_std, dr.as_dict(), cfg)
+    _write_traces(run.path, pulses, width, max(result["dg_sigma_s"], span / 1022))
     (run.path / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     (run.path / "prior.toml").write_text(prior_toml(result))
     result["run_dir"] = str(run.path)
     return run, result
+
+
+def _write_traces(folder: Path, pulses: list[tuple[int, float, float, float]], width: float,
+                  tol: float) -> None:
+    """The characterisation's pulses as trace records (module docstring), one PROGRAM each."""
+    from .. import traces
+    rec = traces.empty(len(pulses))
+    if pulses:
+        a = np.array(pulses, dtype=float)
+        traces.fill(rec, program=np.arange(len(pulses)), device=0, k=0, reset=a[:, 0] < 0,
+                    amp_v=a[:, 1], width_s=width, g_before=a[:, 2], g_after=a[:, 3],
+                    target_s=np.nan, tol_s=tol, dt_s=np.nan)
+    with traces.TraceWriter(folder / traces.TRACES, {"kind": "characterize"}) as w:
+        w.append(rec)
 
 
 def _to(board: Any, g: float, tol: float, cfg: CharacterizeConfig) -> float:
