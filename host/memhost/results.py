@@ -353,6 +353,60 @@ def fewshot_needed(env: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fewshot_text(env: dict[str, Any]) -> str:
+    """What the learning curve shows, its figures taken from the JSON."""
+    import numpy as np
+    res = env["result"]
+    rows = {row["device"]: row for row in res["rows"]}
+
+    def cell(row: dict[str, Any], label: str) -> dict[str, Any] | None:
+        return next((c for c in row["curve"] if c["label"] == label), None)
+
+    one = [(name, c) for name, row in rows.items() if (c := cell(row, "1")) is not None]
+    parts = []
+    if one:
+        fit1 = {k: (sum(c[k]["fitted"] for _, c in one), sum(c[k]["draws"] for _, c in one))
+                for k in ("plain", "prior")}
+        parts.append(f"From one device of {res['eval']['steps']} pulses the plain fit gave a model "
+                     f"in {fit1['plain'][0]} of {fit1['plain'][1]} draws (16 responses of a "
+                     f"polarity are more than one device's walk holds), the prior fit in "
+                     f"{fit1['prior'][0]}.")
+        name, c = max(one, key=lambda x: x[1]["prior"]["ratio_worst"])
+        d = max((x for x in c["prior"]["per_draw"] if x.get("fitted")),
+                key=lambda x: x["pulses_mean"], default=None)
+        c64 = cell(rows[name], "64")
+        if d is not None and c64 is not None and c["prior"]["ratio_worst"] > 1:
+            vt64 = [float(np.mean([x[p][0] for x in c64["prior"]["per_draw"] if x.get("fitted")]))
+                    for p in ("set", "reset")]
+            parts.append(f"One device can mislead it: the worst single-device draw, on {name}, "
+                         f"needs {c['prior']['ratio_worst']:.2f} x the baseline's pulses with "
+                         f"thresholds SET {d['set'][0]:.2f} V, RESET {d['reset'][0]:.2f} V against "
+                         f"{vt64[0]:.2f} V and {vt64[1]:.2f} V from 64 devices (the prior has no "
+                         "device-to-device level: a device's own threshold is taken for its "
+                         "type's, and the controller never goes below it).")
+    gaox = rows.get("gaox")
+    if gaox is not None:
+        cs = [(n, cell(gaox, n)) for n in ("1", "2", "8", "64")]
+        if all(c is not None for _, c in cs):
+            parts.append("gaox stays above the goal however many devices are traced: "
+                         + ", ".join(f"{n} device{'s' if n != '1' else ''} "
+                                     f"{c['plain']['ratio']:.2f} x plain, "  # type: ignore[index]
+                                     f"{c['prior']['ratio']:.2f} x with the prior"  # type: ignore[index]
+                                     for n, c in cs)
+                         + " (the threshold form's own limit on that type: bench learned above).")
+    fam = [row for row in rows.values() if row["baseline"] == "adaptive"]
+    trip = [(cell(r, "characterize"), cell(r, "1"), cell(r, "2")) for r in fam]
+    if fam and all(all(x is not None for x in t) for t in trip):
+        m = [float(np.mean([t[k]["prior"]["ratio"] for t in trip])) for k in range(3)]  # type: ignore[index]
+        parts.append(f"One characterize run (one device: its sweep of rising amplitudes from "
+                     f"mid-range and its relaxation pulses) gives the prior fit {m[0]:.2f} x "
+                     f"adaptive on the family types (mean), against {m[1]:.2f} x from one explored "
+                     f"device and {m[2]:.2f} x from two; its gap is larger because every pulse starts "
+                     "near mid-range (the room term comes from the family, the range from the "
+                     "middle of it), the device's offset, learned online, takes the rest.")
+    return " ".join(parts)
+
+
 def controller_algs_table(env: dict[str, Any]) -> str:
     """bench controller with --algorithm: one row per algorithm, and learned's ratios."""
     res = env["result"]
@@ -725,7 +779,8 @@ def render(envs: dict[str, dict[str, Any]]) -> str:
                 "log2 \\|dG\\| against the plain fit on 64 other devices of the type, over that "
                 "fit's responses (octaves).", "",
                 fewshot_needed(envs["fewshot"]), "",
-                fewshot_table(envs["fewshot"]), "", _provenance(envs["fewshot"]), ""]
+                fewshot_table(envs["fewshot"]), "", _provenance(envs["fewshot"]), "",
+                fewshot_text(envs["fewshot"]), ""]
     for name, title, what in GENERIC:
         if name in envs:
             out += [f"## {title}", "", what, "", generic_table(envs[name]), "",
