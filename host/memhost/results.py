@@ -376,21 +376,31 @@ def fewshot_text(env: dict[str, Any]) -> str:
                 key=lambda x: x["pulses_mean"], default=None)
         c64 = cell(rows[name], "64")
         if d is not None and c64 is not None and c["prior"]["ratio_worst"] > 1:
-            vt64 = [float(np.mean([x[p][0] for x in c64["prior"]["per_draw"] if x.get("fitted")]))
-                    for p in ("set", "reset")]
+            dv = {p: d[p][0] - float(np.mean([x[p][0] for x in c64["prior"]["per_draw"]
+                                              if x.get("fitted")])) for p in ("set", "reset")}
+            p = max(dv, key=lambda k: abs(dv[k]))
             parts.append(f"One device can mislead it: the worst single-device draw, on {name}, "
-                         f"needs {c['prior']['ratio_worst']:.2f} x the baseline's pulses with "
-                         f"thresholds SET {d['set'][0]:.2f} V, RESET {d['reset'][0]:.2f} V against "
-                         f"{vt64[0]:.2f} V and {vt64[1]:.2f} V from 64 devices (the prior has no "
-                         "device-to-device level: a device's own threshold is taken for its "
-                         "type's, and the controller never goes below it).")
+                         f"needs {c['prior']['ratio_worst']:.2f} x the baseline's pulses; its "
+                         f"{p.upper()} threshold lies {abs(dv[p]):.2f} V "
+                         f"{'below' if dv[p] < 0 else 'above'} the 64-device fits' (one device's "
+                         "responses do not pin its type's threshold, and the prior has no "
+                         "device-to-device level).")
+    trip = [(cell(r, "1"), cell(r, "1x240"), cell(r, "2")) for r in rows.values()]
+    if trip and all(all(x is not None for x in t) for t in trip):
+        m = [float(np.mean([t[k]["prior"]["ratio"] for t in trip])) for k in range(3)]  # type: ignore[index]
+        parts.append(f"More pulses of that one device do not help: with the prior, 1 x 240 gives "
+                     f"{m[1]:.2f} x its baseline (mean over the types) against {m[0]:.2f} x from 1 x "
+                     f"60 and {m[2]:.2f} x from 2 x 60: the longer walk of one device pulls the fit "
+                     "towards that device and away from the family, a second device shows what "
+                     "varies between devices.")
     gaox = rows.get("gaox")
     if gaox is not None:
         cs = [(n, cell(gaox, n)) for n in ("1", "2", "8", "64")]
         if all(c is not None for _, c in cs):
             parts.append("gaox stays above the goal however many devices are traced: "
-                         + ", ".join(f"{n} device{'s' if n != '1' else ''} "
-                                     f"{c['plain']['ratio']:.2f} x plain, "  # type: ignore[index]
+                         + "; ".join(f"{n} device{'s' if n != '1' else ''} "
+                                     f"{c['plain']['ratio']:.2f} x plain ("  # type: ignore[index]
+                                     f"{c['plain']['fitted']}/{c['plain']['draws']} fitted), "  # type: ignore[index]
                                      f"{c['prior']['ratio']:.2f} x with the prior"  # type: ignore[index]
                                      for n, c in cs)
                          + " (the threshold form's own limit on that type: bench learned above).")
