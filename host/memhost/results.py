@@ -387,12 +387,13 @@ def fewshot_text(env: dict[str, Any]) -> str:
                          "device-to-device level).")
     trip = [(cell(r, "1"), cell(r, "1x240"), cell(r, "2")) for r in rows.values()]
     if trip and all(all(x is not None for x in t) for t in trip):
-        m = [float(np.mean([t[k]["prior"]["ratio"] for t in trip])) for k in range(3)]  # type: ignore[index]
-        parts.append(f"More pulses of that one device do not help: with the prior, 1 x 240 gives "
-                     f"{m[1]:.2f} x its baseline (mean over the types) against {m[0]:.2f} x from 1 x "
-                     f"60 and {m[2]:.2f} x from 2 x 60: the longer walk of one device pulls the fit "
-                     "towards that device and away from the family, a second device shows what "
-                     "varies between devices.")
+        r = [[t[k]["prior"]["ratio"] for k in range(3)] for t in trip]  # type: ignore[index]
+        longer = sum(x[1] < x[0] for x in r)
+        second = sum(x[2] < x[1] for x in r)
+        parts.append(f"A longer walk of the one device helps less than a second device: with the "
+                     f"prior, 1 x 240 pulses needs fewer pulses than 1 x 60 on {longer} of {len(r)} "
+                     f"types, 2 x 60 (half the pulses) fewer than 1 x 240 on {second} of {len(r)} "
+                     "(a second device shows what varies between devices).")
     gaox = rows.get("gaox")
     if gaox is not None:
         cs = [(n, cell(gaox, n)) for n in ("1", "2", "8", "64")]
