@@ -136,6 +136,7 @@ def test_learn_family_and_prior_commands_and_their_errors(tmp_path: Path) -> Non
     out = tmp_path / "gaox.toml"
     r = _memhost("learn", "--form", "threshold", "--prior", str(pri), new, "--out", str(out))
     assert r.returncode == 0, r.stderr
+    assert "shrunk towards the family prior" in r.stdout and "log2(v -" in r.stdout
     m = load_model(out)
     assert m.steered and m.meta["train_devices"] == 2 and m.meta["prior_types"] == 4
     assert m.meta["holdout_devices"] == 0        # with --prior every device is fitted by default

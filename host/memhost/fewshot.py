@@ -167,8 +167,8 @@ def family_prior(parts: Sequence[np.ndarray], names: Sequence[str] = ()) -> Thre
         raise UsageError(f"--family needs the traces of at least {PRIOR_MIN_TYPES} device types "
                          f"(got {len(parts)}): give one run folder per traced type")
     fits: list[Model] = []
-    for k, part in enumerate(parts):
-        label = names[k] if k < len(names) else f"type {k}"
+    for i, part in enumerate(parts):
+        label = names[i] if i < len(names) else f"type {i}"
         try:
             fits.append(fit([part], [label], holdout=0.0, form="threshold"))
         except UsageError as exc:
@@ -180,11 +180,12 @@ def family_prior(parts: Sequence[np.ndarray], names: Sequence[str] = ()) -> Thre
         pfs = [m.polarity(p) for m in fits]
         mean[name], sd[name] = {}, {}
         for k in PRIOR_PARAMS:
-            xs = np.array([getattr(f, k) for f in pfs if k != "cw" or f.w_ref > 0], dtype=float)
-            if len(xs) == 0:                # (no type with several widths: no width term)
-                xs = np.zeros(1)
+            xs = [float(getattr(f, k)) for f in pfs if k != "cw" or f.w_ref > 0]
+            if not xs:                      # (no type with several widths: no width term)
+                xs = [0.0]
+            spread = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
             mean[name][k] = float(np.mean(xs))
-            sd[name][k] = float(max(np.std(xs, ddof=1) if len(xs) > 1 else 0.0, PRIOR_SD_FLOOR[k]))
+            sd[name][k] = max(spread, PRIOR_SD_FLOOR[k])
         resid[name] = float(np.median([within_sd(f, part[part["polarity"] == p], p == 1)
                                        for f, part in zip(pfs, parts)]))
     meta = {"types": len(parts), "runs": list(names) or [f"part {k}" for k in range(len(parts))],

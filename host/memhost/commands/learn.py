@@ -99,6 +99,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     print(f"{path}: {model.meta['records']} records of {model.meta['devices']} devices from "
           f"{len(parts)} run(s); fitted on {model.meta['train_devices']} devices")
+    if prior is not None:
+        print(f"  shrunk towards the family prior {args.prior} ({prior.meta.get('types', '?')} "
+              "device types)")
     for name, pf in (("SET", model.set), ("RESET", model.reset)):
         c0, c1, c2, cg = pf.coef
         if pf.ca:
