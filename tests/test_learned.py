@@ -5,6 +5,7 @@ and the `learned` algorithm in firmware (memfw/learned.py under the MicroPython 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +132,7 @@ def test_model_file_round_trip_and_bad_files(tmp_path: Path) -> None:
     assert m2.set.coef == m.set.coef and m2.reset.v_lo == m.reset.v_lo
     assert (m2.caution, m2.far, m2.width_exp) == (m.caution, m.far, m.width_exp)
     cfg = m2.config()
-    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 21
+    assert set(cfg) <= set(CONFIG_KEYS) and len(cfg) == 25
     for text, why in (("format = 'x'\n", "not a memhost-learned-1"),
                       ("not toml [", "not a readable model"),
                       (m.to_toml().replace("coef = [", "coef = [1.0, "), "4 finite numbers")):
@@ -427,7 +428,9 @@ def test_threshold_form_recovers_the_twins_physics_from_traces(
     for pf, vt, ca, pw in ((m.set, 1.0, 3.0, 1.0), (m.reset, 1.2, 2.5, 1.5)):
         assert abs(pf.vt - vt) < 0.12 and abs(pf.ca - ca) < 0.6 and abs(pf.pw - pw) < 0.6, pf
     assert abs(m.width_exp - 1.0) < 0.1
-    assert len(m.config()) == 21 and m.config()["lm_set_vt"] == m.set.vt
+    assert len(m.config()) == 25 and m.config()["lm_set_vt"] == m.set.vt
+    for pf in (m.set, m.reset):     # (the devices' offsets and the residual within a device)
+        assert 0 < pf.dev_var < pf.resid_sd ** 2 and 0 < pf.res_var < pf.resid_sd ** 2, pf
     bad = tmp_path / "bad.toml"
     bad.write_text(m.to_toml().replace(f"vt = {m.set.vt!r}", "vt = 9.0", 1))
     with pytest.raises(ModelError, match="vt 9.0 must be a number 0..5"):
@@ -564,3 +567,72 @@ def test_fit_ends_extends_gaox_range_and_its_room_exponent(tmp_path: Path) -> No
     assert ends.meta["fit_ends"] and not plain.meta["fit_ends"]
     with pytest.raises(UsageError, match="--fit-ends .* add --form threshold"):
         fit([tr], ["gaox"], fit_ends=True)
+
+
+def test_variances_split_the_residual_into_device_offsets_and_the_rest() -> None:
+    """learn.variances: residuals of 200 devices with offsets of sd 0.7 octaves and a spread of
+    0.4 within each device give back both variances (0.49, 0.16) within their sampling error."""
+    from memhost.learn import variances
+    rng = np.random.default_rng(5)
+    inv = rng.integers(0, 200, 6000)
+    res = rng.normal(0, 0.7, 200)[inv] + rng.normal(0, 0.4, len(inv))
+    d, r = variances(res, inv)
+    assert abs(d - 0.49) < 0.1 and abs(r - 0.16) < 0.01, (d, r)
+
+
+OBSERVE = """
+import sys
+from memfw import learned as L, protocol as P
+v = {}
+L.defaults(v)
+v[P.K_LM_SET_C0] = -20.0
+v[P.K_LM_SET_CA] = 2.0
+v[P.K_LM_SET_VT] = 0.5
+v[P.K_LM_SET_DVAR] = float(sys.argv[1])
+v[P.K_LM_SET_RVAR] = float(sys.argv[2])
+lm = L.Learned(801, lambda x: 0)
+lm.load(v)
+i = 300
+for a in sys.argv[3:]:
+    res, dg = a.split(":")
+    lm.observe(0, i, int(dg), lm.y[0][i] + int(float(res) * 256), 0, 100, 64)
+    print(lm.off[0] / 256, lm.pv[0] / 4096)
+"""
+
+
+@pytest.mark.parametrize("dvar,rvar", [(0.4, 0.3), (0.05, 0.5), (0.0, 0.0)])
+def test_threshold_offset_gain_from_the_models_variances_twin_matches_firmware(
+        dvar: float, rvar: float, tmp_path: Path) -> None:
+    """The device's offset from the threshold form after each pulse (residual, response in
+    tolerances), on the board (Learned.observe, Q8) and in the twin (kernel._learned_observe): with
+    the model's variances the first response moves it dvar / (dvar + rvar) of the way (a device
+    type whose devices differ little trusts the fit more than one pulse), later ones by the
+    shrinking then steady gain (1/2 once the offset's variance settles at rvar); without (0, 0)
+    the first response sets it and later ones move it half-way. A miss (below a tolerance) takes it
+    below the residual by the miss step (0.25 octaves); 1..2 tolerances leave it."""
+    from memhost.sim.twins.kernel import _learned_observe
+    from memhost.sim.twins.learned import LEARN_GAIN, LEARN_MIN, Q_GAIN
+    steps = [(1.5, 500), (-0.5, 50), (0.3, 150), (1.0, 250), (0.8, 900), (1.4, 300), (0.9, 600),
+             (1.1, 400), (0.7, 200), (1.3, 700), (1.2, 400)]
+    script = tmp_path / "observe.py"
+    script.write_text(OBSERVE)
+    out = run_micropython(script, str(dvar), str(rvar), *(f"{r}:{d}" for r, d in steps))
+    assert out.returncode == 0, out.stderr
+    fw = [tuple(map(float, line.split())) for line in out.stdout.strip().splitlines()]
+    lm = np.zeros((2, 20))
+    lm[0, 15], lm[0, 16] = LEARN_MIN, LEARN_GAIN
+    lm[0, 17], lm[0, 18], lm[0, 19] = dvar, rvar, rvar * Q_GAIN
+    off, pv = math.nan, math.nan
+    tw = []
+    for res, dg in steps:
+        off, pv = _learned_observe(lm, 0, res, dg * 1e-9, 100e-9, off, pv, 0.25)
+        tw.append(off)
+    assert len(fw) == len(steps)
+    for k, ((o_fw, _), o_tw) in enumerate(zip(fw, tw)):
+        assert abs(o_fw - o_tw) < 0.03, (k, fw, tw)
+    if rvar > 0:
+        assert abs(tw[0] - 1.5 * dvar / (dvar + rvar)) < 1e-9
+        assert abs(fw[-1][1] - rvar) < 0.1 * rvar      # the offset's variance settles at rvar
+    else:
+        assert tw[0] == 1.5 and abs(tw[-1] - 0.5 * (tw[-2] + 1.2)) < 1e-9
+    assert abs(tw[1] - (min(-0.5, tw[0]) - 0.25)) < 1e-9 and tw[2] == tw[1]

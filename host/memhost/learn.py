@@ -77,6 +77,7 @@ RANGE_PCT_OUT = 0.1         # threshold form: percentile of the readings (and 10
                             # set it); the 1st / 99th are the nearest
 RANGE_STEPS = 11            # its candidates from the nearest to the farthest (evenly spaced)
 FORMS = ("quadratic", "threshold")
+VAR_MAX = 64.0              # octaves^2: dev_var and res_var are clipped to 0..this (CONFIG bounds)
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
 
@@ -101,6 +102,9 @@ class PolarityFit:
     pw: float = 0.0                     # exponent of the room left W(G)
     g_lo: float = 0.0                   # S, W's range (g_hi > g_lo when pw is used)
     g_hi: float = 0.0
+    dev_var: float = 0.0                # octaves^2: spread of the devices' offsets from the fit
+    res_var: float = 0.0                # octaves^2: residual within a device (0: the controller
+                                        # learns a device's offset with fixed gains)
 
     def window(self, g: Any, reset: bool) -> np.ndarray:
         """log2 W(G) of the threshold form (0 without a range)."""
@@ -153,6 +157,8 @@ class Model:
             out[f"lm_{name}_ca"] = float(pf.ca)
             out[f"lm_{name}_vt"] = float(pf.vt)
             out[f"lm_{name}_pw"] = float(pf.pw)
+            out[f"lm_{name}_dvar"] = float(pf.dev_var)
+            out[f"lm_{name}_rvar"] = float(pf.res_var)
         out["lm_glo"] = float(self.set.g_lo)
         out["lm_ghi"] = float(self.set.g_hi)
         out["lm_caution"] = float(self.caution)
@@ -182,6 +188,8 @@ class Model:
                 lines.append(f"pw = {float(pf.pw)!r}")
                 lines.append(f"g_lo = {float(pf.g_lo)!r}")
                 lines.append(f"g_hi = {float(pf.g_hi)!r}")
+                lines.append(f"dev_var = {float(pf.dev_var)!r}   # octaves^2: devices' offsets")
+                lines.append(f"res_var = {float(pf.res_var)!r}   # octaves^2: within a device")
             lines.append("")
         lines.append("[meta]")
         for k, v in self.meta.items():
@@ -236,7 +244,8 @@ def load_model(path: str | Path) -> Model:
             raise ModelError(f"{p}: [{name}] coef must be 4 finite numbers: re-run `memhost learn`")
         extra = []
         for k, lo, hi in (("ca", 0.0, 16.0), ("vt", 0.0, 5.0), ("pw", 0.0, 8.0), ("g_lo", 0.0, 1.0),
-                          ("g_hi", 0.0, 1.0)):
+                          ("g_hi", 0.0, 1.0), ("dev_var", 0.0, VAR_MAX),
+                          ("res_var", 0.0, VAR_MAX)):
             x = sec.get(k, 0.0)
             if not isinstance(x, (int, float)) or not lo <= x <= hi:
                 raise ModelError(f"{p}: [{name}] {k} {x!r} must be a number {lo:g}..{hi:g}: "
@@ -494,8 +503,24 @@ def _threshold(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref: fl
     pw = float(c[2])
     cw = float(min(max(c[3], 0.0), WIDTH_EXP_MAX)) if w_ref > 0 else 0.0
     res = y - (c[0] + ca * np.log2(v - vt) + pw * lw + (cw * cols[1] if w_ref > 0 else 0.0))
+    dev_var, res_var = variances(res, inv)
     return PolarityFit((float(c[0]), 0.0, 0.0, 0.0), int(len(r)), float(np.std(res)),
-                       vt + THRESH_DV, cw, w_ref, ca, vt, pw, g_lo, g_hi), best[0]
+                       vt + THRESH_DV, cw, w_ref, ca, vt, pw, g_lo, g_hi, dev_var,
+                       res_var), best[0]
+
+
+def variances(res: np.ndarray, inv: np.ndarray) -> tuple[float, float]:
+    """(between, within) variance of the residuals res (octaves) of devices inv (0..n-1): the
+    within-device variance R (each device's mean taken out, one degree of freedom per device), and
+    the variance of the devices' own offsets (their means' variance less the R / records each mean
+    still carries), both clipped to 0..VAR_MAX. What a controller needs to weigh a device's
+    observed residuals against the fit (the learned algorithm's offset gain, docs/algorithms.md)."""
+    cnt = np.bincount(inv)
+    mu = np.bincount(inv, res) / cnt
+    w = res - mu[inv]
+    r = float(np.sum(w * w) / max(len(res) - len(cnt), 1))
+    d = float(np.var(mu) - np.mean(r / cnt))
+    return min(max(d, 0.0), VAR_MAX), min(max(r, 0.0), VAR_MAX)
 
 
 def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,

@@ -63,6 +63,8 @@ CONFIG_KEYS = {
     # learned, threshold form (docs/algorithms.md): ca 0 = the quadratic alone
     "lm_set_ca": 39, "lm_set_vt": 40, "lm_set_pw": 41, "lm_reset_ca": 42, "lm_reset_vt": 43,
     "lm_reset_pw": 44, "lm_glo": 45, "lm_ghi": 46,
+    # learned, threshold form: variances of the device's offset (octaves^2; rvar 0 = fixed gains)
+    "lm_set_dvar": 47, "lm_set_rvar": 48, "lm_reset_dvar": 49, "lm_reset_rvar": 50,
 }
 CONFIG_NAMES = {v: k for k, v in CONFIG_KEYS.items()}
 

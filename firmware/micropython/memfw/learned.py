@@ -43,6 +43,12 @@ KEYS = ((P.K_LM_SET_C0, P.K_LM_SET_C1, P.K_LM_SET_C2, P.K_LM_SET_CG, P.K_LM_SET_
 # ... and of its threshold form, per polarity (ca, vt, pw), then the range (g_lo, g_hi)
 TKEYS = ((P.K_LM_SET_CA, P.K_LM_SET_VT, P.K_LM_SET_PW),
          (P.K_LM_RESET_CA, P.K_LM_RESET_VT, P.K_LM_RESET_PW))
+# ... and the variances of the device's offset (dvar, rvar), per polarity
+VKEYS = ((P.K_LM_SET_DVAR, P.K_LM_SET_RVAR), (P.K_LM_RESET_DVAR, P.K_LM_RESET_RVAR))
+_VQ = const(12)             # the variances in Q12 octaves^2 (at most 64: 2^18; a gain product
+                            # 2^8 x 2^18 stays below 2^30)
+_Q_SHIFT = const(1)         # the offset's own variance grows by rvar / 2 a pulse (its steady gain
+                            # is then 1/2: the fixed gain 2^-_LEARN_SHIFT the rule had before)
 _X_LO = const(5)            # the reading's place in g_lo..g_hi is clipped to 5/256 .. 251/256
                             # (memhost.learn X_CLIP 0.02, on the board's 1/256 grid)
 
@@ -72,6 +78,9 @@ def bounds(key):
         return 0.0, 8.0
     if key == P.K_LM_GLO or key == P.K_LM_GHI:
         return 0.0, 1.0
+    if key == P.K_LM_SET_DVAR or key == P.K_LM_SET_RVAR or key == P.K_LM_RESET_DVAR \
+            or key == P.K_LM_RESET_RVAR:
+        return 0.0, 64.0
     return None
 
 
@@ -88,6 +97,9 @@ def defaults(values):
             values[k] = 0.0
     values[P.K_LM_GLO] = 0.0
     values[P.K_LM_GHI] = 0.0
+    for vs in VKEYS:
+        for k in vs:
+            values[k] = 0.0
 
 
 class Learned:
@@ -111,6 +123,11 @@ class Learned:
         self.rc = array.array("i", [0, 0, 0, 0, 0])
         self.off = array.array("i", [0, 0])     # Q8 octaves
         self.has = array.array("i", [0, 0])     # an offset is known
+        # its variance (Q12 octaves^2) and the model's (dvar, rvar) per polarity: rvar 0 = the
+        # fixed gains
+        self.pv = array.array("i", [0, 0])
+        self.dvar = array.array("i", [0, 0])
+        self.rvar = array.array("i", [0, 0])
         self.key = None
         self.on = False
 
@@ -121,7 +138,8 @@ class Learned:
                                                            values[P.K_LM_FAR],
                                                            values[P.K_LM_WEXP]) + \
             tuple(values[k] for ks in TKEYS for k in ks) + (values[P.K_LM_GLO],
-                                                          values[P.K_LM_GHI])
+                                                          values[P.K_LM_GHI]) + \
+            tuple(values[k] for vs in VKEYS for k in vs)
         if key == self.key:
             return self.on
         self.key = key
@@ -132,6 +150,8 @@ class Learned:
             if c0 != 0.0 or c1 != 0.0 or c2 != 0.0:
                 self.on = True
             self.steered[r] = 1 if ca > 0.0 else 0
+            self.dvar[r] = int(values[VKEYS[r][0]] * (1 << _VQ) + 0.5)
+            self.rvar[r] = int(values[VKEYS[r][1]] * (1 << _VQ) + 0.5)
             self.pw[r] = int(pw * 256.0 + 0.5)
             y = self.y[r]
             top = -_CLAMP
@@ -167,6 +187,8 @@ class Learned:
         self.has[1] = 0
         self.off[0] = 0
         self.off[1] = 0
+        self.pv[0] = 0
+        self.pv[1] = 0
 
     def prepare(self, e256):
         """The range in counts of the quantum 2^(e256 / 256) S, before a steered loop (floats):
@@ -224,15 +246,25 @@ class Learned:
     def observe(self, r, i, dg, yobs, g, tol_i, miss):
         """Threshold form: the device's offset after a pulse at index i from the reading g
         (counts) that moved it dg counts along its polarity (log2 yobs, Q8 absolute): a response
-        of _LEARN_MIN tolerances moves it 2^-_LEARN_SHIFT of the way to its residual (the first
-        sets it), a response below the tolerance takes it below the residual by miss (Q8)."""
+        of _LEARN_MIN tolerances moves it towards its residual, by the gain pv / (pv + rvar) with
+        the model's variances (pv its variance: dvar before the first, then shrunk by each
+        response and grown by rvar >> _Q_SHIFT), else (rvar 0) 2^-_LEARN_SHIFT of the way (the
+        first sets it); a response below the tolerance takes it below the residual by miss (Q8)."""
         if i < self.ilo[r] or i >= self.n:
             return
         res = yobs - self.y[r][i] - ((self.pw[r] * self.room(r, g)) >> 8)
         o = self.off[r] if self.has[r] else self.caution
-        if dg >= _LEARN_MIN * tol_i:
+        rv = self.rvar[r]
+        if dg >= _LEARN_MIN * tol_i and rv > 0:
+            p = self.pv[r] if self.has[r] else self.dvar[r]
+            k = (p << 8) // (p + rv)                    # gain, Q8 (p, rv < 2^19)
+            o = o + ((k * (res - o)) >> 8)
+            self.pv[r] = ((p * (256 - k)) >> 8) + (rv >> _Q_SHIFT)
+        elif dg >= _LEARN_MIN * tol_i:
             o = res if not self.has[r] else o + ((res - o) >> _LEARN_SHIFT)
         elif dg < tol_i:
+            if not self.has[r]:
+                self.pv[r] = self.dvar[r]
             o = (res if res < o else o) - miss
         else:
             return

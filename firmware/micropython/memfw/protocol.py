@@ -148,6 +148,12 @@ K_LM_RESET_VT = const(43)
 K_LM_RESET_PW = const(44)
 K_LM_GLO = const(45)
 K_LM_GHI = const(46)
+# ... variances of the device's offset from it (octaves^2): the devices' spread, the residual
+# within a device (rvar 0: the offset is learned with fixed gains)
+K_LM_SET_DVAR = const(47)
+K_LM_SET_RVAR = const(48)
+K_LM_RESET_DVAR = const(49)
+K_LM_RESET_RVAR = const(50)
 
 
 def trace_body(first, nxt, ring, records):

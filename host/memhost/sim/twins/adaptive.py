@@ -66,7 +66,8 @@ class AdaptiveState:
         self.rho = np.ones(n)
         self.taul = np.zeros(n)         # learned relaxation (auto settle): decay time s, 0 unknown
         self.fl = np.zeros(n)           # ... and volatile fraction
-        self.dl = np.full((2, n), np.nan)   # learned algorithm: offset from its predictor, octaves
+        # learned algorithm: offset from its predictor (rows 0, 1; octaves), its variance (2, 3)
+        self.dl = np.full((4, n), np.nan)
 
 
 PRIOR_FIELDS = ("prior_set_v", "prior_set_dg", "prior_set_slope",

@@ -196,7 +196,7 @@ def _aim(g0, t, tl, rho):
     return t + (lim if c > lim else (-lim if c < -lim else c))
 
 
-LM_BASE = 17      # learned table columns before the predictor's values (memhost.sim.twins.learned)
+LM_BASE = 20      # learned table columns before the predictor's values (memhost.sim.twins.learned)
 
 
 @njit(cache=True, inline="always")
@@ -257,6 +257,31 @@ def _learned_steer(lm, r, g, need, itop, off):
     need (S) at the reading g (S)."""
     y = math.log2(need if need > 1e-30 else 1e-30) - off - lm[r, 10] * _learned_room(lm, r, g)
     return _table_lowest(lm, r, y, itop)
+
+
+@njit(cache=True, inline="always")
+def _learned_observe(lm, r, res, dg, tl, off, pv, miss_step):
+    """The threshold form's device offset after a pulse (firmware Learned.observe): (offset,
+    its variance) from the pulse's residual res (observed log2 |dG| less the predictor's,
+    octaves), its response dg along the polarity and the tolerance tl (S), the offset off (NaN:
+    none yet) and its variance pv. A response of LEARN_MIN (lm[r, 15]) tolerances moves the offset
+    towards res by the gain pv / (pv + res_var) (lm[r, 18]; pv starts at dev_var lm[r, 17] and
+    grows by lm[r, 19] a response), or without variances (res_var 0) by LEARN_GAIN (lm[r, 16],
+    the first one sets it); a response below the tolerance takes it below res by miss_step."""
+    if dg >= lm[r, 15] * tl:
+        if lm[r, 18] > 0.0:
+            if off != off:
+                off = lm[r, 2]
+                pv = lm[r, 17]
+            kg = pv / (pv + lm[r, 18])
+            return off + kg * (res - off), pv * (1.0 - kg) + lm[r, 19]
+        return (res if off != off else off + lm[r, 16] * (res - off)), pv
+    if dg < tl:
+        if off != off:
+            off = lm[r, 2]
+            pv = lm[r, 17]
+        return (res if res < off else off) - miss_step, pv
+    return off, pv
 
 
 #: columns of a kernel's trace rows (memhost.sim.twins.tracing adds the rest of a record)
@@ -353,8 +378,9 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
     the loop can use. pri: the device-type prior per polarity (adaptive._prior_words), seeded into
     polarities that have never pulsed. lm: the learned predictor as memhost.sim.twins.learned.table
     lays it out (lm[0, 0] == 0: none, the adaptive algorithm); with it polarities start (and restart
-    when stale) from the predictor instead of pri, sdl (2, n) holding each device's learned offset
-    from it (octaves, NaN: none yet).
+    when stale) from the predictor instead of pri, sdl (4, n) holding each device's learned offset
+    from it (rows 0, 1 per polarity: octaves, NaN: none yet) and the offset's variance (rows 2, 3:
+    octaves^2, the threshold form with the model's variances).
 
     Pulse traces (memhost.traces): with tb of shape (cap, TB_COLS), every pulse adds a row at
     tcount[0] (trace_row; cap >= len(zn) // 2 + 1 always holds them: each pulse uses two normals),
@@ -682,13 +708,8 @@ def adaptive_kernel(idx, tgt, tol, kap, n_fixed, max_reads,
                 # threshold form: the device's offset from every pulse (firmware Learned.observe)
                 if i >= lm[r_, 4]:
                     res_ = yobs - lm[r_, LM_BASE + i] - lm[r_, 10] * _learned_room(lm, r_, g_prev)
-                    off = sdl[r_, d]
-                    if dg >= lm[r_, 15] * tl:
-                        sdl[r_, d] = res_ if off != off else off + lm[r_, 16] * (res_ - off)
-                    elif not clear:
-                        if off != off:
-                            off = lm[r_, 2]
-                        sdl[r_, d] = (res_ if res_ < off else off) - miss_step
+                    sdl[r_, d], sdl[2 + r_, d] = _learned_observe(
+                        lm, r_, res_, dg, tl, sdl[r_, d], sdl[2 + r_, d], miss_step)
             elif lm[0, 0] > 0.0 and clear:
                 sdl[r_, d] = _learned_offset(lm, r_, i, g_prev, yobs)
             innov = yobs - yhat

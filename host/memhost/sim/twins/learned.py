@@ -37,6 +37,8 @@ SH_MAX = _LFW["_SH_MAX"]
 # by LEARN_GAIN of its residual (memfw/learned.py's constants)
 STEER_NOBS, STEER_NEED = _LFW["_STEER_NOBS"], _LFW["_STEER_NEED"]
 LEARN_MIN, LEARN_GAIN = _LFW["_LEARN_MIN"], 1.0 / (1 << _LFW["_LEARN_SHIFT"])
+# the offset's variance grows by rvar x Q_GAIN a pulse (memfw/learned.py _Q_SHIFT)
+Q_GAIN = 1.0 / (1 << _LFW["_Q_SHIFT"])
 MIN_WIDTH_S = fwconst.config()["ABS_MIN_WIDTH_S"]
 
 
@@ -56,7 +58,8 @@ def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0,
     (0: the width is not shortened), the most halvings of the width (sh_max), 1 if oracle (a bound
     for benches, not an algorithm: every amplitude chosen from the device's true response instead,
     memhost.sim.twins.kernel._oracle_index), 1 if the model is in threshold form (steered), its pw,
-    g_lo, g_hi, then STEER_NOBS, STEER_NEED, LEARN_MIN, LEARN_GAIN, then c0 + c1 v + c2 v^2
+    g_lo, g_hi, then STEER_NOBS, STEER_NEED, LEARN_MIN, LEARN_GAIN, the variances of the device's
+    offset dev_var, res_var (0: the fixed gain LEARN_GAIN) and res_var x Q_GAIN, then c0 + c1 v + c2 v^2
     (+ ca log2(v - vt), at least 1 mV above vt)
     for every amplitude index (v = index x 5 mV), made non-decreasing (a running maximum: above
     the quadratic's top the predictor stays there). The firmware builds the same rows in Q8."""
@@ -69,7 +72,8 @@ def table(model: Model, n_index: int = N_INDEX, sh_max: int = 0,
                          max(1, math.ceil(round(pf.v_lo * 1e6) / (DV * 1e6))), model.far,
                          model.width_exp, sh_max if model.width_exp > 0 else 0,
                          1.0 if oracle else 0.0, 1.0 if pf.ca else 0.0, pf.pw, pf.g_lo, pf.g_hi,
-                         STEER_NOBS, STEER_NEED, LEARN_MIN, LEARN_GAIN)
+                         STEER_NOBS, STEER_NEED, LEARN_MIN, LEARN_GAIN,
+                         pf.dev_var, pf.res_var, pf.res_var * Q_GAIN)
         y = c0 + c1 * v + c2 * v * v
         if pf.ca:
             y = y + pf.ca * np.log2(np.maximum(v - pf.vt, 1e-3))
