@@ -608,11 +608,12 @@ def test_threshold_offset_gain_from_the_models_variances_twin_matches_firmware(
     the model's variances the first response moves it dvar / (dvar + rvar) of the way (a device
     type whose devices differ little trusts the fit more than one pulse), later ones by the
     shrinking then steady gain (1/2 once the offset's variance settles at rvar); without (0, 0)
-    the first response sets it and later ones move it half-way. A miss (below a tolerance) takes it
-    below the residual by the miss step (0.25 octaves); 1..2 tolerances leave it."""
+    the first response sets it and later ones move it half-way. A miss (below a tolerance) lowers
+    it by the miss step (0.25 octaves here) where its residual lies below it, not to the residual
+    (which put the next pulse at v_max after one rare zero response); 1..2 tolerances leave it."""
     from memhost.sim.twins.kernel import _learned_observe
     from memhost.sim.twins.learned import LEARN_GAIN, LEARN_MIN, Q_GAIN
-    steps = [(1.5, 500), (-0.5, 50), (0.3, 150), (1.0, 250), (0.8, 900), (1.4, 300), (0.9, 600),
+    steps = [(1.5, 500), (-0.5, 50), (0.3, 150), (5.0, 30), (1.0, 250), (0.8, 900), (1.4, 300), (0.9, 600),
              (1.1, 400), (0.7, 200), (1.3, 700), (1.2, 400)]
     script = tmp_path / "observe.py"
     script.write_text(OBSERVE)
@@ -635,4 +636,22 @@ def test_threshold_offset_gain_from_the_models_variances_twin_matches_firmware(
         assert abs(fw[-1][1] - rvar) < 0.1 * rvar      # the offset's variance settles at rvar
     else:
         assert tw[0] == 1.5 and abs(tw[-1] - 0.5 * (tw[-2] + 1.2)) < 1e-9
-    assert abs(tw[1] - (min(-0.5, tw[0]) - 0.25)) < 1e-9 and tw[2] == tw[1]
+    # a miss lowers the offset one step (not to its residual), only where the residual is below
+    assert abs(tw[1] - (tw[0] - 0.25)) < 1e-9 and tw[2] == tw[1] and tw[3] == tw[2]
+
+
+def test_threshold_form_on_fresh_gaox_meets_the_pulse_goal(
+        threshold_files: dict[str, tuple[Path, Path]]) -> None:
+    """Issue 17's goal on the twin (bench learned's fresh protocol, 1000 gaox devices): the
+    threshold model fitted on 64 other devices' traces needs at most 0.78 x the pulses of adaptive
+    with its prior (0.72 measured; 0.87 when a single miss took the device's offset down to its
+    residual and the first response set it whole), with a settled error as close (p95 |error|
+    within 0.1 LSB, every device converged)."""
+    from memhost.bench.learned import fresh
+    from memhost.learn import load_model
+    base = fresh("gaox", "adaptive+prior", None, 1000, 1)
+    lrn = fresh("gaox", "learned", load_model(threshold_files["gaox"][0]), 1000, 1)
+    assert lrn["pulses_mean"] <= 0.78 * base["pulses_mean"], (lrn["pulses_mean"],
+                                                              base["pulses_mean"])
+    assert lrn["error_p95_abs_lsb"] <= base["error_p95_abs_lsb"] + 0.1
+    assert lrn["converged_fraction"] == 1.0

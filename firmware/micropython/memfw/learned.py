@@ -249,7 +249,8 @@ class Learned:
         of _LEARN_MIN tolerances moves it towards its residual, by the gain pv / (pv + rvar) with
         the model's variances (pv its variance: dvar before the first, then shrunk by each
         response and grown by rvar >> _Q_SHIFT), else (rvar 0) 2^-_LEARN_SHIFT of the way (the
-        first sets it); a response below the tolerance takes it below the residual by miss (Q8)."""
+        first sets it); a response below the tolerance lowers it by miss (Q8) if its residual
+        lies below it (the device responded less than the offset predicted)."""
         if i < self.ilo[r] or i >= self.n:
             return
         res = yobs - self.y[r][i] - ((self.pw[r] * self.room(r, g)) >> 8)
@@ -265,7 +266,8 @@ class Learned:
         elif dg < tol_i:
             if not self.has[r]:
                 self.pv[r] = self.dvar[r]
-            o = (res if res < o else o) - miss
+            if res < o:                 # (one step, not to the residual: kernel._learned_observe)
+                o -= miss
         else:
             return
         if o > _CLAMP:

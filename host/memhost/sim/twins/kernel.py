@@ -267,7 +267,10 @@ def _learned_observe(lm, r, res, dg, tl, off, pv, miss_step):
     none yet) and its variance pv. A response of LEARN_MIN (lm[r, 15]) tolerances moves the offset
     towards res by the gain pv / (pv + res_var) (lm[r, 18]; pv starts at dev_var lm[r, 17] and
     grows by lm[r, 19] a response), or without variances (res_var 0) by LEARN_GAIN (lm[r, 16],
-    the first one sets it); a response below the tolerance takes it below res by miss_step."""
+    the first one sets it); a response below the tolerance where the offset predicted more (res,
+    from the response floored at a quarter tolerance, below the offset) lowers it by miss_step:
+    one step, as the adaptive model's miss, not to the residual (a rare zero response of a
+    device that responds would put the next pulse at v_max, across the whole range)."""
     if dg >= lm[r, 15] * tl:
         if lm[r, 18] > 0.0:
             if off != off:
@@ -280,7 +283,7 @@ def _learned_observe(lm, r, res, dg, tl, off, pv, miss_step):
         if off != off:
             off = lm[r, 2]
             pv = lm[r, 17]
-        return (res if res < off else off) - miss_step, pv
+        return (off - miss_step if res < off else off), pv
     return off, pv
 
 
