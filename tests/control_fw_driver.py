@@ -18,6 +18,8 @@
 #   micropython control_fw_driver.py log2floor
 #   micropython control_fw_driver.py waitindex
 #   micropython control_fw_driver.py gate
+#   micropython control_fw_driver.py sums VAR UNKNOWN   (control.py's _VAR, _VAR_UNKNOWN; _readn_sums, a board's reads as code sums, against
+#    _readn's per-read conductances of the same sums)
 import sys
 import json
 import time
@@ -446,8 +448,103 @@ def gate():
     print(json.dumps(out))
 
 
+class SumsHal(TableHal):
+    """FAKE board read path with read_sums (as memfw/hal/rp2.py's): code sums from a list, G of a
+    sum as the rp2 HAL converts it (16 conversions per read, bias v, offset current i_off)."""
+
+    def __init__(self, v, i_off):
+        TableHal.__init__(self, [1.0e-3])
+        self.v = v
+        self.i_off = i_off
+        self.seq = []
+        self.i = 0
+
+    def sum_g(self, c):
+        return (c * config.FE_G_PER_COUNT_V / 16 + self.i_off) / self.v
+
+    def read(self, n, v):                   # the per-read path: one sum per call
+        c = self.seq[self.i]
+        self.i += 1
+        return self.sum_g(c)
+
+    def read_sums(self, n, v, out):
+        for k in range(n):
+            out[k] = self.seq[self.i + k]
+        self.i += n
+        return self.sum_g(out[0])
+
+    def sum_scale(self, v):
+        return config.FE_G_PER_COUNT_V / (16 * self.v)
+
+
+def sums(var_i, unknown):
+    from memfw import control as C
+    worst_mean = 0
+    worst_var = 0.0
+    worst_case = None
+    cases = 0
+    fallback = 0
+    seed = 12345
+    for v, i_off in ((0.2, 0.0), (0.1, 3e-6), (0.25, -1e-6)):
+        hal = SumsHal(v, i_off)
+        cfg = Config(hal)
+        ctl = Controller(hal, cfg, lambda: False)
+        for tol in (1e-9, 2.4e-7, 5e-6, 1e-4):
+            e = C._log2_floor(tol) - 5
+            sb = -150 - e
+            for base in (200000, 524288, 1040000):
+                for n in (1, 2, 4, 8, 33, 64):
+                    for spread in (3, 300, 40000):
+                        seq = []
+                        for k in range(n):
+                            seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+                            c = base + (seed % (2 * spread + 1)) - spread
+                            seq.append(min(max(c, 65 * 16), 65470 * 16))
+                        hal.seq = seq
+                        res = []
+                        for path in (0, 1):
+                            hal.i = 0
+                            ctl.st[var_i] = unknown
+                            ctl._ssh = -1
+                            if path:
+                                ctl._sums_scale(e, v)
+                                assert ctl._ssh >= 0, (tol, v)
+                            x = ctl._readn(n, sb, v)
+                            res.append((x, ctl.st[var_i]))
+                        assert hal.i == n
+                        cases += 1
+                        worst_mean = max(worst_mean, abs(res[0][0] - res[1][0]))
+                        if n >= 2 and res[0][0] < (1 << 20):   # (beyond: whole counts only)
+                            a, b = res[0][1], res[1][1]
+                            rel = abs(a - b) / max(a, 1600)      # (16 x 10 counts squared)
+                            if rel > worst_var:
+                                worst_var = rel
+                                worst_case = [v, tol, base, n, spread, a, b, res[0][0], res[1][0]]
+                        if spread == 40000 and n > 1:
+                            fallback += 1
+    # heap per call does not grow with the reads (one batch): nothing per read
+    hal = SumsHal(0.2, 0.0)
+    ctl = Controller(hal, Config(hal), lambda: False)
+    ctl._sums_scale(C._log2_floor(2.4e-7) - 5, 0.2)
+    hal.seq = [524288 + (k * 37) % 50 for k in range(64)]
+    alloc = []
+    for n in (2, 2, 32):
+        hal.i = 0
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
+        ctl._readn(n, -150 - (C._log2_floor(2.4e-7) - 5), 0.2)
+        alloc.append(gc.mem_alloc() - a0)
+        gc.enable()
+    print(json.dumps({"cases": cases, "worst_mean": worst_mean, "worst_var_rel": worst_var,
+                      "worst_case": worst_case,
+                      "fallback_cases": fallback, "alloc": alloc[1:]}))
+
+
 mode = sys.argv[1]
-if mode == "sweep":
+if mode == "sums":
+    sums(int(sys.argv[2]), int(sys.argv[3]))
+elif mode == "sweep":
     sweep(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
           int(sys.argv[7]) if len(sys.argv) > 7 else 0, int(sys.argv[8]) if len(sys.argv) > 8 else 0,
           int(sys.argv[9]) if len(sys.argv) > 9 else 0)

@@ -118,3 +118,19 @@ def test_the_auto_settles_wait_index_in_viper_equals_the_python_ints() -> None:
     r = _run("waitindex")
     assert r["cases"] == 12 * 7 * 13
     assert r["mismatches"] == [], r
+
+
+def test_a_boards_reads_as_code_sums_give_readn_s_mean_and_noise_within_a_count() -> None:
+    """_readn_sums (boards with read_sums: a verify's reads in one HAL call, integer deltas from
+    the first read) against _readn's per-read conductances of the same code sums (FAKE HAL), over
+    biases, offsets, tolerances 1 nS..100 uS, levels across the ADC, 1..64 reads and spreads up to
+    a jump the integer scale leaves to the conductance path: the mean within one count, the noise
+    estimate within 1 % (of at least 10 counts' variance; levels below 2^20 counts, where the first
+    read keeps its fraction); no heap per read."""
+    from memhost import fwconst
+    c = fwconst.control()
+    r = _run("sums", str(c["_VAR"]), str(c["_VAR_UNKNOWN"]))
+    assert r["cases"] == 3 * 4 * 3 * 6 * 3 and r["fallback_cases"] > 0
+    assert r["worst_mean"] <= 1
+    assert r["worst_var_rel"] <= 0.01
+    assert r["alloc"][0] == r["alloc"][1]       # 2 reads and 32 reads: the same heap

@@ -42,6 +42,9 @@ _NEAR = const(8)            # ... unless within 8 tolerances they add up to one 
 _VAR_UNKNOWN = const(-1)
 _BIG = const(524287)        # relaxation tracking clamps its counts to +-2^19 (products < 2^30)
 _FIRST_READS = const(8)     # reads of the first verify, before the read noise is known
+_SUMS = const(32)           # boards with read_sums: a verify's reads per HAL call (code sums)
+_SUM_D = const(4096)        # ... a read whose sum differs by this much from the first's: via its G
+_FRAC_MAX = const(1 << 28)  # ... the first read kept in 1/256 counts below 2^20 counts (small ints)
 # auto settle (CONFIG settle = 0): waits come from a table _W0_US * 2^(k/4), k < _NWAIT (float
 # objects made once); the relaxation probe measures the decay after a move while tau is unknown
 _W0_US = const(500)         # shortest wait, µs
@@ -385,6 +388,35 @@ def _learn(st, b: int, i: int, dg: int, tol_i: int, floor: int, e256: int, sx: i
     return clear
 
 
+@micropython.viper
+def _sum_devs(sums, j: int, j1: int, c0: int, y0: int, x0: int, a: int, sh: int, lim: int,
+              w) -> int:
+    """_readn_sums' reads j .. j1-1 of sums (array('i') code sums): each read's deviation in counts
+    from the first (code sum c0; y0 in 1/256 counts, x0 in counts) through the integer scale a / 2^sh
+    (1/256 counts per unit of sum; y0 = x0 = 0: deviations from the first read's whole counts),
+    summed into w[0] and its squares into w[1] (this call's; < 2^31:
+    |deviation| < 2^10, at most _SUMS reads). Stops at the first read whose difference is beyond the
+    scale's range (|dsum| >= _SUM_D or |dsum * a| >= lim) and returns its index; j1 if none."""
+    p = ptr32(sums)
+    s = 0
+    s2 = 0
+    while j < j1:
+        d = p[j] - c0
+        if d <= 0 - _SUM_D or d >= _SUM_D:
+            break
+        x = d * a
+        if x <= 0 - lim or x >= lim:
+            break
+        d = ((y0 + (x >> sh) + 128) >> 8) - x0
+        s += d
+        s2 += d * d
+        j += 1
+    q = ptr32(w)
+    q[0] = s
+    q[1] = s2
+    return j
+
+
 def _log2_floor(x):
     """The e with 2^e <= x < 2^(e + 1), for a finite x > 0 (dispatch checks a PROGRAM's tolerance):
     x = m 2^k with 0.5 <= m < 1, so e = k - 1 (one call, where halving in a loop took ~20 float
@@ -572,6 +604,16 @@ class Controller:
         self.st = array.array("i", [0] * _NS)
         self._tw = array.array("i", [0])    # _track's second result (the pulse's whole change)
         self._hread = hal.read              # the HAL's read, bound once (_readn calls it per read)
+        # boards (rp2): a verify's single reads as code sums in one HAL call (_readn_sums), each
+        # after the first in counts by an integer scale: round(dsum * _sa / 2^_ssh); _ssh < 0: off
+        self._hsums = getattr(hal, "read_sums", None)
+        self._sums = array.array("i", [0] * _SUMS)
+        self._sa = 0
+        self._ssh = -1
+        self._sw = array.array("i", [0, 0])   # _sum_devs' sums (deviations, their squares)
+        self._s_src = None                  # the HAL's scale and the quantum _sa, _ssh were made for
+        self._s_e = 0
+        self._slim = 0                      # |dsum * _sa| below this: the integer scale is exact
         self._widths = [0.0] * 8            # learned: the width halved 0..7 times (a list: its
                                             # floats are read without allocating)
         # auto settle: the wait table, and the probe's samples (µs since the reading, counts)
@@ -857,27 +899,96 @@ class Controller:
         max_reads = int(self.cfg.values[P.K_MAX_READS])
         if n_reads > 0:
             max_reads = n_reads     # the host fixed the reads per verify
+        if self._hsums is not None:
+            self._sums_scale(e, self.cfg.values[P.K_READ_V])
         return self._adaptive_loop(t_i, tol_i, e * 256, sb, max_pulses, max_reads, n_reads,
                                    min(i_set, top), min(i_reset, top), di, top, width, settle,
                                    self.cfg.values[P.K_READ_V], q)
 
+    def _sums_scale(self, e, read_v):
+        """The integer scale of _readn_sums for this PROGRAM (quantum 2^e S, bias read_v): a read's
+        code sum difference dsum is dsum * _sa / 2^_ssh in 1/256 counts (a = hal.sum_scale / 2^e
+        counts per unit of sum, _sa = a 2^(_ssh - 8) in [2^16, 2^17]: 17 bits, within 1/128 count
+        below 2^10 counts of difference, _slim); off (_ssh -1) when no shift in 0..29 fits. Floats
+        once per PROGRAM, none in the loop."""
+        a = self.hal.sum_scale(read_v)     # (the same float object while the bias stays)
+        if a is self._s_src and e == self._s_e:
+            return                          # as for the last PROGRAM
+        self._s_src = a
+        self._s_e = e
+        self._ssh = -1
+        if a <= 0.0:
+            return
+        f, x = math.frexp(math.ldexp(a, -e))    # a / 2^e = f 2^x, 0.5 <= f < 1
+        sh = 9 - x
+        if 0 <= sh <= 29:
+            self._sa = int(f * 131072.0 + 0.5)
+            self._ssh = sh
+            self._slim = 1 << (sh + 18 if sh + 18 < 29 else 29)
+
     @micropython.native
     def _readn(self, n, sb, read_v):
-        """Mean of n single reads in counts; updates the read-noise estimate (n >= 2)."""
-        read = self._hread              # (bound once, in __init__: no heap here, and no walk of
-        fix = _fix                      # the HAL's classes per read)
+        """Mean of n single reads in counts; updates the read-noise estimate (n >= 2).
+        On a board with read_sums (_ssh >= 0): the n reads' code sums in one HAL call (_SUMS at a
+        time); the first read from its conductance (_fix, in 1/256 counts), each other one as the
+        first plus its sum's difference times the scale (_sum_devs: integers; the same counts as
+        _fix of its own conductance but within 1/64 count of a half)."""
+        fix = _fix
         fb = self._fb
-        fb[0] = read(1, read_v)
-        x0 = fix(fb, sb)
         s = 0
         s2 = 0
-        k = 1
-        while k < n:
+        hs = self._hsums
+        if hs is not None and self._ssh >= 0:
+            sums = self._sums
+            fb[0] = hs(n if n < _SUMS else _SUMS, read_v, sums)
+            y0 = fix(fb, sb + 8)        # in 1/256 counts (quantum 2^(e - 8))
+            if -_FRAC_MAX < y0 and y0 < _FRAC_MAX:
+                x0 = (y0 + 128) >> 8
+                yr = y0
+                xr = x0
+            else:                       # (large: whole counts, deviations from x0)
+                x0 = fix(fb, sb)
+                yr = 0
+                xr = 0
+            c0 = sums[0]
+            sw = self._sw
+            a = self._sa
+            sh = self._ssh
+            lim = self._slim
+            k = 1                       # reads done
+            j = 1                       # ... their index in this batch
+            nb = n if n < _SUMS else _SUMS  # reads in this batch
+            while k < n:
+                if j == nb:             # the next batch (a float per batch: n > _SUMS only)
+                    nb = n - k
+                    if nb > _SUMS:
+                        nb = _SUMS
+                    hs(nb, read_v, sums)
+                    j = 0
+                j2 = _sum_devs(sums, j, nb, c0, yr, xr, a, sh, lim, sw)
+                s += sw[0]
+                s2 += sw[1]
+                k += j2 - j
+                j = j2
+                if j < nb:              # (a jump within one verify: through its conductance)
+                    fb[0] = self.hal.sum_g(sums[j])
+                    d = fix(fb, sb) - x0
+                    s += d
+                    s2 += d * d
+                    k += 1
+                    j += 1
+        else:
+            read = self._hread          # (bound once, in __init__: no heap here, and no walk of
+                                        # the HAL's classes per read)
             fb[0] = read(1, read_v)
-            d = fix(fb, sb) - x0
-            s += d
-            s2 += d * d
-            k += 1
+            x0 = fix(fb, sb)
+            k = 1
+            while k < n:
+                fb[0] = read(1, read_v)
+                d = fix(fb, sb) - x0
+                s += d
+                s2 += d * d
+                k += 1
         if n >= 2:
             st = self.st
             # sample variance * 16 of one read: 16 (s2 - s^2/n) / (n - 1)

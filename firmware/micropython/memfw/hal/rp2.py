@@ -104,21 +104,38 @@ class Hal(BoardHal):
             self._words = {}
             self._bias_v = -1.0
             rf = rp2_fast
-            prm = array.array("i", [0] * rf.N_PRM)
+            prm = array.array("i", [0] * rf.N_PRM)    # the pulse's registers (and ISPP's words)
             prm[rf.P_DAC_SPI] = self._dac_spi
             prm[rf.P_CS] = self._cs_mask
             prm[rf.P_W_MID] = self._w_mid
             prm[rf.P_DAC_SETTLE] = _DAC_SETTLE_US
-            prm[rf.P_ADC_SPI] = self._adc_spi
-            prm[rf.P_CNV] = self._cnv_mask
-            prm[rf.P_READ_EN] = self._read_en_mask
-            prm[rf.P_READ_SETTLE] = self._settle_us
-            prm[rf.P_TCONV] = _ADC_TCONV_US
             self._prm = prm
             self._st = array.array("i", [0] * rf.N_ST)
+            # the reads' conversions: _rprm one read of 16 (read_sums), _rprm_m one of R_M (read,
+            # ISPP's verify: set per call; its rails are checked by the caller)
+            self._rprm = self._read_prm(config.FE_ADC_OVERSAMPLE)
+            self._rprm_m = self._read_prm(config.FE_ADC_OVERSAMPLE)
+            self._one = array.array("i", [0])
+            self._ss_v = -1.0               # sum_scale: the bias its value was made for
+            self._ss = 0.0
+            self.read_sums = self._read_sums    # (the fast path only: the controller looks for it)
             self._ramps = None          # (SET ramp, RESET ramp) whose DAC words are in _ramp_words
             self._ramp_words = None
         sm.active(1)
+
+    def _read_prm(self, m):
+        """rp2_fast.convert_each's parameters: reads of m conversions, ADC rails as board.on_rail."""
+        rf = self._rf
+        rp = array.array("i", [0] * rf.N_RPRM)
+        rp[rf.R_ADC_SPI] = self._adc_spi
+        rp[rf.R_CNV] = self._cnv_mask
+        rp[rf.R_READ_EN] = self._read_en_mask
+        rp[rf.R_SETTLE] = self._settle_us
+        rp[rf.R_TCONV] = _ADC_TCONV_US
+        rp[rf.R_M] = m
+        rp[rf.R_RAIL_LO] = (RAIL + 1) * m
+        rp[rf.R_RAIL_HI] = ((1 << config.FE_ADC_BITS) - 1 - RAIL) * m
+        return rp
 
     # ---- converters ------------------------------------------------------------------------
     def width_cycles(self, width_s):
@@ -143,7 +160,7 @@ class Hal(BoardHal):
                     self._words.clear()
                 w = _DAC_WORD_A | self.amplitude_code(amplitude_v)
                 self._words[amplitude_v] = w
-            ok = self._rf.pulse(self._dac_spi, self._cs_mask, w, self._w_mid, _DAC_SETTLE_US, self._width_n)
+            ok = self._rf.pulse(self._prm, w, self._width_n)
             self._chips.codes[0] = self._mid_code
             if ok:
                 raise RuntimeError(_STUCK)
@@ -171,11 +188,46 @@ class Hal(BoardHal):
             self._bias(read_v)              # raises with the window's refusal: nothing cached then
             self._bias_v = read_v
         m = n * config.FE_ADC_OVERSAMPLE
-        acc = self._rf.convert(self._adc_spi, self._cnv_mask, self._read_en_mask, self._settle_us,
-                               _ADC_TCONV_US, m)
+        rp = self._rprm_m
+        rp[self._rf.R_M] = m
+        self._rf.convert_each(rp, 1, self._one)    # (the rails: conductance() checks them)
+        acc = self._one[0]
         g = self.conductance(acc, m)
         self.hal_us += time.ticks_diff(time.ticks_us(), t0)
         return g
+
+    def _read_sums(self, n, read_v, out):
+        """n single reads at read_v, as n calls of read(1, read_v) make them, in one register call
+        (rp2_fast.convert_each): out[k] = read k's code sum (16 conversions; n <= len(out)).
+        Returns the first read's conductance (S). Raises as read does (a read on an ADC rail: no
+        read after it). HAL time."""
+        t0 = time.ticks_us()
+        if read_v != self._bias_v:
+            self._bias(read_v)              # raises with the window's refusal: nothing cached then
+            self._bias_v = read_v
+        k = self._rf.convert_each(self._rprm, n, out)
+        if k >= 0:
+            self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+            self.conductance(out[k], config.FE_ADC_OVERSAMPLE)  # raises: on a rail
+        g = self.conductance(out[0], config.FE_ADC_OVERSAMPLE)
+        self.hal_us += time.ticks_diff(time.ticks_us(), t0)
+        return g
+
+    def sum_g(self, code_sum):
+        """The conductance (S) of one read's code sum (read_sums) at the bias in force."""
+        return self.conductance(code_sum, config.FE_ADC_OVERSAMPLE)
+
+    def sum_scale(self, read_v):
+        """S per unit of a read's code sum (16 conversions) at read_v: reads' conductances differ
+        by this times their sums' difference. Applies the bias (raises as read does)."""
+        if read_v != self._bias_v:
+            self._bias(read_v)
+            self._bias_v = read_v
+        v = self._v_read
+        if v != self._ss_v:                 # the same float object while the bias stays
+            self._ss_v = v
+            self._ss = config.FE_G_PER_COUNT_V / (config.FE_ADC_OVERSAMPLE * v) if v > 0.0 else 0.0
+        return self._ss
 
     def ispp(self, lo, hi, n_reads, max_pulses, rs, rr, width, read_v, poll_us, check_abort):
         """The whole fixed-step ISPP loop on the registers (rp2_fast.ispp), the same decisions as
@@ -206,7 +258,8 @@ class Hal(BoardHal):
         off = self._i_off
         prm = self._prm
         prm[rf.P_CYCLES] = self._width_n
-        prm[rf.P_M] = m
+        rpm = self._rprm_m
+        rpm[rf.R_M] = m
         prm[rf.P_LO] = -int((-(lo * v - off) * per) // 1)      # ceil: sum >= P_LO <=> G >= lo
         prm[rf.P_HI] = int(((hi * v - off) * per) // 1)        # floor
         prm[rf.P_RAIL_LO] = (RAIL + 1) * m                     # as board.on_rail: mean code <= RAIL
@@ -217,14 +270,13 @@ class Hal(BoardHal):
         prm[rf.P_MAX_PULSES] = max_pulses
         prm[rf.P_BUDGET_US] = poll_us
         st = self._st
-        st[rf.S_SUM] = rf.convert(self._adc_spi, self._cnv_mask, self._read_en_mask,
-                                  self._settle_us, _ADC_TCONV_US, m)
+        rf.convert_each(rpm, 1, st)         # st[S_SUM] (word 0): the first verify's code sum
         st[rf.S_PULSES] = 0
         st[rf.S_POL] = 0
         st[rf.S_K] = 0
         aborted = False
         while True:
-            r = rf.ispp(prm, self._ramp_words, st)
+            r = rf.ispp(prm, self._ramp_words, st, rpm)
             if r != rf.ISPP_AGAIN:
                 break
             if check_abort():
