@@ -23,8 +23,10 @@ _SH_MAX = const(4)          # a pulse is shortened to 1/16 of the PROGRAM's widt
                             # shorten packs it in 3 bits)
 # threshold form (lm_*_ca > 0), steering: below _STEER_NOBS observations of a polarity, or for a change
 # of at least _STEER_NEED tolerances, the predictor chooses each pulse (else the adaptive model); a
-# response of _LEARN_MIN tolerances moves the device's offset by 2^-_LEARN_SHIFT of its residual
-_STEER_NOBS = const(4)
+# response of _LEARN_MIN tolerances moves the device's offset towards its residual (the gain from
+# the model's variances, observe; without them 2^-_LEARN_SHIFT of the way). Chosen on validation
+# family types (docs/algorithms.md, "Steering")
+_STEER_NOBS = const(8)
 _STEER_NEED = const(32)
 _LEARN_MIN = const(2)
 _LEARN_SHIFT = const(1)
