@@ -26,8 +26,11 @@ the 64 devices of `bench learned` the fit is the plain one (predictions within 0
 tests/test_fewshot.py); with one device the parameters the device's responses do not determine
 stay near the family's. c0 (the type's level, which depends on its conductance scale) and the range
 W refers to (g_lo, g_hi: the 1st and 99th percentiles of every reading, before and after the pulses:
-a characterisation's pulses all start near mid-range) come from the type's own traces only.
-Nothing of a preset enters.
+a characterisation's pulses all start near mid-range) come from the type's own traces only. The
+variances the controller weighs a device's offset with (memhost.learn.variances: dev_var, res_var)
+are the type's own pooled with the family's medians, as PRIOR_NU_DEV pseudo-devices and PRIOR_NU
+pseudo-records (one device has no spread of device offsets; on six validation family types, seed
+777, the pooling changes the pulses by about 1 %). Nothing of a preset enters.
 
 Units: V, s, S; exponents dimensionless; octaves for log2 residuals.
 """
@@ -43,8 +46,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UsageError
-from .learn import (POLARITIES, THRESH_DV, THRESH_M, X_CLIP, Model, ModelError,
-                    PolarityFit, _along, _toml_value, device_keys, fit, widths_vary)
+from .learn import (POLARITIES, THRESH_DV, THRESH_M, VAR_MAX, X_CLIP, Model, ModelError,
+                    PolarityFit, _along, _toml_value, device_keys, fit, variances, widths_vary)
 
 PRIOR_FORMAT = "memhost-threshold-prior-1"
 PRIOR_PARAMS = ("vt", "ca", "pw", "cw")
@@ -56,17 +59,20 @@ PRIOR_MIN_RECORDS = 2       # responses of at least THRESH_M tolerances per pola
                             # (2 against 4: more single-device draws fitted and fewer pulses on six
                             # validation family types, seed 777, never evaluated)
 PRIOR_NU = 8.0              # pseudo-records the family's residual sd counts as in the type's own
+PRIOR_NU_DEV = 4.0          # pseudo-devices the family's spread of device offsets counts as
 
 
 @dataclass
 class ThresholdPrior:
     """Per polarity and parameter (PRIOR_PARAMS): mean and sd across the family's types; per
-    polarity the median residual sd within devices (octaves)."""
+    polarity the median residual sd within devices (octaves) and the medians of the types' offset
+    variances (dev_var, res_var: memhost.learn.variances, octaves^2; None: not in the file)."""
 
     mean: dict[str, dict[str, float]]
     sd: dict[str, dict[str, float]]
     resid_sd: dict[str, float]
     meta: dict[str, Any] = field(default_factory=dict)
+    var: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     def to_toml(self) -> str:
         lines = [f'format = "{PRIOR_FORMAT}"',
@@ -78,6 +84,10 @@ class ThresholdPrior:
             for k in PRIOR_PARAMS:
                 lines.append(f"{k} = [{float(self.mean[name][k])!r}, {float(self.sd[name][k])!r}]")
             lines.append(f"resid_sd = {float(self.resid_sd[name])!r}   # octaves, within devices")
+            v = self.var.get(name)
+            if v is not None:
+                lines.append(f"dev_var = {float(v[0])!r}   # octaves^2: devices' offsets (median)")
+                lines.append(f"res_var = {float(v[1])!r}   # octaves^2: within a device (median)")
             lines.append("")
         lines.append("[meta]")
         for k, v in self.meta.items():
@@ -113,6 +123,7 @@ def load_prior(path: str | Path) -> ThresholdPrior:
     mean: dict[str, dict[str, float]] = {}
     sd: dict[str, dict[str, float]] = {}
     resid: dict[str, float] = {}
+    var: dict[str, tuple[float, float] | None] = {}
     for name in POLARITIES:
         sec = data.get(name)
         if not isinstance(sec, dict):
@@ -131,7 +142,16 @@ def load_prior(path: str | Path) -> ThresholdPrior:
         if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 < r <= 16:
             raise ModelError(f"--prior {p}: [{name}] resid_sd must be a number 0..16 octaves: {make}")
         resid[name] = float(r)
-    return ThresholdPrior(mean, sd, resid, dict(data.get("meta", {})))
+        dv, rv = sec.get("dev_var"), sec.get("res_var")
+        if dv is None and rv is None:
+            var[name] = None                # (optional: the type's own variances then)
+            continue
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= VAR_MAX
+                   for x in (dv, rv)):
+            raise ModelError(f"--prior {p}: [{name}] dev_var and res_var must be numbers "
+                             f"0..{VAR_MAX:g}: {make}")
+        var[name] = (float(dv), float(rv))  # type: ignore[arg-type]
+    return ThresholdPrior(mean, sd, resid, dict(data.get("meta", {})), var)
 
 
 def _window(g: np.ndarray, g_lo: float, g_hi: float, reset: bool) -> np.ndarray:
@@ -176,6 +196,7 @@ def family_prior(parts: Sequence[np.ndarray], names: Sequence[str] = ()) -> Thre
     mean: dict[str, dict[str, float]] = {}
     sd: dict[str, dict[str, float]] = {}
     resid: dict[str, float] = {}
+    var: dict[str, tuple[float, float] | None] = {}
     for p, name in enumerate(POLARITIES):
         pfs = [m.polarity(p) for m in fits]
         mean[name], sd[name] = {}, {}
@@ -188,10 +209,12 @@ def family_prior(parts: Sequence[np.ndarray], names: Sequence[str] = ()) -> Thre
             sd[name][k] = max(spread, PRIOR_SD_FLOOR[k])
         resid[name] = float(np.median([within_sd(f, part[part["polarity"] == p], p == 1)
                                        for f, part in zip(pfs, parts)]))
+        var[name] = (float(np.median([f.dev_var for f in pfs])),
+                     float(np.median([f.res_var for f in pfs])))
     meta = {"types": len(parts), "runs": list(names) or [f"part {k}" for k in range(len(parts))],
             "records": int(sum(len(x) for x in parts)),
             "devices": int(sum(len(np.unique(device_keys(np.asarray(x)))) for x in parts))}
-    return ThresholdPrior(mean, sd, resid, meta)
+    return ThresholdPrior(mean, sd, resid, meta, var)
 
 
 def fit_threshold_prior(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, w_ref: float,
@@ -247,8 +270,15 @@ def fit_threshold_prior(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, 
     ca, pw = float(c[0]), float(max(c[1], 0.0))
     cw = float(min(max(c[2], 0.0), 4.0)) if w_ref > 0 else 0.0
     res = y - (c0 + ca * np.log2(v - vt) + pw * lw + (cw * cols[1] if w_ref > 0 else 0.0))
+    dev_var, res_var = variances(res, inv)
+    fam = prior.var.get(name)
+    if fam is not None:                     # pooled with the family's (as s above)
+        n_dev = len(cnt)
+        dev_var = ((n_dev - 1) * dev_var + PRIOR_NU_DEV * fam[0]) / (n_dev - 1 + PRIOR_NU_DEV)
+        res_var = (dof * res_var + PRIOR_NU * fam[1]) / (dof + PRIOR_NU)
     return PolarityFit((c0, 0.0, 0.0, 0.0), int(len(r)), float(np.std(res)), vt + THRESH_DV, cw,
-                       w_ref, ca, vt, pw, g_lo, g_hi)
+                       w_ref, ca, vt, pw, g_lo, g_hi, min(dev_var, VAR_MAX),
+                       min(res_var, VAR_MAX))
 
 
 def fit_fewshot(parts: Sequence[np.ndarray], prior: ThresholdPrior, names: Sequence[str] = (),
