@@ -90,6 +90,9 @@ def test_one_device_fits_only_with_the_prior_and_the_firmware_loads_it(prior: ob
     assert cfg["lm_set_ca"] == pytest.approx(m.set.ca) and cfg["lm_reset_vt"] == pytest.approx(m.reset.vt)
     for name in ("set", "reset"):
         pf = getattr(back, name)
+        # one device has no spread of device offsets: the family's enters (the controller's gain)
+        assert 0 < pf.dev_var <= 2 * max(prior.var[name][0], 0.01) and pf.res_var > 0
+        assert cfg[f"lm_{name}_dvar"] == pytest.approx(pf.dev_var)
         for k in ("vt", "ca", "pw"):      # within 3 of the family's spreads
             assert abs(getattr(pf, k) - prior.mean[name][k]) <= 3 * prior.sd[name][k], (name, k)
 
