@@ -77,7 +77,7 @@ RANGE_PCT_OUT = 0.1         # threshold form: percentile of the readings (and 10
                             # set it); the 1st / 99th are the nearest
 RANGE_STEPS = 11            # its candidates from the nearest to the farthest (evenly spaced)
 FORMS = ("quadratic", "threshold")
-VAR_MAX = 64.0              # octaves^2: dev_var and res_var are clipped to 0..this (CONFIG bounds)
+OFFSET_VAR_MAX = 64.0       # octaves^2: dev_var and res_var are clipped to 0..this (CONFIG bounds)
 V_LO_PCT = 2.0             # percentile of the fitted amplitudes below which the controller does not go
 
 
@@ -244,8 +244,8 @@ def load_model(path: str | Path) -> Model:
             raise ModelError(f"{p}: [{name}] coef must be 4 finite numbers: re-run `memhost learn`")
         extra = []
         for k, lo, hi in (("ca", 0.0, 16.0), ("vt", 0.0, 5.0), ("pw", 0.0, 8.0), ("g_lo", 0.0, 1.0),
-                          ("g_hi", 0.0, 1.0), ("dev_var", 0.0, VAR_MAX),
-                          ("res_var", 0.0, VAR_MAX)):
+                          ("g_hi", 0.0, 1.0), ("dev_var", 0.0, OFFSET_VAR_MAX),
+                          ("res_var", 0.0, OFFSET_VAR_MAX)):
             x = sec.get(k, 0.0)
             if not isinstance(x, (int, float)) or not lo <= x <= hi:
                 raise ModelError(f"{p}: [{name}] {k} {x!r} must be a number {lo:g}..{hi:g}: "
@@ -513,14 +513,14 @@ def variances(res: np.ndarray, inv: np.ndarray) -> tuple[float, float]:
     """(between, within) variance of the residuals res (octaves) of devices inv (0..n-1): the
     within-device variance R (each device's mean taken out, one degree of freedom per device), and
     the variance of the devices' own offsets (their means' variance less the R / records each mean
-    still carries), both clipped to 0..VAR_MAX. What a controller needs to weigh a device's
+    still carries), both clipped to 0..OFFSET_VAR_MAX. What a controller needs to weigh a device's
     observed residuals against the fit (the learned algorithm's offset gain, docs/algorithms.md)."""
     cnt = np.bincount(inv)
     mu = np.bincount(inv, res) / cnt
     w = res - mu[inv]
     r = float(np.sum(w * w) / max(len(res) - len(cnt), 1))
     d = float(np.var(mu) - np.mean(r / cnt))
-    return min(max(d, 0.0), VAR_MAX), min(max(r, 0.0), VAR_MAX)
+    return min(max(d, 0.0), OFFSET_VAR_MAX), min(max(r, 0.0), OFFSET_VAR_MAX)
 
 
 def fit(parts: Sequence[np.ndarray], names: Sequence[str] = (), holdout: float = 0.2,
