@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import UsageError
-from .learn import (POLARITIES, THRESH_DV, THRESH_M, VAR_MAX, X_CLIP, Model, ModelError,
+from .learn import (OFFSET_VAR_MAX, POLARITIES, THRESH_DV, THRESH_M, X_CLIP, Model, ModelError,
                     PolarityFit, _along, _toml_value, device_keys, fit, variances, widths_vary)
 
 PRIOR_FORMAT = "memhost-threshold-prior-1"
@@ -146,10 +146,10 @@ def load_prior(path: str | Path) -> ThresholdPrior:
         if dv is None and rv is None:
             var[name] = None                # (optional: the type's own variances then)
             continue
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x <= VAR_MAX
-                   for x in (dv, rv)):
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                   and 0 <= x <= OFFSET_VAR_MAX for x in (dv, rv)):
             raise ModelError(f"--prior {p}: [{name}] dev_var and res_var must be numbers "
-                             f"0..{VAR_MAX:g}: {make}")
+                             f"0..{OFFSET_VAR_MAX:g}: {make}")
         var[name] = (float(dv), float(rv))  # type: ignore[arg-type]
     return ThresholdPrior(mean, sd, resid, dict(data.get("meta", {})), var)
 
@@ -277,8 +277,8 @@ def fit_threshold_prior(rec: np.ndarray, reset: bool, g_lo: float, g_hi: float, 
         dev_var = ((n_dev - 1) * dev_var + PRIOR_NU_DEV * fam[0]) / (n_dev - 1 + PRIOR_NU_DEV)
         res_var = (dof * res_var + PRIOR_NU * fam[1]) / (dof + PRIOR_NU)
     return PolarityFit((c0, 0.0, 0.0, 0.0), int(len(r)), float(np.std(res)), vt + THRESH_DV, cw,
-                       w_ref, ca, vt, pw, g_lo, g_hi, min(dev_var, VAR_MAX),
-                       min(res_var, VAR_MAX))
+                       w_ref, ca, vt, pw, g_lo, g_hi, min(dev_var, OFFSET_VAR_MAX),
+                       min(res_var, OFFSET_VAR_MAX))
 
 
 def fit_fewshot(parts: Sequence[np.ndarray], prior: ThresholdPrior, names: Sequence[str] = (),
