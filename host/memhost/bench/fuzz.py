@@ -37,9 +37,15 @@ class _Probe:
         self.errors = 0
         self.longest_busy_s = 0.0   # longest a fuzzed command ran (from its BUSY heartbeats)
         self.seq = 0                # shared with the fuzzed frames it renumbers (one host numbering)
+        self.gone = False           # the board's end of the pty closed (its process died)
 
     def drain(self) -> list[P.Frame]:
-        self.buf += self.ser.read(self.ser.in_waiting or 0)
+        import serial
+        try:
+            self.buf += self.ser.read(self.ser.in_waiting or 0)
+        except (serial.SerialException, OSError):
+            self.gone = True        # a crash: fuzz() counts it and reports the board's stderr
+            return []
         out = []
         *pieces, self.buf = self.buf.split(b"\x00")
         for p in pieces:
@@ -52,17 +58,26 @@ class _Probe:
             out.append(fr)
         return out
 
+    def send(self, data: bytes) -> None:
+        import serial
+        try:
+            self.ser.write(data)
+        except (serial.SerialException, OSError):
+            self.gone = True
+
     def ask(self, msg: P.Message, timeout: float = 10.0, max_busy: float = 600.0) -> P.Message | None:
         """The reply to msg, or None (a hang): nothing came back for `timeout` s. BUSY heartbeats (a
         fuzzed command still running, e.g. a PROGRAM of 5000 pulses x 1000 reads) extend the wait,
         up to max_busy s."""
         self.seq += 1
         seq = self.seq
-        self.ser.write(b"\x00" + P.encode_frame(msg, seq))
+        self.send(b"\x00" + P.encode_frame(msg, seq))
         start = resent = time.monotonic()
         busy_at = 0.0
         while True:
             now = time.monotonic()
+            if self.gone:
+                return None
             if now - start >= timeout and (now - busy_at >= timeout or now - start >= max_busy):
                 return None
             for fr in self.drain():
@@ -79,14 +94,14 @@ class _Probe:
                     # the board takes ours as long executed; SEQ_REUSED: a fuzzed frame used our
                     # number. A new host session (a new nonce) and a new number clear both.
                     self.seq += 2
-                    self.ser.write(b"\x00" + P.encode_frame(P.Hello(1, self.seq), self.seq - 1))
+                    self.send(b"\x00" + P.encode_frame(P.Hello(1, self.seq), self.seq - 1))
                     seq = self.seq
                     resent = 0.0
                 else:
                     return fr.message
             if time.monotonic() - resent > 0.5:         # a long queue or a lost frame: ask again
                 time.sleep(0.002)
-                self.ser.write(b"\x00" + P.encode_frame(msg, seq))
+                self.send(b"\x00" + P.encode_frame(msg, seq))
                 resent = time.monotonic()
             time.sleep(0.001)
 
@@ -123,11 +138,18 @@ def fuzz(n_frames: int = 100_000, batch: int = 10, seed: int = 0, preset: str = 
                         if len(set(pieces)) == 1 else f
                     if len(set(pieces)) != 1:
                         probe.seq -= 1
-                ser.write(f)
+                if probe.gone:
+                    break
+                probe.send(f)
                 sent += 1
                 probe.drain()
             if not isinstance(probe.ask(P.Ping(b"alive")), P.Pong):
-                if emu.alive():
+                if probe.gone:                      # its pty closed: the process is ending
+                    for _ in range(200):
+                        if not emu.alive():
+                            break
+                        time.sleep(0.01)
+                if emu.alive() and not probe.gone:
                     hangs += 1
                 else:
                     crashes += 1
