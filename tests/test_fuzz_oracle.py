@@ -60,3 +60,25 @@ def test_the_oracle_catches_a_gate_broken_on_purpose(tmp_path: Path, monkeypatch
     monkeypatch.setattr(emulator, "FIRMWARE_DIR", fw)
     r = F.fuzz(3000, seed=2, corpus_size=300)
     assert r["limit_violations"] > 0 and r["crashes"] == 0
+
+
+def test_a_board_that_dies_mid_run_is_reported_as_a_crash_with_its_stderr(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A firmware broken on purpose exits after 200 commands: the fuzz counts one crash and carries
+    the board's own last words (it used to raise pyserial's 'no data' out of fuzz())."""
+    from memhost import emulator
+    fw = tmp_path / "fw"
+    shutil.copytree(emulator.FIRMWARE_DIR, fw)
+    disp = fw / "memfw" / "dispatch.py"
+    src = disp.read_text()
+    hook = "    def execute(self, mtype, body):\n"
+    assert hook in src
+    disp.write_text(src.replace(hook, hook + "        if self.n_commands > 200:\n"
+                                "            import sys\n"
+                                "            sys.stderr.write('broken on purpose\\n')\n"
+                                "            sys.exit(3)\n"))
+    monkeypatch.setattr(emulator, "FIRMWARE_DIR", fw)
+    r = F.fuzz(3000, seed=2, corpus_size=300)
+    assert r["crashes"] == 1 and not r["alive"], r
+    assert "broken on purpose" in r["stderr"], r["stderr"]
+    assert r["frames"] < 3000

@@ -76,7 +76,7 @@ class _Probe:
         busy_at = 0.0
         while True:
             now = time.monotonic()
-            if self.gone:
+            if self.gone or not self.emu.alive():
                 return None
             if now - start >= timeout and (now - busy_at >= timeout or now - start >= max_busy):
                 return None
@@ -165,7 +165,7 @@ def fuzz(n_frames: int = 100_000, batch: int = 10, seed: int = 0, preset: str = 
     return {"frames": sent, "hypothesis_frames": min(sent, len(corpus)),
             "mutated_frames": max(0, sent - len(corpus)), "generate_s": round(gen_s, 2),
             "elapsed_s": round(elapsed, 2), "frames_per_s": round(sent / elapsed, 1),
-            "crashes": crashes + (0 if alive else 1), "hangs": hangs,
+            "crashes": crashes or (0 if alive else 1), "hangs": hangs,
             "limit_violations": oracle["violations"], "violation_examples": oracle["examples"],
             "actuations_checked": {"pulses": oracle["pulses"], "reads": oracle["reads"]},
             "largest_amplitude_v": oracle["largest_amplitude_v"],
