@@ -612,6 +612,11 @@ class Controller:
         self._ssh = -1
         self._sw = array.array("i", [0, 0])   # _sum_devs' sums (deviations, their squares)
         self._s_src = None                  # the HAL's scale and the quantum _sa, _ssh were made for
+        self._gkey = [-1.0, -1.0, -1.0, -1.0]   # _grid: its parameters, then its indices
+        self._g_top = 0
+        self._g_iset = 0
+        self._g_ireset = 0
+        self._g_di = 1
         self._s_e = 0
         self._slim = 0                      # |dsum * _sa| below this: the integer scale is exact
         self._widths = [0.0] * 8            # learned: the width halved 0..7 times (a list: its
@@ -883,18 +888,12 @@ class Controller:
                 var = var >> (-2 * d)
             st[_VAR] = var
         st[_VARE] = e
-        top = int(v_max * 1e6) // _DV_UV
-        if top >= len(self._amp_set):
-            top = len(self._amp_set) - 1
+        self._grid(v_set, v_reset, step, v_max)
+        top = self._g_top
         # polarities that have never pulsed start from the device-type prior, if one is configured
         for b in (0, _M):
             if st[b + _NOBS] == 0 and st[b + _SS] == 0 and not self._lmode:
                 self._seed(b, top)
-        i_set = int(v_set * 1e6 + 0.5) // _DV_UV
-        i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
-        di = int(step * 1e6 + 0.5) // _DV_UV
-        if di < 1:
-            di = 1
         settle = self.cfg.values[P.K_SETTLE]
         max_reads = int(self.cfg.values[P.K_MAX_READS])
         if n_reads > 0:
@@ -902,8 +901,31 @@ class Controller:
         if self._hsums is not None:
             self._sums_scale(e, self.cfg.values[P.K_READ_V])
         return self._adaptive_loop(t_i, tol_i, e * 256, sb, max_pulses, max_reads, n_reads,
-                                   min(i_set, top), min(i_reset, top), di, top, width, settle,
+                                   self._g_iset, self._g_ireset, self._g_di, top, width, settle,
                                    self.cfg.values[P.K_READ_V], q)
+
+    def _grid(self, v_set, v_reset, step, v_max):
+        """The adaptive amplitude grid's indices for these parameters: _g_top (v_max), the SET and
+        RESET search starts (at most _g_top) and the first step (at least 1). Made when the
+        parameters change (CONFIG, or PROGRAM's own), not per target: the float arithmetic of
+        every PROGRAM's setup otherwise."""
+        k = self._gkey
+        if v_set == k[0] and v_reset == k[1] and step == k[2] and v_max == k[3]:
+            return
+        top = int(v_max * 1e6) // _DV_UV
+        if top >= len(self._amp_set):
+            top = len(self._amp_set) - 1
+        i_set = int(v_set * 1e6 + 0.5) // _DV_UV
+        i_reset = int(v_reset * 1e6 + 0.5) // _DV_UV
+        di = int(step * 1e6 + 0.5) // _DV_UV
+        self._g_top = top
+        self._g_iset = i_set if i_set < top else top
+        self._g_ireset = i_reset if i_reset < top else top
+        self._g_di = di if di >= 1 else 1
+        k[0] = v_set
+        k[1] = v_reset
+        k[2] = step
+        k[3] = v_max
 
     def _sums_scale(self, e, read_v):
         """The integer scale of _readn_sums for this PROGRAM (quantum 2^e S, bias read_v): a read's
