@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
-from . import analysis  # noqa: E402
+from . import analysis, interrupts  # noqa: E402
 from .runlog import RunFolder  # noqa: E402
 
 
@@ -47,6 +47,7 @@ def _save(fig: Any, folder: Path, stem: str, formats: Sequence[str] = FORMATS) -
         fig.savefig(p, dpi=150, bbox_inches="tight")
         paths.append(p)
     plt.close(fig)
+    interrupts.check()          # a Ctrl-C held back while drawing lands here (commands/_runargs.py)
     return paths
 
 

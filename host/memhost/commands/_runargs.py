@@ -71,7 +71,11 @@ def finish_command(args: argparse.Namespace, run_path: Any, summary: dict[str, A
             from ..plots import plot_run, preload
             preload()
         try:
-            plot_run(run_path)
+            # drawn with Ctrl-C held back (a KeyboardInterrupt raised inside one of matplotlib's
+            # weakref/GC callbacks is printed as "Exception ignored" and lost, and the command went
+            # on); it lands between two figure files, where plots._save checks for it
+            with interrupts.deferred():
+                plot_run(run_path)
         except BaseException as exc:
             if not (isinstance(exc, KeyboardInterrupt) or interrupts.interrupted()):
                 raise
