@@ -20,7 +20,7 @@ from memhost.errors import BoardError
 @pytest.fixture
 def rt_board():
     with Emulator(seed=5, realtime=True) as emu:
-        ser = serial.Serial(emu.port, 115200, timeout=0.05)
+        ser = serial.Serial(emu.port, 115200, timeout=0.05, exclusive=True)
         b = Board(ser, retry_interval=0.2)
         try:
             yield b

@@ -82,7 +82,7 @@ def test_emulator_command_prints_a_port_another_client_can_use() -> None:
     try:
         port = proc.stdout.readline().strip()
         assert port.startswith("/dev/")
-        with serial.Serial(port, 115200, timeout=2) as ser:
+        with serial.Serial(port, 115200, timeout=2, exclusive=True) as ser:
             ser.write(P.encode_frame(P.Hello(1), 1))
             buf = b""
             deadline = time.monotonic() + 5

@@ -30,7 +30,7 @@ def _exchange(ser: serial.Serial, wire: bytes, want: int = 1, timeout: float = 3
 
 @pytest.fixture
 def raw():
-    with Emulator(seed=4) as emu, serial.Serial(emu.port, 115200, timeout=0.05) as ser:
+    with Emulator(seed=4) as emu, serial.Serial(emu.port, 115200, timeout=0.05, exclusive=True) as ser:
         yield ser
 
 
@@ -75,7 +75,7 @@ def test_refused_seqs_are_not_cached_and_seq_0_is_answered_as_unsolicited(raw) -
 
 
 def test_a_reused_seq_of_a_running_command_is_refused_at_once() -> None:
-    with Emulator(seed=4, realtime=True) as emu, serial.Serial(emu.port, 115200, timeout=0.05) as ser:
+    with Emulator(seed=4, realtime=True) as emu, serial.Serial(emu.port, 115200, timeout=0.05, exclusive=True) as ser:
         _exchange(ser, P.encode_frame(P.Hello(1, 9), 1))
         ser.write(P.encode_frame(P.Wait(1.0), 2))
         time.sleep(0.2)

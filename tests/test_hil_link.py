@@ -101,7 +101,7 @@ def _raw_exchange(ser: serial.Serial, wire: bytes, timeout: float = 2.0) -> list
 @pytest.fixture
 def raw_emulator():
     with Emulator(seed=3) as emu:
-        with serial.Serial(emu.port, 115200, timeout=0.05) as ser:
+        with serial.Serial(emu.port, 115200, timeout=0.05, exclusive=True) as ser:
             yield emu, ser
 
 

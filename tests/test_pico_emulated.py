@@ -308,7 +308,7 @@ def test_a_corrupted_frame_gets_error_and_service_continues(board: Board, pico: 
     import serial
     bad0 = board.refresh_info().bad_frames
     board.close()                           # the port is exclusive: talk raw for a moment
-    with serial.Serial(pico.port, 115200, timeout=0.05) as ser:
+    with serial.Serial(pico.port, 115200, timeout=0.05, exclusive=True) as ser:
         frame = bytearray(P.encode_frame(P.Ping(b"pico"), 77))
         frame[3] ^= 0x40
         ser.write(bytes(frame))
@@ -503,13 +503,13 @@ def test_a_hard_fault_in_the_emulated_chip_is_reported_with_its_last_words() -> 
         b = Board.open(emu.port, timeout=emu.boot_timeout)
         b.leave_binary_mode()
         b.close()
-        with serial.Serial(emu.port, 115200, timeout=0.1) as ser:   # raw REPL: a bkpt, as a fault ends
+        with serial.Serial(emu.port, 115200, timeout=0.1, exclusive=True) as ser:   # raw REPL: a bkpt, as a fault ends
             ser.write(b"\r\x03\x03\x01")
             time.sleep(0.5)
             ser.write(b"import micropython\n@micropython.asm_thumb\ndef f():\n    data(2, 0xbe00)\nf()\n\x04")
             emu.proc.wait(timeout=60)
         assert emu.proc.returncode == 4 and "stopped: breakpoint/fault" in emu.stderr_tail()
-        ser = serial.Serial(emu.port, 115200, timeout=0.05)
+        ser = serial.Serial(emu.port, 115200, timeout=0.05, exclusive=True)
         t0 = time.monotonic()
         with pytest.raises(LinkTimeout, match=r"stopped responding.*stopped: breakpoint/fault"):
             Board(ser, emulator=emu, timeout=3.0)
@@ -580,7 +580,7 @@ def test_a_ctrl_c_byte_while_the_firmware_boots_does_not_drop_the_board_into_the
     # KeyboardInterrupt and left the board in the REPL (under load: no HELLO reply for 120 s).
     import serial
     with PicoEmulator(preset=PRESET, seed=6) as emu:
-        with serial.Serial(emu.port, 115200, timeout=0.05) as ser:
+        with serial.Serial(emu.port, 115200, timeout=0.05, exclusive=True) as ser:
             t0 = time.monotonic()
             while time.monotonic() - t0 < 1.5:      # the whole boot, main.py's imports included
                 ser.write(b"\x55\x03\x55")

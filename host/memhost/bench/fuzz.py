@@ -125,7 +125,7 @@ def fuzz(n_frames: int = 100_000, batch: int = 10, seed: int = 0, preset: str = 
     log = Path(tmp.name) / "actuations.bin"
     t0 = time.monotonic()
     with Emulator(preset=preset, seed=seed or 1, actuation_log=log) as emu, \
-            serial.Serial(emu.port, 115200, timeout=0, write_timeout=10) as ser:
+            serial.Serial(emu.port, 115200, timeout=0, write_timeout=10, exclusive=True) as ser:
         probe = _Probe(emu, ser)
         probe.ask(P.Hello(1))
 

@@ -159,7 +159,7 @@ def soak(n: int = 10_000, seed: int = 1, flip: float = 0.01, drop: float = 0.002
         time.sleep(0.2)
         # the final board's own counters (HELLO(0): no new session, no pulse)
         import serial
-        with serial.Serial(fl.port, 115200, timeout=0.5) as ser:
+        with serial.Serial(fl.port, 115200, timeout=0.5, exclusive=True) as ser:
             ser.reset_input_buffer()
             ser.write(b"\x00" + P.encode_frame(P.Hello(0), 0xFFFFFFF1))
             buf = b""
