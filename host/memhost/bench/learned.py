@@ -237,6 +237,10 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
     tol = 0.5 * (hi - lo) / 511
     targets = np.random.default_rng(seed + 1_000_003).uniform(lo, hi, n)
     dev = DeviceArray(pr, n, seed=seed, d2d=True)
+    # a target outside the device's own range (or a stuck device) no algorithm can reach: the
+    # same devices under every algorithm (one seed), from the twin's per-device parameters
+    g_lo, g_hi = dev.g_range()
+    reach = (targets >= g_lo) & (targets <= g_hi) & ~dev.stuck
     if algorithm == "learned":
         res = learned(dev, targets, tol, model=model, trace=True)
     elif algorithm == "oracle-model":
@@ -252,7 +256,11 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
     dev.wait(5 * pr.params["relax_tau_s"])
     err = (dev.conductance() - targets) / (2 * tol)
     rec = res.traces if res.traces is not None else traces.empty(0)    # (trace=True: always set)
-    out = {**_figures(res.pulses, err, res.status), "roles": pulse_roles(rec)}
+    out = {**_figures(res.pulses, err, res.status), "roles": pulse_roles(rec),
+           "unreachable": int(n - reach.sum()),
+           "error_sigma_reachable_lsb": float(np.std(err[reach])) if reach.any() else float("nan"),
+           "error_p95_abs_reachable_lsb": (float(np.percentile(np.abs(err[reach]), 95))
+                                           if reach.any() else float("nan"))}
     first = rec[rec["k"] == 0]
     need = np.abs(first["target_s"] - first["g_before"]) / first["tol_s"]
     out["oracle_pulses"] = oracle_pulses(need, float(pr.params["c2c_rel"]), seed)
