@@ -129,6 +129,9 @@ class Link:
         self._fatal: BaseException | None = None
         self._reconnecting = False
         self._need_probe = False
+        # a probe that gave up: its HELLO may yet greet a slow-booting new board whose INFO is then
+        # lost; it is asked again before the next reply is handed out (_settle_doubt)
+        self._doubt: _Pending | None = None
         self._loss_at = 0.0          # last time a frame was seen lost (bad frame either side)
         self._last_resend = 0.0
         self.unsolicited: list[P.Error] = []
@@ -274,6 +277,8 @@ class Link:
                         raise BoardReset(self._reset_message())
                 self._resend_unanswered()
         self._forget(seq)
+        if self._doubt is not None and self.reset_info is None:
+            self._settle_doubt()
         if self.reset_info is not None:
             # the reset is known: a reply not yet taken may have come from the new board, run
             # under its defaults; the caller runs the command again (as for those in flight)
@@ -323,9 +328,35 @@ class Link:
             self._forget(seq)
             reply = pend.reply
             if isinstance(reply, (P.Info, P.Error)):
-                # answered (a new session id was taken by the reader as the INFO arrived; an ERROR
-                # such as QUEUE_FULL: the board did not reset)
+                # answered (a new session id was taken by the reader as the INFO arrived)
                 self._need_probe = False
+                if isinstance(reply, P.Info):
+                    self._doubt = None
+            elif self.session_id is not None and not self._closed:
+                self._doubt = pend
+        finally:
+            self._probe_lock.release()
+
+    def _settle_doubt(self) -> None:
+        """A reply came while a probe's HELLO is unanswered. That HELLO may have greeted a new board
+        (one slow to boot buffers it), whose INFO was then lost: the board runs what this host sends
+        and nothing else would tell. So before the reply is handed out, the same HELLO is asked
+        again, same sequence number: a board that ran it answers from its reply cache, one that
+        never saw it runs it now; either way its INFO names the session that runs our commands
+        (the reader takes a new one as the reset)."""
+        d = self._doubt
+        if d is None or not self._probe_lock.acquire(blocking=False):
+            return
+        try:
+            deadline = time.monotonic() + max(2.0, 10 * self.retry_interval)
+            while not d.event.is_set():
+                if time.monotonic() >= deadline or self._fatal is not None or self._closed:
+                    return              # still unanswered: asked again with the next reply
+                if not self._reconnecting:
+                    self.stats.retries += 1
+                    self._write(d.frame)
+                d.event.wait(self.retry_interval)
+            self._doubt = None
         finally:
             self._probe_lock.release()
 
@@ -338,6 +369,7 @@ class Link:
             if self.reset_info is not None:
                 self.session_id = self.reset_info.session_id
             self.reset_info = None
+            self._doubt = None
             self._credit.notify_all()
         return seqs
 
@@ -415,6 +447,9 @@ class Link:
         self.stats.frames_received += 1
         with self._lock:
             pend = self._pending.get(frame.seq)
+        doubt = self._doubt
+        if pend is None and doubt is not None and frame.seq == doubt.seq:
+            pend = doubt                # the answer to a probe that gave up (_settle_doubt)
         if isinstance(frame.message, P.Busy):
             now = time.monotonic()
             self.stats.heartbeats += 1
@@ -437,6 +472,10 @@ class Link:
                 self._loss_at = time.monotonic()    # a command may have been lost: re-send now
             else:
                 self.stats.late_duplicates += 1
+            return
+        if isinstance(frame.message, P.Error) and frame.message.code == P.E_QUEUE_FULL:
+            # refused unrun and not cached: the board's queue held this host's window plus a probe
+            # (a burst it had buffered while busy or booting); asked again after retry_interval
             return
         if (isinstance(frame.message, P.Error) and frame.message.code == P.E_NO_SESSION
                 and self.session_id is not None):

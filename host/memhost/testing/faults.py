@@ -98,6 +98,7 @@ class FaultyLink:
         self._host_slave = -1
         self._board_fd = -1
         self._hold_host = False         # host->board bytes are held (snapshot in progress)
+        self._lose_info = False         # drop the next INFO the board sends (reset_board)
         self._held = bytearray()
         self._snap_buf = bytearray()
         self._snap_event = threading.Event()
@@ -191,14 +192,18 @@ class FaultyLink:
             self._new_host_pty()
 
     def reset_board(self, snapshot: bool = True, timeout: float = 3.0,
-                    slow_boot_s: float = 0.0) -> P.Info | None:
+                    slow_boot_s: float = 0.0, lose_first_info: bool = False,
+                    serve: threading.Event | None = None) -> P.Info | None:
         """Kill the board process and boot a new one behind the same port.
 
         snapshot: first hold the host's traffic, let the board finish its queue, and read its INFO
         (the old session's counters) with the proxy's own HELLO(0).
         slow_boot_s: the new board is slow to start serving (a loaded machine, a long import): what
         the host sends in its first slow_boot_s is kept and delivered at once afterwards, as a
-        board's USB stack buffers it while main.py imports."""
+        board's USB stack buffers it while main.py imports.
+        serve: instead of slow_boot_s, the new board starts serving when this event is set.
+        lose_first_info: the new board's first INFO (its answer to the first HELLO it gets) never
+        reaches the host, as a frame the line corrupts beyond repair."""
         info = None
         if snapshot:
             with self._lock:
@@ -215,19 +220,24 @@ class FaultyLink:
             self._stop_board()
             self._held.clear()      # bytes the host sent to a board that is gone
             self._hold_host = False
+            self._lose_info = lose_first_info
             self.counters.resets += 1
         time.sleep(self.boot_s)
         # the new board is started by the pump thread: the emulator's child dies with the THREAD
         # that started it (PR_SET_PDEATHSIG), so it must be a thread that lives as long as the proxy
         self._booted.clear()
-        if slow_boot_s > 0:
+        slow = slow_boot_s > 0 or serve is not None
+        if slow:
             with self._lock:
                 self._hold_host = True
         self._want_board = True
         if not self._booted.wait(10):
             raise RuntimeError("the emulated board did not restart")
-        if slow_boot_s > 0:
-            time.sleep(slow_boot_s)
+        if slow:
+            if serve is not None:
+                serve.wait(60)
+            else:
+                time.sleep(slow_boot_s)
             with self._lock:
                 held, self._held = bytes(self._held), bytearray()
                 self._hold_host = False
@@ -310,6 +320,9 @@ class FaultyLink:
                 continue
             if isinstance(frame.message, P.Info):
                 self._note_session(frame.message.session_id)
+                if self._lose_info:
+                    self._lose_info = False
+                    continue
             elif isinstance(frame.message, P.Result):
                 self.tap[(self.generation, frame.seq)] = frame.message.pulses
             out += wire + b"\x00"
