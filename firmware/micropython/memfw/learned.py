@@ -53,6 +53,19 @@ _Q_SHIFT = const(1)         # the offset's own variance grows by rvar / 2 a puls
                             # is then 1/2: the fixed gain 2^-_LEARN_SHIFT the rule had before)
 _X_LO = const(5)            # the reading's place in g_lo..g_hi is clipped to 5/256 .. 251/256
                             # (memhost.learn X_CLIP 0.02, on the board's 1/256 grid)
+# the per-polarity words steer and observe read, packed in one array('i') (Learned.w: one attribute
+# load and one ptr32 per call instead of one per array; the named arrays are memoryviews into it)
+_W_OFF = const(0)           # the device's offset, Q8 octaves (2 words: SET, RESET)
+_W_HAS = const(2)           # an offset is known
+_W_PV = const(4)            # its variance, Q12 octaves^2
+_W_DVAR = const(6)          # the model's variances (dvar, rvar), Q12
+_W_RVAR = const(8)
+_W_PW = const(10)           # room exponent, Q8
+_W_ILO = const(12)          # lowest amplitude index (v_lo)
+_W_RC = const(14)           # the range in counts (prepare: 5 words)
+_W_CAU = const(19)          # the caution, Q8 (as Learned.caution)
+_W_N = const(20)            # amplitude indices (n)
+_W_LEN = const(21)
 
 
 def bounds(key):
@@ -110,26 +123,35 @@ class Learned:
     def __init__(self, n, log2q8):
         self.n = n                              # amplitude indices 0 .. n - 1
         self.log2q8 = log2q8                    # memfw.control's _log2q8 (log2 in Q8 of an int)
-        self.y = (array.array("i", [0] * n), array.array("i", [0] * n))
+        # the tables (Q8) of both polarities in one array: y[r] views polarity r's n words
+        self.yy = array.array("i", [0] * (2 * n))
+        yv = memoryview(self.yy)
+        self.y = (yv[0:n], yv[n:2 * n])
         self.cg = array.array("i", [0, 0])      # Q8
-        self.ilo = array.array("i", [1, 1])
-        self.caution = 0                        # Q8 octaves
+        w = array.array("i", [0] * _W_LEN)      # the words of steer and observe (_W_*)
+        self.w = w
+        wv = memoryview(w)
+        w[_W_N] = n
+        self.ilo = wv[_W_ILO:_W_ILO + 2]
+        self.ilo[0] = 1
+        self.ilo[1] = 1
+        self.caution = 0                        # Q8 octaves (also w[_W_CAU])
         self.far = 0                            # tolerances
         self.wexp = 0                           # Q8 width exponent (0: the width is kept)
         # threshold form: steered polarities, pw Q8, the range (S, and in counts per PROGRAM:
         # g_lo, the clipped low and high readings, log2q8 of the span), the device's offsets
         self.steered = array.array("i", [0, 0])
-        self.pw = array.array("i", [0, 0])
+        self.pw = wv[_W_PW:_W_PW + 2]
         self.g_lo = 0.0
         self.g_hi = 0.0
-        self.rc = array.array("i", [0, 0, 0, 0, 0])
-        self.off = array.array("i", [0, 0])     # Q8 octaves
-        self.has = array.array("i", [0, 0])     # an offset is known
+        self.rc = wv[_W_RC:_W_RC + 5]
+        self.off = wv[_W_OFF:_W_OFF + 2]        # Q8 octaves
+        self.has = wv[_W_HAS:_W_HAS + 2]        # an offset is known
         # its variance (Q12 octaves^2) and the model's (dvar, rvar) per polarity: rvar 0 = the
         # fixed gains
-        self.pv = array.array("i", [0, 0])
-        self.dvar = array.array("i", [0, 0])
-        self.rvar = array.array("i", [0, 0])
+        self.pv = wv[_W_PV:_W_PV + 2]
+        self.dvar = wv[_W_DVAR:_W_DVAR + 2]
+        self.rvar = wv[_W_RVAR:_W_RVAR + 2]
         self.key = None
         self.on = False
 
@@ -174,6 +196,7 @@ class Learned:
             ilo = (int(vlo * 1e6 + 0.5) + _DV_UV - 1) // _DV_UV     # ceil(v_lo / 5 mV)
             self.ilo[r] = ilo if ilo >= 1 else 1
         self.caution = int(values[P.K_LM_CAUTION] * 256.0 + 0.5)
+        self.w[_W_CAU] = self.caution
         self.far = int(values[P.K_LM_FAR] + 0.5)
         self.wexp = int(values[P.K_LM_WEXP] * 256.0 + 0.5)
         self.g_lo = values[P.K_LM_GLO]
@@ -212,9 +235,9 @@ class Learned:
         rc[3] = hi
         rc[4] = self.log2q8(span)
 
-    @micropython.native
     def room(self, r, g):
-        """log2 W(G) in Q8 at the reading g (counts): the room left, clipped (prepare)."""
+        """log2 W(G) in Q8 at the reading g (counts): the room left, clipped (prepare). (steer and
+        observe have it inlined: a call from viper goes through the runtime.)"""
         rc = self.rc
         if g < rc[1]:
             g = rc[1]
@@ -222,62 +245,116 @@ class Learned:
             g = rc[2]
         return self.log2q8(rc[3] - g if r == 0 else g - rc[0]) - rc[4]
 
-    @micropython.native
-    def steer(self, r, g, need_l2, top):
+    @micropython.viper
+    def steer(self, r: int, g: int, need_l2: int, top: int) -> int:
         """Threshold form: the lowest index >= v_lo whose table value plus the device's offset (the
         caution before one) plus pw log2 W(G) reaches the change still needed (log2 need_l2, Q8,
-        absolute S) at the reading g (counts)."""
-        o = self.off[r] if self.has[r] else self.caution
-        want = need_l2 - o - ((self.pw[r] * self.room(r, g)) >> 8)
-        y = self.y[r]
-        lo = self.ilo[r]
+        absolute S) at the reading g (counts). Viper on the packed words (Learned.w) and tables
+        (Learned.yy), the room term (room, with _log2q8) inlined: one call per steered pulse with
+        two attribute loads; no heap."""
+        sx = int(_SX)
+        w = ptr32(self.w)
+        if int(w[_W_HAS + r]):
+            o = (int(w[_W_OFF + r]) << sx) >> sx
+        else:
+            o = (int(w[_W_CAU]) << sx) >> sx
+        # room: x = the counts left in the switching direction at the clipped reading (the range's
+        # words are non-negative and below 2^30: prepare)
+        if g < int(w[_W_RC + 1]):
+            g = int(w[_W_RC + 1])
+        elif g > int(w[_W_RC + 2]):
+            g = int(w[_W_RC + 2])
+        x = int(w[_W_RC + 3]) - g if r == 0 else g - int(w[_W_RC])
+        lx = 0                          # log2q8(x) (memfw.control._log2q8, inlined)
+        if x >= 1:
+            q = 0
+            t = x
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (x >> (q - 8)) & 0xFF
+            else:
+                f = (x << (8 - q)) & 0xFF
+            lx = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        want = need_l2 - o - ((int(w[_W_PW + r]) * (lx - int(w[_W_RC + 4]))) >> 8)
+        y = ptr32(self.yy)
+        base = r * int(w[_W_N])
+        lo = int(w[_W_ILO + r])
         hi = top
         if lo > hi:
             lo = hi
-        if y[hi] < want:
+        if ((int(y[base + hi]) << sx) >> sx) < want:
             lo = hi
         while lo < hi:                  # lowest index whose table value reaches want
             mid = (lo + hi) >> 1
-            if y[mid] >= want:
+            if ((int(y[base + mid]) << sx) >> sx) >= want:
                 hi = mid
             else:
                 lo = mid + 1
         return lo
 
-    @micropython.native
-    def observe(self, r, i, dg, yobs, g, tol_i, miss):
+    @micropython.viper
+    def observe(self, r: int, i: int, dg: int, yobs: int, g: int, tol_i: int, miss: int):
         """Threshold form: the device's offset after a pulse at index i from the reading g
         (counts) that moved it dg counts along its polarity (log2 yobs, Q8 absolute): a response
         of _LEARN_MIN tolerances moves it towards its residual, by the gain pv / (pv + rvar) with
         the model's variances (pv its variance: dvar before the first, then shrunk by each
         response and grown by rvar >> _Q_SHIFT), else (rvar 0) 2^-_LEARN_SHIFT of the way (the
         first sets it); a response below the tolerance lowers it by miss (Q8) if its residual
-        lies below it (the device responded less than the offset predicted)."""
-        if i < self.ilo[r] or i >= self.n:
+        lies below it (the device responded less than the offset predicted). Viper on the packed
+        words as steer (the room term inlined alike); no heap. Machine ints: residual and offset
+        within +-2^23, the gain's products below 2^30."""
+        sx = int(_SX)
+        w = ptr32(self.w)
+        n = int(w[_W_N])
+        if i < int(w[_W_ILO + r]) or i >= n:
             return
-        res = yobs - self.y[r][i] - ((self.pw[r] * self.room(r, g)) >> 8)
-        o = self.off[r] if self.has[r] else self.caution
-        rv = self.rvar[r]
+        if g < int(w[_W_RC + 1]):
+            g = int(w[_W_RC + 1])
+        elif g > int(w[_W_RC + 2]):
+            g = int(w[_W_RC + 2])
+        x = int(w[_W_RC + 3]) - g if r == 0 else g - int(w[_W_RC])
+        lx = 0                          # log2q8(x) (as in steer)
+        if x >= 1:
+            q = 0
+            t = x
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (x >> (q - 8)) & 0xFF
+            else:
+                f = (x << (8 - q)) & 0xFF
+            lx = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        res = yobs - ((int(ptr32(self.yy)[r * n + i]) << sx) >> sx) - \
+            ((int(w[_W_PW + r]) * (lx - int(w[_W_RC + 4]))) >> 8)
+        h = int(w[_W_HAS + r])
+        if h:
+            o = (int(w[_W_OFF + r]) << sx) >> sx
+        else:
+            o = (int(w[_W_CAU]) << sx) >> sx
+        rv = int(w[_W_RVAR + r])
         if dg >= _LEARN_MIN * tol_i and rv > 0:
-            p = self.pv[r] if self.has[r] else self.dvar[r]
+            p = int(w[_W_PV + r]) if h else int(w[_W_DVAR + r])
             k = (p << 8) // (p + rv)                    # gain, Q8 (p, rv < 2^19)
             o = o + ((k * (res - o)) >> 8)
-            self.pv[r] = ((p * (256 - k)) >> 8) + (rv >> _Q_SHIFT)
+            w[_W_PV + r] = ((p * (256 - k)) >> 8) + (rv >> _Q_SHIFT)
         elif dg >= _LEARN_MIN * tol_i:
-            o = res if not self.has[r] else o + ((res - o) >> _LEARN_SHIFT)
+            o = res if not h else o + ((res - o) >> _LEARN_SHIFT)
         elif dg < tol_i:
-            if not self.has[r]:
-                self.pv[r] = self.dvar[r]
+            if not h:
+                w[_W_PV + r] = w[_W_DVAR + r]
             if res < o:                 # (one step, not to the residual: kernel._learned_observe)
                 o -= miss
         else:
             return
         if o > _CLAMP:
             o = _CLAMP
-        elif o < -_CLAMP:
-            o = -_CLAMP
-        self.off[r] = o
-        self.has[r] = 1
+        elif o < 0 - _CLAMP:
+            o = 0 - _CLAMP
+        w[_W_OFF + r] = o
+        w[_W_HAS + r] = 1
 
     def halvings(self, width, min_width):
         """The most halvings (at most _SH_MAX) that keep width (s) at or above min_width; 0 without
