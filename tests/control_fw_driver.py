@@ -15,6 +15,7 @@
 #   micropython control_fw_driver.py decay
 #   micropython control_fw_driver.py track
 #   micropython control_fw_driver.py seed    (the learned predictor's seed against plain Python)
+#   micropython control_fw_driver.py steerobs    (its steer and observe against plain Python)
 #   micropython control_fw_driver.py log2floor
 #   micropython control_fw_driver.py waitindex
 #   micropython control_fw_driver.py gate
@@ -327,6 +328,141 @@ def seed():
     print(json.dumps({"cases": cases, "mismatches": bad}))
 
 
+def _steer_reference(lm, r, g, need_l2, top):
+    """memfw.learned.Learned.steer in plain Python on MicroPython ints (the room term from
+    Learned.room): the index the viper one must return."""
+    o = lm.off[r] if lm.has[r] else lm.caution
+    want = need_l2 - o - ((lm.pw[r] * lm.room(r, g)) >> 8)
+    y = lm.y[r]
+    lo = min(lm.ilo[r], top)
+    hi = top
+    if y[hi] < want:
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if y[mid] >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _observe_reference(lm, r, i, dg, yobs, g, tol_i, miss, off, has, pv):
+    """memfw.learned.Learned.observe in plain Python on MicroPython ints, from the state (off,
+    has, pv) of polarity r: the state (off, has, pv) the viper one must leave."""
+    clamp = 0x100000
+    if i < lm.ilo[r] or i >= lm.n:
+        return off, has, pv
+    res = yobs - lm.y[r][i] - ((lm.pw[r] * lm.room(r, g)) >> 8)
+    o = off if has else lm.caution
+    rv = lm.rvar[r]
+    if dg >= 2 * tol_i and rv > 0:
+        p = pv if has else lm.dvar[r]
+        k = (p << 8) // (p + rv)
+        o = o + ((k * (res - o)) >> 8)
+        pv = ((p * (256 - k)) >> 8) + (rv >> 1)
+    elif dg >= 2 * tol_i:
+        o = res if not has else o + ((res - o) >> 1)
+    elif dg < tol_i:
+        if not has:
+            pv = lm.dvar[r]
+        if res < o:
+            o -= miss
+    else:
+        return off, has, pv
+    o = clamp if o > clamp else (-clamp if o < -clamp else o)
+    return o, 1, pv
+
+
+def steerobs():
+    """Learned.steer and Learned.observe (viper, on the packed words) against _steer_reference and
+    _observe_reference: threshold models with and without the offset variances and a caution,
+    v_lo above the threshold, the room term on and off (a range of fewer than 64 counts), readings
+    below, inside and past the range and negative, indices around v_lo and n, responses around 1
+    and 2 tolerances, offsets up to the clamp, both polarities; then the room term alone at 997
+    readings across the range."""
+    from memfw import learned as L
+    from memfw.control import _log2q8
+    hal = _Limits()
+    cfg = Config(hal)
+    n = 801
+    lm = L.Learned(n, _log2q8)
+    models = (
+        # set c0, ca, vt, pw, reset c0, ca, vt, pw, dvar, rvar (both), caution
+        (-20.0, 2.0, 0.5, 1.5, -18.0, 1.5, 0.8, 2.0, 0.4, 0.3, 0.0),
+        (-22.0, 3.5, 0.3, 0.4, -25.0, 0.7, 1.2, 7.5, 0.0, 0.0, 2.0),
+        (-15.0, 1.0, 2.0, 3.0, -16.0, 4.0, 0.1, 0.0, 60.0, 0.05, 0.5))
+    steer_cases = 0
+    obs_cases = 0
+    bad = []
+    for m in models:
+        for r in (0, 1):
+            c0, ca, vt, pw = m[4 * r:4 * r + 4]
+            for k, v in zip((L.KEYS[r][0], L.KEYS[r][4]) + L.TKEYS[r] + L.VKEYS[r],
+                            (c0, vt + 0.05 * (r + 1), ca, vt, pw, m[8], m[9])):
+                assert cfg.set(k, v) is None, (k, v)
+        assert cfg.set(P.K_LM_CAUTION, m[10]) is None
+        assert cfg.set(P.K_LM_GLO, 1e-6) is None and cfg.set(P.K_LM_GHI, 1e-4) is None
+        for e256 in (-30 * 256, -14 * 256):     # (the second: fewer than 64 counts, room off)
+            lm.key = None
+            lm.load(cfg.values)
+            lm.prepare(e256)
+            rc = list(lm.rc)
+            for r in (0, 1):
+                ilo = lm.ilo[r]
+                for g in (-50, rc[0] - 3, rc[1] + 1, (rc[1] + rc[2]) // 2, rc[2] + 7, rc[3] + 1000):
+                    for has, off in ((0, 0), (1, -0x100000), (1, -300), (1, 0), (1, 700),
+                                     (1, 0x100000)):
+                        lm.has[r] = has
+                        lm.off[r] = off
+                        for need_l2 in (-40 * 256, -9000, -3000, 0, 5000):
+                            for top in (1, 2, max(ilo - 1, 1), ilo, 100, n - 1):
+                                got = lm.steer(r, g, need_l2, top)
+                                ref = _steer_reference(lm, r, g, need_l2, top)
+                                steer_cases += 1
+                                if got != ref and len(bad) < 5:
+                                    bad.append(["steer", m[0], e256, r, g, has, off, need_l2, top,
+                                                got, ref])
+                        for pv in (1500, 1 << 18):
+                            for i in (ilo - 1, ilo, 400, n - 1, n):
+                                for tol_i in (37,):
+                                    for dg in (-5 * tol_i, 0, tol_i - 1, tol_i, 2 * tol_i - 1,
+                                               2 * tol_i, 100 * tol_i):
+                                        for yobs in (-12000, 0):
+                                            lm.off[r] = off
+                                            lm.has[r] = has
+                                            lm.pv[r] = pv
+                                            lm.observe(r, i, dg, yobs, g, tol_i, 128)
+                                            got = (lm.off[r], lm.has[r], lm.pv[r])
+                                            ref = _observe_reference(lm, r, i, dg, yobs, g, tol_i,
+                                                                     128, off, has, pv)
+                                            obs_cases += 1
+                                            if got != ref and len(bad) < 5:
+                                                bad.append(["observe", m[0], e256, r, g, has, off,
+                                                            pv, i, tol_i, dg, yobs, got, ref])
+                # the room term alone, at 997 readings across the range (an observe without an
+                # offset yet and without variances takes the residual itself: the room term's
+                # every count shows; the table is searched with it as well)
+                span = rc[3] - rc[0] + 20
+                for j in range(997):
+                    g = rc[0] - 10 + (j * span) // 997
+                    lm.has[r] = 0
+                    lm.off[r] = 0
+                    rv = lm.rvar[r]
+                    lm.rvar[r] = 0
+                    lm.observe(r, 400, 1000, -5000, g, 1, 128)
+                    got = (lm.off[r], lm.has[r], lm.pv[r])
+                    ref = _observe_reference(lm, r, 400, 1000, -5000, g, 1, 128, 0, 0, lm.pv[r])
+                    lm.rvar[r] = rv
+                    s_got = lm.steer(r, g, -5000 - (j % 29) * 37, n - 1)
+                    s_ref = _steer_reference(lm, r, g, -5000 - (j % 29) * 37, n - 1)
+                    obs_cases += 1
+                    steer_cases += 1
+                    if (got != ref or s_got != s_ref) and len(bad) < 5:
+                        bad.append(["room", m[0], e256, r, g, got, ref, s_got, s_ref])
+    print(json.dumps({"steer_cases": steer_cases, "observe_cases": obs_cases, "mismatches": bad}))
+
+
 def log2floor():
     """_log2_floor against halving/doubling a power of two until it brackets x (float steps, exact
     for powers of two), over 1e-300 .. 1e30 and each power of two with its neighbours, subnormals
@@ -560,6 +696,8 @@ elif mode == "track":
     track()
 elif mode == "seed":
     seed()
+elif mode == "steerobs":
+    steerobs()
 elif mode == "log2floor":
     log2floor()
 elif mode == "waitindex":

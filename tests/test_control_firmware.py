@@ -103,6 +103,19 @@ def test_learned_seed_in_viper_equals_the_python_ints() -> None:
     assert r["mismatches"] == [], r
 
 
+def test_learned_steer_and_observe_in_viper_equal_the_python_ints() -> None:
+    """memfw.learned.Learned.steer and .observe (viper, on the packed words Learned.w and the
+    tables Learned.yy, the room term with _log2q8 inlined) against the same steps in plain Python
+    (Learned.room), under the unix port: three threshold models (variances on and off, a caution,
+    room exponents 0 .. 7.5), the room term on and off, readings outside the range and negative,
+    indices around v_lo and n, responses around one and two tolerances, offsets at the clamp; then
+    the room term alone at 997 readings, where a change of its log2 by one count shows."""
+    r = _run("steerobs")
+    assert r["steer_cases"] == 3 * 2 * 2 * 6 * 6 * 5 * 6 + 3 * 2 * 2 * 997
+    assert r["observe_cases"] == 3 * 2 * 2 * 6 * 6 * 2 * 5 * 7 * 2 + 3 * 2 * 2 * 997
+    assert r["mismatches"] == [], r
+
+
 def test_the_quantum_exponent_equals_the_float_loop_it_replaced() -> None:
     """memfw.control._log2_floor (math.frexp) under the unix port against halving/doubling until the
     power of two brackets x: 1e-300 .. 1e30, every power of two and its neighbours, subnormals."""
