@@ -1235,7 +1235,12 @@ class Controller:
         steer = lmode and (lm.steered[0] or lm.steered[1])
         if steer:
             lm.prepare(e256)
+        steer0 = steer and lm.steered[0]    # (per polarity, as locals: no lookup per pulse)
+        steer1 = steer and lm.steered[1]
+        steer_nobs = _lm.STEER_NOBS
         steer_need = _lm.STEER_NEED * tol_i
+        log2q8 = _log2q8
+        l2n = 0                             # log2q8(need) + e256 of a seeded pulse (seeded = 1)
         widths = self._widths               # width / 2^s (floats made here, not per pulse)
         for k in range(sh_max + 1):
             widths[k] = width / (1 << k)
@@ -1401,16 +1406,19 @@ class Controller:
             if st[b + _STALE] >= _STALE_TOL and st[b + _NOBS] > 0:
                 # stale model: start again from the prior, else search (the slope is kept)
                 st[b + _STALE] = 0
-                if not self._seed(b, top):
+                if lmode or not self._seed(b, top):     # (learned: no prior; the predictor below)
                     st[b + _NOBS] = 0
                     st[b + _SS] = 0
             r = 0 if b == 0 else 1
+            seeded = 0
             if lmode and need >= lm_far and st[b + _NOBS] == 0 and st[b + _SS] == 0:
                 # learned: this polarity starts from the predictor at the present reading
                 # (memfw/learned.py; a smaller change searches as adaptive does)
                 st[b + _STALE] = 0
-                ia = lm.seed(st, b, r, _log2q8(g) + e256, _log2q8(need) + e256, top, _B_MIN,
-                             _B_MAX, _IA, _A, _B, _LAST)
+                l2n = log2q8(need) + e256
+                seeded = 1
+                ia = lm.seed(st, b, r, log2q8(g) + e256, l2n, top, _B_MIN, _B_MAX, _IA, _A, _B,
+                             _LAST)
                 st[b + _IP] = ia
                 st[b + _YP] = st[b + _A]
                 st[b + _CP] = 0
@@ -1420,12 +1428,13 @@ class Controller:
             i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
             sh = 0
             nobs = st[b + _NOBS]
-            if steer and lm.steered[r] and nobs > 0 and (nobs < _lm.STEER_NOBS or
-                                                          need >= steer_need):
-                i = lm.steer(r, g, _log2q8(need) + e256, top)
+            if (steer1 if r else steer0) and nobs > 0 and (nobs < steer_nobs or
+                                                           need >= steer_need):
+                i = lm.steer(r, g, l2n if seeded else log2q8(need) + e256, top)
             elif sh_max and nobs > 0 and i < st[b + _IA] - _TRUST:
                 # (only where the model would reach further down than its trust region)
-                iw = lm.shorten(st, b, _log2q8(need) + e256, sh_max, lm_ilo[r], _IA, _A, _B)
+                iw = lm.shorten(st, b, l2n if seeded else log2q8(need) + e256, sh_max, lm_ilo[r],
+                                _IA, _A, _B)
                 if iw:
                     i = iw >> 3
                     sh = iw & 7
@@ -1462,8 +1471,8 @@ class Controller:
                 dgl = (gn - g) * pol
             ysh = sh * lm.wexp if sh else 0
             clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g, ysh)     # (and the staleness)
-            if steer and lm.steered[r]:
-                lm.observe(r, i, dgl, _log2q8(dgl if dgl > floor else floor) + e256 + ysh, g, tol_i,
+            if steer1 if r else steer0:
+                lm.observe(r, i, dgl, log2q8(dgl if dgl > floor else floor) + e256 + ysh, g, tol_i,
                            _MISS_STEP)
             g = gn
             if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:

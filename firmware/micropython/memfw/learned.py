@@ -53,7 +53,7 @@ _Q_SHIFT = const(1)         # the offset's own variance grows by rvar / 2 a puls
                             # is then 1/2: the fixed gain 2^-_LEARN_SHIFT the rule had before)
 _X_LO = const(5)            # the reading's place in g_lo..g_hi is clipped to 5/256 .. 251/256
                             # (memhost.learn X_CLIP 0.02, on the board's 1/256 grid)
-# the per-polarity words steer and observe read, packed in one array('i') (Learned.w: one attribute
+# the per-polarity words seed, steer and observe read, packed in one array('i') (Learned.w: one attribute
 # load and one ptr32 per call instead of one per array; the named arrays are memoryviews into it)
 _W_OFF = const(0)           # the device's offset, Q8 octaves (2 words: SET, RESET)
 _W_HAS = const(2)           # an offset is known
@@ -65,7 +65,8 @@ _W_ILO = const(12)          # lowest amplitude index (v_lo)
 _W_RC = const(14)           # the range in counts (prepare: 5 words)
 _W_CAU = const(19)          # the caution, Q8 (as Learned.caution)
 _W_N = const(20)            # amplitude indices (n)
-_W_LEN = const(21)
+_W_CG = const(21)           # cg, Q8 (2 words)
+_W_LEN = const(23)
 
 
 def bounds(key):
@@ -127,10 +128,10 @@ class Learned:
         self.yy = array.array("i", [0] * (2 * n))
         yv = memoryview(self.yy)
         self.y = (yv[0:n], yv[n:2 * n])
-        self.cg = array.array("i", [0, 0])      # Q8
-        w = array.array("i", [0] * _W_LEN)      # the words of steer and observe (_W_*)
+        w = array.array("i", [0] * _W_LEN)      # the words of seed, steer and observe (_W_*)
         self.w = w
         wv = memoryview(w)
+        self.cg = wv[_W_CG:_W_CG + 2]           # Q8
         w[_W_N] = n
         self.ilo = wv[_W_ILO:_W_ILO + 2]
         self.ilo[0] = 1
@@ -399,20 +400,37 @@ class Learned:
         for r, else the cautious offset) reaches the need; the slope is the table's over +-4 grid
         steps there. The device's offset is observed log2|dG| - predicted at its last clear
         response of polarity r (st words last + 4r ..: index, log2 |dG|, reading, E * 256), none
-        if there was none or it was below v_lo. Viper: machine ints on the arrays' words (one call
-        per fresh polarity; no heap)."""
+        if there was none or it was below v_lo. Viper: machine ints on the packed words
+        (Learned.w) and tables (Learned.yy), _log2q8 inlined (one call per fresh polarity; no
+        heap)."""
         sx = int(_SX)
         p = ptr32(st)
-        y = ptr32(self.y[r])
-        cg = (int(ptr32(self.cg)[r]) << sx) >> sx
-        ilo = int(ptr32(self.ilo)[r])
+        w = ptr32(self.w)
+        n = int(w[_W_N])
+        y = ptr32(self.yy)
+        base = r * n
+        cg = (int(w[_W_CG + r]) << sx) >> sx
+        ilo = int(w[_W_ILO + r])
         k = last + 4 * r
         i = int(p[k])
-        if i < ilo or i >= int(self.n):                 # (none yet: the caution)
-            o = int(self.caution)
+        if i < ilo or i >= n:                           # (none yet: the caution)
+            o = (int(w[_W_CAU]) << sx) >> sx
         else:
-            lg = int(self.log2q8((int(p[k + 2]) << sx) >> sx)) + ((int(p[k + 3]) << sx) >> sx)
-            o = ((int(p[k + 1]) << sx) >> sx) - ((int(y[i]) << sx) >> sx) - ((cg * lg) >> 8)
+            x = (int(p[k + 2]) << sx) >> sx             # the reading then: log2q8 (inlined)
+            lg = 0
+            if x >= 1:
+                q = 0
+                t = x
+                while t >= 2:
+                    t = t >> 1
+                    q += 1
+                if q >= 8:
+                    f = (x >> (q - 8)) & 0xFF
+                else:
+                    f = (x << (8 - q)) & 0xFF
+                lg = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+            lg += (int(p[k + 3]) << sx) >> sx
+            o = ((int(p[k + 1]) << sx) >> sx) - ((int(y[base + i]) << sx) >> sx) - ((cg * lg) >> 8)
             if o > _CLAMP:
                 o = _CLAMP
             elif o < 0 - _CLAMP:
@@ -422,11 +440,11 @@ class Learned:
         hi = top
         if lo > hi:
             lo = hi
-        if ((int(y[hi]) << sx) >> sx) < want:
+        if ((int(y[base + hi]) << sx) >> sx) < want:
             lo = hi
         while lo < hi:                  # lowest index whose table value reaches want
             mid = (lo + hi) >> 1
-            if ((int(y[mid]) << sx) >> sx) >= want:
+            if ((int(y[base + mid]) << sx) >> sx) >= want:
                 hi = mid
             else:
                 lo = mid + 1
@@ -436,9 +454,9 @@ class Learned:
         i1 = lo + _HALF_W
         if i1 > top:
             i1 = top
-        yl = (int(y[lo]) << sx) >> sx
+        yl = (int(y[base + lo]) << sx) >> sx
         if i1 > i0:
-            s = (((int(y[i1]) << sx) >> sx) - ((int(y[i0]) << sx) >> sx)) // (i1 - i0)
+            s = (((int(y[base + i1]) << sx) >> sx) - ((int(y[base + i0]) << sx) >> sx)) // (i1 - i0)
         else:
             s = b_max
         if s < b_min:
