@@ -308,8 +308,15 @@ def seed():
                 for li in (0, lm.ilo[r] - 1, lm.ilo[r], 300, 800, 801):
                     for yo, g, e in ((-3000, 5000, -40 * 256), (4000, -70, -30 * 256),
                                      (-900000, 1 << 26, 0), (900000, 1, -60 * 256)):
-                        for lg_g, need in ((3000, 2000), (-9000, -7000), (0, 300000),
-                                           (-20000, -300000)):
+                        # (g, g's addend, need, need's addend): g = need = 0: the method with
+                        # the log2s given, else seed_at with the counts (the loop's form)
+                        for gr, ga, nr, na in ((0, 3000, 0, 2000), (0, -9000, 0, -7000),
+                                               (0, 0, 0, 300000), (0, -20000, 0, -300000),
+                                               (5000, -30 * 256, 70000, -30 * 256),
+                                               (-5, -20 * 256, 1, -40 * 256),
+                                               (1 << 26, 0, 300, -9000)):
+                            lg_g = _log2q8(gr) + ga
+                            need = _log2q8(nr) + na
                             st = array.array("i", [7] * 37)
                             st2 = array.array("i", [7] * 37)
                             for a in (st, st2):
@@ -318,13 +325,31 @@ def seed():
                                 a[31 + 4 * r] = g
                                 a[32 + 4 * r] = e
                             b = 12 * r
-                            got = lm.seed(st, b, r, lg_g, need, top, 6, 256, 1, 0, 2, 29)
+                            if gr or nr:
+                                got = L.seed_at(lm.w, lm.yy, st, b, r, gr, ga, nr, na, top, 6, 256,
+                                                1, 0, 2, 29)
+                            else:
+                                got = lm.seed(st, b, r, lg_g, need, top, 6, 256, 1, 0, 2, 29)
                             ref = _seed_reference(lm, st2, b, r, lg_g, need, top, 6, 256, 1, 0, 2,
                                                   29)
                             cases += 1
                             if (got != ref or list(st) != list(st2)) and len(bad) < 5:
                                 bad.append([m[0], r, top, li, yo, g, lg_g, need, got, ref,
                                             list(st[b:b + 3]), list(st2[b:b + 3])])
+            # seed_at's log2 of the need at 300 counts across the table (a log2 one count off
+            # moves the anchor where the need lands on a table step)
+            for j in range(300):
+                nr = 1 + (j * 7919 * 13) % (1 << 22)
+                st = array.array("i", [0] * 37)
+                st2 = array.array("i", [0] * 37)
+                b = 12 * r
+                got = L.seed_at(lm.w, lm.yy, st, b, r, 3000, -30 * 256, nr, -30 * 256, 800, 6, 256,
+                                1, 0, 2, 29)
+                ref = _seed_reference(lm, st2, b, r, _log2q8(3000) - 30 * 256,
+                                      _log2q8(nr) - 30 * 256, 800, 6, 256, 1, 0, 2, 29)
+                cases += 1
+                if (got != ref or list(st) != list(st2)) and len(bad) < 5:
+                    bad.append([m[0], r, nr, got, ref, list(st[b:b + 3]), list(st2[b:b + 3])])
     print(json.dumps({"cases": cases, "mismatches": bad}))
 
 
@@ -415,9 +440,17 @@ def steerobs():
                                      (1, 0x100000)):
                         lm.has[r] = has
                         lm.off[r] = off
-                        for need_l2 in (-40 * 256, -9000, -3000, 0, 5000):
+                        # (raw need, addend): 0 = the method with the log2 given, else steer_at
+                        # with the count (the loop's form)
+                        for need, add in ((0, -40 * 256), (0, -9000), (0, -3000), (0, 0), (0, 5000),
+                                          (1, -30 * 256), (77, -30 * 256), (1 << 20, -40 * 256),
+                                          (123456789, -40 * 256)):
+                            need_l2 = _log2q8(need) + add
                             for top in (1, 2, max(ilo - 1, 1), ilo, 100, n - 1):
-                                got = lm.steer(r, g, need_l2, top)
+                                if need:
+                                    got = L.steer_at(lm.w, lm.yy, r, g, need, add, top)
+                                else:
+                                    got = lm.steer(r, g, need_l2, top)
                                 ref = _steer_reference(lm, r, g, need_l2, top)
                                 steer_cases += 1
                                 if got != ref and len(bad) < 5:
@@ -428,11 +461,16 @@ def steerobs():
                                 for tol_i in (37,):
                                     for dg in (-5 * tol_i, 0, tol_i - 1, tol_i, 2 * tol_i - 1,
                                                2 * tol_i, 100 * tol_i):
-                                        for yobs in (-12000, 0):
+                                        for x, add in ((0, -12000), (1, -9000), (3000, 0)):
+                                            yobs = _log2q8(x) + add
                                             lm.off[r] = off
                                             lm.has[r] = has
                                             lm.pv[r] = pv
-                                            lm.observe(r, i, dg, yobs, g, tol_i, 128)
+                                            if x:       # observe_at with the count (the loop's)
+                                                L.observe_at(lm.w, lm.yy, r, i, dg, x, add, g, tol_i,
+                                                             128)
+                                            else:
+                                                lm.observe(r, i, dg, yobs, g, tol_i, 128)
                                             got = (lm.off[r], lm.has[r], lm.pv[r])
                                             ref = _observe_reference(lm, r, i, dg, yobs, g, tol_i,
                                                                      128, off, has, pv)

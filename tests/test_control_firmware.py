@@ -95,24 +95,27 @@ def test_relaxation_tracking_step_in_viper_equals_the_python_ints() -> None:
 
 
 def test_learned_seed_in_viper_equals_the_python_ints() -> None:
-    """memfw.learned.Learned.seed (viper) against the same seed in plain Python, under the unix
-    port: three models (cg of both signs, a clamped table), last clear responses below, inside and
-    above v_lo, negative readings and levels (the sign of the zero-extended words on 64-bit)."""
+    """memfw.learned.seed_at (viper; Learned.seed with the log2s given, the loop with the counts)
+    against the same seed in plain Python, under the unix port: three models (cg of both signs, a
+    clamped table), last clear responses below, inside and above v_lo, negative readings and
+    levels (the sign of the zero-extended words on 64-bit); then the need's log2 at 300 counts
+    across the table."""
     r = _run("seed")
-    assert r["cases"] == 3 * 2 * 5 * 6 * 4 * 4
+    assert r["cases"] == 3 * 2 * 5 * 6 * 4 * 7 + 3 * 2 * 300
     assert r["mismatches"] == [], r
 
 
 def test_learned_steer_and_observe_in_viper_equal_the_python_ints() -> None:
-    """memfw.learned.Learned.steer and .observe (viper, on the packed words Learned.w and the
-    tables Learned.yy, the room term with _log2q8 inlined) against the same steps in plain Python
+    """memfw.learned.steer_at and observe_at (viper, on the packed words Learned.w and the tables
+    Learned.yy, _log2q8 inlined; through the methods with the log2s given, and with the counts as
+    the loop gives them) against the same steps in plain Python
     (Learned.room), under the unix port: three threshold models (variances on and off, a caution,
     room exponents 0 .. 7.5), the room term on and off, readings outside the range and negative,
     indices around v_lo and n, responses around one and two tolerances, offsets at the clamp; then
     the room term alone at 997 readings, where a change of its log2 by one count shows."""
     r = _run("steerobs")
-    assert r["steer_cases"] == 3 * 2 * 2 * 6 * 6 * 5 * 6 + 3 * 2 * 2 * 997
-    assert r["observe_cases"] == 3 * 2 * 2 * 6 * 6 * 2 * 5 * 7 * 2 + 3 * 2 * 2 * 997
+    assert r["steer_cases"] == 3 * 2 * 2 * 6 * 6 * 9 * 6 + 3 * 2 * 2 * 997
+    assert r["observe_cases"] == 3 * 2 * 2 * 6 * 6 * 2 * 5 * 7 * 3 + 3 * 2 * 2 * 997
     assert r["mismatches"] == [], r
 
 

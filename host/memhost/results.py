@@ -73,7 +73,12 @@ BENCHES: list[tuple[str, list[str]]] = [
       "--algorithm", "learned", "--model", f"{{root}}/docs/results/learned-threshold/{name}.toml",
       "--json"]) for name in ("tio2x-seed", "gaox")] + [
     ("loop-learned", ["bench", "loop", "--port", "emu", "--model",
-                      "{root}/docs/results/learned-model.toml", "--json"])]
+                      "{root}/docs/results/learned-model.toml", "--json"])] + [
+    # the threshold form's steered loop (its models beside bench learned's JSON) on its own preset
+    (f"loop-learned-threshold-{name}",
+     ["bench", "loop", "--port", "emu", "--preset", name, "--model",
+      f"{{root}}/docs/results/learned-threshold/{name}.toml", "--json"])
+    for name in ("tio2x-seed", "gaox")]
 #: benches that run only when named in --only (minutes each on a loaded 2-core machine)
 HEAVY = {"transfer-21.8M", "ann-closed-loop", "ann-pairs-max", "ann-pairs-fold", "family"}
 #: sections rendered as a flat key/value table: (bench, title, what it measures)
@@ -96,7 +101,13 @@ GENERIC = [
     ("loop-learned", "Write-verify loop timing with the learned loop (`memhost bench loop --model`)",
      "As the loop section, with the firmware overhead of algorithm 2 (the model of `bench learned`) "
      "measured in the same run (goal: the loop <= 1.5 x the HAL time)."),
-]
+] + [(f"loop-learned-threshold-{name}",
+      f"Write-verify loop timing with the threshold form on {name} (`memhost bench loop --preset "
+      f"{name} --model`)",
+      f"As the loop section on {name}, with the firmware overhead of algorithm 2 steered by "
+      f"{name}'s threshold model (docs/results/learned-threshold/{name}.toml: steer and observe "
+      "every pulse) measured in the same run (goal: the loop <= 1.5 x the HAL time).")
+     for name in ("tio2x-seed", "gaox")]
 README_BEGIN = "<!-- results:demo begin (memhost results writes this block) -->"
 README_END = "<!-- results:demo end -->"
 

@@ -1240,7 +1240,12 @@ class Controller:
         steer_nobs = _lm.STEER_NOBS
         steer_need = _lm.STEER_NEED * tol_i
         log2q8 = _log2q8
-        l2n = 0                             # log2q8(need) + e256 of a seeded pulse (seeded = 1)
+        # its per-pulse steps as bound module functions on its arrays (no lookup per call)
+        lseed = _lm.seed_at
+        lsteer = _lm.steer_at
+        lobserve = _lm.observe_at
+        lw = lm.w
+        lyy = lm.yy
         widths = self._widths               # width / 2^s (floats made here, not per pulse)
         for k in range(sh_max + 1):
             widths[k] = width / (1 << k)
@@ -1410,34 +1415,33 @@ class Controller:
                     st[b + _NOBS] = 0
                     st[b + _SS] = 0
             r = 0 if b == 0 else 1
-            seeded = 0
             if lmode and need >= lm_far and st[b + _NOBS] == 0 and st[b + _SS] == 0:
                 # learned: this polarity starts from the predictor at the present reading
                 # (memfw/learned.py; a smaller change searches as adaptive does)
                 st[b + _STALE] = 0
-                l2n = log2q8(need) + e256
-                seeded = 1
-                ia = lm.seed(st, b, r, log2q8(g) + e256, l2n, top, _B_MIN, _B_MAX, _IA, _A, _B,
-                             _LAST)
+                ia = lseed(lw, lyy, st, b, r, g, e256, need, e256, top, _B_MIN, _B_MAX, _IA, _A,
+                           _B, _LAST)
                 st[b + _IP] = ia
                 st[b + _YP] = st[b + _A]
                 st[b + _CP] = 0
                 st[b + _NOBS] = 1
                 st[b + _TR] = _TRUST_PRIOR
-            # choose the amplitude index, 1 .. top; learned: not below the predictor's lowest
-            i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
+            # choose the amplitude index, 1 .. top: a steered pulse by the predictor (choose
+            # would only compute the model's index there: it writes st while searching, nobs 0),
+            # else the model; learned: not below the predictor's lowest
             sh = 0
             nobs = st[b + _NOBS]
             if (steer1 if r else steer0) and nobs > 0 and (nobs < steer_nobs or
                                                            need >= steer_need):
-                i = lm.steer(r, g, l2n if seeded else log2q8(need) + e256, top)
-            elif sh_max and nobs > 0 and i < st[b + _IA] - _TRUST:
-                # (only where the model would reach further down than its trust region)
-                iw = lm.shorten(st, b, l2n if seeded else log2q8(need) + e256, sh_max, lm_ilo[r],
-                                _IA, _A, _B)
-                if iw:
-                    i = iw >> 3
-                    sh = iw & 7
+                i = lsteer(lw, lyy, r, g, need, e256, top)
+            else:
+                i = choose(st, b, need, e256, i_min_search, di, sx, lm_ilo[r] if lmode else 0, top)
+                if sh_max and nobs > 0 and i < st[b + _IA] - _TRUST:
+                    # (only where the model would reach further down than its trust region)
+                    iw = lm.shorten(st, b, log2q8(need) + e256, sh_max, lm_ilo[r], _IA, _A, _B)
+                    if iw:
+                        i = iw >> 3
+                        sh = iw & 7
             if not pulse(amps[i], widths[sh]):
                 status = P.ST_LIMIT
                 break
@@ -1472,8 +1476,8 @@ class Controller:
             ysh = sh * lm.wexp if sh else 0
             clear = learn(st, b, i, dgl, tol_i, floor, e256, sx, g, ysh)     # (and the staleness)
             if steer1 if r else steer0:
-                lm.observe(r, i, dgl, log2q8(dgl if dgl > floor else floor) + e256 + ysh, g, tol_i,
-                           _MISS_STEP)
+                lobserve(lw, lyy, r, i, dgl, dgl if dgl > floor else floor, e256 + ysh, g, tol_i,
+                         _MISS_STEP)
             g = gn
             if probe == 1 and dgl >= tol_i and self._ring_sum(hn, pol) >= _LEARN_PULSE * tol_i:
                 # large moves while the relaxation is unknown: measure their decay now, go on from

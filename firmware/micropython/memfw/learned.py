@@ -237,8 +237,8 @@ class Learned:
         rc[4] = self.log2q8(span)
 
     def room(self, r, g):
-        """log2 W(G) in Q8 at the reading g (counts): the room left, clipped (prepare). (steer and
-        observe have it inlined: a call from viper goes through the runtime.)"""
+        """log2 W(G) in Q8 at the reading g (counts): the room left, clipped (prepare). (steer_at and
+        observe_at have it inlined: a call from viper goes through the runtime.)"""
         rc = self.rc
         if g < rc[1]:
             g = rc[1]
@@ -246,116 +246,22 @@ class Learned:
             g = rc[2]
         return self.log2q8(rc[3] - g if r == 0 else g - rc[0]) - rc[4]
 
-    @micropython.viper
-    def steer(self, r: int, g: int, need_l2: int, top: int) -> int:
+    def steer(self, r, g, need_l2, top):
         """Threshold form: the lowest index >= v_lo whose table value plus the device's offset (the
         caution before one) plus pw log2 W(G) reaches the change still needed (log2 need_l2, Q8,
-        absolute S) at the reading g (counts). Viper on the packed words (Learned.w) and tables
-        (Learned.yy), the room term (room, with _log2q8) inlined: one call per steered pulse with
-        two attribute loads; no heap."""
-        sx = int(_SX)
-        w = ptr32(self.w)
-        if int(w[_W_HAS + r]):
-            o = (int(w[_W_OFF + r]) << sx) >> sx
-        else:
-            o = (int(w[_W_CAU]) << sx) >> sx
-        # room: x = the counts left in the switching direction at the clipped reading (the range's
-        # words are non-negative and below 2^30: prepare)
-        if g < int(w[_W_RC + 1]):
-            g = int(w[_W_RC + 1])
-        elif g > int(w[_W_RC + 2]):
-            g = int(w[_W_RC + 2])
-        x = int(w[_W_RC + 3]) - g if r == 0 else g - int(w[_W_RC])
-        lx = 0                          # log2q8(x) (memfw.control._log2q8, inlined)
-        if x >= 1:
-            q = 0
-            t = x
-            while t >= 2:
-                t = t >> 1
-                q += 1
-            if q >= 8:
-                f = (x >> (q - 8)) & 0xFF
-            else:
-                f = (x << (8 - q)) & 0xFF
-            lx = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
-        want = need_l2 - o - ((int(w[_W_PW + r]) * (lx - int(w[_W_RC + 4]))) >> 8)
-        y = ptr32(self.yy)
-        base = r * int(w[_W_N])
-        lo = int(w[_W_ILO + r])
-        hi = top
-        if lo > hi:
-            lo = hi
-        if ((int(y[base + hi]) << sx) >> sx) < want:
-            lo = hi
-        while lo < hi:                  # lowest index whose table value reaches want
-            mid = (lo + hi) >> 1
-            if ((int(y[base + mid]) << sx) >> sx) >= want:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        absolute S) at the reading g (counts): steer_at."""
+        return steer_at(self.w, self.yy, r, g, 0, need_l2, top)
 
-    @micropython.viper
-    def observe(self, r: int, i: int, dg: int, yobs: int, g: int, tol_i: int, miss: int):
-        """Threshold form: the device's offset after a pulse at index i from the reading g
-        (counts) that moved it dg counts along its polarity (log2 yobs, Q8 absolute): a response
-        of _LEARN_MIN tolerances moves it towards its residual, by the gain pv / (pv + rvar) with
-        the model's variances (pv its variance: dvar before the first, then shrunk by each
-        response and grown by rvar >> _Q_SHIFT), else (rvar 0) 2^-_LEARN_SHIFT of the way (the
-        first sets it); a response below the tolerance lowers it by miss (Q8) if its residual
-        lies below it (the device responded less than the offset predicted). Viper on the packed
-        words as steer (the room term inlined alike); no heap. Machine ints: residual and offset
-        within +-2^23, the gain's products below 2^30."""
-        sx = int(_SX)
-        w = ptr32(self.w)
-        n = int(w[_W_N])
-        if i < int(w[_W_ILO + r]) or i >= n:
-            return
-        if g < int(w[_W_RC + 1]):
-            g = int(w[_W_RC + 1])
-        elif g > int(w[_W_RC + 2]):
-            g = int(w[_W_RC + 2])
-        x = int(w[_W_RC + 3]) - g if r == 0 else g - int(w[_W_RC])
-        lx = 0                          # log2q8(x) (as in steer)
-        if x >= 1:
-            q = 0
-            t = x
-            while t >= 2:
-                t = t >> 1
-                q += 1
-            if q >= 8:
-                f = (x >> (q - 8)) & 0xFF
-            else:
-                f = (x << (8 - q)) & 0xFF
-            lx = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
-        res = yobs - ((int(ptr32(self.yy)[r * n + i]) << sx) >> sx) - \
-            ((int(w[_W_PW + r]) * (lx - int(w[_W_RC + 4]))) >> 8)
-        h = int(w[_W_HAS + r])
-        if h:
-            o = (int(w[_W_OFF + r]) << sx) >> sx
-        else:
-            o = (int(w[_W_CAU]) << sx) >> sx
-        rv = int(w[_W_RVAR + r])
-        if dg >= _LEARN_MIN * tol_i and rv > 0:
-            p = int(w[_W_PV + r]) if h else int(w[_W_DVAR + r])
-            k = (p << 8) // (p + rv)                    # gain, Q8 (p, rv < 2^19)
-            o = o + ((k * (res - o)) >> 8)
-            w[_W_PV + r] = ((p * (256 - k)) >> 8) + (rv >> _Q_SHIFT)
-        elif dg >= _LEARN_MIN * tol_i:
-            o = res if not h else o + ((res - o) >> _LEARN_SHIFT)
-        elif dg < tol_i:
-            if not h:
-                w[_W_PV + r] = w[_W_DVAR + r]
-            if res < o:                 # (one step, not to the residual: kernel._learned_observe)
-                o -= miss
-        else:
-            return
-        if o > _CLAMP:
-            o = _CLAMP
-        elif o < 0 - _CLAMP:
-            o = 0 - _CLAMP
-        w[_W_OFF + r] = o
-        w[_W_HAS + r] = 1
+    def observe(self, r, i, dg, yobs, g, tol_i, miss):
+        """Threshold form: the device's offset after a pulse at index i from the reading g (counts)
+        that moved it dg counts along its polarity (log2 yobs, Q8 absolute): observe_at."""
+        observe_at(self.w, self.yy, r, i, dg, 0, yobs, g, tol_i, miss)
+
+    def seed(self, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w, last):
+        """Polarity r's starting model for the reading of log2 lg_g and the change still needed of
+        log2 need_l2 (both Q8, absolute S): seed_at."""
+        return seed_at(self.w, self.yy, st, b, r, 0, lg_g, 0, need_l2, top, b_min, b_max, ia_w,
+                       a_w, b_w, last)
 
     def halvings(self, width, min_width):
         """The most halvings (at most _SH_MAX) that keep width (s) at or above min_width; 0 without
@@ -390,80 +296,227 @@ class Learned:
             i = 1
         return (i << 3) + sh_max
 
-    @micropython.viper
-    def seed(self, st, b: int, r: int, lg_g: int, need_l2: int, top: int, b_min: int, b_max: int,
-             ia_w: int, a_w: int, b_w: int, last: int) -> int:
-        """Writes polarity r's starting model into the adaptive state st (block b: words ia_w, a_w,
-        b_w there are its anchor index, level and slope; its last clear responses at st[last..]) for
-        the reading of log2 lg_g and the change still needed of log2 need_l2 (both Q8, absolute S):
-        the anchor is the lowest index >= v_lo where the table (+ cg log2 G + the device's offset
-        for r, else the cautious offset) reaches the need; the slope is the table's over +-4 grid
-        steps there. The device's offset is observed log2|dG| - predicted at its last clear
-        response of polarity r (st words last + 4r ..: index, log2 |dG|, reading, E * 256), none
-        if there was none or it was below v_lo. Viper: machine ints on the packed words
-        (Learned.w) and tables (Learned.yy), _log2q8 inlined (one call per fresh polarity; no
-        heap)."""
-        sx = int(_SX)
-        p = ptr32(st)
-        w = ptr32(self.w)
-        n = int(w[_W_N])
-        y = ptr32(self.yy)
-        base = r * n
-        cg = (int(w[_W_CG + r]) << sx) >> sx
-        ilo = int(w[_W_ILO + r])
-        k = last + 4 * r
-        i = int(p[k])
-        if i < ilo or i >= n:                           # (none yet: the caution)
-            o = (int(w[_W_CAU]) << sx) >> sx
-        else:
-            x = (int(p[k + 2]) << sx) >> sx             # the reading then: log2q8 (inlined)
-            lg = 0
-            if x >= 1:
-                q = 0
-                t = x
-                while t >= 2:
-                    t = t >> 1
-                    q += 1
-                if q >= 8:
-                    f = (x >> (q - 8)) & 0xFF
-                else:
-                    f = (x << (8 - q)) & 0xFF
-                lg = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
-            lg += (int(p[k + 3]) << sx) >> sx
-            o = ((int(p[k + 1]) << sx) >> sx) - ((int(y[base + i]) << sx) >> sx) - ((cg * lg) >> 8)
-            if o > _CLAMP:
-                o = _CLAMP
-            elif o < 0 - _CLAMP:
-                o = 0 - _CLAMP
-        want = need_l2 - (((cg * lg_g) >> 8) + o)
-        lo = ilo
-        hi = top
-        if lo > hi:
-            lo = hi
-        if ((int(y[base + hi]) << sx) >> sx) < want:
-            lo = hi
-        while lo < hi:                  # lowest index whose table value reaches want
-            mid = (lo + hi) >> 1
-            if ((int(y[base + mid]) << sx) >> sx) >= want:
-                hi = mid
+
+# The hot steps as module functions on the packed words w (Learned.w) and tables yy (Learned.yy):
+# the loop (memfw/control.py) binds them and the arrays once per PROGRAM, so a call costs no
+# attribute or method lookup (a method call with its self.w / self.yy loads cost ~3x the call on
+# the unix port). Each takes a raw count and an addend where the loop would take a log2
+# (log2q8(x) + add, log2q8 inlined; x = 0 gives the addend alone: the methods' form).
+@micropython.viper
+def steer_at(w, yy, r: int, g: int, need: int, need_add: int, top: int) -> int:
+    """Learned.steer with the change still needed of log2 log2q8(need) + need_add: the lowest
+    index >= v_lo whose table value plus the device's offset (the caution before one) plus pw
+    log2 W(G) reaches it at the reading g (counts). Viper: machine ints on the arrays' words; no
+    heap."""
+    sx = int(_SX)
+    pw = ptr32(w)
+    if int(pw[_W_HAS + r]):
+        o = (int(pw[_W_OFF + r]) << sx) >> sx
+    else:
+        o = (int(pw[_W_CAU]) << sx) >> sx
+    # room: the counts left in the switching direction at the clipped reading (the range's words
+    # are non-negative and below 2^30: prepare); then the log2 of it and of need
+    if g < int(pw[_W_RC + 1]):
+        g = int(pw[_W_RC + 1])
+    elif g > int(pw[_W_RC + 2]):
+        g = int(pw[_W_RC + 2])
+    v = int(pw[_W_RC + 3]) - g if r == 0 else g - int(pw[_W_RC])
+    lx = 0
+    step = 0
+    while step < 2:
+        y = 0                       # log2q8(v) (memfw.control._log2q8, inlined: a call from
+        if v >= 1:                  # viper goes through the runtime)
+            q = 0
+            t = v
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (v >> (q - 8)) & 0xFF
             else:
-                lo = mid + 1
-        i0 = lo - _HALF_W
-        if i0 < ilo:
-            i0 = ilo
-        i1 = lo + _HALF_W
-        if i1 > top:
-            i1 = top
-        yl = (int(y[base + lo]) << sx) >> sx
-        if i1 > i0:
-            s = (((int(y[base + i1]) << sx) >> sx) - ((int(y[base + i0]) << sx) >> sx)) // (i1 - i0)
+                f = (v << (8 - q)) & 0xFF
+            y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        if step == 0:
+            lx = y
+            v = need
+        step += 1
+    want = y + need_add - o - ((int(pw[_W_PW + r]) * (lx - int(pw[_W_RC + 4]))) >> 8)
+    py = ptr32(yy)
+    base = r * int(pw[_W_N])
+    lo = int(pw[_W_ILO + r])
+    hi = top
+    if lo > hi:
+        lo = hi
+    if ((int(py[base + hi]) << sx) >> sx) < want:
+        lo = hi
+    while lo < hi:                  # lowest index whose table value reaches want
+        mid = (lo + hi) >> 1
+        if ((int(py[base + mid]) << sx) >> sx) >= want:
+            hi = mid
         else:
-            s = b_max
-        if s < b_min:
-            s = b_min
-        elif s > b_max:
-            s = b_max
-        p[b + ia_w] = lo
-        p[b + a_w] = yl + ((cg * lg_g) >> 8) + o
-        p[b + b_w] = s
-        return lo
+            lo = mid + 1
+    return lo
+
+
+@micropython.viper
+def observe_at(w, yy, r: int, i: int, dg: int, x: int, y_add: int, g: int, tol_i: int, miss: int):
+    """Learned.observe with the response's log2 log2q8(x) + y_add (Q8 absolute): the device's
+    offset after a pulse at index i from the reading g (counts) that moved it dg counts along its
+    polarity. A response of _LEARN_MIN tolerances moves it towards its residual, by the gain
+    pv / (pv + rvar) with the model's variances (pv its variance: dvar before the first, then
+    shrunk by each response and grown by rvar >> _Q_SHIFT), else (rvar 0) 2^-_LEARN_SHIFT of the
+    way (the first sets it); a response below the tolerance lowers it by miss (Q8) if its
+    residual lies below it (the device responded less than the offset predicted). Viper, no
+    heap; machine ints: residual and offset within +-2^23, the gain's products below 2^30."""
+    sx = int(_SX)
+    pw = ptr32(w)
+    n = int(pw[_W_N])
+    if i < int(pw[_W_ILO + r]) or i >= n:
+        return
+    if g < int(pw[_W_RC + 1]):
+        g = int(pw[_W_RC + 1])
+    elif g > int(pw[_W_RC + 2]):
+        g = int(pw[_W_RC + 2])
+    v = int(pw[_W_RC + 3]) - g if r == 0 else g - int(pw[_W_RC])
+    lx = 0
+    step = 0
+    while step < 2:                 # log2q8 of the room, then of x
+        y = 0                       # log2q8(v) (memfw.control._log2q8, inlined: a call from
+        if v >= 1:                  # viper goes through the runtime)
+            q = 0
+            t = v
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (v >> (q - 8)) & 0xFF
+            else:
+                f = (v << (8 - q)) & 0xFF
+            y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        if step == 0:
+            lx = y
+            v = x
+        step += 1
+    res = y + y_add - ((int(ptr32(yy)[r * n + i]) << sx) >> sx) - \
+        ((int(pw[_W_PW + r]) * (lx - int(pw[_W_RC + 4]))) >> 8)
+    h = int(pw[_W_HAS + r])
+    if h:
+        o = (int(pw[_W_OFF + r]) << sx) >> sx
+    else:
+        o = (int(pw[_W_CAU]) << sx) >> sx
+    rv = int(pw[_W_RVAR + r])
+    if dg >= _LEARN_MIN * tol_i and rv > 0:
+        p = int(pw[_W_PV + r]) if h else int(pw[_W_DVAR + r])
+        k = (p << 8) // (p + rv)                    # gain, Q8 (p, rv < 2^19)
+        o = o + ((k * (res - o)) >> 8)
+        pw[_W_PV + r] = ((p * (256 - k)) >> 8) + (rv >> _Q_SHIFT)
+    elif dg >= _LEARN_MIN * tol_i:
+        o = res if not h else o + ((res - o) >> _LEARN_SHIFT)
+    elif dg < tol_i:
+        if not h:
+            pw[_W_PV + r] = pw[_W_DVAR + r]
+        if res < o:                 # (one step, not to the residual: kernel._learned_observe)
+            o -= miss
+    else:
+        return
+    if o > _CLAMP:
+        o = _CLAMP
+    elif o < 0 - _CLAMP:
+        o = 0 - _CLAMP
+    pw[_W_OFF + r] = o
+    pw[_W_HAS + r] = 1
+
+
+@micropython.viper
+def seed_at(w, yy, st, b: int, r: int, g: int, g_add: int, need: int, need_add: int, top: int,
+            b_min: int, b_max: int, ia_w: int, a_w: int, b_w: int, last: int) -> int:
+    """Learned.seed for the reading of log2 log2q8(g) + g_add and the change still needed of log2
+    log2q8(need) + need_add (both Q8, absolute S): writes polarity r's starting model into the
+    adaptive state st (block b: words ia_w, a_w, b_w there are its anchor index, level and slope;
+    its last clear responses at st[last..]): the anchor is the lowest index >= v_lo where the
+    table (+ cg log2 G + the device's offset for r, else the cautious offset) reaches the need;
+    the slope is the table's over +-4 grid steps there. The device's offset is observed
+    log2|dG| - predicted at its last clear response of polarity r (st words last + 4r ..: index,
+    log2 |dG|, reading, E * 256), none if there was none or it was below v_lo. Viper: machine
+    ints on the arrays' words (one call per fresh polarity; no heap)."""
+    sx = int(_SX)
+    p = ptr32(st)
+    pw = ptr32(w)
+    n = int(pw[_W_N])
+    py = ptr32(yy)
+    base = r * n
+    cg = (int(pw[_W_CG + r]) << sx) >> sx
+    ilo = int(pw[_W_ILO + r])
+    k = last + 4 * r
+    i = int(p[k])
+    known = 1 if i >= ilo and i < n else 0          # (none yet: the caution)
+    lg_g = 0
+    need_l2 = 0
+    lg = 0
+    v = g
+    step = 0
+    while step < 3:                 # log2q8 of g, need, then the last clear response's reading
+        y = 0                       # log2q8(v) (memfw.control._log2q8, inlined: a call from
+        if v >= 1:                  # viper goes through the runtime)
+            q = 0
+            t = v
+            while t >= 2:
+                t = t >> 1
+                q += 1
+            if q >= 8:
+                f = (v >> (q - 8)) & 0xFF
+            else:
+                f = (v << (8 - q)) & 0xFF
+            y = (q << 8) + f + ((89 * f * (256 - f)) >> 16)
+        if step == 0:
+            lg_g = y + g_add
+            v = need
+        elif step == 1:
+            need_l2 = y + need_add
+            if not known:
+                break
+            v = (int(p[k + 2]) << sx) >> sx
+        else:
+            lg = y + ((int(p[k + 3]) << sx) >> sx)
+        step += 1
+    if known:
+        o = ((int(p[k + 1]) << sx) >> sx) - ((int(py[base + i]) << sx) >> sx) - ((cg * lg) >> 8)
+        if o > _CLAMP:
+            o = _CLAMP
+        elif o < 0 - _CLAMP:
+            o = 0 - _CLAMP
+    else:
+        o = (int(pw[_W_CAU]) << sx) >> sx
+    want = need_l2 - (((cg * lg_g) >> 8) + o)
+    lo = ilo
+    hi = top
+    if lo > hi:
+        lo = hi
+    if ((int(py[base + hi]) << sx) >> sx) < want:
+        lo = hi
+    while lo < hi:                  # lowest index whose table value reaches want
+        mid = (lo + hi) >> 1
+        if ((int(py[base + mid]) << sx) >> sx) >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    i0 = lo - _HALF_W
+    if i0 < ilo:
+        i0 = ilo
+    i1 = lo + _HALF_W
+    if i1 > top:
+        i1 = top
+    yl = (int(py[base + lo]) << sx) >> sx
+    if i1 > i0:
+        s = (((int(py[base + i1]) << sx) >> sx) - ((int(py[base + i0]) << sx) >> sx)) // (i1 - i0)
+    else:
+        s = b_max
+    if s < b_min:
+        s = b_min
+    elif s > b_max:
+        s = b_max
+    p[b + ia_w] = lo
+    p[b + a_w] = yl + ((cg * lg_g) >> 8) + o
+    p[b + b_w] = s
+    return lo
+
