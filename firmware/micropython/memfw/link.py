@@ -2,6 +2,8 @@
 # A frame on the wire is COBS(header | body | crc32_le(header | body)) followed by one 0x00.
 import binascii
 import struct
+import micropython
+from array import array
 from micropython import const
 
 MAX_DECODED = const(250)    # header + body + CRC, bytes (see docs/protocol.md)
@@ -11,52 +13,58 @@ MAX_ENCODED = const(253)    # longest encoded frame accepted (without its 0x00)
 # of at most MAX_ENCODED bytes is COBS.
 
 
-def cobs_encode(data):
-    """COBS-encode `data` (bytes-like) -> bytes, without the trailing 0x00 delimiter."""
-    out = bytearray()
+# The byte loops run in viper (native code, no heap): on an RP2040 a bytecode loop costs ~20 µs a
+# byte, so a 40-byte PROGRAM frame took ~1.7 ms to gather and decode and a 38-byte reply ~0.75 ms to
+# encode; viper does each in a few µs. The same code runs on every port (rp2, stm32, unix).
+
+
+@micropython.viper
+def _cobs_enc(src, n: int, dst) -> int:
+    # COBS of src[:n] into dst (len >= n + n // 254 + 1), no delimiter; returns the length. A block
+    # closed full (0xFF, no zero consumed) sets `full`: a trailing empty block after it is dropped,
+    # as the `cobs` package does.
+    s = ptr8(src)
+    d = ptr8(dst)
     code_at = 0
-    out.append(0)           # placeholder for the first block's code byte
+    j = 1
     code = 1
-    for b in data:
+    full = 0
+    i = 0
+    while i < n:
+        b = s[i]
+        i += 1
         if b == 0:
-            out[code_at] = code
-            code_at = len(out)
-            out.append(0)
+            d[code_at] = code
+            code_at = j
+            j += 1
             code = 1
+            full = 0
         else:
-            out.append(b)
+            d[j] = b
+            j += 1
             code += 1
             if code == 0xFF:
-                out[code_at] = code
-                code_at = len(out)
-                out.append(0)
+                d[code_at] = code
+                code_at = j
+                j += 1
                 code = 1
-    out[code_at] = code
-    # the `cobs` package drops a trailing empty block after a full 254-byte run
-    if code == 1 and len(out) > 1 and code_at == len(out) - 1 and _ends_full_block(out, code_at):
-        out = out[:code_at]
-    return bytes(out)
+                full = 1
+    d[code_at] = code
+    if code == 1 and full != 0:
+        j = code_at             # (code 1: the empty block is the last byte)
+    return j
 
 
-def _ends_full_block(out, code_at):
-    # True if the block before `code_at` was a full 0xFF block (no zero was consumed by it)
-    i = 0
-    last = -1
-    while i < code_at:
-        last = i
-        i += out[i]
-    return last >= 0 and out[last] == 0xFF and i == code_at
-
-
-def cobs_decode(data, out):
-    """COBS-decode `data` into bytearray `out`; returns the decoded length (which may exceed len(out):
-    the bytes past it are counted, not stored), or -1 if malformed."""
-    n = len(data)
-    limit = len(out)
+@micropython.viper
+def _cobs_dec(src, n: int, dst, limit: int) -> int:
+    # COBS-decode src[:n] into dst[:limit]; returns the decoded length (bytes past limit counted,
+    # not stored) or -1 if malformed
+    s = ptr8(src)
+    d = ptr8(dst)
     i = 0
     j = 0
     while i < n:
-        code = data[i]
+        code = s[i]
         if code == 0:
             return -1
         i += 1
@@ -64,18 +72,54 @@ def cobs_decode(data, out):
         if end > n:
             return -1
         while i < end:
-            b = data[i]
+            b = s[i]
             if b == 0:
                 return -1
             if j < limit:
-                out[j] = b
+                d[j] = b
             j += 1
             i += 1
         if code != 0xFF and i < n:
             if j < limit:
-                out[j] = 0
+                d[j] = 0
             j += 1
     return j
+
+
+@micropython.viper
+def _gather(src, k: int, n: int, acc, st) -> int:
+    # Copies src[k:n] up to its first 0x00 into acc at st[0] (st[0] advances; past st[2] bytes
+    # st[1] is set: an overflow); returns the index of that 0x00, or n
+    s = ptr8(src)
+    a = ptr8(acc)
+    p = ptr32(st)
+    m = int(p[0])
+    cap = int(p[2])
+    while k < n:
+        b = s[k]
+        if b == 0:
+            break
+        if m < cap:
+            a[m] = b
+            m += 1
+        else:
+            p[1] = 1
+        k += 1
+    p[0] = m
+    return k
+
+
+def cobs_encode(data):
+    """COBS-encode `data` (bytes-like) -> bytes, without the trailing 0x00 delimiter."""
+    n = len(data)
+    out = bytearray(n + n // 254 + 1)
+    return bytes(memoryview(out)[:_cobs_enc(data, n, out)])
+
+
+def cobs_decode(data, out):
+    """COBS-decode `data` into bytearray `out`; returns the decoded length (which may exceed len(out):
+    the bytes past it are counted, not stored), or -1 if malformed."""
+    return _cobs_dec(data, len(data), out, len(out))
 
 
 def crc32(data):
@@ -83,50 +127,53 @@ def crc32(data):
 
 
 def encode_frame(payload):
-    """payload = header | body -> wire bytes (COBS(payload | crc32_le) + 0x00)."""
-    raw = bytearray(payload)
-    raw.extend(struct.pack("<I", crc32(payload)))
-    return cobs_encode(raw) + b"\x00"
+    """payload = header | body -> wire bytes (COBS(payload | crc32_le) + 0x00), one bytes object: a
+    reply is one write."""
+    n = len(payload)
+    raw = bytearray(n + 4)
+    raw[:n] = payload
+    struct.pack_into("<I", raw, n, crc32(payload))
+    n += 4
+    out = bytearray(n + n // 254 + 2)
+    m = _cobs_enc(raw, n, out)
+    out[m] = 0                  # the delimiter
+    return bytes(memoryview(out)[:m + 1])
 
 
 class FrameReader:
     """Accumulates bytes until 0x00, then decodes one frame. Never raises on bad input.
 
     feed_byte-free design: `feed(buf, n)` scans a chunk and calls `on_frame(mv, n)` for each good
-    payload (header|body, CRC checked and stripped) and `on_error(code)` for each bad one.
+    payload (header|body, CRC checked and stripped) and `on_error(code)` for each bad one. A frame
+    may arrive in any number of chunks; a 0x00 always ends one (resync).
     """
 
     def __init__(self, on_frame, on_error):
         self._acc = bytearray(MAX_ENCODED)
-        self._n = 0
-        self._overflow = False
+        self._st = array("i", (0, 0, MAX_ENCODED))    # bytes gathered, overflow flag, capacity
         self._dec = bytearray(MAX_DECODED)
         self._dec_mv = memoryview(self._dec)
         self._on_frame = on_frame
         self._on_error = on_error
 
     def feed(self, buf, n):
-        acc = self._acc
-        cap = len(acc)
-        for k in range(n):
-            b = buf[k]
-            if b != 0:
-                if self._n < cap:
-                    acc[self._n] = b
-                    self._n += 1
-                else:
-                    self._overflow = True
-                continue
-            # delimiter: end of a frame
-            count = self._n
-            self._n = 0
-            if self._overflow:
-                self._overflow = False
+        st = self._st
+        k = 0
+        while k < n:
+            k = _gather(buf, k, n, self._acc, st)
+            if k >= n:
+                return                      # no delimiter yet: the frame goes on in the next chunk
+            k += 1                          # past the delimiter: end of a frame
+            count = st[0]
+            st[0] = 0
+            if st[1]:
+                st[1] = 0
                 self._on_error(3)           # ERR_TOO_LONG
                 continue
             if count == 0:
                 continue                    # empty frame: resync filler, ignored
-            m = cobs_decode(memoryview(acc)[:count], self._dec)
+            dec = self._dec
+            m = _cobs_dec(self._acc, count, dec, MAX_DECODED)
             if m < 0:
                 self._on_error(2)           # ERR_COBS
                 continue
@@ -137,8 +184,8 @@ class FrameReader:
                 self._on_error(5)           # ERR_BAD_LENGTH
                 continue
             body_end = m - 4
-            got = self._dec[body_end] | (self._dec[body_end + 1] << 8) | \
-                (self._dec[body_end + 2] << 16) | (self._dec[body_end + 3] << 24)
+            got = dec[body_end] | (dec[body_end + 1] << 8) | (dec[body_end + 2] << 16) | \
+                (dec[body_end + 3] << 24)
             if crc32(self._dec_mv[:body_end]) != got:
                 self._on_error(1)           # ERR_CRC
                 continue
