@@ -345,6 +345,21 @@ def test_pulse_roles_count_each_pulse_once_by_what_it_did() -> None:
     assert ro["aim_sd_oct"] == pytest.approx(aim.std(), abs=1e-4)
 
 
+def test_error_along_the_last_pulse_takes_each_devices_last_polarity() -> None:
+    """bench learned's error along the last pulse's direction: device 0 ended with a RESET (its
+    records out of order on purpose), device 1 with a SET, device 2 never pulsed, device 3's
+    target lies outside its range: left out."""
+    from memhost.bench.learned import _along
+    a = _prog(0, [(0, 90.0, 99.0, 0), (1, 300.0, 200.0, 0)], 100.0)[::-1]   # (RESET: k 1, first)
+    b = _prog(1, [(0, 50.0, 99.6, 0)], 100.0)
+    c = _prog(3, [(0, 50.0, 99.6, 0)], 100.0)
+    err = np.array([0.3, -0.2, 0.1, 5.0])
+    out = _along(np.concatenate([a, b, c]), err, np.array([True, True, True, False]))
+    # along: device 0 -0.3 (RESET), device 1 -0.2 (SET): both on the near side
+    assert out["error_along_mean_lsb"] == pytest.approx(-0.25)
+    assert out["error_along_sd_lsb"] == pytest.approx(0.05)
+
+
 def test_oracle_floor_grows_with_the_distance_and_the_cycle_spread() -> None:
     from memhost.bench.learned import oracle_pulses
     near, far = np.full(4000, 10.0), np.full(4000, 1000.0)
@@ -655,3 +670,11 @@ def test_threshold_form_on_fresh_gaox_meets_the_pulse_goal(
                                                               base["pulses_mean"])
     assert lrn["error_p95_abs_lsb"] <= base["error_p95_abs_lsb"] + 0.1
     assert lrn["converged_fraction"] == 1.0
+    # the same devices (one seed): the same ones hold a target outside their range
+    assert lrn["unreachable"] == base["unreachable"]
+    for f in (base, lrn):
+        assert f["error_sigma_reachable_lsb"] <= f["error_sigma_lsb"]
+        # the error's σ is its spread along the last pulse's direction and that mean (the bias
+        # towards the side the device came from), both directions being common
+        assert math.hypot(f["error_along_sd_lsb"], f["error_along_mean_lsb"]) == pytest.approx(
+            f["error_sigma_reachable_lsb"], abs=0.02)

@@ -13,7 +13,10 @@ Evaluation (the twin, memhost.sim.twins): tio2x-seed on devices not trained on, 
 model never saw) and --eval-types further family types (another family seed: never seen). Fresh:
 --devices fresh devices per type, each programmed once to a uniform random target over the common
 range (bench transfer's protocol; for a type whose device-to-device spread leaves no common range at 3
-sigma, 2, 1 or 0 sigma), settled error from the true conductance after 5 relaxation times. Warm: 16 devices, 256 levels upwards over the range measured after saturating pulses
+sigma, 2, 1 or 0 sigma), settled error from the true conductance after 5 relaxation times; also over the devices whose
+target lies within their own range (the twin's per-device range, not stuck: a device whose target
+lies outside it ends tens of LSB off under every algorithm and sets the σ) and along the direction
+of each device's last pulse (mean: the bias towards the side it came from). Warm: 16 devices, 256 levels upwards over the range measured after saturating pulses
 (bench controller's protocol on the twin). adaptive+prior: the preset's prior (tio2x-seed, gaox:
 [firmware] prior_*, relaxation tracked, settle 5 tau), adaptive: no prior, the auto settle;
 learned: the model, the auto settle; learned-censored: the model fitted with the responses
@@ -260,7 +263,8 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
            "unreachable": int(n - reach.sum()),
            "error_sigma_reachable_lsb": float(np.std(err[reach])) if reach.any() else float("nan"),
            "error_p95_abs_reachable_lsb": (float(np.percentile(np.abs(err[reach]), 95))
-                                           if reach.any() else float("nan"))}
+                                           if reach.any() else float("nan")),
+           **_along(rec, err, reach)}
     first = rec[rec["k"] == 0]
     need = np.abs(first["target_s"] - first["g_before"]) / first["tol_s"]
     out["oracle_pulses"] = oracle_pulses(need, float(pr.params["c2c_rel"]), seed)
@@ -272,6 +276,22 @@ def fresh(preset: Any, algorithm: str, model: Any, n: int, seed: int) -> dict[st
         out["model_floor_pulses"] = oracle_pulses(need, 0.0, seed, sd)
         out["model_within_sd_oct"] = sd
     return out
+
+
+def _along(rec: np.ndarray, err: np.ndarray, reach: np.ndarray) -> dict[str, float]:
+    """The settled error along the direction of each device's last pulse (+ SET, - RESET; LSB),
+    mean and sd over the devices that pulsed and whose target lies within their range: a mean
+    below 0 is a device left on the near side of the tolerance band, where it came from. The
+    error's σ is about sqrt(sd^2 + mean^2) when both directions are common."""
+    d = rec["device"].astype(np.int64)
+    o = np.lexsort((rec["k"], d))                   # by device, then pulse: each device's last
+    last = o[np.r_[d[o][1:] != d[o][:-1], True]] if len(o) else o
+    dirn = np.zeros(len(err))
+    dirn[d[last]] = np.where(rec["polarity"][last] == 0, 1.0, -1.0)
+    a = (err * dirn)[reach & (dirn != 0)]
+    if not len(a):
+        return {"error_along_mean_lsb": float("nan"), "error_along_sd_lsb": float("nan")}
+    return {"error_along_mean_lsb": float(np.mean(a)), "error_along_sd_lsb": float(np.std(a))}
 
 
 def sweep(preset: Any, algorithm: str, model: Any, seed: int, levels: int = WARM_LEVELS,
