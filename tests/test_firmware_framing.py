@@ -1,7 +1,8 @@
 """The firmware's frame reader (memfw/link.FrameReader) on the real MicroPython unix port: a byte
 stream of good and bad frames decodes to the same events however it is cut into chunks (a frame split
 at every byte, in bursts of several frames, across the 256-byte receive buffer), and feeding bytes
-allocates nothing."""
+allocates nothing; a reply's frame, encoded in one pass, is the host codec's frame for every body
+length."""
 
 from __future__ import annotations
 
@@ -40,9 +41,13 @@ def test_frames_cut_at_every_byte_and_in_bursts_give_the_same_events() -> None:
     out = run_micropython(DRIVER, input=stream.hex().encode() + b"\n")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 9 + 1 + 241
     for line in lines[:8]:
         assert line == expected
     assert lines[8].startswith("alloc ")
     assert int(lines[8].split()[1]) == 0           # 400 x 256 bytes fed: no heap
     assert lines[8].split()[2] == "E3"             # and the burst is one TOO_LONG frame
+    assert lines[9] == "replies"
+    for n, line in enumerate(lines[10:]):        # the board's replies, as the host's codec sends them
+        body = bytes((i * 37 + n) & 0xFF for i in range(n))
+        assert line == _wire(_payload(0x85, 0x80000000 + n * 65599, body)).hex(), n

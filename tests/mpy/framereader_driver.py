@@ -54,3 +54,9 @@ alloc_feeding(burst, 1)
 print("alloc", alloc_feeding(burst, 400), end=" ")
 reader.feed(b"\x00", 1)
 print(" ".join(events[-1:]))
+# replies: encode_reply(type, seq, body) for bodies of every length 0..240 (byte i = (i * 37 + len) &
+# 0xFF: zeros and 0xFF among them), one hex frame a line after a "replies" line
+print("replies")
+for n in range(241):
+    body = bytes([(i * 37 + n) & 0xFF for i in range(n)])
+    print(binascii.hexlify(link.encode_reply(0x85, 0x80000000 + n * 65599, body)).decode())

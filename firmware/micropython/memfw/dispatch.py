@@ -76,8 +76,7 @@ class Server:
             now = time.ticks_ms()
             if time.ticks_diff(now, self._beat_ms) >= _BUSY_MS:
                 self._beat_ms = now
-                self.hal.tx(link.encode_frame(struct.pack(
-                    P.HEADER, P.PROTOCOL_VERSION, P.BUSY, self.current_seq) + struct.pack(
+                self.hal.tx(link.encode_reply(P.BUSY, self.current_seq, struct.pack(
                     P.BUSY_LAYOUT, time.ticks_diff(now, self._started_ms))))
         if self.hal.rx_ready():
             self.pump(0)
@@ -181,7 +180,7 @@ class Server:
 
     # ---- output ----------------------------------------------------------------------------
     def _reply(self, seq, mtype, body, cache=True, crc=b""):
-        frame = link.encode_frame(struct.pack(P.HEADER, P.PROTOCOL_VERSION, mtype, seq) + body)
+        frame = link.encode_reply(mtype, seq, body)
         if cache:
             self.cache[seq] = (crc, frame)
             self.cache_order.append(seq)

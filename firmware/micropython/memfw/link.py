@@ -5,6 +5,7 @@ import struct
 import micropython
 from array import array
 from micropython import const
+from memfw.protocol import HEADER, HEADER_SIZE, PROTOCOL_VERSION
 
 MAX_DECODED = const(250)    # header + body + CRC, bytes (see docs/protocol.md)
 MAX_ENCODED = const(253)    # longest encoded frame accepted (without its 0x00)
@@ -19,19 +20,28 @@ MAX_ENCODED = const(253)    # longest encoded frame accepted (without its 0x00)
 
 
 @micropython.viper
-def _cobs_enc(src, n: int, dst) -> int:
-    # COBS of src[:n] into dst (len >= n + n // 254 + 1), no delimiter; returns the length. A block
-    # closed full (0xFF, no zero consumed) sets `full`: a trailing empty block after it is dropped,
-    # as the `cobs` package does.
-    s = ptr8(src)
+def _cobs_enc(hdr, nh: int, body, nb: int, crc: int, nc: int, dst) -> int:
+    # COBS of hdr[:nh] | body[:nb] | the nc (0 or 4) bytes of crc, little-endian, into dst (len >=
+    # n + n // 254 + 1, n = nh + nb + nc), no delimiter; returns the length. A block closed full
+    # (0xFF, no zero consumed) sets `full`: a trailing empty block after it is dropped, as the `cobs`
+    # package does. (A frame's header, body and CRC in one pass: no concatenated copy.)
+    h = ptr8(hdr)
+    s = ptr8(body)
     d = ptr8(dst)
+    nhb = nh + nb
+    n = nhb + nc
     code_at = 0
     j = 1
     code = 1
     full = 0
     i = 0
     while i < n:
-        b = s[i]
+        if i < nh:
+            b = h[i]
+        elif i < nhb:
+            b = s[i - nh]
+        else:
+            b = (crc >> ((i - nhb) << 3)) & 0xFF
         i += 1
         if b == 0:
             d[code_at] = code
@@ -53,6 +63,14 @@ def _cobs_enc(src, n: int, dst) -> int:
     if code == 1 and full != 0:
         j = code_at             # (code 1: the empty block is the last byte)
     return j
+
+
+@micropython.viper
+def _crc_is(buf, at: int, crc: int) -> bool:
+    # buf[at:at + 4] == crc, little-endian (no big integers on a 32-bit port)
+    p = ptr8(buf)
+    # (both sides are the CRC's 32 bits: a port's machine word holds them, no mask needed)
+    return (p[at] | (p[at + 1] << 8) | (p[at + 2] << 16) | (p[at + 3] << 24)) == crc
 
 
 @micropython.viper
@@ -113,7 +131,7 @@ def cobs_encode(data):
     """COBS-encode `data` (bytes-like) -> bytes, without the trailing 0x00 delimiter."""
     n = len(data)
     out = bytearray(n + n // 254 + 1)
-    return bytes(memoryview(out)[:_cobs_enc(data, n, out)])
+    return bytes(memoryview(out)[:_cobs_enc(data, n, b"", 0, 0, 0, out)])
 
 
 def cobs_decode(data, out):
@@ -126,18 +144,30 @@ def crc32(data):
     return binascii.crc32(data) & 0xFFFFFFFF
 
 
-def encode_frame(payload):
-    """payload = header | body -> wire bytes (COBS(payload | crc32_le) + 0x00), one bytes object: a
-    reply is one write."""
-    n = len(payload)
-    raw = bytearray(n + 4)
-    raw[:n] = payload
-    struct.pack_into("<I", raw, n, crc32(payload))
-    n += 4
+def _frame(hdr, nh, body, crc):
+    # the wire bytes of hdr[:nh] | body with its CRC: one bytearray, exactly the frame (every frame
+    # within MAX_DECODED encodes to its length + 2: no 254-byte run fits in it)
+    n = nh + len(body) + 4
     out = bytearray(n + n // 254 + 2)
-    m = _cobs_enc(raw, n, out)
+    m = _cobs_enc(hdr, nh, body, len(body), crc, 4, out)
     out[m] = 0                  # the delimiter
-    return bytes(memoryview(out)[:m + 1])
+    m += 1
+    return out if m == len(out) else out[:m]
+
+
+def encode_frame(payload):
+    """payload = header | body -> wire bytes (COBS(payload | crc32_le) + 0x00)."""
+    return _frame(b"", 0, payload, binascii.crc32(payload))
+
+
+_HDR = bytearray(HEADER_SIZE)   # encode_reply's header: packed in place, no heap
+
+
+def encode_reply(mtype, seq, body):
+    """The frame of a message (type, seq, body bytes): header, body and CRC encoded in one pass into
+    one buffer, the only allocation (a reply is one write)."""
+    struct.pack_into(HEADER, _HDR, 0, PROTOCOL_VERSION, mtype, seq)
+    return _frame(_HDR, HEADER_SIZE, body, binascii.crc32(body, binascii.crc32(_HDR)))
 
 
 class FrameReader:
@@ -184,9 +214,7 @@ class FrameReader:
                 self._on_error(5)           # ERR_BAD_LENGTH
                 continue
             body_end = m - 4
-            got = dec[body_end] | (dec[body_end + 1] << 8) | (dec[body_end + 2] << 16) | \
-                (dec[body_end + 3] << 24)
-            if crc32(self._dec_mv[:body_end]) != got:
+            if not _crc_is(dec, body_end, binascii.crc32(self._dec_mv[:body_end])):
                 self._on_error(1)           # ERR_CRC
                 continue
             self._on_frame(self._dec_mv, body_end)     # (the CRC stays at [body_end:body_end+4])
