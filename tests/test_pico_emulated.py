@@ -342,6 +342,46 @@ def test_a_corrupted_frame_gets_error_and_service_continues(board: Board, pico: 
         b2.close()
 
 
+def test_frames_cut_at_every_byte_or_sent_in_one_burst_are_each_answered_on_the_rp2_port(
+        pico: PicoEmulator, port_free: None) -> None:
+    """The rp2 port reads one byte per poll: a frame trickling in a byte at a time, and several
+    frames (one corrupted among them) in one write, are each answered once, in order."""
+    import serial
+    b1 = Board.open(pico.port, timeout=30)
+    bad0 = b1.info.bad_frames
+    b1.close()                              # the port is exclusive: talk raw for a moment
+
+    def replies(ser: serial.Serial, n: int) -> list[P.Frame]:
+        got = b""
+        deadline = time.monotonic() + 30
+        while got.count(b"\x00") < n and time.monotonic() < deadline:
+            got += ser.read(256)
+        return [P.decode_frame(f) for f in got.split(b"\x00")[:n]]
+
+    with serial.Serial(pico.port, 115200, timeout=0.05, exclusive=True) as ser:
+        slow = P.encode_frame(P.Ping(bytes(range(1, 30)) + b"\x00\x00slow"), 0x7FFF0001)
+        for b in slow:                      # one byte per USB transfer, the board polling between
+            ser.write(bytes([b]))
+            ser.flush()
+            time.sleep(0.004)
+        (r,) = replies(ser, 1)
+        assert r.seq == 0x7FFF0001 and r.message == P.Pong(bytes(range(1, 30)) + b"\x00\x00slow")
+        frames = [P.encode_frame(P.Ping(b"burst%d" % i + b"\x00" * i), 0x7FFF0010 + i) for i in range(5)]
+        bad = bytearray(frames[2])
+        bad[4] ^= 0x20
+        ser.write(b"".join(frames[:2]) + bytes(bad) + b"".join(frames[3:]))
+        got = replies(ser, 5)
+    assert [(f.seq, f.message) for f in got if f.seq] == [
+        (0x7FFF0010 + i, P.Pong(b"burst%d" % i + b"\x00" * i)) for i in (0, 1, 3, 4)]
+    errors = [f for f in got if not f.seq]
+    assert len(errors) == 1 and isinstance(errors[0].message, P.Error)
+    b2 = Board.open(pico.port, timeout=30)
+    try:
+        assert b2.info.bad_frames == bad0 + 1
+    finally:
+        b2.close()
+
+
 def test_memhost_info_shows_the_hal_micropython_board_and_free_heap(pico: PicoEmulator, board: Board) -> None:
     board.close()                                   # the port is exclusive; the fixture re-opens below
     out = _memhost("info", "--port", pico.port)
