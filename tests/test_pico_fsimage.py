@@ -6,11 +6,10 @@ littlefs; its bytecode imported by the real MicroPython unix port. Bad inputs gi
 
 from __future__ import annotations
 
-import zlib
+import re
 from pathlib import Path
 
 import pytest
-from cobs import cobs
 
 from conftest import FIRMWARE, run_micropython
 from memhost.commands.flash import plan
@@ -51,19 +50,32 @@ def test_image_holds_main_py_as_source_and_every_other_pico_file_as_mpy(image):
 
 
 def test_bytecode_in_the_image_is_the_current_firmware(image, tmp_path):
-    # the real MicroPython unix port imports memfw.link from the image's .mpy files (no .py beside them)
-    for name, data in read_fs_image(image).items():
+    # the real MicroPython unix port imports a module from the image's .mpy files (no .py beside
+    # them). memfw/protocol has no native code; the modules with viper/native functions (link,
+    # control, learned, ...) hold armv6m machine code, which only the RP2040 runs
+    # (tests/test_pico_emulated.py imports them there).
+    files = read_fs_image(image)
+    for name, data in files.items():
         dest = tmp_path / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
     script = tmp_path / "probe.py"
-    script.write_text("import memfw.link as l\nprint(l.__file__)\nprint(bytes(l.encode_frame(b'\\x01\\x00abc')).hex())\n")
+    script.write_text("import memfw.protocol as p\nprint(p.__file__)\n"
+                      "print(p.PROTOCOL_VERSION, p.HEADER_SIZE, p.MAX_BODY, '.'.join(str(v) for v in p.FW_VERSION))\n")
     proc = run_micropython(script, path=[tmp_path])
-    assert proc.returncode == 0, proc.stderr
-    where, frame = proc.stdout.split()
-    assert where.endswith("memfw/link.mpy")
-    payload = b"\x01\x00abc"
-    assert bytes.fromhex(frame) == cobs.encode(payload + zlib.crc32(payload).to_bytes(4, "little")) + b"\x00"
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout, proc.stdout + proc.stderr
+    where, *values = proc.stdout.split()
+    assert where.endswith("memfw/protocol.mpy")
+    src = (FIRMWARE / "memfw" / "protocol.py").read_text()
+    want = [re.search(rf"^{k} = const\((\d+)\)", src, re.M).group(1)
+            for k in ("PROTOCOL_VERSION", "HEADER_SIZE", "MAX_BODY")]
+    want.append(".".join(re.search(r"^FW_VERSION = \((\d+), (\d+), (\d+)\)", src, re.M).groups()))
+    assert values == want
+    # the machine-code modules are the RP2040's: the unix port refuses them (never half-loads them)
+    bad = tmp_path / "probe_link.py"
+    bad.write_text("import memfw.link\n")
+    proc = run_micropython(bad, path=[tmp_path])
+    assert "incompatible .mpy arch" in proc.stdout + proc.stderr
 
 
 def test_precompile_off_keeps_sources(tmp_path):
