@@ -296,6 +296,10 @@ def seed():
     lm = L.Learned(n, _log2q8)
     cases = 0
     bad = []
+    # seed_at's words (memfw/learned.py _S_*): the anchor's three only (trust 0), and all of them
+    # as the loop gives them (the anchor counted as an observation, trust 64, staleness reset)
+    sw3 = array.array("i", [1, 0, 2, 29, 6, 256, 0, 0, 0, 0, 0, 0, 0])
+    sw = array.array("i", [1, 0, 2, 29, 6, 256, 3, 4, 5, 6, 10, 11, 64])
     models = ((-17.0, -0.39, 0.78, 0.165, 0.76, -12.8, 0.79, 0.458, 0.66, 0.67, 2.0),
               (-20.0, 3.0, -0.5, -0.8, 0.0, -9.0, -1.0, 2.5, 1.5, 1.2, 0.0),
               (900.0, 0.0, 0.0, 10.0, 0.3, -900.0, 0.0, 0.0, -10.0, 0.1, 8.0))
@@ -326,8 +330,7 @@ def seed():
                                 a[32 + 4 * r] = e
                             b = 12 * r
                             if gr or nr:
-                                got = L.seed_at(lm.w, lm.yy, st, b, r, gr, ga, nr, na, top, 6, 256,
-                                                1, 0, 2, 29)
+                                got = L.seed_at(lm.w, lm.yy, st, sw3, b, r, gr, ga, nr, na, top)
                             else:
                                 got = lm.seed(st, b, r, lg_g, need, top, 6, 256, 1, 0, 2, 29)
                             ref = _seed_reference(lm, st2, b, r, lg_g, need, top, 6, 256, 1, 0, 2,
@@ -337,16 +340,21 @@ def seed():
                                 bad.append([m[0], r, top, li, yo, g, lg_g, need, got, ref,
                                             list(st[b:b + 3]), list(st2[b:b + 3])])
             # seed_at's log2 of the need at 300 counts across the table (a log2 one count off
-            # moves the anchor where the need lands on a table step)
+            # moves the anchor where the need lands on a table step), with every word written
             for j in range(300):
                 nr = 1 + (j * 7919 * 13) % (1 << 22)
-                st = array.array("i", [0] * 37)
-                st2 = array.array("i", [0] * 37)
+                st = array.array("i", [9] * 37)
+                st2 = array.array("i", [9] * 37)
                 b = 12 * r
-                got = L.seed_at(lm.w, lm.yy, st, b, r, 3000, -30 * 256, nr, -30 * 256, 800, 6, 256,
-                                1, 0, 2, 29)
+                got = L.seed_at(lm.w, lm.yy, st, sw, b, r, 3000, -30 * 256, nr, -30 * 256, 800)
                 ref = _seed_reference(lm, st2, b, r, _log2q8(3000) - 30 * 256,
                                       _log2q8(nr) - 30 * 256, 800, 6, 256, 1, 0, 2, 29)
+                st2[b + 3] = ref            # (the loop's words: as memfw/control.py wrote them)
+                st2[b + 4] = st2[b]
+                st2[b + 5] = 0
+                st2[b + 6] = 1
+                st2[b + 10] = 64
+                st2[b + 11] = 0
                 cases += 1
                 if (got != ref or list(st) != list(st2)) and len(bad) < 5:
                     bad.append([m[0], r, nr, got, ref, list(st[b:b + 3]), list(st2[b:b + 3])])

@@ -637,6 +637,9 @@ class Controller:
         self._hd = array.array("i", [0] * _NH)     # ... and its change (counts)
         self.trace = None                   # memfw.trace.Trace while CONFIG trace > 0
         self.lm = _lm.Learned(n, _log2q8)   # the learned predictor (algorithm 2; CONFIG lm_*)
+        # its seed's words of st (memfw/learned.py _S_*, in that order)
+        self._lsw = array.array("i", [_IA, _A, _B, _LAST, _B_MIN, _B_MAX, _IP, _YP, _CP, _NOBS,
+                                      _TR, _STALE, _TRUST_PRIOR])
         self._lmode = False                 # this PROGRAM runs the learned algorithm
         self.reset_model()
 
@@ -1246,6 +1249,7 @@ class Controller:
         lobserve = _lm.observe_at
         lw = lm.w
         lyy = lm.yy
+        lsw = self._lsw
         widths = self._widths               # width / 2^s (floats made here, not per pulse)
         for k in range(sh_max + 1):
             widths[k] = width / (1 << k)
@@ -1418,14 +1422,9 @@ class Controller:
             if lmode and need >= lm_far and st[b + _NOBS] == 0 and st[b + _SS] == 0:
                 # learned: this polarity starts from the predictor at the present reading
                 # (memfw/learned.py; a smaller change searches as adaptive does)
-                st[b + _STALE] = 0
-                ia = lseed(lw, lyy, st, b, r, g, e256, need, e256, top, _B_MIN, _B_MAX, _IA, _A,
-                           _B, _LAST)
-                st[b + _IP] = ia
-                st[b + _YP] = st[b + _A]
-                st[b + _CP] = 0
-                st[b + _NOBS] = 1
-                st[b + _TR] = _TRUST_PRIOR
+                # (the anchor counted as one observation, the prior's trust region, fresh: the
+                # words _lsw names, written by the same call)
+                lseed(lw, lyy, st, lsw, b, r, g, e256, need, e256, top)
             # choose the amplitude index, 1 .. top: a steered pulse by the predictor (choose
             # would only compute the model's index there: it writes st while searching, nobs 0),
             # else the model; learned: not below the predictor's lowest

@@ -67,6 +67,24 @@ _W_CAU = const(19)          # the caution, Q8 (as Learned.caution)
 _W_N = const(20)            # amplitude indices (n)
 _W_CG = const(21)           # cg, Q8 (2 words)
 _W_LEN = const(23)
+# seed_at's words of the adaptive state and constants (an array('i') from the caller, SEED_WORDS
+# in this order: memfw/control.py builds it once): the anchor's words, the last clear responses,
+# the slope bounds, then the words a seed resets and the trust region it starts with (0: only the
+# anchor's three words are written: Learned.seed)
+_S_IA = const(0)
+_S_A = const(1)
+_S_B = const(2)
+_S_LAST = const(3)
+_S_BMIN = const(4)
+_S_BMAX = const(5)
+_S_IP = const(6)            # the previous observation: index, level, clear
+_S_YP = const(7)
+_S_CP = const(8)
+_S_NOBS = const(9)          # observations (set to 1: the seed counts as one)
+_S_TR = const(10)           # trust region
+_S_STALE = const(11)        # staleness (0)
+_S_TRUST = const(12)
+SEED_WORDS = const(13)
 
 
 def bounds(key):
@@ -260,8 +278,14 @@ class Learned:
     def seed(self, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w, last):
         """Polarity r's starting model for the reading of log2 lg_g and the change still needed of
         log2 need_l2 (both Q8, absolute S): seed_at."""
-        return seed_at(self.w, self.yy, st, b, r, 0, lg_g, 0, need_l2, top, b_min, b_max, ia_w,
-                       a_w, b_w, last)
+        sw = array.array("i", [0] * SEED_WORDS)     # (only the anchor's words: no trust)
+        sw[_S_IA] = ia_w
+        sw[_S_A] = a_w
+        sw[_S_B] = b_w
+        sw[_S_LAST] = last
+        sw[_S_BMIN] = b_min
+        sw[_S_BMAX] = b_max
+        return seed_at(self.w, self.yy, st, sw, b, r, 0, lg_g, 0, need_l2, top)
 
     def halvings(self, width, min_width):
         """The most halvings (at most _SH_MAX) that keep width (s) at or above min_width; 0 without
@@ -428,12 +452,14 @@ def observe_at(w, yy, r: int, i: int, dg: int, x: int, y_add: int, g: int, tol_i
 
 
 @micropython.viper
-def seed_at(w, yy, st, b: int, r: int, g: int, g_add: int, need: int, need_add: int, top: int,
-            b_min: int, b_max: int, ia_w: int, a_w: int, b_w: int, last: int) -> int:
+def seed_at(w, yy, st, sw, b: int, r: int, g: int, g_add: int, need: int, need_add: int,
+            top: int) -> int:
     """Learned.seed for the reading of log2 log2q8(g) + g_add and the change still needed of log2
     log2q8(need) + need_add (both Q8, absolute S): writes polarity r's starting model into the
-    adaptive state st (block b: words ia_w, a_w, b_w there are its anchor index, level and slope;
-    its last clear responses at st[last..]): the anchor is the lowest index >= v_lo where the
+    adaptive state st (block b; sw: the words, _S_*: ia_w, a_w, b_w there are its anchor index,
+    level and slope; its last clear responses at st[last..]; with a trust region, the seed also
+    counts as the polarity's one observation, at the anchor, and resets its staleness, in the
+    same call): the anchor is the lowest index >= v_lo where the
     table (+ cg log2 G + the device's offset for r, else the cautious offset) reaches the need;
     the slope is the table's over +-4 grid steps there. The device's offset is observed
     log2|dG| - predicted at its last clear response of polarity r (st words last + 4r ..: index,
@@ -441,6 +467,10 @@ def seed_at(w, yy, st, b: int, r: int, g: int, g_add: int, need: int, need_add: 
     ints on the arrays' words (one call per fresh polarity; no heap)."""
     sx = int(_SX)
     p = ptr32(st)
+    ps = ptr32(sw)
+    last = int(ps[_S_LAST])
+    b_min = int(ps[_S_BMIN])
+    b_max = int(ps[_S_BMAX])
     pw = ptr32(w)
     n = int(pw[_W_N])
     py = ptr32(yy)
@@ -515,8 +545,17 @@ def seed_at(w, yy, st, b: int, r: int, g: int, g_add: int, need: int, need_add: 
         s = b_min
     elif s > b_max:
         s = b_max
-    p[b + ia_w] = lo
-    p[b + a_w] = yl + ((cg * lg_g) >> 8) + o
-    p[b + b_w] = s
+    a = yl + ((cg * lg_g) >> 8) + o
+    p[b + int(ps[_S_IA])] = lo
+    p[b + int(ps[_S_A])] = a
+    p[b + int(ps[_S_B])] = s
+    trust = int(ps[_S_TRUST])
+    if trust > 0:
+        p[b + int(ps[_S_IP])] = lo
+        p[b + int(ps[_S_YP])] = a
+        p[b + int(ps[_S_CP])] = 0
+        p[b + int(ps[_S_NOBS])] = 1
+        p[b + int(ps[_S_TR])] = trust
+        p[b + int(ps[_S_STALE])] = 0
     return lo
 
