@@ -210,22 +210,6 @@ def test_learned_program_runs_on_the_rp2_port(board: Board, pico: PicoEmulator) 
     assert len(pico.events(("gate",), since=mark)) == r.pulses > 0
 
 
-def test_learned_threshold_program_steers_on_the_rp2_port(board: Board, pico: PicoEmulator) -> None:
-    """The threshold form (memfw/learned.py: steer and observe in viper on the packed words, 32-bit
-    machine ints here) on the rp2 port: gaox's published threshold model goes in with CONFIG lm_*
-    (variances included), long ways in both directions converge, every pulse on the gate pin."""
-    from memhost.learn import load_model
-    for name, value in load_model(REPO / "docs" / "results" / "learned-threshold" /
-                                  "gaox.toml").config().items():
-        board.config_set(name, value)
-    for factor in (1.6, 0.6):
-        g0 = board.read(16).g
-        mark = pico.mark()
-        r = board.program(g0 * factor if 2e-5 < g0 * factor < 9e-5 else 5e-5, g0 * 0.01, "learned")
-        assert r.status == "converged" and r.algorithm == "learned", r
-        assert len(pico.events(("gate",), since=mark)) == r.pulses > 0
-
-
 # ABORT on the rp2 port, in emulated time: the running command polls its input every _POLL_US
 # (memfw/control.py), in its loops and inside its waits. After the ABORT's bytes reach the chip's USB
 # controller, no pulse, DAC word or read may start later than one poll period plus one iteration
@@ -318,6 +302,25 @@ def test_a_resent_pulse_gets_the_cached_reply_and_no_second_pulse_on_the_pin(boa
     assert isinstance(first, P.Pulsed) and again == first
     assert len(pico.events(("gate",), since=mark)) == 1
     assert board.refresh_info().duplicates == dup0 + 1
+
+
+def test_learned_threshold_program_steers_on_the_rp2_port(board: Board, pico: PicoEmulator) -> None:
+    """The threshold form (memfw/learned.py: steer and observe in viper on the packed words, 32-bit
+    machine ints here) on the rp2 port: gaox's published threshold model goes in with CONFIG lm_*
+    (variances included), long ways in both directions converge, every pulse on the gate pin.
+    (After the tests whose targets are relative to the device's present conductance: the ABORT
+    test's ISPP target, 1.05 x the reading with a 1e-12 S tolerance, can fall on a reachable
+    single-precision reading for some starting states.)"""
+    from memhost.learn import load_model
+    for name, value in load_model(REPO / "docs" / "results" / "learned-threshold" /
+                                  "gaox.toml").config().items():
+        board.config_set(name, value)
+    for factor in (1.6, 0.6):
+        g0 = board.read(16).g
+        mark = pico.mark()
+        r = board.program(g0 * factor if 2e-5 < g0 * factor < 9e-5 else 5e-5, g0 * 0.01, "learned")
+        assert r.status == "converged" and r.algorithm == "learned", r
+        assert len(pico.events(("gate",), since=mark)) == r.pulses > 0
 
 
 def test_a_corrupted_frame_gets_error_and_service_continues(board: Board, pico: PicoEmulator) -> None:
