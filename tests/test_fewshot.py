@@ -143,6 +143,16 @@ def test_learn_family_and_prior_commands_and_their_errors(tmp_path: Path) -> Non
     m = load_model(out)
     assert m.steered and m.meta["train_devices"] == 2 and m.meta["prior_types"] == 4
     assert m.meta["holdout_devices"] == 0        # with --prior every device is fitted by default
+    # the prior memhost ships (24 emulated family types): by name, the same numbers as the results
+    # page's bench fewshot prior it was copied from
+    from memhost.fewshot import load_prior, shipped_prior
+    shipped = load_prior("family")
+    assert shipped.meta["types"] == 24 and "EMULATED" in shipped_prior().read_text()
+    page = load_prior(Path(__file__).parents[1] / "docs" / "results" / "fewshot-prior.toml")
+    assert (shipped.mean, shipped.sd, shipped.resid_sd) == (page.mean, page.sd, page.resid_sd)
+    r = _memhost("learn", "--form", "threshold", "--prior", "family", new, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert load_model(out).meta["prior_types"] == 24
     # bad input: one line that says what to do, exit 2, nothing written
     x = str(tmp_path / "x.toml")
     for args, why in (

@@ -103,12 +103,20 @@ class ThresholdPrior:
         return p
 
 
+SHIPPED_PRIOR = "family"    # --prior family: the prior shipped in memhost/data (emulated types)
+
+
+def shipped_prior() -> Path:
+    """memhost/data/family-prior.toml: fitted on 24 EMULATED family types (the file says how)."""
+    return Path(__file__).with_name("data") / "family-prior.toml"
+
+
 def load_prior(path: str | Path) -> ThresholdPrior:
     """A family prior written by `memhost learn --form threshold --family` (ModelError with what to
     do otherwise: missing, not TOML, a model file instead of a prior, values out of range)."""
-    p = Path(path)
+    p = shipped_prior() if str(path) == SHIPPED_PRIOR else Path(path)
     make = "make one with `memhost learn --form threshold --family RUN... --out PRIOR.toml` (one run " \
-           "folder per traced device type)"
+           f"folder per traced device type), or give `{SHIPPED_PRIOR}` for the one memhost ships"
     try:
         data = tomllib.loads(p.read_text())
     except FileNotFoundError:

@@ -162,7 +162,8 @@ def register(sub: Any) -> None:
                         "vt, ca, pw, cw across the types (for --prior)")
     p.add_argument("--prior", metavar="FAMILY_PRIOR",
                    help="--form threshold: fit a new type from few traced devices, each parameter "
-                        "shrunk towards the family prior (`learn --family`); with many devices the "
-                        "plain fit")
+                        "shrunk towards the family prior (a file of `learn --family`, or 'family': "
+                        "the one memhost ships, fitted on 24 emulated device types); with many "
+                        "devices the plain fit")
     add_json_arg(p)
     p.set_defaults(func=_run)
