@@ -251,22 +251,25 @@ def _abort_latency(board: Board, pico: PicoEmulator, command, delay_s: float):
 def test_abort_stops_program_loops_and_waits_within_a_poll_period_in_emulated_time(
         board: Board, pico: PicoEmulator) -> None:
     g0 = board.read(16).g
-    # the ISPP loop on the registers (tolerance out of reach: it runs until aborted)
+    # The ABORT is sent after a wall-clock delay, so each command must still be running then
+    # whatever the machine's load and the firmware's speed: the ISPP loop cannot converge (tolerance
+    # out of reach; 4 reads a verify make its 5000 pulses several emulated seconds), and adaptive's
+    # settle wait before each final verify is 5 s (a WAIT of 5 s outlasts 1.5 s of wall time here).
     limit = board.config_get("max_pulses")
     board.config_set("max_pulses", 5000)
     try:
         r, act, reply = _abort_latency(board, pico, lambda: board.program(
-            g0 * 1.05, 1e-12, "ispp", n_reads=1, max_pulses=5000), 1.5)
+            g0 * 1.05, 1e-12, "ispp", n_reads=4, max_pulses=5000), 1.0)
     finally:
         board.config_set("max_pulses", limit)
     assert r.status == "aborted" and 0 < r.pulses < 5000, r
     assert act <= _ABORT_ACT_US and reply <= _ABORT_REPLY_US, (act, reply)
-    # adaptive in its settle waits (0.5 s before each final verify)
+    # adaptive in its settle waits (5 s before each final verify)
     settle = board.config_get("settle")
-    board.config_set("settle", 0.5)
+    board.config_set("settle", 5.0)
     try:
         r, act, reply = _abort_latency(board, pico, lambda: board.program(
-            g0 * 1.3, g0 * 0.01, "adaptive"), 2.0)
+            g0 * 1.3, g0 * 0.01, "adaptive"), 1.0)
     finally:
         board.config_set("settle", settle)
     assert r.status == "aborted", r
