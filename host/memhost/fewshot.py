@@ -47,7 +47,8 @@ import numpy as np
 
 from .errors import UsageError
 from .learn import (OFFSET_VAR_MAX, POLARITIES, THRESH_DV, THRESH_M, X_CLIP, Model, ModelError,
-                    PolarityFit, _along, _toml_value, device_keys, fit, variances, widths_vary)
+                    PolarityFit, _along, _toml_value, device_keys, fit, save_text, variances,
+                    widths_vary)
 
 PRIOR_FORMAT = "memhost-threshold-prior-1"
 PRIOR_PARAMS = ("vt", "ca", "pw", "cw")
@@ -95,12 +96,7 @@ class ThresholdPrior:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(self.to_toml())
-        tmp.replace(p)
-        return p
+        return save_text(path, self.to_toml())
 
 
 SHIPPED_PRIOR = "family"    # --prior family: the prior shipped in memhost/data (emulated types)

@@ -197,12 +197,17 @@ class Model:
         return "\n".join(lines) + "\n"
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(self.to_toml())
-        tmp.replace(p)
-        return p
+        return save_text(path, self.to_toml())
+
+
+def save_text(path: str | Path, text: str) -> Path:
+    """Writes a model or prior file whole or not at all (a temporary file, then renamed)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(p)
+    return p
 
 
 def _toml_value(v: Any) -> str:
