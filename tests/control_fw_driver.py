@@ -249,6 +249,20 @@ def track():
     print(json.dumps({"cases": n, "mismatches": bad}))
 
 
+
+def _first_at_least(y, lo, hi, want):
+    """The firmware's grid search in plain Python: the first index in lo..hi whose y reaches want
+    (hi if none does)."""
+    if y[hi] < want:
+        return hi
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if y[mid] >= want:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
 def _seed_reference(lm, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b_w, last):
     """memfw.learned.Learned.seed in plain Python on MicroPython ints: what the viper one must
     equal (the same writes to st, the same index)."""
@@ -264,16 +278,7 @@ def _seed_reference(lm, st, b, r, lg_g, need_l2, top, b_min, b_max, ia_w, a_w, b
         o = clamp if o > clamp else (-clamp if o < -clamp else o)
     lg = ((lm.cg[r] * lg_g) >> 8) + o
     want = need_l2 - lg
-    lo = min(ilo, top)
-    hi = top
-    if y[hi] < want:
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if y[mid] >= want:
-            hi = mid
-        else:
-            lo = mid + 1
+    lo = _first_at_least(y, min(ilo, top), top, want)
     i0 = max(lo - 4, ilo)
     i1 = min(lo + 4, top)
     s = (y[i1] - y[i0]) // (i1 - i0) if i1 > i0 else b_max
@@ -367,17 +372,7 @@ def _steer_reference(lm, r, g, need_l2, top):
     o = lm.off[r] if lm.has[r] else lm.caution
     want = need_l2 - o - ((lm.pw[r] * lm.room(r, g)) >> 8)
     y = lm.y[r]
-    lo = min(lm.ilo[r], top)
-    hi = top
-    if y[hi] < want:
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if y[mid] >= want:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    return _first_at_least(y, min(lm.ilo[r], top), top, want)
 
 
 def _observe_reference(lm, r, i, dg, yobs, g, tol_i, miss, off, has, pv):
